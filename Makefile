@@ -1,0 +1,56 @@
+# Valet: one Makefile, every entry point. Each target installs what it needs on first use.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+TOOLS      := tools/node_modules
+FORGE      := $(TOOLS)/@foundry-rs/forge-linux-amd64/bin/forge
+FORGE_ARGS := --use ../tools/solc --offline
+STAMP      := $(TOOLS)/.valet-installed
+
+.PHONY: demo test test-contracts test-gas test-artifacts gas snapshot artifacts tools clean
+
+## demo: the main job on the local devnet (arrives with the Rust SDK, issue 3)
+demo: tools
+	@echo "valet demo: not yet — the Rust SDK and CLI land with the next issue."
+	@echo "Today: 'make test' runs the contracts' tests through the real EntryPoint v0.7, 'make gas' prints the gas table."
+
+## test: every test (CI runs exactly this)
+test: test-contracts test-gas test-artifacts
+
+## tools: pinned anvil/forge/cast/solc-js/EntryPoint/OpenZeppelin from npm (idempotent)
+tools: $(STAMP)
+$(STAMP): tools/package.json tools/package-lock.json
+	cd tools && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## test-contracts: forge unit, fuzz and invariant tests, checked against .gas-snapshot
+test-contracts: tools
+	cd contracts && ../$(FORGE) snapshot $(FORGE_ARGS) --no-match-contract GasTable --check ../.gas-snapshot
+
+## test-gas: the gas table's targets hold and gas.json is current
+test-gas: tools
+	mkdir -p target
+	cd contracts && VALET_GAS_OUT=../target/gas.json ../$(FORGE) test $(FORGE_ARGS) --isolate --match-contract GasTable
+	node tools/gas-table.js target/gas.json --check gas.json
+
+## snapshot: rewrite .gas-snapshot after an intended gas change
+snapshot: tools
+	cd contracts && ../$(FORGE) snapshot $(FORGE_ARGS) --no-match-contract GasTable --snap ../.gas-snapshot
+
+## gas: the headline gas table, written to gas.json
+gas: tools
+	cd contracts && VALET_GAS_OUT=../gas.json ../$(FORGE) test $(FORGE_ARGS) --isolate --match-contract GasTable
+	@node tools/gas-table.js gas.json
+
+## artifacts: ABI + bytecode for the Rust side, into contracts/artifacts/
+artifacts: tools
+	cd contracts && ../$(FORGE) build $(FORGE_ARGS)
+	node tools/export-artifacts.js contracts/artifacts
+
+## test-artifacts: fails when contracts/artifacts/ is stale
+test-artifacts: tools
+	cd contracts && ../$(FORGE) build $(FORGE_ARGS)
+	node tools/export-artifacts.js contracts/artifacts --check
+
+clean:
+	rm -rf target

@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+/// @notice The forge cheatcodes these tests use (forge-std is not on the offline registries in a
+///         current version, so the few we need are declared here).
+interface Vm {
+    struct Gas {
+        uint64 gasLimit;
+        uint64 gasTotalUsed;
+        uint64 gasMemoryUsed;
+        int64 gasRefunded;
+        uint64 gasRemaining;
+    }
+
+    function addr(uint256 privateKey) external pure returns (address);
+    function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
+    function etch(address target, bytes calldata code) external;
+    function deal(address account, uint256 balance) external;
+    function warp(uint256 timestamp) external;
+    function chainId(uint256 id) external;
+    function prank(address sender) external;
+    function prank(address sender, address origin) external;
+    function startPrank(address sender) external;
+    function startPrank(address sender, address origin) external;
+    function stopPrank() external;
+    function expectRevert() external;
+    function expectRevert(bytes calldata revertData) external;
+    function expectRevert(bytes4 revertData) external;
+    function assume(bool condition) external pure;
+    function readFile(string calldata path) external view returns (string memory);
+    function parseJsonBytes(string calldata json, string calldata key) external pure returns (bytes memory);
+    function label(address account, string calldata name) external;
+    function toString(uint256 value) external pure returns (string memory);
+    function toString(address value) external pure returns (string memory);
+    function toString(bytes calldata value) external pure returns (string memory);
+    function toString(bytes32 value) external pure returns (string memory);
+    function lastCallGas() external view returns (Gas memory);
+    function snapshotState() external returns (uint256);
+    function revertToState(uint256 snapshotId) external returns (bool);
+    function writeFile(string calldata path, string calldata data) external;
+    function serializeUint(string calldata objectKey, string calldata valueKey, uint256 value)
+        external
+        returns (string memory json);
+    function writeJson(string calldata json, string calldata path) external;
+    function recordLogs() external;
+    function envOr(string calldata name, bool defaultValue) external view returns (bool);
+    function envOr(string calldata name, string calldata defaultValue) external view returns (string memory);
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// Prints the gas table from a gas.json written by contracts/test/GasTable.t.sol.
+// With --check FILE: also fails (exit 1) if FILE (the committed gas.json) differs from it.
+'use strict';
+const fs = require('fs');
+
+const args = process.argv.slice(2);
+const checkAt = args.indexOf('--check');
+const committed = checkAt >= 0 ? args[checkAt + 1] : null;
+const measured = args.find((a, i) => !a.startsWith('--') && i !== checkAt + 1) || 'gas.json';
+const g = JSON.parse(fs.readFileSync(measured, 'utf8'));
+
+const rows = [
+  ['mint (ValetNFT.mint, 1 token)', 'owner_mint', 'session_mint', 'session_mint_overhead', '12,000'],
+  ['enable in first use + mint', 'session_mint', 'session_enable_and_mint', 'enable_overhead', '60,000'],
+  ['ERC-20 transfer (cumulative limit)', 'owner_erc20_transfer', 'session_erc20_transfer', null, ''],
+];
+const n = (x) => (x === undefined ? '-' : Number(x).toLocaleString('en-US'));
+const pad = (s, w) => String(s).padStart(w);
+console.log('One UserOperation per handleOps, same account, nonce lanes used once. Gas of the whole');
+console.log('transaction (21,000 + calldata + execution); execution alone in brackets.\n');
+console.log(`${'operation'.padEnd(36)}${pad('baseline', 20)}${pad('session', 20)}${pad('overhead', 18)}${pad('target', 9)}`);
+for (const [label, base, sess, over, target] of rows) {
+  const overhead = over ? g[over] : g[sess] - g[base];
+  const overheadExec = over ? g[`${over}_execution`] : g[`${sess}_execution`] - g[`${base}_execution`];
+  console.log(
+    `${label.padEnd(36)}${pad(`${n(g[base])} (${n(g[`${base}_execution`])})`, 20)}` +
+    `${pad(`${n(g[sess])} (${n(g[`${sess}_execution`])})`, 20)}` +
+    `${pad(`${n(overhead)} (${n(overheadExec)})`, 18)}${pad(target, 9)}`);
+}
+console.log(`\nsignature bytes: owner ${g.owner_signature_bytes}, session use ${g.session_signature_bytes}, ` +
+  `session enable ${g.session_enable_signature_bytes}; handleOps calldata bytes: owner ${g.owner_calldata_bytes}, ` +
+  `session ${g.session_calldata_bytes}`);
+
+if (committed) {
+  const c = JSON.parse(fs.readFileSync(committed, 'utf8'));
+  const keys = new Set([...Object.keys(c), ...Object.keys(g)]);
+  const diff = [...keys].filter((k) => c[k] !== g[k]).map((k) => `${k}: committed ${c[k]}, measured ${g[k]}`);
+  if (diff.length) {
+    console.error(`\n${committed} is stale (run 'make gas' and commit it):\n  ${diff.join('\n  ')}`);
+    process.exit(1);
+  }
+  console.log(`\n${committed} is current.`);
+}
