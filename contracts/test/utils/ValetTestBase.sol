@@ -244,6 +244,17 @@ abstract contract ValetTestBase is Test {
     function id(Session memory s) internal pure returns (bytes32) {
         return keccak256(s.encode());
     }
+
+    /// @dev The account enables `s` itself, in an owner-signed operation.
+    function enableByOwner(Session memory s) internal {
+        submit(ownerOp(address(account), single(address(validator), 0, abi.encodeCall(validator.enableSession, (s.encode())))));
+    }
+
+    /// @dev A session with one permission, valid for an hour from T0.
+    function oneShot(address target, bytes4 selector) internal view returns (Session memory s) {
+        s = Sessions.session(sessionSigner, T0, T0 + 3600);
+        s = s.withPermission(Sessions.permission(target, selector));
+    }
 }
 
 import {Permission as Permission_} from "./Sessions.sol";

@@ -43,6 +43,8 @@ interface Vm {
         returns (string memory json);
     function writeJson(string calldata json, string calldata path) external;
     function recordLogs() external;
+    function expectEmit(bool checkTopic1, bool checkTopic2, bool checkTopic3, bool checkData, address emitter)
+        external;
     function envOr(string calldata name, bool defaultValue) external view returns (bool);
     function envOr(string calldata name, string calldata defaultValue) external view returns (string memory);
 }
