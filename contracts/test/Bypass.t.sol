@@ -152,7 +152,7 @@ contract BypassTest is ValetTestBase {
         calls[0] = Call(address(nft), 0, mintData(address(account), 1));
         bytes memory exec = abi.encode(calls);
         // Point the element's head 32 bytes further (and pad so lengths stay plausible).
-        assembly {
+        assembly ("memory-safe") {
             mstore(add(exec, 0x60), add(mload(add(exec, 0x60)), 0x20))
         }
         exec = abi.encodePacked(exec, uint256(0));
@@ -167,7 +167,7 @@ contract BypassTest is ValetTestBase {
         calls[0] = Call(address(nft), 0, mintData(address(account), 1));
         bytes memory exec = abi.encode(calls);
         // Set a high bit in the target word of element 0 (at 0x20 + 0x20 + 0x20 = 0x60 in the data).
-        assembly {
+        assembly ("memory-safe") {
             let p := add(add(exec, 0x20), 0x60)
             mstore(p, or(mload(p), shl(255, 1)))
         }
@@ -181,7 +181,7 @@ contract BypassTest is ValetTestBase {
         Call[] memory calls = new Call[](1);
         calls[0] = Call(address(nft), 0, mintData(address(account), 1));
         bytes memory exec = abi.encode(calls);
-        assembly {
+        assembly ("memory-safe") {
             let p := add(add(exec, 0x20), 0xa0) // element 0's callData offset word
             mstore(p, 0x80)
         }

@@ -9,7 +9,6 @@ abstract contract Test {
     Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
 
     address[] private _targetContracts;
-    bytes4[] private _targetSelectorsFlat;
 
     error AssertionFailed(string what);
     error NotEqualUint(string what, uint256 left, uint256 right);

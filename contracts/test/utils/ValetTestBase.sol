@@ -157,7 +157,10 @@ abstract contract ValetTestBase is Test {
 
     /// @dev The use-mode signature prefix (everything before the session key's 65 bytes).
     function usePrefix(Session memory s, uint48 claimedTime, bytes memory indices) internal pure returns (bytes memory) {
-        bytes memory packed = s.encode();
+        return usePrefix(s.encode(), claimedTime, indices);
+    }
+
+    function usePrefix(bytes memory packed, uint48 claimedTime, bytes memory indices) internal pure returns (bytes memory) {
         return abi.encodePacked(uint8(0), uint16(packed.length), packed, claimedTime, uint8(indices.length), indices);
     }
 
