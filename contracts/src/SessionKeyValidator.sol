@@ -64,7 +64,8 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
     ///      writes these fields by their memory offsets (32 bytes each, in this order), so the
     ///      order is part of the code: account 0x00, id 0x20, word 0x40, calls 0x60, indices 0x80,
     ///      claimedTime 0xa0, validAfter 0xc0, validUntil 0xe0, spend 0x100, failure 0x120, its
-    ///      values 0x140 and 0x160, and the offset of the call's permission 0x180.
+    ///      values 0x140 and 0x160, the offset of the call's permission 0x180, and the state
+    ///      word's storage slot 0x1a0 (0 until loaded).
     struct Use {
         address account;
         bytes32 id;
@@ -79,6 +80,7 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
         uint256 failure1;
         uint256 failure2;
         uint256 permission;
+        uint256 slot;
     }
 
     uint8 internal constant MODE_USE = 0;
@@ -108,7 +110,8 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
         "Limit[] limits,Permission[] permissions)"
     );
     bytes32 internal constant REVOKE_SESSION_TYPEHASH = keccak256("RevokeSession(address account,bytes32 sessionId)");
-    bytes32 internal constant REVOKE_ALL_TYPEHASH = keccak256("RevokeAllSessions(address account,uint32 epoch)");
+    bytes32 internal constant REVOKE_ALL_TYPEHASH =
+        keccak256("RevokeAllSessions(address account,uint32 epoch,bytes32[] sessionIds)");
 
     /// @dev state (8 bits) | session uses (24) | uses of permission k (24 each, k = 0..8).
     mapping(bytes32 sessionId => mapping(address account => uint256)) internal _sessionWords;
@@ -127,8 +130,10 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
     );
     /// @notice A session was revoked for `account` (it may never have been enabled).
     event SessionRevoked(address indexed account, bytes32 indexed sessionId);
-    /// @notice Every session of `account` granted before `newEpoch` is revoked.
-    event AllSessionsRevoked(address indexed account, uint32 newEpoch);
+    /// @notice Grants of `account` made under an epoch before `epoch` can no longer enable a
+    ///         session (emitted by a revoke-all, after a {SessionRevoked} per session, and by
+    ///         uninstalling).
+    event GrantsVoided(address indexed account, uint32 epoch);
 
     // ------------------------------------------------------------------ errors
 
@@ -136,9 +141,15 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
     error MalformedSignature(uint256 offset, string reason);
     /// @notice The signature's first byte is not 0 (use) or 1 (enable and use).
     error UnknownSignatureMode(uint8 mode);
-    /// @notice The session was granted under epoch `sessionEpoch`; the account revoked all
-    ///         sessions since and is at `accountEpoch`.
-    error SessionEpochRevoked(bytes32 sessionId, uint32 sessionEpoch, uint256 accountEpoch);
+    /// @notice The session was granted under epoch `sessionEpoch`, but the account is at
+    ///         `accountEpoch` (it revoked all sessions since): grant it again.
+    error SessionEpochMismatch(bytes32 sessionId, uint32 sessionEpoch, uint32 accountEpoch);
+    /// @notice The account's ERC-1271 check refused the owner's signature over `digest` (a revoke).
+    error InvalidOwnerSignature(address account, bytes32 digest);
+    /// @notice Sessions can only be enabled for an account that has this validator installed.
+    error NotInstalled(address account);
+    /// @notice The account revoked all sessions 2^32 - 1 times; no epoch is left.
+    error EpochExhausted(address account);
     /// @notice `count` sessions of the account are still enabled: a revoke-all must list every
     ///         enabled session (see {SessionEnabled} events), and a reinstall needs none left.
     error SessionsStillEnabled(uint256 count);
@@ -148,7 +159,7 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
     error SessionAlreadyEnabled(bytes32 sessionId);
     /// @notice The session was revoked.
     error SessionIsRevoked(bytes32 sessionId);
-    /// @notice The account's ERC-1271 check refused the grant signature.
+    /// @notice The account's ERC-1271 check refused the owner's grant signature for the session.
     error InvalidGrantSignature(address account, bytes32 sessionId);
     /// @notice The signature names `indices` permissions for `calls` calls.
     error CallCountMismatch(uint256 calls, uint256 indices);
@@ -205,6 +216,7 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
             }
         }
         _bumpEpoch(msg.sender);
+        _accountWords[msg.sender] &= ~INSTALLED;
     }
 
     /// @notice This module is a validator (ERC-7579 type 1) only.
@@ -237,9 +249,9 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
 
         uint256 before = use.word;
         _checkCalls(use, userOp.callData, session);
-        if (use.word != before) _sessionWords[use.id][use.account] = use.word;
+        if (use.word != before) _storeWord(use);
 
-        bool sigFailed = _recover(userOpHash, sig, o) != session.sessionKey();
+        bool sigFailed = _recover(_keyDigest(userOpHash, use, sig, 3 + session.length), sig, o) != session.sessionKey();
         return (sigFailed ? 1 : 0) | (uint256(use.validUntil) << 160) | (uint256(use.validAfter) << 208);
     }
 
@@ -269,9 +281,10 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
                 let tail := calldataload(add(sig.offset, o))
                 let calls := and(shr(200, tail), 0xff)
                 o := add(o, 7)
-                switch or(or(iszero(calls), gt(calls, 32)), lt(size, add(o, calls)))
-                case 1 { bad := 1 }
-                default {
+                switch or(iszero(calls), gt(calls, 32))
+                case 1 { bad := 2 }
+                default { if lt(size, add(o, calls)) { bad := 1 } }
+                if iszero(bad) {
                     // session id: keccak256 of the session bytes, hashed in free memory.
                     let m := mload(0x40)
                     calldatacopy(m, session.offset, len)
@@ -287,7 +300,45 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
                 }
             }
         }
-        if (bad != 0) revert MalformedSignature(sig.length, "header, session, claimedTime or call indices cut short");
+        if (bad == 1) revert MalformedSignature(sig.length, "header, session, claimedTime or call indices cut short");
+        if (bad == 2) revert MalformedSignature(o - 1, "not 1..32 calls");
+    }
+
+    /// @dev Writes back the session's state word (counters), to the slot loaded in {_authorize}
+    ///      or, for a session enabled in this operation, to `_sessionWords[id][account]`.
+    function _storeWord(Use memory use) internal {
+        uint256 slot = use.slot;
+        if (slot == 0) {
+            _sessionWords[use.id][use.account] = use.word;
+            return;
+        }
+        uint256 word = use.word;
+        assembly ("memory-safe") {
+            sstore(slot, word)
+        }
+    }
+
+    /// @dev What the session key signs: `keccak256(hash ‖ sessionId ‖ claimedTime ‖ call count ‖
+    ///      permission indices)`, the last three as they stand in the signature from `at`.
+    ///      `hash` (the userOpHash, as the account passes it) does not cover the signature, so
+    ///      without this a relayer could name another session of the same key, or another
+    ///      permission that also allows a call, and spend counts the key never chose.
+    function _keyDigest(bytes32 hash, Use memory use, bytes calldata sig, uint256 at)
+        internal
+        pure
+        returns (bytes32 digest)
+    {
+        bytes32 id = use.id;
+        uint256 len = 7 + use.calls; // claimedTime (6) ‖ call count (1) ‖ indices: at most 39 bytes
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, hash)
+            mstore(add(m, 0x20), id)
+            // Two words from `at`, the second cut to what remains of the tail.
+            mstore(add(m, 0x40), calldataload(add(sig.offset, at)))
+            mstore(add(m, 0x60), calldataload(add(sig.offset, add(at, 0x20))))
+            digest := keccak256(m, add(0x40, len))
+        }
     }
 
     /// @dev ECDSA recovery of the 65-byte signature at `sig[o:]` over `hash`; zero for a
@@ -318,6 +369,7 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
     /// @return id The session's id.
     function enableSession(bytes calldata session) external returns (bytes32 id) {
         address account = msg.sender;
+        if (_accountWords[account] & INSTALLED == 0) revert NotInstalled(account);
         id = keccak256(session);
         session.checkEncoding();
         _checkEnableable(account, session, id);
@@ -343,16 +395,18 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
     /// @notice Revokes a session with the owner's signature over {revokeSessionDigest}, checked
     ///         through `account`'s ERC-1271: anyone (a relayer, the app) may submit it.
     function revokeSessionWithSignature(address account, bytes32 id, bytes calldata signature) external {
-        _checkOwnerSignature(account, revokeSessionDigest(account, id), signature, id);
+        bytes32 digest = revokeSessionDigest(account, id);
+        if (!_isOwnerSignature(account, digest, signature)) revert InvalidOwnerSignature(account, digest);
         _revoke(account, id);
     }
 
     /// @notice {revokeAllSessions} with the owner's signature over {revokeAllSessionsDigest}
-    ///         (for the current epoch), checked through `account`'s ERC-1271.
+    ///         (for the current epoch and exactly these ids), checked through `account`'s ERC-1271.
     function revokeAllSessionsWithSignature(address account, bytes32[] calldata enabledIds, bytes calldata signature)
         external
     {
-        _checkOwnerSignature(account, revokeAllSessionsDigest(account), signature, bytes32(0));
+        bytes32 digest = revokeAllSessionsDigest(account, enabledIds);
+        if (!_isOwnerSignature(account, digest, signature)) revert InvalidOwnerSignature(account, digest);
         _revokeAll(account, enabledIds);
     }
 
@@ -379,9 +433,12 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
         return _hashTypedDataV4(keccak256(abi.encode(REVOKE_SESSION_TYPEHASH, account, id)));
     }
 
-    /// @notice The EIP-712 digest the owner signs to revoke every session (at the current epoch).
-    function revokeAllSessionsDigest(address account) public view returns (bytes32) {
-        return _hashTypedDataV4(keccak256(abi.encode(REVOKE_ALL_TYPEHASH, account, accountEpoch(account))));
+    /// @notice The EIP-712 digest the owner signs to revoke every session: the current epoch and
+    ///         the ids of the enabled sessions, so a relayer can neither replay it later nor add ids.
+    function revokeAllSessionsDigest(address account, bytes32[] calldata sessionIds) public view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(abi.encode(REVOKE_ALL_TYPEHASH, account, accountEpoch(account), keccak256(abi.encodePacked(sessionIds))))
+        );
     }
 
     /// @notice The account's revoke-all epoch; new grants must carry it.
@@ -427,7 +484,22 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
         returns (uint256)
     {
         if (mode == MODE_USE) {
-            use.word = _sessionWords[use.id][use.account];
+            // The state word's slot, `_sessionWords[id][account]`, computed once for the load here
+            // and the store after the checks.
+            bytes32 id = use.id;
+            address account = use.account;
+            uint256 word;
+            uint256 slot;
+            assembly ("memory-safe") {
+                mstore(0x00, id)
+                mstore(0x20, _sessionWords.slot)
+                mstore(0x20, keccak256(0x00, 0x40))
+                mstore(0x00, account)
+                slot := keccak256(0x00, 0x40)
+                word := sload(slot)
+            }
+            use.word = word;
+            use.slot = slot;
             _checkUsable(use.id, use.word);
             return o;
         }
@@ -446,7 +518,7 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
         session.checkEncoding();
         _checkEnableable(account, session, id);
         bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(GRANT_TYPEHASH, account, session.hashStruct())));
-        _checkOwnerSignature(account, digest, grant, id);
+        if (!_isOwnerSignature(account, digest, grant)) revert InvalidGrantSignature(account, id);
         return _markEnabled(account, session, id);
     }
 
@@ -454,8 +526,8 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
         uint256 word = _sessionWords[id][account];
         if (word & STATE_MASK == uint256(SessionState.Revoked)) revert SessionIsRevoked(id);
         if (word != 0) revert SessionAlreadyEnabled(id);
-        uint256 current = _accountWords[account] & EPOCH_MASK;
-        if (session.epoch() != current) revert SessionEpochRevoked(id, session.epoch(), current);
+        uint32 current = uint32(_accountWords[account] & EPOCH_MASK);
+        if (session.epoch() != current) revert SessionEpochMismatch(id, session.epoch(), current);
     }
 
     function _markEnabled(address account, bytes calldata session, bytes32 id) internal returns (uint256 word) {
@@ -475,16 +547,18 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
         }
     }
 
-    function _checkOwnerSignature(address account, bytes32 digest, bytes calldata signature, bytes32 id) internal view {
-        bytes4 magic;
-        try IERC1271(account).isValidSignature(digest, signature) returns (bytes4 m) {
-            magic = m;
-        } catch {}
-        if (magic != IERC1271.isValidSignature.selector) revert InvalidGrantSignature(account, id);
+    /// @dev Whether `account`'s ERC-1271 `isValidSignature` accepts `signature` over `digest`.
+    ///      Any failure (no code, a revert, a short or wrong answer) is a no.
+    function _isOwnerSignature(address account, bytes32 digest, bytes calldata signature)
+        internal
+        view
+        returns (bool)
+    {
+        (bool ok, bytes memory ret) =
+            account.staticcall(abi.encodeCall(IERC1271.isValidSignature, (digest, signature)));
+        return ok && ret.length >= 32 && bytes4(abi.decode(ret, (bytes32))) == IERC1271.isValidSignature.selector;
     }
 
-    /// @dev Checks every call against its permission and the session's counts and limits;
-    ///      updates `use.word` and narrows `use`'s window by the periods spent from.
     function _checkCalls(Use memory use, bytes calldata callData, bytes calldata session) internal {
         // One operation is one use of the session.
         uint256 sessionMax = session.maxUses();
@@ -588,12 +662,18 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
                     }
                 }
                 {
-                    // Empty calldata is a plain transfer (selector 0); 1 to 3 bytes match nothing.
-                    let selector := 0
-                    if data.length { selector := 0xffffffff }
-                    if gt(data.length, 3) { selector := shr(224, calldataload(data.offset)) }
-                    // The permission starts with target (20 bytes) and selector (4 bytes).
-                    if iszero(eq(shr(64, calldataload(add(session.offset, p))), or(shl(32, target), selector))) {
+                    // The permission starts with target (20 bytes) and selector (4 bytes). Selector
+                    // 0 allows exactly a plain transfer (empty calldata); any other selector, calls
+                    // whose calldata starts with it; 1 to 3 bytes of calldata match nothing.
+                    let head := shr(64, calldataload(add(session.offset, p)))
+                    let want := and(head, 0xffffffff)
+                    let selector := shr(224, calldataload(data.offset))
+                    if lt(data.length, 4) { selector := and(selector, not(shr(shl(3, data.length), 0xffffffff))) }
+                    let ok := eq(shr(32, head), target)
+                    switch want
+                    case 0 { ok := and(ok, iszero(data.length)) }
+                    default { ok := and(ok, and(iszero(lt(data.length, 4)), eq(selector, want))) }
+                    if iszero(ok) {
                         mstore(add(use, 0x120), 3) // CALL_NOT_PERMITTED
                         mstore(add(use, 0x140), shl(224, selector))
                         break
@@ -769,9 +849,10 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
 
     function _bumpEpoch(address account) internal {
         uint256 w = _accountWords[account];
-        uint256 next = ((w & EPOCH_MASK) + 1) & EPOCH_MASK;
+        uint256 next = (w & EPOCH_MASK) + 1;
+        if (next > EPOCH_MASK) revert EpochExhausted(account);
         _accountWords[account] = (w & ~EPOCH_MASK) | next;
-        emit AllSessionsRevoked(account, uint32(next));
+        emit GrantsVoided(account, uint32(next));
     }
 
     function _limitKey(bytes32 id, uint256 l) internal pure returns (bytes32) {

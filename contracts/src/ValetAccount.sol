@@ -20,9 +20,10 @@ import {Initializable} from "@openzeppelin/contracts/proxy/utils/Initializable.s
 ///      accounts do: the key's top 20 bytes name an installed validator module. A key whose top
 ///      20 bytes are not an installed validator (for example key 0) is checked against the owner.
 ///
-///      Every signature on an operation (owner or module) is over
-///      `MessageHashUtils.toEthSignedMessageHash(userOpHash)` (EIP-191, what `personal_sign` of
-///      the 32-byte hash produces), so browser wallets can sign operations too.
+///      The owner signs operations over `MessageHashUtils.toEthSignedMessageHash(userOpHash)`
+///      (EIP-191, what `personal_sign` of the 32-byte hash produces), so browser wallets can sign
+///      them. A validator module gets the userOpHash itself and defines what its keys sign (the
+///      {SessionKeyValidator} binds its own data to it).
 ///
 ///      ERC-1271: a 65-byte signature is checked against the owner over the hash as given; longer
 ///      signatures are `validator address ‖ inner signature` and go to that installed validator.
@@ -81,25 +82,24 @@ contract ValetAccount is AccountERC7579, SignerECDSA, ERC721Holder, ERC1155Holde
         returns (uint256)
     {
         address module = _extractUserOpValidator(userOp);
-        bytes32 hash = _signableUserOpHash(userOp, userOpHash);
         if (!isModuleInstalled(MODULE_TYPE_VALIDATOR, module, Calldata.emptyBytes())) {
-            return _rawSignatureValidation(hash, signature)
+            return _rawSignatureValidation(_signableUserOpHash(userOp, userOpHash), signature)
                 ? ERC4337Utils.SIG_VALIDATION_SUCCESS
                 : ERC4337Utils.SIG_VALIDATION_FAILED;
         }
-        return _forwardToValidator(module, hash);
+        return _forwardToValidator(module);
     }
 
-    /// @dev This call's calldata is `validateUserOp(PackedUserOperation, bytes32, uint256)` from
-    ///      the EntryPoint (only it may call). `IERC7579Validator.validateUserOp(PackedUserOperation,
-    ///      bytes32)` reads the same head words with the offsets unchanged, and ignores the third.
-    function _forwardToValidator(address module, bytes32 hash) private returns (uint256 validationData) {
+    /// @dev This call's calldata is `validateUserOp(PackedUserOperation, bytes32 userOpHash,
+    ///      uint256)` from the EntryPoint (only it may call). `IERC7579Validator.validateUserOp(
+    ///      PackedUserOperation, bytes32)` reads the same head words with the offsets unchanged and
+    ///      ignores the third, so only the selector changes and the module gets the userOpHash.
+    function _forwardToValidator(address module) private returns (uint256 validationData) {
         bytes4 selector = IERC7579Validator.validateUserOp.selector;
         assembly ("memory-safe") {
             let m := mload(0x40)
             calldatacopy(m, 0, calldatasize())
             mstore(m, or(selector, shr(32, shl(32, mload(m)))))
-            mstore(add(m, 0x24), hash)
             if iszero(call(gas(), module, 0, m, calldatasize(), 0x00, 0x20)) {
                 returndatacopy(m, 0, returndatasize())
                 revert(m, returndatasize())
@@ -109,7 +109,7 @@ contract ValetAccount is AccountERC7579, SignerECDSA, ERC721Holder, ERC1155Holde
         }
     }
 
-    /// @dev Owner and module signatures on operations are over the EIP-191 form of `userOpHash`.
+    /// @dev The owner signs operations over the EIP-191 form of `userOpHash`.
     function _signableUserOpHash(PackedUserOperation calldata, bytes32 userOpHash)
         internal
         pure

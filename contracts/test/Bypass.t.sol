@@ -235,7 +235,7 @@ contract BypassTest is ValetTestBase {
         bytes memory sig = abi.encodePacked(uint8(0), uint16(packed.length), packed, uint48(0), uint8(0), new bytes(65));
         submitExpectingRevert(
             _withSignature(sig),
-            abi.encodeWithSelector(SessionKeyValidator.MalformedSignature.selector, sig.length, "header, session, claimedTime or call indices cut short")
+            abi.encodeWithSelector(SessionKeyValidator.MalformedSignature.selector, 3 + packed.length + 6, "not 1..32 calls")
         );
     }
 

@@ -100,9 +100,8 @@ contract SessionKeyValidatorTest is ValetTestBase {
         Session memory s = mintSession(); // the SELF rule binds `to` to whichever account uses it
         PackedUserOperation memory op = newOp(fresh, sessionNonceKey(7), mintCall(fresh, 3));
         op.initCode = abi.encodePacked(address(factory), abi.encodeCall(factory.createAccount, (owner, 42)));
-        op.signature = abi.encodePacked(
-            enablePrefix(s, 0, hex"00", grant(s, fresh)), sign65(SESSION_KEY, signedHash(op))
-        );
+        bytes memory prefix = enablePrefix(s, 0, hex"00", grant(s, fresh));
+        op.signature = abi.encodePacked(prefix, sign65(SESSION_KEY, keyDigest(entryPoint.getUserOpHash(op), prefix)));
         submit(op);
         assertTrue(fresh.code.length > 0, "deployed");
         assertEq(nft.balanceOf(fresh), 3, "minted in the same operation");
@@ -323,8 +322,58 @@ contract SessionKeyValidatorTest is ValetTestBase {
         assertEq(PAYEE.balance, 0.5 ether, "paid");
         submitExpectingRevert(
             useOp(s, single(PAYEE, 0.5 ether, hex"01"), 0),
-            abi.encodeWithSelector(SessionKeyValidator.CallNotPermitted.selector, 0, 0, PAYEE, bytes4(0xffffffff))
+            abi.encodeWithSelector(SessionKeyValidator.CallNotPermitted.selector, 0, 0, PAYEE, bytes4(0x01000000))
         );
+        // Selector 0 is not a wildcard for calldata that happens to start with four zero bytes.
+        submitExpectingRevert(
+            useOp(s, single(PAYEE, 0, hex"00000000deadbeef"), 0),
+            abi.encodeWithSelector(SessionKeyValidator.CallNotPermitted.selector, 0, 0, PAYEE, bytes4(0))
+        );
+    }
+
+    function test_shortCalldata_matchesNoSelector() public {
+        Session memory s = oneShot(address(rec), bytes4(0xffffffff));
+        submitExpectingRevert(
+            enableOp(s, single(address(rec), 0, hex"ffff"), 0),
+            abi.encodeWithSelector(SessionKeyValidator.CallNotPermitted.selector, 0, 0, address(rec), bytes4(0xffff0000))
+        );
+    }
+
+    function test_enableSession_needsTheValidatorInstalled() public {
+        Session memory s = mintSession();
+        vm.prank(address(0xA11));
+        vm.expectRevert(abi.encodeWithSelector(SessionKeyValidator.NotInstalled.selector, address(0xA11)));
+        validator.enableSession(s.encode());
+    }
+
+    // ------------------------------------------------------------------ what the session key signs
+
+    function test_relayer_cannotRenamePermission() public {
+        // Two permissions both allow the mint; the key chose permission 1 (uncounted).
+        Session memory s = mintSession();
+        s = s.withPermission(Sessions.withRule(Sessions.permission(address(nft), ValetNFT.mint.selector), Sessions.self(0)));
+        submit(sessionOp(address(account), 1, mintCall(address(account), 1), enablePrefix(s, 0, hex"01", grant(s, address(account))), SESSION_KEY));
+        PackedUserOperation memory op = sessionOp(address(account), 1, mintCall(address(account), 1), usePrefix(s, 0, hex"01"), SESSION_KEY);
+        // A relayer points the call at permission 0 to burn its use count: the key's signature no longer matches.
+        bytes memory sig = op.signature;
+        sig[3 + s.encode().length + 7] = 0x00;
+        submitExpectingFailedOp(op, "AA24 signature error");
+        assertEq(validator.permissionUses(address(account), id(s), 0), 0, "permission 0 untouched");
+    }
+
+    function test_relayer_cannotSwapToAnotherSessionOfTheSameKey() public {
+        Session memory a = mintSession();
+        Session memory b = mintSession();
+        b.salt = 5;
+        submit(enableOp(a, mintCall(address(account), 1), 0));
+        submit(sessionOp(address(account), 2, mintCall(address(account), 1), enablePrefix(b, 0, hex"00", grant(b, address(account))), SESSION_KEY));
+        PackedUserOperation memory op = sessionOp(address(account), 1, mintCall(address(account), 1), usePrefix(a, 0, hex"00"), SESSION_KEY);
+        bytes memory keySig = new bytes(65);
+        for (uint256 i = 0; i < 65; ++i) {
+            keySig[i] = op.signature[op.signature.length - 65 + i];
+        }
+        op.signature = abi.encodePacked(usePrefix(b, 0, hex"00"), keySig);
+        submitExpectingFailedOp(op, "AA24 signature error");
     }
 
     function test_permissionMaxUses_countsCallsInABatch() public {
@@ -546,7 +595,7 @@ contract SessionKeyValidatorTest is ValetTestBase {
         validator.revokeAllSessions(new bytes32[](0));
         submitExpectingRevert(
             sessionOp(address(account), 1, mintCall(address(account), 1), enablePrefix(s, 0, hex"00", grantAtEpoch0), SESSION_KEY),
-            abi.encodeWithSelector(SessionKeyValidator.SessionEpochRevoked.selector, id(s), 0, 1)
+            abi.encodeWithSelector(SessionKeyValidator.SessionEpochMismatch.selector, id(s), 0, 1)
         );
         // A new grant carries the new epoch.
         s.epoch = 1;
@@ -559,7 +608,11 @@ contract SessionKeyValidatorTest is ValetTestBase {
         submit(enableOp(s, mintCall(address(account), 1), 0));
         bytes memory sig = sign65(OWNER_KEY, validator.revokeSessionDigest(address(account), id(s)));
         bytes memory forged = sign65(OTHER_KEY, validator.revokeSessionDigest(address(account), id(s)));
-        vm.expectRevert(abi.encodeWithSelector(SessionKeyValidator.InvalidGrantSignature.selector, address(account), id(s)));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                SessionKeyValidator.InvalidOwnerSignature.selector, address(account), validator.revokeSessionDigest(address(account), id(s))
+            )
+        );
         validator.revokeSessionWithSignature(address(account), id(s), forged);
         vm.expectEmit(true, true, false, false, address(validator));
         emit SessionKeyValidator.SessionRevoked(address(account), id(s));
@@ -574,12 +627,22 @@ contract SessionKeyValidatorTest is ValetTestBase {
         submit(enableOp(s, mintCall(address(account), 1), 0));
         bytes32[] memory ids = new bytes32[](1);
         ids[0] = id(s);
-        bytes memory sig = sign65(OWNER_KEY, validator.revokeAllSessionsDigest(address(account)));
+        bytes memory sig = sign65(OWNER_KEY, validator.revokeAllSessionsDigest(address(account), ids));
+        // A relayer can't add ids the owner did not sign (and so revoke a future session).
+        bytes32[] memory more = new bytes32[](2);
+        (more[0], more[1]) = (id(s), keccak256("a session granted later"));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                SessionKeyValidator.InvalidOwnerSignature.selector, address(account), validator.revokeAllSessionsDigest(address(account), more)
+            )
+        );
+        validator.revokeAllSessionsWithSignature(address(account), more, sig);
         validator.revokeAllSessionsWithSignature(address(account), ids, sig);
         assertEq(validator.accountEpoch(address(account)), 1, "epoch moved");
-        // The same signature is for epoch 0 only.
-        vm.expectRevert(abi.encodeWithSelector(SessionKeyValidator.InvalidGrantSignature.selector, address(account), bytes32(0)));
-        validator.revokeAllSessionsWithSignature(address(account), new bytes32[](0), sig);
+        // The same signature was for epoch 0 only.
+        bytes32 digestNow = validator.revokeAllSessionsDigest(address(account), ids);
+        vm.expectRevert(abi.encodeWithSelector(SessionKeyValidator.InvalidOwnerSignature.selector, address(account), digestNow));
+        validator.revokeAllSessionsWithSignature(address(account), ids, sig);
     }
 
     function test_uninstall_stopsSessions_andReinstallWaitsForRevocation() public {

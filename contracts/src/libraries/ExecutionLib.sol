@@ -13,11 +13,12 @@ pragma solidity ^0.8.28;
 ///      functions such as `executeFromExecutor` or `executeUserOp`) is refused.
 ///
 ///      Canonical means: the `bytes` argument's offset is 0x40 and it ends in the last 32-byte word
-///      of the calldata; in a batch, the array offset is 0x20, every element offset is the one a
-///      standard encoder writes (elements back to back, in order), each element's `callData` offset
-///      is 0x60, addresses have clean upper bits, and the array ends exactly where the bytes end.
-///      Two decoders that follow ABI pointers can only disagree on a non-canonical encoding, and
-///      none gets past this check.
+///      of the calldata (up to 31 bytes may follow it, as padding; nothing reads them); in a batch,
+///      the array offset is 0x20, every element offset is the one a standard encoder writes
+///      (elements back to back, in order), each element's `callData` offset is 0x60, addresses
+///      have clean upper bits, and the elements end exactly where the bytes end. Padding bytes
+///      are not checked: no decoder reads them. Every pointer the account's decoder follows is
+///      thus the one checked here, so both see the same calls (fuzzed in test/Fuzz.t.sol).
 library ExecutionLib {
     /// @dev `IERC7579Execution.execute(bytes32,bytes)`.
     bytes4 internal constant EXECUTE_SELECTOR = 0xe9ae5c53;

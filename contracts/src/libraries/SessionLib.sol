@@ -25,9 +25,10 @@ pragma solidity ^0.8.28;
 /// amount (uint128) ‖ period (uint48 seconds; 0 = over the whole session, otherwise an
 /// allowance that refills every `period` seconds counted from validAfter).
 ///
-/// Permission: target (address) ‖ selector (bytes4; 0x00000000 = plain value transfer, empty
-/// calldata) ‖ valueLimit (uint128, native value per call; 0 = none) ‖ maxUses (uint24 calls;
-/// 0 = no count; only permissions 0..8 may count) ‖ rule count R (0..16) ‖ rules.
+/// Permission: target (address) ‖ selector (bytes4; 0x00000000 allows exactly a plain value
+/// transfer, empty calldata) ‖ valueLimit (uint128: the most native value one call may send;
+/// 0 = no value at all) ‖ maxUses (uint24 calls; 0 = not counted, unlimited; only permissions
+/// 0..8 may count) ‖ rule count R (0..16) ‖ rules.
 ///
 /// Rule: arg (uint8: index of the 32-byte ABI word after the selector) ‖ op (uint8) ‖
 /// value count N (uint8) ‖ N values (bytes32 each). Words compare as uint256.
@@ -188,6 +189,7 @@ library SessionLib {
     function checkEncoding(bytes calldata s) internal pure {
         uint256 len = s.length;
         if (len < HEADER_LENGTH + 1) revert MalformedSession(len, "shorter than the header");
+        if (len > type(uint16).max) revert MalformedSession(len, "longer than 65535 bytes");
         if (sessionKey(s) == address(0)) revert MalformedSession(0, "session key is zero");
         if (validUntil(s) <= validAfter(s)) revert MalformedSession(26, "validUntil is not after validAfter");
         uint256 limits = limitCount(s);

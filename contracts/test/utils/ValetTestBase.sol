@@ -188,7 +188,23 @@ abstract contract ValetTestBase is Test {
         returns (PackedUserOperation memory op)
     {
         op = newOp(sender, sessionNonceKey(lane), callData);
-        op.signature = abi.encodePacked(prefix, sign65(key, signedHash(op)));
+        op.signature = abi.encodePacked(prefix, sign65(key, keyDigest(entryPoint.getUserOpHash(op), prefix)));
+    }
+
+    /// @dev What the session key signs for a signature starting with `prefix`:
+    ///      keccak256(hash ‖ sessionId ‖ claimedTime ‖ call count ‖ indices).
+    function keyDigest(bytes32 hash, bytes memory prefix) internal pure returns (bytes32) {
+        uint256 len = (uint256(uint8(prefix[1])) << 8) | uint8(prefix[2]);
+        bytes memory session = new bytes(len);
+        for (uint256 i = 0; i < len; ++i) {
+            session[i] = prefix[3 + i];
+        }
+        uint256 calls = uint8(prefix[3 + len + 6]);
+        bytes memory tail = new bytes(7 + calls);
+        for (uint256 i = 0; i < tail.length; ++i) {
+            tail[i] = prefix[3 + len + i];
+        }
+        return keccak256(abi.encodePacked(hash, keccak256(session), tail));
     }
 
     /// @dev A use operation of `s` on `account` whose single call uses permission `index`.
