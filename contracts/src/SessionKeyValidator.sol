@@ -23,7 +23,8 @@ import {ExecutionLib} from "./libraries/ExecutionLib.sol";
 ///      `mode (1) ‖ session length (2) ‖ session ‖ claimedTime (6) ‖ call count n (1) ‖
 ///      permission index per call (n) ‖ [grant length (2) ‖ grant signature, mode 1 only] ‖
 ///      session key signature (65)`, mode 0 = use, 1 = enable and use. The session key signs
-///      the hash the account passes in (for {ValetAccount}, the EIP-191 form of the userOpHash).
+///      `keccak256(userOpHash ‖ sessionId ‖ claimedTime ‖ n ‖ indices)` (raw ECDSA, low s), so
+///      no relayer can re-point a call at another permission or the operation at another session.
 ///      Each call must satisfy the permission its index names: target, selector, value cap, every
 ///      rule. `claimedTime` places the operation in a period of each periodic allowance it
 ///      spends from; the period's window is returned in validationData, so the EntryPoint refuses
@@ -118,8 +119,9 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
     /// @dev Per limit (key = keccak(sessionId, index)): spent (low 128 bits) | period index (high 128).
     mapping(bytes32 limitKey => mapping(address account => uint256)) internal _limitWords;
     /// @dev epoch (bits 0..31: grants made under an older epoch can no longer be enabled) |
-    ///      enabled sessions (bits 32..63: enabled, not revoked) | bit 255 set once installed, so
-    ///      that enabling never pays for a zero-to-nonzero write here.
+    ///      enabled sessions (bits 32..63: enabled, not revoked) | bit 255 while installed (set by
+    ///      onInstall, cleared by onUninstall; it also keeps the word nonzero, so enabling never
+    ///      pays for a zero-to-nonzero write here).
     mapping(address account => uint256) internal _accountWords;
 
     // ------------------------------------------------------------------ events
@@ -215,7 +217,8 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
                 _revoke(msg.sender, ids[i]);
             }
         }
-        _bumpEpoch(msg.sender);
+        // Uninstalling must always work: at the last epoch, grants stay void without a bump.
+        if (_accountWords[msg.sender] & EPOCH_MASK != EPOCH_MASK) _bumpEpoch(msg.sender);
         _accountWords[msg.sender] &= ~INSTALLED;
     }
 
@@ -263,7 +266,7 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
         pure
         returns (bytes calldata session, uint256 mode, uint256 o)
     {
-        uint256 bad; // 1 if the signature is cut short
+        uint256 bad; // 1: the signature is cut short; 2: the call count is not 1..32
         session = sig[0:0];
         assembly ("memory-safe") {
             let size := sig.length
@@ -319,11 +322,11 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
     }
 
     /// @dev What the session key signs: `keccak256(hash ‖ sessionId ‖ claimedTime ‖ call count ‖
-    ///      permission indices)`, the last three as they stand in the signature from `at`.
+    ///      permission indices)`, the last three as they stand in the signature from `from`.
     ///      `hash` (the userOpHash, as the account passes it) does not cover the signature, so
     ///      without this a relayer could name another session of the same key, or another
     ///      permission that also allows a call, and spend counts the key never chose.
-    function _keyDigest(bytes32 hash, Use memory use, bytes calldata sig, uint256 at)
+    function _keyDigest(bytes32 hash, Use memory use, bytes calldata sig, uint256 from)
         internal
         pure
         returns (bytes32 digest)
@@ -334,9 +337,9 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
             let m := mload(0x40)
             mstore(m, hash)
             mstore(add(m, 0x20), id)
-            // Two words from `at`, the second cut to what remains of the tail.
-            mstore(add(m, 0x40), calldataload(add(sig.offset, at)))
-            mstore(add(m, 0x60), calldataload(add(sig.offset, add(at, 0x20))))
+            // Two words from `from`; the hash covers only the tail's `len` bytes.
+            mstore(add(m, 0x40), calldataload(add(sig.offset, from)))
+            mstore(add(m, 0x60), calldataload(add(sig.offset, add(from, 0x20))))
             digest := keccak256(m, add(0x40, len))
         }
     }
@@ -556,7 +559,7 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
     {
         (bool ok, bytes memory ret) =
             account.staticcall(abi.encodeCall(IERC1271.isValidSignature, (digest, signature)));
-        return ok && ret.length >= 32 && bytes4(abi.decode(ret, (bytes32))) == IERC1271.isValidSignature.selector;
+        return ok && ret.length >= 32 && abi.decode(ret, (bytes32)) == bytes32(IERC1271.isValidSignature.selector);
     }
 
     function _checkCalls(Use memory use, bytes calldata callData, bytes calldata session) internal {

@@ -73,8 +73,8 @@ contract ValetAccount is AccountERC7579, SignerECDSA, ERC721Holder, ERC1155Holde
     }
 
     /// @dev As AccountERC7579 (the nonce key's validator if installed, else the owner), but the
-    ///      operation goes to the validator as this call's own calldata with the selector and
-    ///      the hash swapped, instead of being ABI-encoded again: ~1,000 gas less on every
+    ///      operation goes to the validator as this call's own calldata with only the selector
+    ///      swapped, instead of being ABI-encoded again: ~1,000 gas less on every
     ///      module-validated operation (measured by the gas table).
     function _validateUserOp(PackedUserOperation calldata userOp, bytes32 userOpHash, bytes calldata signature)
         internal

@@ -138,7 +138,7 @@ contract FuzzTest is ValetTestBase {
 
     // ------------------------------------------------------------------ session encoding
 
-    function _randomSession(uint256 seed) internal view returns (Session memory s) {
+    function _randomSession(uint256 seed) internal pure returns (Session memory s) {
         s = Sessions.session(vm.addr(1 + seed % 1000), uint48(seed % 1e9), uint48(seed % 1e9) + 1 + uint48(seed % 1e6));
         s.epoch = uint32(seed >> 20);
         s.salt = uint32(seed >> 52);

@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {PackedUserOperation} from "@openzeppelin/contracts/interfaces/IERC4337.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {ValetTestBase} from "./utils/ValetTestBase.sol";
+import {Session, Sessions, Permission} from "./utils/Sessions.sol";
+import {ValetNFT} from "../src/demo/ValetNFT.sol";
+import {ValetDAO} from "../src/demo/ValetDAO.sol";
+
+/// @notice Test vectors shared with the Rust side (`test/vectors/sessions.json`): packed session,
+///         session id, grant digest and what the session key signs, for sessions using every
+///         rule op and limit kind. This test checks the deployed validator against the committed
+///         file; `make vectors` rewrites it (then commit it: the Rust tests check valet-core
+///         against the same file).
+contract VectorsTest is ValetTestBase {
+    using Sessions for Session;
+
+    string internal constant PATH = "test/vectors/sessions.json";
+    bytes32 internal constant USER_OP_HASH = keccak256("valet test vector userOpHash");
+    uint256 internal constant VECTOR_KEY = 0x5E551;
+
+    function _sessions() internal view returns (string[] memory names, Session[] memory list, bytes[] memory indices, uint48[] memory times) {
+        names = new string[](4);
+        list = new Session[](4);
+        indices = new bytes[](4);
+        times = new uint48[](4);
+
+        names[0] = "mint";
+        list[0] = mintSession();
+        indices[0] = hex"00";
+
+        names[1] = "recurring_payment";
+        Session memory pay = Sessions.session(vm.addr(VECTOR_KEY), T0, T0 + 30 days);
+        pay.salt = 7;
+        pay = pay.withPermission(
+            Sessions.withRule(Sessions.permission(address(token), IERC20.transfer.selector), Sessions.rule(0, Sessions.EQ, uint256(uint160(address(0xFEE)))))
+        );
+        pay = pay.withLimit(1, address(token), 10 ether, 1 days);
+        pay = pay.withLimit(1, address(token), 100 ether, 0);
+        list[1] = pay;
+        indices[1] = hex"00";
+        times[1] = T0 + 1 days + 5;
+
+        names[2] = "dao_votes";
+        Session memory vote = Sessions.session(vm.addr(VECTOR_KEY), T0, T0 + 7 days);
+        vote.maxUses = 3;
+        uint256[] memory proposals = new uint256[](3);
+        (proposals[0], proposals[1], proposals[2]) = (1, 2, 3);
+        Permission memory p = Sessions.permission(address(dao), ValetDAO.castVote.selector);
+        p = Sessions.withRule(p, Sessions.oneOf(0, proposals));
+        p = Sessions.withRule(p, Sessions.range(1, 0, 2));
+        vote = vote.withPermission(p);
+        list[2] = vote;
+        indices[2] = hex"0000";
+
+        names[3] = "every_op_and_native";
+        Session memory all = Sessions.session(vm.addr(VECTOR_KEY), 0, type(uint48).max);
+        all.epoch = 3;
+        all.salt = type(uint32).max;
+        Permission memory q = Sessions.permission(address(0xFEE), bytes4(0));
+        q.valueLimit = 1 ether;
+        q.maxUses = 2;
+        all = all.withPermission(q);
+        Permission memory r = Sessions.permission(address(0xBEEF), bytes4(0x12345678));
+        r = Sessions.withRule(r, Sessions.rule(0, Sessions.NE, 1));
+        r = Sessions.withRule(r, Sessions.rule(1, Sessions.GT, 2));
+        r = Sessions.withRule(r, Sessions.rule(2, Sessions.GTE, 3));
+        r = Sessions.withRule(r, Sessions.rule(3, Sessions.LT, type(uint256).max));
+        r = Sessions.withRule(r, Sessions.self(4));
+        all = all.withPermission(r);
+        all = all.withLimit(0, address(0), 5 ether, 0);
+        list[3] = all;
+        indices[3] = hex"0100";
+    }
+
+    function test_vectors_matchTheValidator() public {
+        if (vm.envOr("VALET_WRITE_VECTORS", false)) writeVectors();
+        string memory json = vm.readFile(PATH);
+        assertEq(vm.parseJsonAddress(json, ".validator"), address(validator), "validator address (regenerate the vectors)");
+        assertEq(vm.parseJsonAddress(json, ".account"), address(account), "account address");
+        assertEq(vm.parseJsonUint(json, ".chain_id"), block.chainid, "chain id");
+        assertEq(vm.parseJsonBytes32(json, ".user_op_hash"), USER_OP_HASH, "userOpHash");
+        (string[] memory names, Session[] memory list, bytes[] memory indices, uint48[] memory times) = _sessions();
+        for (uint256 i = 0; i < names.length; ++i) {
+            string memory at = string.concat(".sessions.", names[i]);
+            bytes memory packed = vm.parseJsonBytes(json, string.concat(at, ".packed"));
+            assertEq(packed, list[i].encode(), string.concat(names[i], ": packed"));
+            validator.checkSessionEncoding(packed);
+            assertEq(vm.parseJsonBytes32(json, string.concat(at, ".id")), validator.sessionId(packed), string.concat(names[i], ": id"));
+            assertEq(
+                vm.parseJsonBytes32(json, string.concat(at, ".grant_digest")),
+                validator.grantDigest(address(account), packed),
+                string.concat(names[i], ": grant digest")
+            );
+            // The key digest in the file is what the validator verifies: sign it, validate.
+            bytes memory prefix = usePrefix(packed, times[i], indices[i]);
+            bytes32 keyDigest_ = vm.parseJsonBytes32(json, string.concat(at, ".key_digest"));
+            assertEq(keyDigest_, keyDigest(USER_OP_HASH, prefix), string.concat(names[i], ": key digest"));
+            assertEq(vm.parseJsonBytes(json, string.concat(at, ".use_signature_prefix")), prefix, string.concat(names[i], ": prefix"));
+        }
+    }
+
+    /// @dev The validator accepts the vector's key digest as what the session key signs.
+    function test_vectors_keyDigestIsWhatTheValidatorVerifies() public {
+        Session memory s = mintSession();
+        enableByOwner(s);
+        PackedUserOperation memory op = newOp(address(account), sessionNonceKey(1), mintCall(address(account), 1));
+        bytes memory prefix = usePrefix(s, 0, hex"00");
+        op.signature = abi.encodePacked(prefix, sign65(SESSION_KEY, keyDigest(USER_OP_HASH, prefix)));
+        vm.prank(address(account));
+        assertEq(validator.validateUserOp(op, USER_OP_HASH) & 1, 0, "signature accepted");
+    }
+
+    /// @dev Rewrites the vectors file (`make vectors` sets VALET_WRITE_VECTORS for the test above).
+    function writeVectors() internal {
+        (string[] memory names, Session[] memory list, bytes[] memory indices, uint48[] memory times) = _sessions();
+        string memory body = "";
+        for (uint256 i = 0; i < names.length; ++i) {
+            bytes memory packed = list[i].encode();
+            bytes memory prefix = usePrefix(packed, times[i], indices[i]);
+            body = string.concat(
+                body,
+                i == 0 ? "" : ",\n",
+                '    "', names[i], '": {\n',
+                '      "packed": "', vm.toString(packed), '",\n',
+                '      "id": "', vm.toString(keccak256(packed)), '",\n',
+                '      "grant_digest": "', vm.toString(validator.grantDigest(address(account), packed)), '",\n',
+                '      "claimed_time": ', vm.toString(uint256(times[i])), ',\n',
+                '      "indices": "', vm.toString(indices[i]), '",\n',
+                '      "use_signature_prefix": "', vm.toString(prefix), '",\n',
+                '      "key_digest": "', vm.toString(keyDigest(USER_OP_HASH, prefix)), '"\n',
+                "    }"
+            );
+        }
+        string memory json = string.concat(
+            "{\n",
+            '  "chain_id": ', vm.toString(block.chainid), ",\n",
+            '  "validator": "', vm.toString(address(validator)), '",\n',
+            '  "account": "', vm.toString(address(account)), '",\n',
+            '  "session_key_private_key": "', vm.toString(bytes32(VECTOR_KEY)), '",\n',
+            '  "user_op_hash": "', vm.toString(USER_OP_HASH), '",\n',
+            '  "sessions": {\n', body, "\n  }\n}\n"
+        );
+        vm.writeFile(PATH, json);
+    }
+}
