@@ -626,7 +626,7 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
     ///
     ///      Assembly because it runs for every call of every operation, and the same steps in
     ///      Solidity cost ~3,800 gas more per call (measured with the gas table); a session
-    ///      operation's overhead over an owner operation is the figure this project is judged on.
+    ///      operation's overhead over an owner operation is what session systems are compared on.
     ///      Session reads stay inside the session: its encoding was checked when it was enabled
     ///      and the bytes here hash to that id. `data` is read only after a bounds check.
     function _matchCall(
