@@ -7,7 +7,7 @@ FORGE      := $(TOOLS)/@foundry-rs/forge-linux-amd64/bin/forge
 FORGE_ARGS := --use ../tools/solc --offline
 STAMP      := $(TOOLS)/.valet-installed
 
-.PHONY: demo test test-contracts test-gas test-artifacts gas snapshot artifacts vectors tools clean
+.PHONY: demo test test-contracts test-gas test-artifacts test-rust gas snapshot artifacts vectors tools clean
 
 ## demo: the main job on the local devnet (arrives with the Rust SDK, issue 3)
 demo: tools
@@ -15,7 +15,7 @@ demo: tools
 	@echo "Today: 'make test' runs the contracts' tests through the real EntryPoint v0.7, 'make gas' prints the gas table."
 
 ## test: every test (CI runs exactly this)
-test: test-contracts test-gas test-artifacts
+test: test-contracts test-gas test-artifacts test-rust
 
 ## tools: pinned anvil/forge/cast/solc-js/EntryPoint/OpenZeppelin from npm (idempotent)
 tools: $(STAMP)
@@ -59,6 +59,12 @@ artifacts: tools
 test-artifacts: tools
 	cd contracts && ../$(FORGE) build $(FORGE_ARGS)
 	node tools/export-artifacts.js contracts/artifacts --check
+
+## test-rust: formatting, clippy (warnings are errors) and the Rust tests
+test-rust:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+	cargo test --workspace --locked --all-targets
 
 clean:
 	rm -rf target

@@ -1,0 +1,142 @@
+//! The EIP-712 digests the owner signs: grants and revocations (`docs/encoding.md` §6).
+
+use alloy_primitives::{Address, B256, U256, keccak256};
+
+use crate::{Error, Session};
+
+/// `Rule(uint8 arg,uint8 op,bytes32[] values)`
+pub const RULE_TYPE: &str = "Rule(uint8 arg,uint8 op,bytes32[] values)";
+/// `Limit(...)`
+pub const LIMIT_TYPE: &str = "Limit(uint8 kind,address token,uint128 amount,uint48 period)";
+/// `Permission(...)` without the types it references.
+pub const PERMISSION_TYPE: &str =
+    "Permission(address target,bytes4 selector,uint128 valueLimit,uint24 maxUses,Rule[] rules)";
+/// `Session(...)` without the types it references.
+pub const SESSION_TYPE: &str = "Session(address sessionKey,uint48 validAfter,uint48 validUntil,uint32 epoch,\
+uint32 salt,uint24 maxUses,Limit[] limits,Permission[] permissions)";
+/// `Grant(address account,Session session)` without the types it references.
+pub const GRANT_TYPE: &str = "Grant(address account,Session session)";
+/// What the owner signs to revoke one session.
+pub const REVOKE_SESSION_TYPE: &str = "RevokeSession(address account,bytes32 sessionId)";
+/// What the owner signs to revoke every session.
+pub const REVOKE_ALL_TYPE: &str = "RevokeAllSessions(address account,uint32 epoch,bytes32[] sessionIds)";
+
+fn typehash(parts: &[&str]) -> B256 {
+    keccak256(parts.concat())
+}
+
+fn word(x: impl Into<u128>) -> [u8; 32] {
+    U256::from(x.into()).to_be_bytes()
+}
+
+fn address_word(a: Address) -> [u8; 32] {
+    a.into_word().0
+}
+
+fn hash_words(words: &[[u8; 32]]) -> B256 {
+    keccak256(words.concat())
+}
+
+/// `hashStruct(Session)`.
+pub fn session_hash(s: &Session) -> B256 {
+    let limits: Vec<[u8; 32]> = s
+        .limits
+        .iter()
+        .map(|l| {
+            hash_words(&[
+                typehash(&[LIMIT_TYPE]).0,
+                word(l.kind as u8),
+                address_word(l.token),
+                word(l.amount),
+                word(l.period),
+            ])
+            .0
+        })
+        .collect();
+    let permissions: Vec<[u8; 32]> = s
+        .permissions
+        .iter()
+        .map(|p| {
+            let rules: Vec<[u8; 32]> = p
+                .rules
+                .iter()
+                .map(|r| {
+                    let values: Vec<[u8; 32]> = r.values.iter().map(|v| v.0).collect();
+                    hash_words(&[typehash(&[RULE_TYPE]).0, word(r.arg), word(r.op as u8), hash_words(&values).0]).0
+                })
+                .collect();
+            let mut selector = [0u8; 32];
+            selector[..4].copy_from_slice(p.selector.as_slice());
+            hash_words(&[
+                typehash(&[PERMISSION_TYPE, RULE_TYPE]).0,
+                address_word(p.target),
+                selector,
+                word(p.value_limit),
+                word(p.max_uses),
+                hash_words(&rules).0,
+            ])
+            .0
+        })
+        .collect();
+    hash_words(&[
+        typehash(&[SESSION_TYPE, LIMIT_TYPE, PERMISSION_TYPE, RULE_TYPE]).0,
+        address_word(s.session_key),
+        word(s.valid_after),
+        word(s.valid_until),
+        word(s.epoch),
+        word(s.salt),
+        word(s.max_uses),
+        hash_words(&limits).0,
+        hash_words(&permissions).0,
+    ])
+}
+
+/// The validator's EIP-712 domain separator: name "Valet", version "1", `chain_id`, `validator`.
+pub fn domain_separator(validator: Address, chain_id: u64) -> B256 {
+    hash_words(&[
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)").0,
+        keccak256("Valet").0,
+        keccak256("1").0,
+        word(chain_id),
+        address_word(validator),
+    ])
+}
+
+fn typed_digest(validator: Address, chain_id: u64, struct_hash: B256) -> B256 {
+    let mut preimage = Vec::with_capacity(66);
+    preimage.extend_from_slice(b"\x19\x01");
+    preimage.extend_from_slice(domain_separator(validator, chain_id).as_slice());
+    preimage.extend_from_slice(struct_hash.as_slice());
+    keccak256(preimage)
+}
+
+/// The digest the owner signs to grant `session` to `account` (after checking the session
+/// encodes as the validator requires).
+pub fn grant_digest(session: &Session, account: Address, validator: Address, chain_id: u64) -> Result<B256, Error> {
+    session.encode()?;
+    let grant = hash_words(&[
+        typehash(&[GRANT_TYPE, LIMIT_TYPE, PERMISSION_TYPE, RULE_TYPE, SESSION_TYPE]).0,
+        address_word(account),
+        session_hash(session).0,
+    ]);
+    Ok(typed_digest(validator, chain_id, grant))
+}
+
+/// The digest the owner signs to revoke one session.
+pub fn revoke_session_digest(account: Address, session_id: B256, validator: Address, chain_id: u64) -> B256 {
+    let revoke = hash_words(&[typehash(&[REVOKE_SESSION_TYPE]).0, address_word(account), session_id.0]);
+    typed_digest(validator, chain_id, revoke)
+}
+
+/// The digest the owner signs to revoke every session at `epoch`, listing the enabled ones.
+pub fn revoke_all_digest(
+    account: Address,
+    epoch: u32,
+    session_ids: &[B256],
+    validator: Address,
+    chain_id: u64,
+) -> B256 {
+    let ids: Vec<[u8; 32]> = session_ids.iter().map(|id| id.0).collect();
+    let revoke = hash_words(&[typehash(&[REVOKE_ALL_TYPE]).0, address_word(account), word(epoch), hash_words(&ids).0]);
+    typed_digest(validator, chain_id, revoke)
+}

@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+
+pub mod eip712;
+mod error;
+pub mod execution;
+pub mod session;
+pub mod signature;
+
+pub use error::Error;
+pub use execution::{Call, Execution};
+pub use session::{Limit, LimitKind, Permission, Rule, RuleOp, Session};
+
+/// EntryPoint v0.7 at its canonical address.
+pub const ENTRY_POINT_V07: alloy_primitives::Address =
+    alloy_primitives::address!("0x0000000071727De22E5E9d8BAf0edAc6f37da032");

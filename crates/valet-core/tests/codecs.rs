@@ -1,0 +1,155 @@
+//! Property tests of the codecs: round trips, and refusal of malformed input.
+
+use alloy_primitives::{Address, B256, Bytes, FixedBytes, U256};
+use proptest::prelude::*;
+use valet_core::{Call, Error, Execution, Limit, LimitKind, Permission, Rule, RuleOp, Session};
+
+fn address() -> impl Strategy<Value = Address> {
+    any::<[u8; 20]>().prop_map(|mut a| {
+        a[19] |= 1; // never zero
+        Address::from(a)
+    })
+}
+
+fn rule() -> impl Strategy<Value = Rule> {
+    (any::<u8>(), 0u8..=8, prop::collection::vec(any::<[u8; 32]>(), 1..=16)).prop_map(|(arg, code, raw)| {
+        let op = RuleOp::from_code(code).expect("code in range");
+        let mut values: Vec<B256> = raw.into_iter().map(B256::from).collect();
+        match op {
+            RuleOp::SelfAccount => values.clear(),
+            RuleOp::InRange => {
+                values.resize(2, B256::ZERO);
+                values.sort();
+            }
+            RuleOp::OneOf => {}
+            _ => values.truncate(1),
+        }
+        Rule { arg, op, values }
+    })
+}
+
+fn session() -> impl Strategy<Value = Session> {
+    let limit =
+        (any::<bool>(), address(), any::<u128>(), 0u64..(1 << 48)).prop_map(|(native, token, amount, period)| {
+            if native {
+                Limit { kind: LimitKind::Native, token: Address::ZERO, amount, period }
+            } else {
+                Limit { kind: LimitKind::Erc20, token, amount, period }
+            }
+        });
+    let permission = (address(), any::<[u8; 4]>(), any::<u128>(), 0u32..(1 << 24), prop::collection::vec(rule(), 0..4))
+        .prop_map(|(target, selector, value_limit, max_uses, rules)| Permission {
+            target,
+            selector: FixedBytes::from(selector),
+            value_limit,
+            max_uses,
+            rules,
+        });
+    (
+        address(),
+        0u64..(1 << 47),
+        1u64..(1 << 47),
+        any::<u32>(),
+        any::<u32>(),
+        0u32..(1 << 24),
+        prop::collection::vec(limit, 0..=8),
+        prop::collection::vec(permission, 1..=9),
+    )
+        .prop_map(|(session_key, valid_after, span, epoch, salt, max_uses, limits, permissions)| Session {
+            session_key,
+            valid_after,
+            valid_until: valid_after + span,
+            epoch,
+            salt,
+            max_uses,
+            limits,
+            permissions,
+        })
+}
+
+fn call() -> impl Strategy<Value = Call> {
+    (any::<[u8; 20]>(), any::<[u8; 32]>(), prop::collection::vec(any::<u8>(), 0..100)).prop_map(|(t, v, d)| Call {
+        target: Address::from(t),
+        value: U256::from_be_bytes(v),
+        data: Bytes::from(d),
+    })
+}
+
+proptest! {
+    #[test]
+    fn sessions_round_trip(s in session()) {
+        let packed = s.encode().expect("valid sessions encode");
+        prop_assert_eq!(Session::decode(&packed).expect("and decode"), s);
+    }
+
+    #[test]
+    fn truncated_or_extended_sessions_are_refused(s in session(), cut in any::<usize>(), extra in any::<u8>()) {
+        let packed = s.encode().expect("encode");
+        let short = &packed[..cut % packed.len()];
+        let refused = matches!(Session::decode(short), Err(Error::MalformedSession { .. }));
+        prop_assert!(refused, "a truncated session decoded");
+        let mut long = packed.to_vec();
+        long.push(extra);
+        let refused = matches!(Session::decode(&long), Err(Error::MalformedSession { .. }));
+        prop_assert!(refused, "a session with a trailing byte decoded");
+    }
+
+    #[test]
+    fn executions_round_trip(calls in prop::collection::vec(call(), 1..=4), single in any::<bool>()) {
+        let execution = if single { Execution::Single(calls[0].clone()) } else { Execution::Batch(calls) };
+        prop_assert_eq!(Execution::decode(&execution.encode()).expect("canonical decodes"), execution);
+    }
+
+    #[test]
+    fn mutated_executions_decode_only_to_what_they_say(calls in prop::collection::vec(call(), 1..=3), at in any::<usize>(), byte in any::<u8>()) {
+        let mut data = Execution::Batch(calls).encode().to_vec();
+        let i = at % data.len();
+        data[i] = byte;
+        // Whatever decodes must re-encode to the same bytes, padding aside: one reading only.
+        if let Ok(decoded) = Execution::decode(&data) {
+            let again = decoded.encode();
+            prop_assert_eq!(again.len(), data.len());
+            prop_assert_eq!(Execution::decode(&again).expect("re-encoding decodes"), decoded);
+        }
+    }
+}
+
+#[test]
+fn refusals_name_the_validators_reason() {
+    let mut s = Session {
+        session_key: Address::repeat_byte(1),
+        valid_after: 10,
+        valid_until: 10,
+        epoch: 0,
+        salt: 0,
+        max_uses: 0,
+        limits: vec![],
+        permissions: vec![Permission {
+            target: Address::repeat_byte(2),
+            selector: FixedBytes::ZERO,
+            value_limit: 0,
+            max_uses: 0,
+            rules: vec![],
+        }],
+    };
+    assert_eq!(s.encode(), Err(Error::MalformedSession { offset: 26, reason: "validUntil is not after validAfter" }));
+    s.valid_until = 11;
+    s.permissions[0].rules.push(Rule { arg: 0, op: RuleOp::InRange, values: vec![B256::repeat_byte(9), B256::ZERO] });
+    assert_eq!(s.encode(), Err(Error::MalformedSession { offset: 92, reason: "IN_RANGE minimum above maximum" }));
+    s.permissions[0].rules[0] = Rule { arg: 0, op: RuleOp::SelfAccount, values: vec![B256::ZERO] };
+    assert_eq!(s.encode(), Err(Error::MalformedSession { offset: 91, reason: "SELF takes no values" }));
+    s.permissions[0].rules.clear();
+    s.valid_after = 1 << 48;
+    assert_eq!(s.encode(), Err(Error::OutOfRange { field: "valid_after", value: 1 << 48, max: (1 << 48) - 1 }));
+}
+
+#[test]
+fn only_execute_in_single_or_batch_mode_is_accepted() {
+    let call = Call { target: Address::repeat_byte(3), value: U256::ZERO, data: Bytes::from_static(&[1, 2, 3, 4]) };
+    let mut data = Execution::Single(call).encode().to_vec();
+    data[4] = 0xff; // delegatecall
+    assert!(matches!(Execution::decode(&data), Err(Error::UnsupportedExecutionMode(_))));
+    data[4] = 0x00;
+    data[0] = 0x00;
+    assert!(matches!(Execution::decode(&data), Err(Error::UnsupportedAccountFunction(_))));
+}
