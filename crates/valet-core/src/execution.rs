@@ -69,45 +69,72 @@ impl Execution {
     /// Decodes account calldata exactly as the validator does, refusing every other function,
     /// mode and non-canonical encoding with the validator's reason.
     pub fn decode(call_data: &[u8]) -> Result<Self, Error> {
-        let size = call_data.len();
-        if size < 4 {
-            return Err(Error::UnsupportedAccountFunction(FixedBytes::ZERO));
+        let mut calls = Vec::new();
+        let batch = visit(
+            call_data,
+            |_| Ok::<(), Error>(()),
+            |_, call| {
+                calls.push(call);
+                Ok(())
+            },
+        )?;
+        Ok(if batch { Self::Batch(calls) } else { Self::Single(calls.remove(0)) })
+    }
+}
+
+/// Walks account calldata in the validator's order: the `execute` header, then for a batch its
+/// length (`on_count`), then each call, decoded and handed to `on_call` before the next is read,
+/// then the batch's end. For a single call `on_count(1)` comes after the header. Returns whether
+/// it was a batch.
+pub(crate) fn visit<E: From<Error>>(
+    call_data: &[u8],
+    mut on_count: impl FnMut(usize) -> Result<(), E>,
+    mut on_call: impl FnMut(usize, Call) -> Result<(), E>,
+) -> Result<bool, E> {
+    let size = call_data.len();
+    if size < 4 {
+        return Err(Error::UnsupportedAccountFunction(FixedBytes::ZERO).into());
+    }
+    let selector = FixedBytes::<4>::from_slice(&call_data[..4]);
+    if selector != EXECUTE_SELECTOR {
+        return Err(Error::UnsupportedAccountFunction(selector).into());
+    }
+    if size < 100 {
+        return Err(non_canonical("execute calldata", size).into());
+    }
+    let mode = B256::from_slice(&call_data[4..36]);
+    let mut batch_mode = B256::ZERO;
+    batch_mode.0[0] = 0x01;
+    let batch = mode == batch_mode;
+    if !batch && mode != B256::ZERO {
+        return Err(Error::UnsupportedExecutionMode(mode).into());
+    }
+    if read(call_data, 36) != U256::from(0x40) {
+        return Err(non_canonical("bytes offset", 36).into());
+    }
+    let len = read(call_data, 68);
+    let room = size - 100;
+    if len > U256::from(room) || room - len.to::<usize>() >= 32 {
+        return Err(non_canonical("bytes length", 68).into());
+    }
+    let exec = &call_data[100..100 + len.to::<usize>()];
+    if !batch {
+        if exec.len() < 52 {
+            return Err(non_canonical("single execution", 100).into());
         }
-        let selector = FixedBytes::<4>::from_slice(&call_data[..4]);
-        if selector != EXECUTE_SELECTOR {
-            return Err(Error::UnsupportedAccountFunction(selector));
-        }
-        if size < 100 {
-            return Err(Error::NonCanonicalExecution { what: "execute calldata", offset: size });
-        }
-        let mode = B256::from_slice(&call_data[4..36]);
-        let mut batch_mode = B256::ZERO;
-        batch_mode.0[0] = 0x01;
-        let batch = mode == batch_mode;
-        if !batch && mode != B256::ZERO {
-            return Err(Error::UnsupportedExecutionMode(mode));
-        }
-        if read(call_data, 36) != U256::from(0x40) {
-            return Err(non_canonical("bytes offset", 36));
-        }
-        let len = read(call_data, 68);
-        let room = size - 100;
-        if len > U256::from(room) || room - len.to::<usize>() >= 32 {
-            return Err(non_canonical("bytes length", 68));
-        }
-        let exec = &call_data[100..100 + len.to::<usize>()];
-        if !batch {
-            if exec.len() < 52 {
-                return Err(non_canonical("single execution", 100));
-            }
-            return Ok(Self::Single(Call {
+        on_count(1)?;
+        on_call(
+            0,
+            Call {
                 target: Address::from_slice(&exec[..20]),
                 value: U256::from_be_slice(&exec[20..52]),
                 data: Bytes::copy_from_slice(&exec[52..]),
-            }));
-        }
-        decode_batch(exec).map(Self::Batch)
+            },
+        )?;
+        return Ok(false);
     }
+    visit_batch(exec, on_count, on_call)?;
+    Ok(true)
 }
 
 fn word(x: usize) -> [u8; 32] {
@@ -150,50 +177,57 @@ fn encode_batch(calls: &[Call]) -> Vec<u8> {
 }
 
 /// `ExecutionLib.batchLength`, `batchCall` and `checkBatchEnd`, in that order.
-fn decode_batch(exec: &[u8]) -> Result<Vec<Call>, Error> {
+fn visit_batch<E: From<Error>>(
+    exec: &[u8],
+    mut on_count: impl FnMut(usize) -> Result<(), E>,
+    mut on_call: impl FnMut(usize, Call) -> Result<(), E>,
+) -> Result<(), E> {
     if exec.len() < 64 || read(exec, 0) != U256::from(0x20) {
-        return Err(non_canonical("array offset", 0));
+        return Err(non_canonical("array offset", 0).into());
     }
     let n = read(exec, 32);
     if n.is_zero() || n > U256::from(MAX_BATCH_CALLS) {
-        return Err(non_canonical("array length", 32));
+        return Err(non_canonical("array length", 32).into());
     }
     let n = n.to::<usize>();
     if exec.len() < 64 + 32 * n {
-        return Err(non_canonical("array heads", 64));
+        return Err(non_canonical("array heads", 64).into());
     }
-    let mut calls = Vec::with_capacity(n);
+    on_count(n)?;
     let mut expected = 32 * n;
     for i in 0..n {
         let head = 64 + 32 * i;
         if read(exec, head) != U256::from(expected) {
-            return Err(non_canonical("element offset", head));
+            return Err(non_canonical("element offset", head).into());
         }
         let base = 64 + expected;
         if exec.len() < base + 128 {
-            return Err(non_canonical("element", base));
+            return Err(non_canonical("element", base).into());
         }
         let target = read(exec, base);
         if target >> 160 != U256::ZERO {
-            return Err(non_canonical("target", base));
+            return Err(non_canonical("target", base).into());
         }
         if read(exec, base + 64) != U256::from(0x60) {
-            return Err(non_canonical("callData offset", base + 64));
+            return Err(non_canonical("callData offset", base + 64).into());
         }
         let len = read(exec, base + 96);
         if len > U256::from(exec.len() - base - 128) {
-            return Err(non_canonical("callData length", base + 96));
+            return Err(non_canonical("callData length", base + 96).into());
         }
         let len = len.to::<usize>();
-        calls.push(Call {
-            target: Address::from_word(B256::from(target)),
-            value: read(exec, base + 32),
-            data: Bytes::copy_from_slice(&exec[base + 128..base + 128 + len]),
-        });
+        on_call(
+            i,
+            Call {
+                target: Address::from_word(B256::from(target)),
+                value: read(exec, base + 32),
+                data: Bytes::copy_from_slice(&exec[base + 128..base + 128 + len]),
+            },
+        )?;
         expected += 128 + len.div_ceil(32) * 32;
     }
     if 64 + expected != exec.len() {
-        return Err(non_canonical("batch end", exec.len()));
+        return Err(non_canonical("batch end", exec.len()).into());
     }
-    Ok(calls)
+    Ok(())
 }

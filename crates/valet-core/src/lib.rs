@@ -2,11 +2,13 @@
 
 pub mod eip712;
 mod error;
+pub mod evaluator;
 pub mod execution;
 pub mod session;
 pub mod signature;
 
 pub use error::Error;
+pub use evaluator::{Counters, Refusal, Request, SessionState, Verdict, evaluate};
 pub use execution::{Call, Execution};
 pub use session::{Limit, LimitKind, Permission, Rule, RuleOp, Session};
 

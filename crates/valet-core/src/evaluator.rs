@@ -1,0 +1,421 @@
+//! The policy evaluator: would the validator accept these calls for this session, now, with
+//! these counters — and if not, exactly why. A mirror of `SessionKeyValidator.validateUserOp`
+//! and the EntryPoint's time check, in the same order, with the same refusals
+//! (`docs/encoding.md` §9). Pure: the time and the on-chain counters are inputs.
+
+use std::num::NonZeroU64;
+
+use alloy_primitives::{Address, B256, FixedBytes, U256};
+
+use crate::execution::{self, Call};
+use crate::session::{LimitKind, MAX_COUNTED_PERMISSIONS, RuleOp, Session};
+
+/// Where a session stands for an account (`SessionKeyValidator.SessionState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SessionState {
+    /// Never enabled (nor revoked): the first use must carry the grant.
+    #[default]
+    None,
+    /// Enabled and usable.
+    Enabled,
+    /// Revoked for good.
+    Revoked,
+}
+
+/// The on-chain counters of one session on one account, as the validator's views report them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Counters {
+    /// The session's state.
+    pub state: SessionState,
+    /// Operations made.
+    pub session_uses: u32,
+    /// Calls made per permission 0..8.
+    pub permission_uses: [u32; MAX_COUNTED_PERMISSIONS],
+    /// Per limit: (spent, period index) — spent in that period, for a periodic limit.
+    pub limits: Vec<(u128, u64)>,
+    /// The account's revoke-all epoch.
+    pub account_epoch: u32,
+}
+
+/// What one operation asks of a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request<'a> {
+    /// The account (`userOp.sender`).
+    pub account: Address,
+    /// The validator's address (a call to it is never allowed).
+    pub validator: Address,
+    /// The operation's calldata on the account: `execute(mode, executionCalldata)`.
+    pub call_data: &'a [u8],
+    /// The permission each call uses, by index.
+    pub indices: &'a [u8],
+    /// The time the operation names for periodic allowances.
+    pub claimed_time: u64,
+    /// Whether the operation enables the session (carries the grant).
+    pub enable: bool,
+    /// The chain's time when the operation is included.
+    pub now: u64,
+}
+
+/// An accepted operation: its validity window and the counters after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// First second the EntryPoint accepts the operation (the session's, narrowed by periods).
+    pub valid_after: u64,
+    /// Last second.
+    pub valid_until: u64,
+    /// The counters once the operation is validated.
+    pub counters: Counters,
+}
+
+/// Why the validator (or the EntryPoint's time check) refuses an operation, with the values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The session is revoked.
+    #[error("session {0} was revoked; grant a new one")]
+    Revoked(B256),
+    /// The session is not enabled and the operation carries no grant.
+    #[error("session {0} is not enabled yet: send its first operation with the grant")]
+    NotEnabled(B256),
+    /// The operation carries a grant, but the session is enabled already.
+    #[error("session {0} is already enabled: send operations without the grant")]
+    AlreadyEnabled(B256),
+    /// The grant was made under another revoke-all epoch.
+    #[error("session {id} was granted under epoch {session_epoch}, the account is at {account_epoch}: grant it again")]
+    EpochMismatch {
+        /// Session id.
+        id: B256,
+        /// Its epoch.
+        session_epoch: u32,
+        /// The account's.
+        account_epoch: u32,
+    },
+    /// The session's operations are used up.
+    #[error("session {id} has used all {max_uses} of its operations")]
+    SessionUsesExhausted {
+        /// Session id.
+        id: B256,
+        /// Its limit.
+        max_uses: u32,
+    },
+    /// The calldata is not an accepted `execute` call.
+    #[error(transparent)]
+    Execution(#[from] crate::Error),
+    /// The signature names a different number of permission indices than there are calls.
+    #[error("{calls} call(s) but {indices} permission index(es)")]
+    CallCountMismatch {
+        /// Calls.
+        calls: usize,
+        /// Indices.
+        indices: usize,
+    },
+    /// A call targets the account itself or the validator.
+    #[error("call {call} targets {target}: a session may never call the account or the validator")]
+    ForbiddenTarget {
+        /// Call index.
+        call: usize,
+        /// Target.
+        target: Address,
+    },
+    /// A call names a permission the session does not have.
+    #[error("call {call} names permission {permission}, but the session has {count}")]
+    NoSuchPermission {
+        /// Call index.
+        call: usize,
+        /// Permission index.
+        permission: usize,
+        /// How many there are.
+        count: usize,
+    },
+    /// A call's target or function is not what its permission allows.
+    #[error("call {call} ({target}, selector {selector}) is not allowed by permission {permission}")]
+    NotPermitted {
+        /// Call index.
+        call: usize,
+        /// Permission index.
+        permission: usize,
+        /// Target.
+        target: Address,
+        /// The call's selector (left-aligned bytes for calldata under 4 bytes).
+        selector: FixedBytes<4>,
+    },
+    /// A call sends more native value than its permission allows.
+    #[error("call {call} sends {value} wei, above permission {permission}'s cap of {limit}")]
+    ValueAboveLimit {
+        /// Call index.
+        call: usize,
+        /// Permission index.
+        permission: usize,
+        /// Value sent.
+        value: U256,
+        /// The cap.
+        limit: u128,
+    },
+    /// A rule's argument word is not in the calldata.
+    #[error("call {call} has no argument {arg} for rule {rule} of permission {permission}")]
+    ArgumentMissing {
+        /// Call index.
+        call: usize,
+        /// Permission index.
+        permission: usize,
+        /// Rule index.
+        rule: usize,
+        /// Argument word index.
+        arg: u8,
+    },
+    /// An argument breaks a rule.
+    #[error("call {call}: argument {arg} = {value} breaks rule {rule} ({op:?}) of permission {permission}")]
+    RuleViolated {
+        /// Call index.
+        call: usize,
+        /// Permission index.
+        permission: usize,
+        /// Rule index.
+        rule: usize,
+        /// Argument word index.
+        arg: u8,
+        /// The rule's op.
+        op: RuleOp,
+        /// The argument's value.
+        value: U256,
+    },
+    /// A permission's calls are used up.
+    #[error("permission {permission} of session {id} has used all {max_uses} of its calls")]
+    PermissionUsesExhausted {
+        /// Session id.
+        id: B256,
+        /// Permission index.
+        permission: usize,
+        /// Its limit.
+        max_uses: u32,
+    },
+    /// An ERC-20 call on a limited token has no amount word.
+    #[error("call {call} is an ERC-20 transfer or approval without an amount")]
+    TokenAmountMissing {
+        /// Call index.
+        call: usize,
+    },
+    /// `claimed_time` is before the session starts.
+    #[error("claimed time {claimed_time} is before the session starts at {valid_after}")]
+    ClaimedTimeBeforeSession {
+        /// The claimed time.
+        claimed_time: u64,
+        /// The session start.
+        valid_after: u64,
+    },
+    /// The operation claims a period that has passed.
+    #[error("limit {limit} is in period {stored}; the operation claims period {period}")]
+    PeriodElapsed {
+        /// Limit index.
+        limit: usize,
+        /// Claimed period.
+        period: u64,
+        /// Current period on chain.
+        stored: u64,
+    },
+    /// A limit would be exceeded.
+    #[error("limit {limit}: {spent} spent of {cap}, this operation adds {amount}")]
+    LimitExceeded {
+        /// Limit index.
+        limit: usize,
+        /// Already spent (this period).
+        spent: u128,
+        /// This operation's amount (saturated at u256 max).
+        amount: U256,
+        /// The cap.
+        cap: u128,
+    },
+    /// The operation is outside its validity window at `now` (the EntryPoint's AA22).
+    #[error("valid from {valid_after} to {valid_until}, but it is {now}")]
+    OutsideWindow {
+        /// Window start.
+        valid_after: u64,
+        /// Window end (inclusive).
+        valid_until: u64,
+        /// The time checked.
+        now: u64,
+    },
+}
+
+const ERC20_TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
+const ERC20_APPROVE: [u8; 4] = [0x09, 0x5e, 0xa7, 0xb3];
+const ERC20_INCREASE_ALLOWANCE: [u8; 4] = [0x39, 0x50, 0x93, 0x51];
+const ERC20_TRANSFER_FROM: [u8; 4] = [0x23, 0xb8, 0x72, 0xdd];
+
+/// Evaluates `request` against `session` with `counters`, as the validator would.
+pub fn evaluate(session: &Session, counters: &Counters, request: &Request<'_>) -> Result<Verdict, Refusal> {
+    let id = session.id()?;
+    let mut next = counters.clone();
+    next.limits.resize(session.limits.len(), (0, 0));
+
+    if request.enable {
+        match counters.state {
+            SessionState::Revoked => return Err(Refusal::Revoked(id)),
+            SessionState::Enabled => return Err(Refusal::AlreadyEnabled(id)),
+            SessionState::None => {}
+        }
+        if session.epoch != counters.account_epoch {
+            return Err(Refusal::EpochMismatch {
+                id,
+                session_epoch: session.epoch,
+                account_epoch: counters.account_epoch,
+            });
+        }
+        next = Counters { state: SessionState::Enabled, account_epoch: counters.account_epoch, ..Counters::default() };
+        next.limits = vec![(0, 0); session.limits.len()];
+    } else {
+        match counters.state {
+            SessionState::Enabled => {}
+            SessionState::Revoked => return Err(Refusal::Revoked(id)),
+            SessionState::None => return Err(Refusal::NotEnabled(id)),
+        }
+    }
+
+    if session.max_uses != 0 {
+        if next.session_uses >= session.max_uses {
+            return Err(Refusal::SessionUsesExhausted { id, max_uses: session.max_uses });
+        }
+        next.session_uses += 1;
+    }
+
+    let mut spend = vec![U256::ZERO; session.limits.len()];
+    let indices = request.indices.len();
+    execution::visit(
+        request.call_data,
+        |calls| if calls == indices { Ok(()) } else { Err(Refusal::CallCountMismatch { calls, indices }) },
+        |i, call| check_call(session, id, request, &mut next, &mut spend, i, &call),
+    )?;
+
+    let mut valid_after = session.valid_after;
+    let mut valid_until = session.valid_until;
+    for (l, amount) in spend.iter().enumerate() {
+        if amount.is_zero() {
+            continue;
+        }
+        let limit = &session.limits[l];
+        let (stored_spent, stored_period) = next.limits[l];
+        let mut spent = stored_spent;
+        let mut period = 0;
+        if let Some(length) = NonZeroU64::new(limit.period) {
+            if request.claimed_time < session.valid_after {
+                return Err(Refusal::ClaimedTimeBeforeSession {
+                    claimed_time: request.claimed_time,
+                    valid_after: session.valid_after,
+                });
+            }
+            period = (request.claimed_time - session.valid_after) / length;
+            if period < stored_period {
+                return Err(Refusal::PeriodElapsed { limit: l, period, stored: stored_period });
+            }
+            if period > stored_period {
+                spent = 0;
+            }
+            let start = session.valid_after + period * limit.period;
+            let end = start + limit.period - 1;
+            valid_after = valid_after.max(start);
+            valid_until = valid_until.min(end);
+        }
+        let cap = U256::from(limit.amount);
+        if *amount > cap || U256::from(spent) > cap - *amount {
+            return Err(Refusal::LimitExceeded { limit: l, spent, amount: *amount, cap: limit.amount });
+        }
+        next.limits[l] = (spent + amount.to::<u128>(), period);
+    }
+
+    if request.now < valid_after || request.now > valid_until {
+        return Err(Refusal::OutsideWindow { valid_after, valid_until, now: request.now });
+    }
+    Ok(Verdict { valid_after, valid_until, counters: next })
+}
+
+fn check_call(
+    session: &Session,
+    id: B256,
+    request: &Request<'_>,
+    next: &mut Counters,
+    spend: &mut [U256],
+    i: usize,
+    call: &Call,
+) -> Result<(), Refusal> {
+    if call.target == request.account || call.target == request.validator {
+        return Err(Refusal::ForbiddenTarget { call: i, target: call.target });
+    }
+    let k = usize::from(request.indices[i]);
+    let Some(p) = session.permissions.get(k) else {
+        return Err(Refusal::NoSuchPermission { call: i, permission: k, count: session.permissions.len() });
+    };
+    let data = &call.data;
+    let mut selector = [0u8; 4];
+    let n = data.len().min(4);
+    selector[..n].copy_from_slice(&data[..n]);
+    let matches = call.target == p.target
+        && if p.selector == FixedBytes::ZERO { data.is_empty() } else { data.len() >= 4 && selector == p.selector.0 };
+    if !matches {
+        return Err(Refusal::NotPermitted { call: i, permission: k, target: call.target, selector: selector.into() });
+    }
+    if call.value > U256::from(p.value_limit) {
+        return Err(Refusal::ValueAboveLimit { call: i, permission: k, value: call.value, limit: p.value_limit });
+    }
+    for (j, rule) in p.rules.iter().enumerate() {
+        let pos = 4 + 32 * usize::from(rule.arg);
+        if data.len() < pos + 32 {
+            return Err(Refusal::ArgumentMissing { call: i, permission: k, rule: j, arg: rule.arg });
+        }
+        let x = U256::from_be_slice(&data[pos..pos + 32]);
+        let v = |n: usize| U256::from_be_bytes(rule.values[n].0);
+        let ok = match rule.op {
+            RuleOp::Eq => x == v(0),
+            RuleOp::Ne => x != v(0),
+            RuleOp::Gt => x > v(0),
+            RuleOp::Gte => x >= v(0),
+            RuleOp::Lt => x < v(0),
+            RuleOp::Lte => x <= v(0),
+            RuleOp::InRange => v(0) <= x && x <= v(1),
+            RuleOp::OneOf => rule.values.iter().any(|w| U256::from_be_bytes(w.0) == x),
+            RuleOp::SelfAccount => x == U256::from_be_bytes(request.account.into_word().0),
+        };
+        if !ok {
+            return Err(Refusal::RuleViolated {
+                call: i,
+                permission: k,
+                rule: j,
+                arg: rule.arg,
+                op: rule.op,
+                value: x,
+            });
+        }
+    }
+    if p.max_uses != 0 {
+        let uses = &mut next.permission_uses[k];
+        if *uses >= p.max_uses {
+            return Err(Refusal::PermissionUsesExhausted { id, permission: k, max_uses: p.max_uses });
+        }
+        *uses += 1;
+    }
+    for (l, limit) in session.limits.iter().enumerate() {
+        let amount = match limit.kind {
+            LimitKind::Native => call.value,
+            LimitKind::Erc20 if call.target == limit.token => token_amount(i, data)?,
+            LimitKind::Erc20 => U256::ZERO,
+        };
+        spend[l] = spend[l].saturating_add(amount);
+    }
+    Ok(())
+}
+
+/// The spending power of an ERC-20 call: the amount of transfer, approve, increaseAllowance
+/// (word 1) and transferFrom (word 2).
+fn token_amount(i: usize, data: &[u8]) -> Result<U256, Refusal> {
+    if data.len() < 4 {
+        return Ok(U256::ZERO);
+    }
+    let selector: [u8; 4] = [data[0], data[1], data[2], data[3]];
+    let pos = match selector {
+        ERC20_TRANSFER | ERC20_APPROVE | ERC20_INCREASE_ALLOWANCE => 36,
+        ERC20_TRANSFER_FROM => 68,
+        _ => return Ok(U256::ZERO),
+    };
+    if data.len() < pos + 32 {
+        return Err(Refusal::TokenAmountMissing { call: i });
+    }
+    Ok(U256::from_be_slice(&data[pos..pos + 32]))
+}
