@@ -2,6 +2,7 @@ use alloy_primitives::{B256, FixedBytes};
 
 /// Everything valet-core can refuse, each naming the offending value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The packed session is malformed at byte `offset` (the validator's `MalformedSession`).
     #[error("malformed session at byte {offset}: {reason}")]
@@ -34,6 +35,14 @@ pub enum Error {
         what: &'static str,
         /// Where.
         offset: usize,
+    },
+    /// A session spec says something that cannot become a session.
+    #[error("{at}: {reason}")]
+    Spec {
+        /// Where in the spec ("permission 0, rule 1").
+        at: String,
+        /// What is wrong, naming the value.
+        reason: String,
     },
     /// An operation must make 1 to 32 calls.
     #[error("an operation makes 1 to 32 calls, not {0}")]

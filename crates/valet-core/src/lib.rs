@@ -6,6 +6,7 @@ pub mod evaluator;
 pub mod execution;
 pub mod session;
 pub mod signature;
+pub mod spec;
 
 pub use error::Error;
 pub use evaluator::{Counters, Refusal, Request, SessionState, Verdict, evaluate};

@@ -1,0 +1,633 @@
+//! Session specs: sessions written with function signatures and argument names, in TOML or
+//! JSON, resolved to the exact on-chain [`Session`]; and the plain-language summary an owner
+//! reads before granting.
+//!
+//! ```toml
+//! valid_for = "1h"
+//! [[permission]]
+//! target   = "ValetNFT"                       # an address, or a name the caller resolves
+//! function = "mint(address to, uint256 quantity)"
+//! rules    = [{ arg = "to", eq = "$account" }, { arg = "quantity", lte = 5 }]
+//! max_uses = 10
+//! ```
+
+use std::collections::BTreeMap;
+
+use alloy_primitives::{Address, B256, FixedBytes, U256, keccak256};
+use serde::Deserialize;
+
+use crate::Error;
+use crate::session::{Limit, LimitKind, Permission, Rule, RuleOp, Session};
+
+/// A number in a spec: an integer, or a string ("5", "0x10", "1.5 ether", "10 gwei").
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Amount {
+    /// A TOML/JSON integer.
+    Int(i64),
+    /// A string form.
+    Text(String),
+}
+
+/// A value a rule compares against: a number, a bool or a string (address, name, `$account`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Value {
+    /// A bool (for `bool` arguments).
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// Text: a number, an address, a name, or `$account`.
+    Text(String),
+}
+
+/// One rule as written: the argument by name (or index) and exactly one comparison.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// Argument name (or its position, "0", "1", …).
+    pub arg: String,
+    /// `==`
+    pub eq: Option<Value>,
+    /// `!=`
+    pub ne: Option<Value>,
+    /// `>`
+    pub gt: Option<Value>,
+    /// `>=`
+    pub gte: Option<Value>,
+    /// `<`
+    pub lt: Option<Value>,
+    /// `<=`
+    pub lte: Option<Value>,
+    /// `[min, max]`, inclusive.
+    pub in_range: Option<[Value; 2]>,
+    /// Any of these.
+    pub one_of: Option<Vec<Value>>,
+}
+
+/// One permission as written.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionSpec {
+    /// An address or a name the context knows.
+    pub target: String,
+    /// `name(type arg, …)`; absent for plain value transfers.
+    pub function: Option<String>,
+    /// Native value one call may send ("0.1 ether"); none by default.
+    pub value_limit: Option<Amount>,
+    /// Calls allowed in all.
+    pub max_uses: Option<u32>,
+    /// Conditions on arguments.
+    #[serde(default)]
+    pub rules: Vec<RuleSpec>,
+}
+
+/// One limit as written: `native = "1 ether"` or `token = "…", amount = …`, optionally `period`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSpec {
+    /// Total native value.
+    pub native: Option<Amount>,
+    /// An ERC-20 (address or name).
+    pub token: Option<String>,
+    /// The token amount, in base units or "N ether" (18 decimals).
+    pub amount: Option<Amount>,
+    /// Refill period ("1d", "12h"); absent = over the whole session.
+    pub period: Option<String>,
+}
+
+/// A session as an app writes it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSpec {
+    /// How long from `valid_after` ("90s", "30m", "1h", "7d"), unless `valid_until` is given.
+    pub valid_for: Option<String>,
+    /// Start (unix seconds); now by default.
+    pub valid_after: Option<u64>,
+    /// End (unix seconds, inclusive).
+    pub valid_until: Option<u64>,
+    /// Operations allowed in all.
+    pub max_uses: Option<u32>,
+    /// Distinguishes otherwise identical sessions.
+    pub salt: Option<u32>,
+    /// The allowed calls.
+    #[serde(default, rename = "permission")]
+    pub permissions: Vec<PermissionSpec>,
+    /// Cumulative limits.
+    #[serde(default, rename = "limit")]
+    pub limits: Vec<LimitSpec>,
+}
+
+/// What resolving a spec needs from outside: the time, the key, the account's epoch, names.
+#[derive(Debug, Clone, Default)]
+pub struct SpecContext {
+    /// Now (unix seconds).
+    pub now: u64,
+    /// The session key the session is for.
+    pub session_key: Address,
+    /// The account's current revoke-all epoch.
+    pub account_epoch: u32,
+    /// Names usable for targets and tokens (e.g. the devnet's contracts).
+    pub names: BTreeMap<String, Address>,
+}
+
+/// A parsed `name(type arg, …)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Function {
+    /// The function name.
+    pub name: String,
+    /// (canonical type, argument name or "", first ABI word, words, static) per argument.
+    pub args: Vec<Arg>,
+}
+
+/// One argument of a [`Function`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arg {
+    /// Canonical ABI type.
+    pub ty: String,
+    /// Name as written ("" if none).
+    pub name: String,
+    /// Index of its first head word.
+    pub word: usize,
+    /// Whether a rule may apply: an elementary static type in one word.
+    pub comparable: bool,
+}
+
+impl Function {
+    /// Parses `name(type arg, …)`, canonicalising types (`uint` → `uint256`).
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        let bad = |reason: &str| spec_error(format!("function `{text}`"), reason);
+        let text = text.trim();
+        let open = text.find('(').ok_or_else(|| bad("expected name(type arg, …)"))?;
+        if !text.ends_with(')') {
+            return Err(bad("expected name(type arg, …)"));
+        }
+        let name = text[..open].trim();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(bad("the function name must be an identifier"));
+        }
+        let inner = &text[open + 1..text.len() - 1];
+        if inner.contains('(') {
+            return Err(bad("tuple arguments are not supported in specs"));
+        }
+        let mut args = Vec::new();
+        let mut word = 0;
+        for part in inner.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let mut tokens = part.split_whitespace();
+            let ty = canonical_type(tokens.next().unwrap_or_default()).map_err(|r| bad(&r))?;
+            let arg_name = tokens.rfind(|t| *t != "calldata" && *t != "memory").unwrap_or("").to_string();
+            let (words, dynamic) = type_words(&ty);
+            let comparable = !dynamic && words == 1;
+            args.push(Arg { ty, name: arg_name, word, comparable });
+            word += if dynamic { 1 } else { words };
+        }
+        Ok(Self { name: name.to_string(), args })
+    }
+
+    /// `name(type,…)`.
+    pub fn signature(&self) -> String {
+        let types: Vec<&str> = self.args.iter().map(|a| a.ty.as_str()).collect();
+        format!("{}({})", self.name, types.join(","))
+    }
+
+    /// The 4-byte selector.
+    pub fn selector(&self) -> FixedBytes<4> {
+        FixedBytes::from_slice(&keccak256(self.signature())[..4])
+    }
+
+    fn arg(&self, key: &str) -> Option<&Arg> {
+        self.args.iter().find(|a| a.name == key).or_else(|| key.parse::<usize>().ok().and_then(|i| self.args.get(i)))
+    }
+}
+
+fn canonical_type(ty: &str) -> Result<String, String> {
+    if let Some(inner) = ty.strip_suffix("[]") {
+        return Ok(format!("{}[]", canonical_type(inner)?));
+    }
+    if let Some(open) = ty.rfind('[').filter(|_| ty.ends_with(']')) {
+        let k: usize = ty[open + 1..ty.len() - 1].parse().map_err(|_| format!("bad array length in `{ty}`"))?;
+        return Ok(format!("{}[{k}]", canonical_type(&ty[..open])?));
+    }
+    let ok = match ty {
+        "address" | "bool" | "string" | "bytes" => true,
+        "uint" => return Ok("uint256".into()),
+        "int" => return Ok("int256".into()),
+        _ => {
+            let bits = |rest: &str, max: u32, step: u32| {
+                rest.parse::<u32>().is_ok_and(|n| n >= step && n <= max && n % step == 0)
+            };
+            ty.strip_prefix("uint").is_some_and(|r| bits(r, 256, 8))
+                || ty.strip_prefix("int").is_some_and(|r| bits(r, 256, 8))
+                || ty.strip_prefix("bytes").is_some_and(|r| bits(r, 32, 1))
+        }
+    };
+    if ok { Ok(ty.to_string()) } else { Err(format!("unknown type `{ty}`")) }
+}
+
+/// (head words, dynamic) of a canonical type.
+fn type_words(ty: &str) -> (usize, bool) {
+    if ty == "string" || ty == "bytes" || ty.ends_with("[]") {
+        return (1, true);
+    }
+    if let Some(open) = ty.rfind('[') {
+        let k: usize = ty[open + 1..ty.len() - 1].parse().unwrap_or(0);
+        let (w, dynamic) = type_words(&ty[..open]);
+        return if dynamic { (1, true) } else { (w * k, false) };
+    }
+    (1, false)
+}
+
+fn spec_error(at: impl Into<String>, reason: impl Into<String>) -> Error {
+    Error::Spec { at: at.into(), reason: reason.into() }
+}
+
+/// Seconds in "90s", "30m", "1h", "7d", "2w".
+pub fn parse_duration(text: &str) -> Result<u64, Error> {
+    let t = text.trim();
+    let unit = t.chars().last().ok_or_else(|| spec_error("duration", "empty"))?;
+    let n: u64 = t[..t.len() - unit.len_utf8()]
+        .trim()
+        .parse()
+        .map_err(|_| spec_error(format!("duration `{t}`"), "expected a number and s, m, h, d or w"))?;
+    let scale = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3_600,
+        'd' => 86_400,
+        'w' => 604_800,
+        _ => return Err(spec_error(format!("duration `{t}`"), "expected a number and s, m, h, d or w")),
+    };
+    n.checked_mul(scale).ok_or_else(|| spec_error(format!("duration `{t}`"), "too long"))
+}
+
+/// Wei in an amount: an integer, "0x…", or "N ether" / "N gwei" / "N wei" (decimals allowed).
+pub fn parse_amount(amount: &Amount, at: &str) -> Result<U256, Error> {
+    let text = match amount {
+        Amount::Int(n) if *n >= 0 => return Ok(U256::from(*n as u64)),
+        Amount::Int(n) => return Err(spec_error(at, format!("{n} is negative"))),
+        Amount::Text(t) => t.trim(),
+    };
+    let (number, decimals) = match text.split_once(' ') {
+        Some((n, "ether")) => (n, 18),
+        Some((n, "gwei")) => (n, 9),
+        Some((n, "wei")) => (n, 0),
+        Some((_, unit)) => return Err(spec_error(at, format!("unknown unit `{unit}` (ether, gwei or wei)"))),
+        None => (text, 0),
+    };
+    if decimals == 0 {
+        return number.parse::<U256>().map_err(|_| spec_error(at, format!("`{text}` is not a number")));
+    }
+    let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
+    if frac.len() > decimals || !frac.chars().all(|c| c.is_ascii_digit()) {
+        return Err(spec_error(at, format!("`{text}` has more than {decimals} decimals")));
+    }
+    let digits = format!("{whole}{frac:0<decimals$}");
+    digits.parse::<U256>().map_err(|_| spec_error(at, format!("`{text}` is not a number")))
+}
+
+fn address_of(text: &str, ctx: &SpecContext, at: &str) -> Result<Address, Error> {
+    if let Some(a) = ctx.names.get(text) {
+        return Ok(*a);
+    }
+    text.parse::<Address>().map_err(|_| spec_error(at, format!("`{text}` is neither an address nor a known name")))
+}
+
+fn fits_u128(v: U256, at: &str) -> Result<u128, Error> {
+    u128::try_from(v).map_err(|_| spec_error(at, format!("{v} does not fit in 128 bits")))
+}
+
+impl SessionSpec {
+    /// Parses a TOML spec.
+    pub fn from_toml(text: &str) -> Result<Self, Error> {
+        toml::from_str(text).map_err(|e| spec_error("TOML spec", e.to_string()))
+    }
+
+    /// Parses a JSON spec.
+    pub fn from_json(text: &str) -> Result<Self, Error> {
+        serde_json::from_str(text).map_err(|e| spec_error("JSON spec", e.to_string()))
+    }
+
+    /// The exact session this spec means, for `ctx`; refuses anything the validator would,
+    /// and rules on arguments it cannot compare (dynamic types, ordering on signed integers).
+    pub fn resolve(&self, ctx: &SpecContext) -> Result<Session, Error> {
+        let valid_after = self.valid_after.unwrap_or(ctx.now);
+        let valid_until = match (self.valid_until, &self.valid_for) {
+            (Some(_), Some(_)) => return Err(spec_error("session", "give valid_for or valid_until, not both")),
+            (Some(until), None) => until,
+            // valid_until is inclusive: "1h" from 08:00:00 ends at 08:59:59.
+            (None, Some(d)) => (valid_after + parse_duration(d)?).saturating_sub(1),
+            (None, None) => return Err(spec_error("session", "give valid_for (\"1h\") or valid_until")),
+        };
+        if self.permissions.is_empty() {
+            return Err(spec_error("session", "a session needs at least one [[permission]]"));
+        }
+        let mut limits = Vec::new();
+        for (l, spec) in self.limits.iter().enumerate() {
+            let at = format!("limit {l}");
+            let period = spec.period.as_deref().map(parse_duration).transpose()?.unwrap_or(0);
+            let limit = match (&spec.native, &spec.token, &spec.amount) {
+                (Some(native), None, None) => Limit {
+                    kind: LimitKind::Native,
+                    token: Address::ZERO,
+                    amount: fits_u128(parse_amount(native, &at)?, &at)?,
+                    period,
+                },
+                (None, Some(token), Some(amount)) => Limit {
+                    kind: LimitKind::Erc20,
+                    token: address_of(token, ctx, &at)?,
+                    amount: fits_u128(parse_amount(amount, &at)?, &at)?,
+                    period,
+                },
+                _ => return Err(spec_error(at, "give `native = …`, or `token = …` with `amount = …`")),
+            };
+            limits.push(limit);
+        }
+        let mut permissions = Vec::new();
+        for (k, spec) in self.permissions.iter().enumerate() {
+            permissions.push(resolve_permission(spec, ctx, &format!("permission {k}"))?);
+        }
+        let session = Session {
+            session_key: ctx.session_key,
+            valid_after,
+            valid_until,
+            epoch: ctx.account_epoch,
+            salt: self.salt.unwrap_or(0),
+            max_uses: self.max_uses.unwrap_or(0),
+            limits,
+            permissions,
+        };
+        session.encode()?;
+        Ok(session)
+    }
+}
+
+fn resolve_permission(spec: &PermissionSpec, ctx: &SpecContext, at: &str) -> Result<Permission, Error> {
+    let target = address_of(&spec.target, ctx, at)?;
+    let value_limit = match &spec.value_limit {
+        Some(a) => fits_u128(parse_amount(a, at)?, at)?,
+        None => 0,
+    };
+    let (selector, function) = match &spec.function {
+        Some(text) => {
+            let f = Function::parse(text)?;
+            (f.selector(), Some(f))
+        }
+        None => (FixedBytes::ZERO, None),
+    };
+    let mut rules = Vec::new();
+    for (j, r) in spec.rules.iter().enumerate() {
+        let at = format!("{at}, rule {j}");
+        let f = function.as_ref().ok_or_else(|| spec_error(&at, "a plain transfer has no arguments to rule on"))?;
+        rules.push(resolve_rule(r, f, &at, ctx)?);
+    }
+    Ok(Permission { target, selector, value_limit, max_uses: spec.max_uses.unwrap_or(0), rules })
+}
+
+fn resolve_rule(r: &RuleSpec, f: &Function, at: &str, ctx: &SpecContext) -> Result<Rule, Error> {
+    let arg = f.arg(&r.arg).ok_or_else(|| {
+        let names: Vec<&str> = f.args.iter().map(|a| a.name.as_str()).collect();
+        spec_error(at, format!("`{}` is not an argument of {} (arguments: {})", r.arg, f.signature(), names.join(", ")))
+    })?;
+    if !arg.comparable {
+        return Err(spec_error(
+            at,
+            format!("argument `{}` has dynamic or multi-word type {}: rules compare one static word", r.arg, arg.ty),
+        ));
+    }
+    let word = u8::try_from(arg.word).map_err(|_| spec_error(at, "argument beyond word 255"))?;
+    let signed = arg.ty.starts_with("int");
+    let mut given: Vec<(RuleOp, Vec<&Value>)> = Vec::new();
+    for (op, v) in [
+        (RuleOp::Eq, &r.eq),
+        (RuleOp::Ne, &r.ne),
+        (RuleOp::Gt, &r.gt),
+        (RuleOp::Gte, &r.gte),
+        (RuleOp::Lt, &r.lt),
+        (RuleOp::Lte, &r.lte),
+    ] {
+        if let Some(v) = v {
+            given.push((op, vec![v]));
+        }
+    }
+    if let Some([lo, hi]) = &r.in_range {
+        given.push((RuleOp::InRange, vec![lo, hi]));
+    }
+    if let Some(values) = &r.one_of {
+        given.push((RuleOp::OneOf, values.iter().collect()));
+    }
+    let [(op, values)] = given.as_slice() else {
+        return Err(spec_error(at, "give exactly one of eq, ne, gt, gte, lt, lte, in_range, one_of"));
+    };
+    if signed && !matches!(op, RuleOp::Eq | RuleOp::Ne | RuleOp::OneOf) {
+        return Err(spec_error(
+            at,
+            format!(
+                "`{}` is {}: the validator compares unsigned words, so only eq, ne and one_of apply",
+                r.arg, arg.ty
+            ),
+        ));
+    }
+    if *op == RuleOp::Eq && matches!(values[0], Value::Text(t) if t == "$account") && arg.ty == "address" {
+        return Ok(Rule { arg: word, op: RuleOp::SelfAccount, values: vec![] });
+    }
+    let words = values.iter().map(|v| encode_value(v, &arg.ty, ctx, at)).collect::<Result<Vec<_>, _>>()?;
+    Ok(Rule { arg: word, op: *op, values: words })
+}
+
+fn encode_value(v: &Value, ty: &str, ctx: &SpecContext, at: &str) -> Result<B256, Error> {
+    match (ty, v) {
+        ("address", Value::Text(t)) if t == "$account" => {
+            Err(spec_error(at, "`$account` is only for eq on an address (use eq = \"$account\")"))
+        }
+        ("address", Value::Text(t)) => Ok(address_of(t, ctx, at)?.into_word()),
+        ("bool", Value::Bool(b)) => Ok(B256::from(U256::from(u8::from(*b)))),
+        (t, Value::Int(n)) if t.starts_with("int") => {
+            Ok(B256::from(alloy_primitives::I256::try_from(*n).map_err(|e| spec_error(at, e.to_string()))?.into_raw()))
+        }
+        (t, Value::Text(s)) if t.starts_with("int") => {
+            let n: alloy_primitives::I256 =
+                s.parse().map_err(|_| spec_error(at, format!("`{s}` is not an integer")))?;
+            Ok(B256::from(n.into_raw()))
+        }
+        (t, v) if t.starts_with("uint") => {
+            let amount = match v {
+                Value::Int(n) => Amount::Int(*n),
+                Value::Text(s) => Amount::Text(s.clone()),
+                Value::Bool(_) => return Err(spec_error(at, format!("a bool for a {t} argument"))),
+            };
+            let x = parse_amount(&amount, at)?;
+            let bits: usize = t[4..].parse().unwrap_or(256);
+            if bits < 256 && x >> bits != U256::ZERO {
+                return Err(spec_error(at, format!("{x} does not fit in {t}")));
+            }
+            Ok(B256::from(x))
+        }
+        (t, Value::Text(s)) if t.starts_with("bytes") => {
+            let raw = alloy_primitives::hex::decode(s).map_err(|e| spec_error(at, format!("`{s}`: {e}")))?;
+            let n: usize = t[5..].parse().unwrap_or(32);
+            if raw.len() > n {
+                return Err(spec_error(at, format!("`{s}` is longer than {t}")));
+            }
+            let mut w = [0u8; 32];
+            w[..raw.len()].copy_from_slice(&raw);
+            Ok(B256::from(w))
+        }
+        (t, v) => Err(spec_error(at, format!("{v:?} is not a {t} value"))),
+    }
+}
+
+impl SessionSpec {
+    /// The parsed function of each permission (`None` for plain transfers).
+    pub fn functions(&self) -> Result<Vec<Option<Function>>, Error> {
+        self.permissions.iter().map(|p| p.function.as_deref().map(Function::parse).transpose()).collect()
+    }
+}
+
+/// Names and token units for summaries.
+#[derive(Debug, Clone, Default)]
+pub struct Labels {
+    /// Display names of addresses (contracts, tokens).
+    pub names: BTreeMap<Address, String>,
+    /// Symbol and decimals of tokens.
+    pub tokens: BTreeMap<Address, (String, u8)>,
+}
+
+impl Labels {
+    fn address(&self, a: Address) -> String {
+        let hex = a.to_checksum(None);
+        let short = format!("{}…{}", &hex[..6], &hex[hex.len() - 4..]);
+        match self.names.get(&a) {
+            Some(name) => format!("{name} ({short})"),
+            None => short,
+        }
+    }
+
+    fn token_amount(&self, token: Address, amount: u128) -> String {
+        match self.tokens.get(&token) {
+            Some((symbol, decimals)) => format!("{} {symbol}", units(amount, *decimals)),
+            None => format!("{amount} base units of {}", self.address(token)),
+        }
+    }
+}
+
+/// `amount` with `decimals` decimals, trailing zeros trimmed.
+pub fn units(amount: u128, decimals: u8) -> String {
+    let scale = 10u128.pow(u32::from(decimals.min(38)));
+    let whole = amount / scale;
+    let frac = amount % scale;
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let frac = format!("{frac:0width$}", width = usize::from(decimals));
+    format!("{whole}.{}", frac.trim_end_matches('0'))
+}
+
+/// `YYYY-MM-DD HH:MM UTC` for unix seconds.
+pub fn utc(ts: u64) -> String {
+    let days = (ts / 86_400) as i64;
+    let secs = ts % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", secs / 3_600, secs / 60 % 60)
+}
+
+fn span(seconds: u64) -> String {
+    let (n, unit) = match seconds {
+        s if s % 604_800 == 0 => (s / 604_800, "week"),
+        s if s % 86_400 == 0 => (s / 86_400, "day"),
+        s if s % 3_600 == 0 => (s / 3_600, "hour"),
+        s if s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    if n == 1 { format!("1 {unit}") } else { format!("{n} {unit}s") }
+}
+
+fn rule_text(rule: &Rule, arg: Option<&Arg>, labels: &Labels) -> String {
+    let name = arg.map(|a| if a.name.is_empty() { format!("argument {}", rule.arg) } else { a.name.clone() });
+    let name = name.unwrap_or_else(|| format!("argument {}", rule.arg));
+    let value = |w: &B256| match arg.map(|a| a.ty.as_str()) {
+        Some("address") => labels.address(Address::from_word(*w)),
+        Some("bool") => (!w.is_zero()).to_string(),
+        Some(t) if t.starts_with("bytes") => w.to_string(),
+        _ => U256::from_be_bytes(w.0).to_string(),
+    };
+    let values: Vec<String> = rule.values.iter().map(value).collect();
+    match rule.op {
+        RuleOp::Eq => format!("{name} = {}", values[0]),
+        RuleOp::Ne => format!("{name} ≠ {}", values[0]),
+        RuleOp::Gt => format!("{name} > {}", values[0]),
+        RuleOp::Gte => format!("{name} ≥ {}", values[0]),
+        RuleOp::Lt => format!("{name} < {}", values[0]),
+        RuleOp::Lte => format!("{name} ≤ {}", values[0]),
+        RuleOp::InRange => format!("{name} from {} to {}", values[0], values[1]),
+        RuleOp::OneOf => format!("{name} is one of {}", values.join(", ")),
+        RuleOp::SelfAccount => format!("{name} is this account"),
+    }
+}
+
+/// The plain-language summary an owner reads before granting: one line per fact.
+pub fn summary(session: &Session, functions: &[Option<Function>], labels: &Labels) -> Vec<String> {
+    let mut lines = vec![format!(
+        "Valid for {}: from {} until {}.",
+        span(session.valid_until + 1 - session.valid_after),
+        utc(session.valid_after),
+        utc(session.valid_until + 1)
+    )];
+    for (k, p) in session.permissions.iter().enumerate() {
+        let function = functions.get(k).and_then(Option::as_ref);
+        let what = match function {
+            Some(f) => {
+                let args: Vec<&str> = f.args.iter().map(|a| a.name.as_str()).collect();
+                format!("call {}({}) on {}", f.name, args.join(", "), labels.address(p.target))
+            }
+            None if p.selector == FixedBytes::ZERO => format!("send native value to {}", labels.address(p.target)),
+            None => format!("call function {} on {}", p.selector, labels.address(p.target)),
+        };
+        let mut line = format!("May {what}");
+        if p.max_uses != 0 {
+            line += &format!(", at most {} time{}", p.max_uses, if p.max_uses == 1 { "" } else { "s" });
+        }
+        if p.value_limit != 0 {
+            line += &format!(", sending at most {} ETH per call", units(p.value_limit, 18));
+        }
+        let conditions: Vec<String> = p
+            .rules
+            .iter()
+            .map(|r| rule_text(r, function.and_then(|f| f.args.iter().find(|a| a.word == usize::from(r.arg))), labels))
+            .collect();
+        if !conditions.is_empty() {
+            line += &format!(", only if {}", conditions.join(" and "));
+        }
+        lines.push(line + ".");
+    }
+    for limit in &session.limits {
+        let amount = match limit.kind {
+            LimitKind::Native => format!("{} ETH", units(limit.amount, 18)),
+            LimitKind::Erc20 => labels.token_amount(limit.token, limit.amount),
+        };
+        let per = match limit.period {
+            0 => "in all".to_string(),
+            p => format!("per {} (it refills)", span(p)),
+        };
+        lines.push(format!("At most {amount} {per}."));
+    }
+    if session.max_uses != 0 {
+        lines.push(format!("At most {} operations in all.", session.max_uses));
+    }
+    if session.permissions.iter().all(|p| p.value_limit == 0) {
+        lines.push("It cannot send your ETH.".to_string());
+    }
+    lines.push(
+        "Nothing else: no other contract or function, no change to the account, and no signing on its behalf."
+            .to_string(),
+    );
+    lines
+}
