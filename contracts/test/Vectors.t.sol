@@ -74,6 +74,38 @@ contract VectorsTest is ValetTestBase {
         indices[3] = hex"0100";
     }
 
+    /// @dev A fixed operation with every field set, deploying an account through a paymaster-less
+    ///      initCode, and its hash as EntryPoint v0.7 computes it.
+    function _userOp() internal view returns (PackedUserOperation memory op) {
+        op.sender = factory.getAddress(owner, 77);
+        op.nonce = (uint256(sessionNonceKey(0x01020304)) << 64) | 5;
+        op.initCode = abi.encodePacked(address(factory), abi.encodeCall(factory.createAccount, (owner, 77)));
+        op.callData = mintCall(op.sender, 2);
+        op.accountGasLimits = bytes32((uint256(500_000) << 128) | 300_000);
+        op.preVerificationGas = 50_000;
+        op.gasFees = bytes32((uint256(1 gwei) << 128) | 3 gwei);
+        op.paymasterAndData = abi.encodePacked(address(0xDEAD), uint128(70_000), uint128(20_000), hex"c0ffee");
+        op.signature = hex"1234";
+    }
+
+    function _userOpVector() internal view returns (string memory) {
+        PackedUserOperation memory op = _userOp();
+        return string.concat(
+            "{\n",
+            '    "sender": "', vm.toString(op.sender), '",\n',
+            '    "nonce": "', vm.toString(bytes32(op.nonce)), '",\n',
+            '    "init_code": "', vm.toString(op.initCode), '",\n',
+            '    "call_data": "', vm.toString(op.callData), '",\n',
+            '    "account_gas_limits": "', vm.toString(op.accountGasLimits), '",\n',
+            '    "pre_verification_gas": ', vm.toString(op.preVerificationGas), ",\n",
+            '    "gas_fees": "', vm.toString(op.gasFees), '",\n',
+            '    "paymaster_and_data": "', vm.toString(op.paymasterAndData), '",\n',
+            '    "signature": "', vm.toString(op.signature), '",\n',
+            '    "hash": "', vm.toString(entryPoint.getUserOpHash(op)), '"\n',
+            "  }"
+        );
+    }
+
     function test_vectors_matchTheValidator() public {
         if (vm.envOr("VALET_WRITE_VECTORS", false)) writeVectors();
         string memory json = vm.readFile(PATH);
@@ -81,6 +113,8 @@ contract VectorsTest is ValetTestBase {
         assertEq(vm.parseJsonAddress(json, ".account"), address(account), "account address");
         assertEq(vm.parseJsonUint(json, ".chain_id"), block.chainid, "chain id");
         assertEq(vm.parseJsonBytes32(json, ".user_op_hash"), USER_OP_HASH, "userOpHash");
+        assertEq(vm.parseJsonBytes32(json, ".user_operation.hash"), entryPoint.getUserOpHash(_userOp()), "EntryPoint hash");
+        assertEq(vm.parseJsonBytes(json, ".user_operation.call_data"), _userOp().callData, "operation call data");
         (string[] memory names, Session[] memory list, bytes[] memory indices, uint48[] memory times) = _sessions();
         for (uint256 i = 0; i < names.length; ++i) {
             string memory at = string.concat(".sessions.", names[i]);
@@ -140,6 +174,7 @@ contract VectorsTest is ValetTestBase {
             '  "account": "', vm.toString(address(account)), '",\n',
             '  "session_key_private_key": "', vm.toString(bytes32(VECTOR_KEY)), '",\n',
             '  "user_op_hash": "', vm.toString(USER_OP_HASH), '",\n',
+            '  "user_operation": ', _userOpVector(), ",\n",
             '  "sessions": {\n', body, "\n  }\n}\n"
         );
         vm.writeFile(PATH, json);

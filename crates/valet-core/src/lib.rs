@@ -7,11 +7,13 @@ pub mod execution;
 pub mod session;
 pub mod signature;
 pub mod spec;
+pub mod user_operation;
 
 pub use error::Error;
 pub use evaluator::{Counters, Refusal, Request, SessionState, Verdict, evaluate};
 pub use execution::{Call, Execution};
 pub use session::{Limit, LimitKind, Permission, Rule, RuleOp, Session};
+pub use user_operation::{PackedUserOperation, UserOperation};
 
 /// EntryPoint v0.7 at its canonical address.
 pub const ENTRY_POINT_V07: alloy_primitives::Address =

@@ -1,0 +1,144 @@
+//! ERC-4337 v0.7 UserOperations: the JSON-RPC (unpacked) fields, the packed form the
+//! EntryPoint takes, the userOpHash, and the nonce keys that select a validator and a lane.
+
+use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
+
+/// A v0.7 UserOperation, with the fields bundlers use in JSON-RPC.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserOperation {
+    /// The account.
+    pub sender: Address,
+    /// Key (192 bits) ‖ sequence (64 bits).
+    pub nonce: U256,
+    /// The factory deploying the account in this operation, if any.
+    pub factory: Option<Address>,
+    /// The factory's calldata.
+    pub factory_data: Bytes,
+    /// The account's calldata.
+    pub call_data: Bytes,
+    /// Gas for the execution.
+    pub call_gas_limit: u128,
+    /// Gas for validation (and deployment).
+    pub verification_gas_limit: u128,
+    /// Gas the bundler is paid for overhead.
+    pub pre_verification_gas: U256,
+    /// EIP-1559 max fee.
+    pub max_fee_per_gas: u128,
+    /// EIP-1559 priority fee.
+    pub max_priority_fee_per_gas: u128,
+    /// Paymaster, if any.
+    pub paymaster: Option<Address>,
+    /// Paymaster validation gas.
+    pub paymaster_verification_gas_limit: u128,
+    /// Paymaster postOp gas.
+    pub paymaster_post_op_gas_limit: u128,
+    /// Paymaster data.
+    pub paymaster_data: Bytes,
+    /// The signature the account's validation reads.
+    pub signature: Bytes,
+}
+
+/// The packed form `EntryPoint.handleOps` takes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PackedUserOperation {
+    /// The account.
+    pub sender: Address,
+    /// Key ‖ sequence.
+    pub nonce: U256,
+    /// factory ‖ factoryData, or empty.
+    pub init_code: Bytes,
+    /// The account's calldata.
+    pub call_data: Bytes,
+    /// verificationGasLimit (16 bytes) ‖ callGasLimit (16 bytes).
+    pub account_gas_limits: B256,
+    /// Pre-verification gas.
+    pub pre_verification_gas: U256,
+    /// maxPriorityFeePerGas (16 bytes) ‖ maxFeePerGas (16 bytes).
+    pub gas_fees: B256,
+    /// paymaster ‖ verification gas (16) ‖ postOp gas (16) ‖ data, or empty.
+    pub paymaster_and_data: Bytes,
+    /// The signature.
+    pub signature: Bytes,
+}
+
+fn pack128(high: u128, low: u128) -> B256 {
+    let mut w = [0u8; 32];
+    w[..16].copy_from_slice(&high.to_be_bytes());
+    w[16..].copy_from_slice(&low.to_be_bytes());
+    B256::from(w)
+}
+
+impl UserOperation {
+    /// The packed form.
+    pub fn pack(&self) -> PackedUserOperation {
+        let init_code = match self.factory {
+            Some(f) => [f.as_slice(), &self.factory_data].concat().into(),
+            None => Bytes::new(),
+        };
+        let paymaster_and_data = match self.paymaster {
+            Some(p) => [
+                p.as_slice(),
+                &self.paymaster_verification_gas_limit.to_be_bytes(),
+                &self.paymaster_post_op_gas_limit.to_be_bytes(),
+                &self.paymaster_data,
+            ]
+            .concat()
+            .into(),
+            None => Bytes::new(),
+        };
+        PackedUserOperation {
+            sender: self.sender,
+            nonce: self.nonce,
+            init_code,
+            call_data: self.call_data.clone(),
+            account_gas_limits: pack128(self.verification_gas_limit, self.call_gas_limit),
+            pre_verification_gas: self.pre_verification_gas,
+            gas_fees: pack128(self.max_priority_fee_per_gas, self.max_fee_per_gas),
+            paymaster_and_data,
+            signature: self.signature.clone(),
+        }
+    }
+
+    /// The userOpHash EntryPoint v0.7 computes (`getUserOpHash`).
+    pub fn hash(&self, entry_point: Address, chain_id: u64) -> B256 {
+        self.pack().hash(entry_point, chain_id)
+    }
+}
+
+impl PackedUserOperation {
+    /// `keccak256(abi.encode(keccak256(abi.encode(sender, nonce, keccak(initCode),
+    /// keccak(callData), accountGasLimits, preVerificationGas, gasFees,
+    /// keccak(paymasterAndData))), entryPoint, chainId))`.
+    pub fn hash(&self, entry_point: Address, chain_id: u64) -> B256 {
+        let inner = keccak256(
+            [
+                self.sender.into_word().0,
+                self.nonce.to_be_bytes(),
+                keccak256(&self.init_code).0,
+                keccak256(&self.call_data).0,
+                self.account_gas_limits.0,
+                self.pre_verification_gas.to_be_bytes(),
+                self.gas_fees.0,
+                keccak256(&self.paymaster_and_data).0,
+            ]
+            .concat(),
+        );
+        keccak256([inner.0, entry_point.into_word().0, U256::from(chain_id).to_be_bytes()].concat())
+    }
+}
+
+/// The 192-bit nonce key that routes an operation to `validator` on `lane`:
+/// validator (20 bytes) ‖ lane (4 bytes).
+pub fn validator_nonce_key(validator: Address, lane: u32) -> U256 {
+    (U256::from_be_slice(validator.as_slice()) << 32) | U256::from(lane)
+}
+
+/// The lane a session uses by convention: the first 4 bytes of its id.
+pub fn session_lane(session_id: B256) -> u32 {
+    u32::from_be_bytes([session_id[0], session_id[1], session_id[2], session_id[3]])
+}
+
+/// The full nonce: key (192 bits) ‖ sequence (64 bits).
+pub fn nonce(key: U256, sequence: u64) -> U256 {
+    (key << 64) | U256::from(sequence)
+}
