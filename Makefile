@@ -60,8 +60,8 @@ test-artifacts: tools
 	cd contracts && ../$(FORGE) build $(FORGE_ARGS)
 	node tools/export-artifacts.js contracts/artifacts --check
 
-## test-rust: formatting, clippy (warnings are errors) and the Rust tests
-test-rust:
+## test-rust: formatting, clippy (warnings are errors) and the Rust tests (against a real anvil)
+test-rust: tools
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	cargo test --workspace --locked --all-targets

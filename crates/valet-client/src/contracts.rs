@@ -1,0 +1,57 @@
+//! Bindings generated from the checked-in artifacts (`contracts/artifacts/`), so building the
+//! crate never needs node or forge.
+#![allow(missing_docs, unreachable_pub, clippy::too_many_arguments)]
+
+/// EntryPoint v0.7 (its artifact names `PackedUserOperation` unqualified, so it has its own module).
+pub mod entry_point {
+    pub use self::EntryPoint::PackedUserOperation;
+    alloy::sol!(
+        #[sol(rpc)]
+        #[derive(Debug, PartialEq, Eq)]
+        EntryPoint,
+        "../../contracts/artifacts/EntryPoint.json"
+    );
+}
+
+alloy::sol!(
+    #[sol(rpc)]
+    #[derive(Debug, PartialEq, Eq)]
+    SessionKeyValidator,
+    "../../contracts/artifacts/SessionKeyValidator.json"
+);
+alloy::sol!(
+    #[sol(rpc)]
+    ValetAccountFactory,
+    "../../contracts/artifacts/ValetAccountFactory.json"
+);
+alloy::sol!(
+    #[sol(rpc)]
+    ValetNFT,
+    "../../contracts/artifacts/ValetNFT.json"
+);
+alloy::sol!(
+    #[sol(rpc)]
+    ValetToken,
+    "../../contracts/artifacts/ValetToken.json"
+);
+alloy::sol!(
+    #[sol(rpc)]
+    ValetDAO,
+    "../../contracts/artifacts/ValetDAO.json"
+);
+
+impl From<&valet_core::PackedUserOperation> for entry_point::PackedUserOperation {
+    fn from(op: &valet_core::PackedUserOperation) -> Self {
+        Self {
+            sender: op.sender,
+            nonce: op.nonce,
+            initCode: op.init_code.clone(),
+            callData: op.call_data.clone(),
+            accountGasLimits: op.account_gas_limits,
+            preVerificationGas: op.pre_verification_gas,
+            gasFees: op.gas_fees,
+            paymasterAndData: op.paymaster_and_data.clone(),
+            signature: op.signature.clone(),
+        }
+    }
+}

@@ -1,0 +1,9 @@
+#![doc = include_str!("../README.md")]
+
+pub mod contracts;
+pub mod devnet;
+mod error;
+pub mod submit;
+
+pub use devnet::{Devnet, DevnetAddresses};
+pub use error::Error;

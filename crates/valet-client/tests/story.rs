@@ -1,0 +1,157 @@
+//! The demo story against a real anvil, with direct submission: one owner signature grants a
+//! session; the first operation deploys the account, enables the session and mints; nine more
+//! mints need no owner; the eleventh is refused by the evaluator before sending, and by the
+//! chain when forced.
+
+use std::collections::BTreeMap;
+
+use alloy::primitives::{Address, Bytes, U256};
+use alloy::providers::Provider;
+use alloy::signers::SignerSync;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolCall;
+use valet_client::contracts::{SessionKeyValidator, ValetAccountFactory, ValetNFT};
+use valet_client::{Devnet, Error, submit};
+use valet_core::spec::{SessionSpec, SpecContext};
+use valet_core::user_operation::{nonce, session_lane, validator_nonce_key};
+use valet_core::{
+    Call, Counters, Execution, Refusal, Request, SessionState, UserOperation, eip712, evaluate, signature,
+};
+
+const MINT: &str = r#"
+valid_for = "1h"
+[[permission]]
+target   = "ValetNFT"
+function = "mint(address to, uint256 quantity)"
+rules    = [{ arg = "to", eq = "$account" }, { arg = "quantity", lte = 5 }]
+max_uses = 10
+"#;
+
+fn mint(nft: Address, to: Address, quantity: u64) -> Bytes {
+    let data = ValetNFT::mintCall { to, quantity: U256::from(quantity) }.abi_encode();
+    Execution::Single(Call { target: nft, value: U256::ZERO, data: data.into() }).encode()
+}
+
+#[tokio::test]
+async fn one_grant_ten_mints_and_the_eleventh_refused() -> Result<(), Error> {
+    let devnet = Devnet::start().await?;
+    let a = devnet.addresses;
+    let owner = devnet.key(3);
+    let relayer = devnet.provider_for(1);
+    let funder = devnet.provider_for(2);
+    let chain_id = devnet.chain_id();
+
+    let factory = ValetAccountFactory::new(a.factory, &devnet.provider);
+    let account =
+        factory.getAddress(owner.address(), U256::ZERO).call().await.map_err(|e| Error::Rpc(e.to_string()))?;
+    let fund = alloy::rpc::types::TransactionRequest::default().to(account).value(U256::from(10u128.pow(18)));
+    funder
+        .send_transaction(fund)
+        .await
+        .map_err(|e| Error::Rpc(e.to_string()))?
+        .get_receipt()
+        .await
+        .map_err(|e| Error::Rpc(e.to_string()))?;
+
+    let now = devnet
+        .provider
+        .get_block_by_number(Default::default())
+        .await
+        .map_err(|e| Error::Rpc(e.to_string()))?
+        .expect("latest block")
+        .header
+        .timestamp;
+    let session_key = PrivateKeySigner::random();
+    let ctx = SpecContext {
+        now,
+        session_key: session_key.address(),
+        account_epoch: 0,
+        names: BTreeMap::from([("ValetNFT".to_string(), a.nft)]),
+    };
+    let session = SessionSpec::from_toml(MINT)?.resolve(&ctx)?;
+    let packed = session.encode()?;
+    let id = session.id()?;
+    // The one owner signature.
+    let grant = owner
+        .sign_hash_sync(&eip712::grant_digest(&session, account, a.validator, chain_id)?)
+        .expect("owner signs")
+        .as_bytes();
+
+    let key = validator_nonce_key(a.validator, session_lane(id));
+    let validator = SessionKeyValidator::new(a.validator, &devnet.provider);
+    let mut counters = Counters::default();
+    let mut gas = Vec::new();
+    for i in 0..11u64 {
+        let first = i == 0;
+        let call_data = mint(a.nft, account, 1);
+        let request = Request {
+            account,
+            validator: a.validator,
+            call_data: &call_data,
+            indices: &[0],
+            claimed_time: 0,
+            enable: first,
+            now: now + i,
+        };
+        let verdict = evaluate(&session, &counters, &request);
+        let mut op = UserOperation {
+            sender: account,
+            nonce: nonce(key, i),
+            call_data: call_data.clone(),
+            call_gas_limit: 300_000,
+            verification_gas_limit: 1_000_000,
+            pre_verification_gas: U256::from(60_000),
+            max_fee_per_gas: 10_000_000_000,
+            max_priority_fee_per_gas: 1_000_000_000,
+            ..Default::default()
+        };
+        if first {
+            op.factory = Some(a.factory);
+            op.factory_data =
+                ValetAccountFactory::createAccountCall { owner: owner.address(), salt: U256::ZERO }.abi_encode().into();
+        }
+        let user_op_hash = op.hash(valet_core::ENTRY_POINT_V07, chain_id);
+        let prefix = signature::prefix(&packed, 0, &[0], first.then_some(&grant[..]))?;
+        let key_sig = session_key
+            .sign_hash_sync(&signature::key_digest(user_op_hash, id, 0, &[0]))
+            .expect("session key signs")
+            .as_bytes();
+        op.signature = [prefix.as_ref(), &key_sig].concat().into();
+
+        if i < 10 {
+            let verdict = verdict.expect("the evaluator accepts mints 1 to 10");
+            let (_, included) = submit::handle_ops(&relayer, &[op.pack()], devnet.key(1).address()).await?;
+            assert!(included[0].success, "mint {i} executed");
+            assert_eq!(included[0].user_op_hash, user_op_hash, "our userOpHash is the EntryPoint's");
+            gas.push(included[0].actual_gas_used);
+            counters = verdict.counters;
+            // The evaluator's counters are the chain's.
+            let uses = validator
+                .permissionUses(account, id, U256::ZERO)
+                .call()
+                .await
+                .map_err(|e| Error::Rpc(e.to_string()))?;
+            assert_eq!(uses, U256::from(counters.permission_uses[0]), "uses after mint {i}");
+        } else {
+            assert_eq!(
+                verdict,
+                Err(Refusal::PermissionUsesExhausted { id, permission: 0, max_uses: 10 }),
+                "refused before sending"
+            );
+            match submit::handle_ops(&relayer, &[op.pack()], devnet.key(1).address()).await {
+                Err(Error::Refused { reason, decoded, .. }) => {
+                    assert_eq!(reason, "AA23 reverted");
+                    let decoded = decoded.expect("the validator's error decodes");
+                    assert!(decoded.contains("PermissionUsesExhausted"), "{decoded}");
+                }
+                other => panic!("the chain accepted an eleventh mint: {other:?}"),
+            }
+        }
+    }
+    assert_eq!(counters.state, SessionState::Enabled);
+    let nft = ValetNFT::new(a.nft, &devnet.provider);
+    let balance = nft.balanceOf(account).call().await.map_err(|e| Error::Rpc(e.to_string()))?;
+    assert_eq!(balance, U256::from(10), "ten NFTs, one grant");
+    assert!(gas[0] > gas[1], "the first operation also deployed and enabled");
+    Ok(())
+}
