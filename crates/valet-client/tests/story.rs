@@ -18,14 +18,7 @@ use valet_core::{
     Call, Counters, Execution, Refusal, Request, SessionState, UserOperation, eip712, evaluate, signature,
 };
 
-const MINT: &str = r#"
-valid_for = "1h"
-[[permission]]
-target   = "ValetNFT"
-function = "mint(address to, uint256 quantity)"
-rules    = [{ arg = "to", eq = "$account" }, { arg = "quantity", lte = 5 }]
-max_uses = 10
-"#;
+use valet_core::spec::DEMO_MINT_SPEC as MINT;
 
 fn mint(nft: Address, to: Address, quantity: u64) -> Bytes {
     let data = ValetNFT::mintCall { to, quantity: U256::from(quantity) }.abi_encode();

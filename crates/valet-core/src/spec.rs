@@ -19,6 +19,17 @@ use serde::Deserialize;
 use crate::Error;
 use crate::session::{Limit, LimitKind, Permission, Rule, RuleOp, Session};
 
+/// The demo's session: mint on the demo NFT to the account itself, at most 5 per call, 10
+/// times, for an hour.
+pub const DEMO_MINT_SPEC: &str = r#"
+valid_for = "1h"
+[[permission]]
+target   = "ValetNFT"
+function = "mint(address to, uint256 quantity)"
+rules    = [{ arg = "to", eq = "$account" }, { arg = "quantity", lte = 5 }]
+max_uses = 10
+"#;
+
 /// A number in a spec: an integer, or a string ("5", "0x10", "1.5 ether", "10 gwei").
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]

@@ -20,14 +20,7 @@ fn ctx() -> SpecContext {
     }
 }
 
-const MINT: &str = r#"
-valid_for = "1h"
-[[permission]]
-target   = "ValetNFT"
-function = "mint(address to, uint256 quantity)"
-rules    = [{ arg = "to", eq = "$account" }, { arg = "quantity", lte = 5 }]
-max_uses = 10
-"#;
+use valet_core::spec::DEMO_MINT_SPEC as MINT;
 
 #[test]
 fn the_demo_spec_resolves_to_the_demo_session() {
