@@ -9,10 +9,9 @@ STAMP      := $(TOOLS)/.valet-installed
 
 .PHONY: demo test test-contracts test-gas test-artifacts test-rust gas snapshot artifacts vectors tools clean
 
-## demo: the main job on the local devnet (arrives with the Rust SDK, issue 3)
+## demo: the main job on a local devnet — one grant, ten mints, the eleventh refused
 demo: tools
-	@echo "valet demo: not yet — the Rust SDK and CLI land with the next issue."
-	@echo "Today: 'make test' runs the contracts' tests through the real EntryPoint v0.7, 'make gas' prints the gas table."
+	cargo run -q --locked -p valet-cli -- demo
 
 ## test: every test (CI runs exactly this)
 test: test-contracts test-gas test-artifacts test-rust

@@ -76,7 +76,7 @@ impl Devnet {
         let deployer: PrivateKeySigner = anvil.keys()[0].clone().into();
         let provider = ProviderBuilder::new()
             .wallet(EthereumWallet::from(deployer.clone()))
-            .connect_http(anvil.endpoint_url())
+            .connect_http(loopback_url(anvil.port()))
             .erased();
 
         let entry_point = deploy_entry_point(&provider).await?;
@@ -87,13 +87,13 @@ impl Devnet {
         let token = *ValetToken::deploy(&provider).await.map_err(rpc)?.address();
         let dao = *ValetDAO::deploy(&provider).await.map_err(rpc)?.address();
         let addresses = DevnetAddresses { entry_point, validator, factory, nft, token, dao };
-        tracing::info!(endpoint = %anvil.endpoint(), ?addresses, "devnet ready");
+        tracing::info!(endpoint = %loopback_url(anvil.port()), ?addresses, "devnet ready");
         Ok(Self { anvil, addresses, provider })
     }
 
     /// The JSON-RPC endpoint (`http://127.0.0.1:PORT`).
     pub fn endpoint(&self) -> String {
-        self.anvil.endpoint()
+        loopback_url(self.anvil.port()).to_string()
     }
 
     /// The chain id.
@@ -113,6 +113,11 @@ impl Devnet {
             .connect_http(self.anvil.endpoint_url())
             .erased()
     }
+}
+
+/// `http://127.0.0.1:PORT`: always the IPv4 loopback, never a name that could resolve elsewhere.
+fn loopback_url(port: u16) -> alloy::transports::http::reqwest::Url {
+    format!("http://127.0.0.1:{port}").parse().expect("a loopback URL parses")
 }
 
 async fn deploy_entry_point(provider: &DynProvider) -> Result<Address, Error> {
