@@ -14,10 +14,9 @@ use alloy::sol_types::SolCall;
 use anyhow::{Context, bail};
 use serde_json::json;
 use valet_client::contracts::{ValetAccountFactory, ValetNFT};
-use valet_client::{Devnet, Error, submit};
+use valet_client::{Devnet, Error, GasLimits, SessionCall, SessionHandle, submit};
 use valet_core::spec::{DEMO_MINT_SPEC, Labels, SessionSpec, SpecContext, summary};
-use valet_core::user_operation::{nonce, session_lane, validator_nonce_key};
-use valet_core::{Call, Counters, Execution, Request, UserOperation, eip712, evaluate, signature};
+use valet_core::{Call, Counters, Execution, Request, UserOperation, eip712, evaluate};
 
 const USAGE: &str =
     "usage: valet demo [--json]\n\n  demo   the story on a local devnet: one grant, ten mints, the eleventh refused";
@@ -79,8 +78,6 @@ async fn demo(json: bool) -> anyhow::Result<()> {
     };
     let spec = SessionSpec::from_toml(DEMO_MINT_SPEC)?;
     let session = spec.resolve(&ctx)?;
-    let packed = session.encode()?;
-    let id = session.id()?;
     let labels = Labels { names: BTreeMap::from([(a.nft, "ValetNFT".to_string())]), ..Labels::default() };
     let lines = summary(&session, &spec.functions()?, &labels);
     say("The owner reads:".into());
@@ -88,36 +85,29 @@ async fn demo(json: bool) -> anyhow::Result<()> {
         say(format!("  • {line}"));
     }
     let grant = owner.sign_hash_sync(&eip712::grant_digest(&session, account, a.validator, chain_id)?)?.as_bytes();
+    let handle = SessionHandle::new(session.clone(), session_key, grant.to_vec().into(), a.validator)?;
+    let id = handle.id;
     say(format!("The owner signs once (EIP-712 grant). Session {id}."));
 
-    let key = validator_nonce_key(a.validator, session_lane(id));
     let mut counters = Counters::default();
     let mut steps = Vec::new();
     let mut refusals = Vec::new();
     let mut sequence = 0u64;
+    let deploy = (
+        a.factory,
+        Bytes::from(ValetAccountFactory::createAccountCall { owner: owner.address(), salt: U256::ZERO }.abi_encode()),
+    );
     let build = |quantity: u64, sequence: u64, first: bool| -> anyhow::Result<(UserOperation, Bytes)> {
         let call_data = mint_calldata(a.nft, account, quantity);
-        let mut op = UserOperation {
-            sender: account,
-            nonce: nonce(key, sequence),
+        let call = SessionCall {
             call_data: call_data.clone(),
-            call_gas_limit: 400_000,
-            verification_gas_limit: 1_000_000,
-            pre_verification_gas: U256::from(60_000),
-            max_fee_per_gas: 10_000_000_000,
-            max_priority_fee_per_gas: 1_000_000_000,
-            ..Default::default()
+            indices: vec![0],
+            sequence,
+            enable: first,
+            deploy: first.then(|| deploy.clone()),
+            ..SessionCall::default()
         };
-        if first {
-            op.factory = Some(a.factory);
-            op.factory_data =
-                ValetAccountFactory::createAccountCall { owner: owner.address(), salt: U256::ZERO }.abi_encode().into();
-        }
-        let hash = op.hash(valet_core::ENTRY_POINT_V07, chain_id);
-        let prefix = signature::prefix(&packed, 0, &[0], first.then_some(&grant[..]))?;
-        let key_sig = session_key.sign_hash_sync(&signature::key_digest(hash, id, 0, &[0]))?.as_bytes();
-        op.signature = [prefix.as_ref(), &key_sig].concat().into();
-        Ok((op, call_data))
+        Ok((handle.sign(account, &call, GasLimits::default(), chain_id)?, call_data))
     };
 
     for i in 0..10u64 {

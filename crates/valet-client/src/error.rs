@@ -13,6 +13,9 @@ pub enum Error {
     /// A JSON-RPC call failed.
     #[error("RPC error: {0}")]
     Rpc(String),
+    /// A key could not sign.
+    #[error("signing failed: {0}")]
+    Signing(String),
     /// A deployment did not land where it must.
     #[error("deployment failed: {0}")]
     Deploy(String),

@@ -11,12 +11,9 @@ use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
 use valet_client::contracts::{SessionKeyValidator, ValetAccountFactory, ValetNFT};
-use valet_client::{Devnet, Error, submit};
+use valet_client::{Devnet, Error, GasLimits, SessionCall, SessionHandle, submit};
 use valet_core::spec::{SessionSpec, SpecContext};
-use valet_core::user_operation::{nonce, session_lane, validator_nonce_key};
-use valet_core::{
-    Call, Counters, Execution, Refusal, Request, SessionState, UserOperation, eip712, evaluate, signature,
-};
+use valet_core::{Call, Counters, Execution, Refusal, Request, SessionState, eip712, evaluate};
 
 use valet_core::spec::DEMO_MINT_SPEC as MINT;
 
@@ -62,15 +59,14 @@ async fn one_grant_ten_mints_and_the_eleventh_refused() -> Result<(), Error> {
         names: BTreeMap::from([("ValetNFT".to_string(), a.nft)]),
     };
     let session = SessionSpec::from_toml(MINT)?.resolve(&ctx)?;
-    let packed = session.encode()?;
-    let id = session.id()?;
     // The one owner signature.
     let grant = owner
         .sign_hash_sync(&eip712::grant_digest(&session, account, a.validator, chain_id)?)
         .expect("owner signs")
         .as_bytes();
+    let handle = SessionHandle::new(session.clone(), session_key, grant.to_vec().into(), a.validator)?;
+    let id = handle.id;
 
-    let key = validator_nonce_key(a.validator, session_lane(id));
     let validator = SessionKeyValidator::new(a.validator, &devnet.provider);
     let mut counters = Counters::default();
     let mut gas = Vec::new();
@@ -87,29 +83,23 @@ async fn one_grant_ten_mints_and_the_eleventh_refused() -> Result<(), Error> {
             now: now + i,
         };
         let verdict = evaluate(&session, &counters, &request);
-        let mut op = UserOperation {
-            sender: account,
-            nonce: nonce(key, i),
+        let call = SessionCall {
             call_data: call_data.clone(),
-            call_gas_limit: 300_000,
-            verification_gas_limit: 1_000_000,
-            pre_verification_gas: U256::from(60_000),
-            max_fee_per_gas: 10_000_000_000,
-            max_priority_fee_per_gas: 1_000_000_000,
-            ..Default::default()
+            indices: vec![0],
+            sequence: i,
+            enable: first,
+            deploy: first.then(|| {
+                (
+                    a.factory,
+                    ValetAccountFactory::createAccountCall { owner: owner.address(), salt: U256::ZERO }
+                        .abi_encode()
+                        .into(),
+                )
+            }),
+            ..SessionCall::default()
         };
-        if first {
-            op.factory = Some(a.factory);
-            op.factory_data =
-                ValetAccountFactory::createAccountCall { owner: owner.address(), salt: U256::ZERO }.abi_encode().into();
-        }
+        let op = handle.sign(account, &call, GasLimits::default(), chain_id)?;
         let user_op_hash = op.hash(valet_core::ENTRY_POINT_V07, chain_id);
-        let prefix = signature::prefix(&packed, 0, &[0], first.then_some(&grant[..]))?;
-        let key_sig = session_key
-            .sign_hash_sync(&signature::key_digest(user_op_hash, id, 0, &[0]))
-            .expect("session key signs")
-            .as_bytes();
-        op.signature = [prefix.as_ref(), &key_sig].concat().into();
 
         if i < 10 {
             let verdict = verdict.expect("the evaluator accepts mints 1 to 10");

@@ -1,0 +1,120 @@
+//! Building and signing session operations: the UserOperation, its nonce on the session's lane,
+//! the validator's signature layout and the session key's signature.
+
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::signers::SignerSync;
+use alloy::signers::local::PrivateKeySigner;
+use valet_core::user_operation::{nonce, session_lane, validator_nonce_key};
+use valet_core::{Session, UserOperation, signature};
+
+use crate::Error;
+
+/// Gas limits that cover Valet's session operations on the devnet (a bundler estimates them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GasLimits {
+    /// Validation (and deployment) gas.
+    pub verification: u128,
+    /// Execution gas.
+    pub call: u128,
+    /// Pre-verification gas.
+    pub pre_verification: u64,
+    /// EIP-1559 max fee per gas.
+    pub max_fee: u128,
+    /// EIP-1559 priority fee per gas.
+    pub max_priority_fee: u128,
+}
+
+impl Default for GasLimits {
+    fn default() -> Self {
+        Self {
+            verification: 1_000_000,
+            call: 400_000,
+            pre_verification: 60_000,
+            max_fee: 10_000_000_000,
+            max_priority_fee: 1_000_000_000,
+        }
+    }
+}
+
+/// A session as an app holds it: the session, its packed form and id, its key, and the owner's
+/// grant until the first operation has enabled it.
+#[derive(Debug, Clone)]
+pub struct SessionHandle {
+    /// The session.
+    pub session: Session,
+    /// Its packed encoding.
+    pub packed: Bytes,
+    /// Its id.
+    pub id: B256,
+    /// The session key.
+    pub key: PrivateKeySigner,
+    /// The owner's grant signature (sent with the first operation).
+    pub grant: Bytes,
+    /// The validator it is enforced by.
+    pub validator: Address,
+}
+
+/// One session operation to build.
+#[derive(Debug, Clone, Default)]
+pub struct SessionCall {
+    /// The account's calldata (`execute(…)`).
+    pub call_data: Bytes,
+    /// The permission index of each call.
+    pub indices: Vec<u8>,
+    /// The time named for periodic allowances.
+    pub claimed_time: u64,
+    /// The sequence number on the session's lane (`EntryPoint.getNonce`).
+    pub sequence: u64,
+    /// Whether to carry the grant (the session's first operation).
+    pub enable: bool,
+    /// factory and factoryData when this operation also deploys the account.
+    pub deploy: Option<(Address, Bytes)>,
+}
+
+impl SessionHandle {
+    /// Encodes `session` for `key` with the owner's `grant`.
+    pub fn new(session: Session, key: PrivateKeySigner, grant: Bytes, validator: Address) -> Result<Self, Error> {
+        let packed = session.encode()?;
+        let id = session.id()?;
+        Ok(Self { session, packed, id, key, grant, validator })
+    }
+
+    /// The nonce key of this session's lane.
+    pub fn nonce_key(&self) -> U256 {
+        validator_nonce_key(self.validator, session_lane(self.id))
+    }
+
+    /// The signed operation for `call` on `account`.
+    pub fn sign(
+        &self,
+        account: Address,
+        call: &SessionCall,
+        gas: GasLimits,
+        chain_id: u64,
+    ) -> Result<UserOperation, Error> {
+        let (factory, factory_data) = match &call.deploy {
+            Some((factory, data)) => (Some(*factory), data.clone()),
+            None => (None, Bytes::new()),
+        };
+        let mut op = UserOperation {
+            sender: account,
+            nonce: nonce(self.nonce_key(), call.sequence),
+            factory,
+            factory_data,
+            call_data: call.call_data.clone(),
+            call_gas_limit: gas.call,
+            verification_gas_limit: gas.verification,
+            pre_verification_gas: U256::from(gas.pre_verification),
+            max_fee_per_gas: gas.max_fee,
+            max_priority_fee_per_gas: gas.max_priority_fee,
+            ..Default::default()
+        };
+        let hash = op.hash(valet_core::ENTRY_POINT_V07, chain_id);
+        let grant = call.enable.then_some(self.grant.as_ref());
+        let prefix = signature::prefix(&self.packed, call.claimed_time, &call.indices, grant)?;
+        let digest = signature::key_digest(hash, self.id, call.claimed_time, &call.indices);
+        let key_signature = self.key.sign_hash_sync(&digest).map_err(|e| Error::Signing(e.to_string()))?.as_bytes();
+        op.signature = [prefix.as_ref(), &key_signature].concat().into();
+        Ok(op)
+    }
+}
