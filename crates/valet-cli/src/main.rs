@@ -16,7 +16,7 @@ use serde_json::json;
 use valet_client::contracts::{ValetAccountFactory, ValetNFT};
 use valet_client::{Devnet, Error, GasLimits, SessionCall, SessionHandle, submit};
 use valet_core::spec::{DEMO_MINT_SPEC, Labels, SessionSpec, SpecContext, summary};
-use valet_core::{Call, Counters, Execution, Request, UserOperation, eip712, evaluate};
+use valet_core::{Call, Counters, Execution, eip712};
 
 const USAGE: &str =
     "usage: valet demo [--json]\n\n  demo   the story on a local devnet: one grant, ten mints, the eleventh refused";
@@ -85,7 +85,7 @@ async fn demo(json: bool) -> anyhow::Result<()> {
         say(format!("  • {line}"));
     }
     let grant = owner.sign_hash_sync(&eip712::grant_digest(&session, account, a.validator, chain_id)?)?.as_bytes();
-    let handle = SessionHandle::new(session.clone(), session_key, grant.to_vec().into(), a.validator)?;
+    let handle = SessionHandle::new(session, session_key, grant.to_vec().into(), a.validator)?;
     let id = handle.id;
     say(format!("The owner signs once (EIP-712 grant). Session {id}."));
 
@@ -97,32 +97,20 @@ async fn demo(json: bool) -> anyhow::Result<()> {
         a.factory,
         Bytes::from(ValetAccountFactory::createAccountCall { owner: owner.address(), salt: U256::ZERO }.abi_encode()),
     );
-    let build = |quantity: u64, sequence: u64, first: bool| -> anyhow::Result<(UserOperation, Bytes)> {
-        let call_data = mint_calldata(a.nft, account, quantity);
-        let call = SessionCall {
-            call_data: call_data.clone(),
-            indices: vec![0],
-            sequence,
-            enable: first,
-            deploy: first.then(|| deploy.clone()),
-            ..SessionCall::default()
-        };
-        Ok((handle.sign(account, &call, GasLimits::default(), chain_id)?, call_data))
+    let call_for = |quantity: u64, sequence: u64, first: bool| SessionCall {
+        call_data: mint_calldata(a.nft, account, quantity),
+        indices: vec![0],
+        sequence,
+        enable: first,
+        deploy: first.then(|| deploy.clone()),
+        ..SessionCall::default()
     };
 
     for i in 0..10u64 {
         let first = i == 0;
-        let (op, call_data) = build(1, sequence, first)?;
-        let request = Request {
-            account,
-            validator: a.validator,
-            call_data: &call_data,
-            indices: &[0],
-            claimed_time: 0,
-            enable: first,
-            now: now + 1,
-        };
-        let verdict = evaluate(&session, &counters, &request).context("pre-flight")?;
+        let call = call_for(1, sequence, first);
+        let verdict = handle.preflight(account, &counters, &call, now + 1).context("pre-flight")?;
+        let op = handle.sign(account, &call, GasLimits::default(), chain_id)?;
         let (receipt, included) = submit::handle_ops(&relayer, &[op.pack()], beneficiary).await?;
         // The handleOps transaction's gas, as its receipt shows it (one operation per transaction).
         let gas = receipt.gas_used;
@@ -137,17 +125,9 @@ async fn demo(json: bool) -> anyhow::Result<()> {
     }
 
     for (label, quantity) in [("mint 11", 1u64), ("mint of 6", 6)] {
-        let (op, call_data) = build(quantity, sequence, false)?;
-        let request = Request {
-            account,
-            validator: a.validator,
-            call_data: &call_data,
-            indices: &[0],
-            claimed_time: 0,
-            enable: false,
-            now: now + 1,
-        };
-        match evaluate(&session, &counters, &request) {
+        let call = call_for(quantity, sequence, false);
+        let op = handle.sign(account, &call, GasLimits::default(), chain_id)?;
+        match handle.preflight(account, &counters, &call, now + 1) {
             Ok(_) => bail!("{label} should have been refused"),
             Err(refusal) => {
                 say(format!("  ✗ {label}: refused before sending — {refusal}"));

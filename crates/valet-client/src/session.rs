@@ -5,7 +5,7 @@ use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use valet_core::user_operation::{nonce, session_lane, validator_nonce_key};
-use valet_core::{Session, UserOperation, signature};
+use valet_core::{Counters, Refusal, Request, Session, UserOperation, Verdict, evaluate, signature};
 
 use crate::Error;
 
@@ -82,6 +82,27 @@ impl SessionHandle {
     /// The nonce key of this session's lane.
     pub fn nonce_key(&self) -> U256 {
         validator_nonce_key(self.validator, session_lane(self.id))
+    }
+
+    /// Pre-flight: whether the validator would accept `call` on `account` at `now` with the
+    /// session's on-chain `counters`, and if not exactly why (valet-core's evaluator).
+    pub fn preflight(
+        &self,
+        account: Address,
+        counters: &Counters,
+        call: &SessionCall,
+        now: u64,
+    ) -> Result<Verdict, Refusal> {
+        let request = Request {
+            account,
+            validator: self.validator,
+            call_data: &call.call_data,
+            indices: &call.indices,
+            claimed_time: call.claimed_time,
+            enable: call.enable,
+            now,
+        };
+        evaluate(&self.session, counters, &request)
     }
 
     /// The signed operation for `call` on `account`.

@@ -13,7 +13,7 @@ use alloy::sol_types::SolCall;
 use valet_client::contracts::{SessionKeyValidator, ValetAccountFactory, ValetNFT};
 use valet_client::{Devnet, Error, GasLimits, SessionCall, SessionHandle, submit};
 use valet_core::spec::{SessionSpec, SpecContext};
-use valet_core::{Call, Counters, Execution, Refusal, Request, SessionState, eip712, evaluate};
+use valet_core::{Call, Counters, Execution, Refusal, SessionState, eip712};
 
 use valet_core::spec::DEMO_MINT_SPEC as MINT;
 
@@ -64,7 +64,7 @@ async fn one_grant_ten_mints_and_the_eleventh_refused() -> Result<(), Error> {
         .sign_hash_sync(&eip712::grant_digest(&session, account, a.validator, chain_id)?)
         .expect("owner signs")
         .as_bytes();
-    let handle = SessionHandle::new(session.clone(), session_key, grant.to_vec().into(), a.validator)?;
+    let handle = SessionHandle::new(session, session_key, grant.to_vec().into(), a.validator)?;
     let id = handle.id;
 
     let validator = SessionKeyValidator::new(a.validator, &devnet.provider);
@@ -72,19 +72,8 @@ async fn one_grant_ten_mints_and_the_eleventh_refused() -> Result<(), Error> {
     let mut gas = Vec::new();
     for i in 0..11u64 {
         let first = i == 0;
-        let call_data = mint(a.nft, account, 1);
-        let request = Request {
-            account,
-            validator: a.validator,
-            call_data: &call_data,
-            indices: &[0],
-            claimed_time: 0,
-            enable: first,
-            now: now + i,
-        };
-        let verdict = evaluate(&session, &counters, &request);
         let call = SessionCall {
-            call_data: call_data.clone(),
+            call_data: mint(a.nft, account, 1),
             indices: vec![0],
             sequence: i,
             enable: first,
@@ -98,6 +87,7 @@ async fn one_grant_ten_mints_and_the_eleventh_refused() -> Result<(), Error> {
             }),
             ..SessionCall::default()
         };
+        let verdict = handle.preflight(account, &counters, &call, now + i);
         let op = handle.sign(account, &call, GasLimits::default(), chain_id)?;
         let user_op_hash = op.hash(valet_core::ENTRY_POINT_V07, chain_id);
 
