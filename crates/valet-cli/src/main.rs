@@ -1,182 +1,244 @@
-//! `valet`: session keys for ERC-4337 accounts. `valet demo [--json]` tells the story on a
-//! local devnet: one owner signature grants a session; the session key mints ten NFTs alone;
-//! an eleventh mint and a mint of six are refused with their reasons before anything is sent,
-//! and the chain refuses a forced one too.
+//! `valet`: session keys for ERC-4337 accounts.
+//!
+//! - `valet demo` tells the story on a local devnet (one grant, ten mints, the eleventh refused).
+//! - `valet devnet` runs a devnet until Ctrl-C and prints its endpoints, addresses and dev keys.
+//! - `valet account address`, `valet session grant|show|list|exec|revoke` work against any chain
+//!   with Valet deployed (the running devnet by default).
 
-use std::collections::BTreeMap;
-use std::time::Instant;
+mod commands;
+mod demo;
+mod store;
 
-use alloy::primitives::{Address, Bytes, U256};
-use alloy::providers::Provider;
-use alloy::signers::SignerSync;
-use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::SolCall;
-use anyhow::{Context, bail};
-use serde_json::json;
-use valet_client::contracts::{ValetAccountFactory, ValetNFT};
-use valet_client::{Devnet, Error, GasLimits, SessionCall, SessionHandle, submit};
-use valet_core::spec::{DEMO_MINT_SPEC, Labels, SessionSpec, SpecContext, summary};
-use valet_core::{Call, Counters, Execution, eip712};
+use std::path::PathBuf;
+use std::sync::Arc;
 
-const USAGE: &str =
-    "usage: valet demo [--json]\n\n  demo   the story on a local devnet: one grant, ten mints, the eleventh refused";
+use alloy::primitives::{Address, U256};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use valet_client::{Bundler, BundlerClient, Devnet, Direct, Submitter};
+
+/// Session keys for ERC-4337 smart accounts.
+#[derive(Debug, Parser)]
+#[command(name = "valet", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Which submitter runs the story.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BundlerChoice {
+    /// A relayer key calls `EntryPoint.handleOps` (default).
+    Direct,
+    /// The Alto bundler, started on loopback.
+    Alto,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The story on a local devnet: one approval, ten mints, the eleventh refused with its reason.
+    Demo {
+        /// One machine-readable JSON document instead of the story.
+        #[arg(long)]
+        json: bool,
+        /// Submit through a bundler instead of directly.
+        #[arg(long, value_enum, default_value = "direct")]
+        bundler: BundlerChoice,
+    },
+    /// Run a local devnet until Ctrl-C, printing its endpoints, addresses and dev keys.
+    Devnet {
+        /// Print one JSON document (then keep running).
+        #[arg(long)]
+        json: bool,
+        /// Also start a bundler.
+        #[arg(long, value_enum, default_value = "direct")]
+        bundler: BundlerChoice,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Smart accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Sessions: grant, show, list, exec, revoke.
+    #[command(subcommand)]
+    Session(SessionCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountCommand {
+    /// The (counterfactual) address of an owner's account, and whether it is deployed.
+    Address {
+        /// The owner's address (or give an owner key).
+        #[arg(long)]
+        owner: Option<Address>,
+        #[command(flatten)]
+        owner_key: OwnerKey,
+        /// The factory salt.
+        #[arg(long, default_value = "0")]
+        salt: U256,
+        #[command(flatten)]
+        chain: ChainArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SessionCommand {
+    /// Propose a session from a spec file (TOML or JSON), have the owner sign the grant, and
+    /// store the session (its key encrypted) for `exec`.
+    Grant {
+        /// The spec: TOML (or JSON if the file ends in .json).
+        #[arg(long)]
+        spec: PathBuf,
+        /// Names the spec may use: `--name Name=0x…` (repeatable; the devnet's are known).
+        #[arg(long = "name", value_parser = parse_name)]
+        names: Vec<(String, Address)>,
+        /// The factory salt of the owner's account.
+        #[arg(long, default_value = "0")]
+        salt: U256,
+        #[command(flatten)]
+        owner_key: OwnerKey,
+        #[command(flatten)]
+        chain: ChainArgs,
+    },
+    /// What a session has left, read from the validator.
+    Show {
+        /// The session id (or a unique prefix).
+        id: String,
+        #[command(flatten)]
+        chain: ChainArgs,
+    },
+    /// Every stored session, with what it has left.
+    List {
+        /// Only this account's.
+        #[arg(long)]
+        account: Option<Address>,
+        #[command(flatten)]
+        chain: ChainArgs,
+    },
+    /// Execute one call with a session key (pre-flighted: a call outside the session is refused
+    /// before anything is sent).
+    Exec {
+        /// The session id (or a unique prefix).
+        id: String,
+        /// The contract to call (an address or a known name).
+        #[arg(long)]
+        to: String,
+        /// The function, `name(type arg, …)`; absent for a plain value transfer.
+        #[arg(long)]
+        function: Option<String>,
+        /// The arguments, in order (addresses, numbers, `true`/`false`, `$account`).
+        #[arg(long = "arg", allow_hyphen_values = true)]
+        args: Vec<String>,
+        /// Native value to send, in wei.
+        #[arg(long, default_value = "0")]
+        value: U256,
+        #[command(flatten)]
+        chain: ChainArgs,
+    },
+    /// Revoke a session on chain (an owner-signed operation), effective at once.
+    Revoke {
+        /// The session id (or a unique prefix).
+        id: String,
+        #[command(flatten)]
+        owner_key: OwnerKey,
+        #[command(flatten)]
+        chain: ChainArgs,
+    },
+}
+
+/// Where Valet keeps its state: the running devnet's description and stored sessions.
+#[derive(Debug, Clone, Args)]
+struct DataDir {
+    /// Valet's data directory.
+    #[arg(long = "data-dir", env = "VALET_HOME", global = true)]
+    data_dir: Option<PathBuf>,
+}
+
+impl DataDir {
+    fn path(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| {
+            std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".valet")
+        })
+    }
+}
+
+/// The chain, the submitter and Valet's contracts (each defaults to the running `valet devnet`).
+#[derive(Debug, Clone, Args)]
+struct ChainArgs {
+    /// The node's JSON-RPC URL.
+    #[arg(long, env = "VALET_RPC_URL")]
+    rpc_url: Option<String>,
+    /// A bundler's URL (otherwise a relayer key submits directly).
+    #[arg(long, env = "VALET_BUNDLER_URL")]
+    bundler_url: Option<String>,
+    /// The relayer's private key for direct submission (hex).
+    #[arg(long, env = "VALET_RELAYER_KEY", hide_env_values = true)]
+    relayer_key: Option<String>,
+    /// The SessionKeyValidator.
+    #[arg(long, env = "VALET_VALIDATOR")]
+    validator: Option<Address>,
+    /// The ValetAccountFactory.
+    #[arg(long, env = "VALET_FACTORY")]
+    factory: Option<Address>,
+    /// One JSON document on stdout.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    data: DataDir,
+}
+
+/// The owner's key: a hex private key (flag or env) or a keystore file (password from env).
+#[derive(Debug, Clone, Args)]
+struct OwnerKey {
+    /// The owner's private key (hex). Prefer the env variable or a keystore: flags show in `ps`.
+    #[arg(long, env = "VALET_OWNER_KEY", hide_env_values = true)]
+    owner_key: Option<String>,
+    /// An encrypted keystore file holding the owner's key (password in VALET_OWNER_PASSWORD).
+    #[arg(long)]
+    owner_keystore: Option<PathBuf>,
+}
+
+fn parse_name(text: &str) -> Result<(String, Address), String> {
+    let (name, address) = text.split_once('=').ok_or_else(|| format!("`{text}`: expected Name=0x…"))?;
+    let address = address.parse::<Address>().map_err(|e| format!("`{address}` is not an address: {e}"))?;
+    Ok((name.to_string(), address))
+}
+
+/// The submitter a devnet offers: its bundler if it runs one, else direct from dev key 1.
+pub(crate) async fn submitter_for(devnet: &Devnet) -> anyhow::Result<Arc<dyn Submitter>> {
+    Ok(match devnet.bundler_url() {
+        Some(url) => Arc::new(Bundler::new(BundlerClient::new(&url, devnet.addresses.entry_point)?)),
+        None => Arc::new(Direct::new(devnet.provider_for(1), devnet.key(1).address()).await?),
+    })
+}
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let json = args.iter().any(|a| a == "--json");
-    match args.iter().find(|a| !a.starts_with("--")).map(String::as_str) {
-        Some("demo") => demo(json).await,
-        Some(other) => bail!("unknown command `{other}`\n\n{USAGE}"),
-        None => {
-            println!("{USAGE}");
-            Ok(())
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo { json, bundler } => demo::run(json, bundler == BundlerChoice::Alto).await,
+        Command::Devnet { json, bundler, data } => {
+            commands::devnet(json, bundler == BundlerChoice::Alto, &data.path()).await
         }
-    }
-}
-
-struct Step {
-    op: String,
-    status: String,
-    gas: Option<u64>,
-}
-
-fn mint_calldata(nft: Address, to: Address, quantity: u64) -> Bytes {
-    let data = ValetNFT::mintCall { to, quantity: U256::from(quantity) }.abi_encode();
-    Execution::Single(Call { target: nft, value: U256::ZERO, data: data.into() }).encode()
-}
-
-async fn demo(json: bool) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let say = |line: String| {
-        if !json {
-            println!("{line}");
+        Command::Account(AccountCommand::Address { owner, owner_key, salt, chain }) => {
+            commands::account_address(owner, &owner_key, salt, &chain).await
         }
-    };
-    say("Starting a local devnet (anvil, EntryPoint v0.7, Valet contracts)…".into());
-    let devnet = Devnet::start().await.context("starting the devnet")?;
-    let a = devnet.addresses;
-    let chain_id = devnet.chain_id();
-    let owner = devnet.key(3);
-    let relayer = devnet.provider_for(1);
-    let beneficiary = devnet.key(1).address();
-    say(format!("  devnet at {}, validator {}", devnet.endpoint(), a.validator));
-
-    let factory = ValetAccountFactory::new(a.factory, &devnet.provider);
-    let account = factory.getAddress(owner.address(), U256::ZERO).call().await.context("account address")?;
-    let fund = alloy::rpc::types::TransactionRequest::default().to(account).value(U256::from(10u128.pow(18)));
-    devnet.provider_for(2).send_transaction(fund).await?.get_receipt().await?;
-    say(format!("Account {account} (counterfactual: deployed by its first operation), funded with 1 ETH."));
-
-    let now = devnet.provider.get_block_by_number(Default::default()).await?.context("latest block")?.header.timestamp;
-    let session_key = PrivateKeySigner::random();
-    let ctx = SpecContext {
-        now,
-        session_key: session_key.address(),
-        account_epoch: 0,
-        names: BTreeMap::from([("ValetNFT".to_string(), a.nft)]),
-    };
-    let spec = SessionSpec::from_toml(DEMO_MINT_SPEC)?;
-    let session = spec.resolve(&ctx)?;
-    let labels = Labels { names: BTreeMap::from([(a.nft, "ValetNFT".to_string())]), ..Labels::default() };
-    let lines = summary(&session, &spec.functions()?, &labels);
-    say("The owner reads:".into());
-    for line in &lines {
-        say(format!("  • {line}"));
-    }
-    let grant = owner.sign_hash_sync(&eip712::grant_digest(&session, account, a.validator, chain_id)?)?.as_bytes();
-    let handle = SessionHandle::new(session, session_key, grant.to_vec().into(), a.validator)?;
-    let id = handle.id;
-    say(format!("The owner signs once (EIP-712 grant). Session {id}."));
-
-    let mut counters = Counters::default();
-    let mut steps = Vec::new();
-    let mut refusals = Vec::new();
-    let mut sequence = 0u64;
-    let deploy = (
-        a.factory,
-        Bytes::from(ValetAccountFactory::createAccountCall { owner: owner.address(), salt: U256::ZERO }.abi_encode()),
-    );
-    let call_for = |quantity: u64, sequence: u64, first: bool| SessionCall {
-        call_data: mint_calldata(a.nft, account, quantity),
-        indices: vec![0],
-        sequence,
-        enable: first,
-        deploy: first.then(|| deploy.clone()),
-        ..SessionCall::default()
-    };
-
-    for i in 0..10u64 {
-        let first = i == 0;
-        let call = call_for(1, sequence, first);
-        let verdict = handle.preflight(account, &counters, &call, now + 1).context("pre-flight")?;
-        let op = handle.sign(account, &call, GasLimits::default(), chain_id)?;
-        let (receipt, included) = submit::handle_ops(&relayer, &[op.pack()], beneficiary).await?;
-        // The handleOps transaction's gas, as its receipt shows it (one operation per transaction).
-        let gas = receipt.gas_used;
-        if !included.first().is_some_and(|i| i.success) {
-            bail!("mint {} was included but failed", i + 1);
-        }
-        counters = verdict.counters;
-        sequence += 1;
-        let label = if first { "mint 1 (deploy + enable + mint)".to_string() } else { format!("mint {}", i + 1) };
-        say(format!("  ✓ {label}: gas {gas}"));
-        steps.push(Step { op: label, status: "included".into(), gas: Some(gas) });
-    }
-
-    for (label, quantity) in [("mint 11", 1u64), ("mint of 6", 6)] {
-        let call = call_for(quantity, sequence, false);
-        let op = handle.sign(account, &call, GasLimits::default(), chain_id)?;
-        match handle.preflight(account, &counters, &call, now + 1) {
-            Ok(_) => bail!("{label} should have been refused"),
-            Err(refusal) => {
-                say(format!("  ✗ {label}: refused before sending — {refusal}"));
-                let chain = match submit::handle_ops(&relayer, &[op.pack()], beneficiary).await {
-                    Err(Error::Refused { reason, decoded, .. }) => {
-                        format!("{reason}: {}", decoded.unwrap_or_else(|| "no data".into()))
-                    }
-                    Ok(_) => bail!("the chain accepted {label}"),
-                    Err(e) => return Err(e.into()),
-                };
-                say(format!("    forced anyway, the chain refuses it too: {chain}"));
-                refusals.push(json!({ "op": label, "reason": refusal.to_string(), "chain": chain }));
-                steps.push(Step { op: label.into(), status: "refused".into(), gas: None });
+        Command::Session(command) => match command {
+            SessionCommand::Grant { spec, names, salt, owner_key, chain } => {
+                commands::grant(&spec, names, salt, &owner_key, &chain).await
             }
+            SessionCommand::Show { id, chain } => commands::show(&id, &chain).await,
+            SessionCommand::List { account, chain } => commands::list(account, &chain).await,
+            SessionCommand::Exec { id, to, function, args, value, chain } => {
+                commands::exec(&id, &to, function.as_deref(), &args, value, &chain).await
+            }
+            SessionCommand::Revoke { id, owner_key, chain } => commands::revoke(&id, &owner_key, &chain).await,
+        },
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
         }
     }
-
-    let nft = ValetNFT::new(a.nft, &devnet.provider);
-    let balance = nft.balanceOf(account).call().await?;
-    let mints = steps.iter().filter(|s| s.status == "included").count();
-    if json {
-        let gas: Vec<_> = steps.iter().map(|s| json!({ "op": s.op, "status": s.status, "gas": s.gas })).collect();
-        let doc = json!({
-            "account": account,
-            "session_id": id,
-            "validator": a.validator,
-            "summary": lines,
-            "mints_succeeded": mints,
-            "nft_balance": balance.to::<u64>(),
-            "refusals": refusals,
-            "gas": gas,
-            "wall_time_ms": started.elapsed().as_millis() as u64,
-        });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
-    } else {
-        println!("\n{:<36} {:<10} {:>10}", "operation", "status", "gas");
-        for s in &steps {
-            println!(
-                "{:<36} {:<10} {:>10}",
-                s.op,
-                s.status,
-                s.gas.map(|g| g.to_string()).unwrap_or_else(|| "-".into())
-            );
-        }
-        println!(
-            "\n{mints} mints with one owner signature; the account holds {balance} NFTs; {} refusals with their reasons. ({:.1} s)",
-            refusals.len(),
-            started.elapsed().as_secs_f64()
-        );
-    }
-    Ok(())
 }

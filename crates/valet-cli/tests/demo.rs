@@ -1,29 +1,58 @@
-//! `valet demo --json` on a fresh devnet: ten mints with one grant, both refusals with reasons.
+//! `valet demo --json` on a fresh devnet, directly and through the Alto bundler: ten mints with
+//! one grant, both refusals with reasons (before sending and on chain), three DAO votes with one
+//! more grant, and a daily allowance paid across two periods.
 
 use std::process::Command;
 
-#[test]
-fn the_demo_reports_ten_mints_and_two_refusals() {
-    let out = Command::new(env!("CARGO_BIN_EXE_valet")).args(["demo", "--json"]).output().expect("valet runs");
-    assert!(out.status.success(), "valet demo failed: {}", String::from_utf8_lossy(&out.stderr));
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+fn demo(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_valet")).args(args).output().expect("valet runs");
+    assert!(out.status.success(), "valet {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("one JSON document")
+}
+
+fn check_story(doc: &serde_json::Value, submitter: &str) {
+    assert_eq!(doc["submitter"], submitter);
     assert_eq!(doc["mints_succeeded"], 10);
     assert_eq!(doc["nft_balance"], 10);
     let refusals = doc["refusals"].as_array().expect("refusals");
-    assert_eq!(refusals.len(), 2);
-    assert!(refusals[0]["reason"].as_str().is_some_and(|r| r.contains("has used all 10 of its calls")), "{doc}");
-    assert!(refusals[0]["chain"].as_str().is_some_and(|r| r.contains("PermissionUsesExhausted")), "{doc}");
-    assert!(refusals[1]["reason"].as_str().is_some_and(|r| r.contains("argument 1 = 6 breaks rule 1")), "{doc}");
-    assert!(refusals[1]["chain"].as_str().is_some_and(|r| r.contains("RuleViolated")), "{doc}");
+    assert_eq!(refusals.len(), 3, "{doc}");
+    let field = |i: usize, key: &str| refusals[i][key].as_str().unwrap_or_default().to_string();
+    assert_eq!(field(0, "op"), "mint 11");
+    assert!(field(0, "reason").contains("has been called all 10 times the session allows"), "{doc}");
+    assert!(field(0, "refusal").contains("has used all 10 of its calls"), "{doc}");
+    assert!(field(0, "chain").contains("PermissionUsesExhausted("), "{doc}");
+    assert!(field(0, "chain").contains("maxUses=10"), "{doc}");
+    assert_eq!(field(1, "op"), "mint of 6");
+    assert!(field(1, "reason").contains("quantity = 6, but the session allows only quantity ≤ 5"), "{doc}");
+    assert!(field(1, "chain").contains("RuleViolated(") && field(1, "chain").contains("value=6"), "{doc}");
+    assert!(field(2, "reason").contains("1 VALET, but 10 VALET of the 10 VALET allowed per 1 day"), "{doc}");
+    assert!(field(2, "chain").contains("LimitExceeded("), "{doc}");
+
     let gas = doc["gas"].as_array().expect("gas per operation");
-    assert_eq!(gas.len(), 12);
+    let included: Vec<&serde_json::Value> = gas.iter().filter(|g| g["status"] == "included").collect();
+    assert_eq!(included.len(), 10 + 3 + 2, "{doc}");
+    assert!(included.iter().all(|g| g["gas"].as_u64().is_some_and(|n| n > 21_000)), "{doc}");
     assert!(gas[0]["gas"].as_u64() > gas[1]["gas"].as_u64(), "the first operation also deployed and enabled");
     assert!(doc["session_id"].as_str().is_some_and(|s| s.len() == 66));
+    assert_eq!(doc["votes"]["cast"], 3);
+    assert_eq!(doc["payments"]["payee_balance"], "20", "10 VALET on each of two days");
+}
+
+#[test]
+fn the_demo_tells_the_whole_story_with_direct_submission() {
+    check_story(&demo(&["demo", "--json"]), "direct");
+}
+
+#[test]
+fn the_demo_tells_the_whole_story_through_the_alto_bundler() {
+    check_story(&demo(&["demo", "--json", "--bundler", "alto"]), "bundler");
 }
 
 #[test]
 fn unknown_commands_are_refused_with_usage() {
     let out = Command::new(env!("CARGO_BIN_EXE_valet")).arg("dmeo").output().expect("valet runs");
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown command `dmeo`"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unrecognized subcommand 'dmeo'"), "{stderr}");
+    assert!(stderr.contains("Usage: valet"), "{stderr}");
 }

@@ -14,7 +14,7 @@ pub mod entry_point {
 }
 
 alloy::sol!(
-    #[sol(rpc)]
+    #[sol(rpc, abi)]
     #[derive(Debug, PartialEq, Eq)]
     SessionKeyValidator,
     "../../contracts/artifacts/SessionKeyValidator.json"

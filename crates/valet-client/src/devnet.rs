@@ -1,6 +1,7 @@
 //! A local devnet: the pinned anvil on a free loopback port, EntryPoint v0.7 at its canonical
 //! address (CREATE2 through the deterministic deployer, from its published bytecode), and the
-//! Valet and demo contracts. Dropping the [`Devnet`] stops anvil.
+//! Valet and demo contracts; optionally the Alto bundler, on loopback too. Dropping the
+//! [`Devnet`] stops them (each by its own PID).
 
 use std::path::{Path, PathBuf};
 
@@ -34,8 +35,18 @@ pub struct DevnetAddresses {
     pub dao: Address,
 }
 
-/// A running devnet. Dev keys: 0 deploys, 1 relays (submits `handleOps`), 2 funds, the rest are free.
+/// What to start besides anvil and the contracts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DevnetOptions {
+    /// Start the Alto bundler (executor dev key 4, utility dev key 5) on a free loopback port.
+    pub alto: bool,
+}
+
+/// A running devnet. Dev keys: 0 deploys, 1 relays (submits `handleOps`), 2 funds, 4 and 5 are
+/// Alto's; the rest are free.
 pub struct Devnet {
+    // Dropped first: Alto before the anvil it talks to.
+    alto: Option<Alto>,
     anvil: AnvilInstance,
     /// Contract addresses.
     pub addresses: DevnetAddresses,
@@ -49,13 +60,17 @@ impl std::fmt::Debug for Devnet {
     }
 }
 
-/// The pinned anvil under `tools/` (the workspace root is found from this crate's location, or
-/// from `VALET_TOOLS`).
-pub fn anvil_path() -> PathBuf {
-    let tools = std::env::var_os("VALET_TOOLS")
+/// The pinned tools (`tools/` at the workspace root, found from this crate's location, or
+/// `VALET_TOOLS`).
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("VALET_TOOLS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools"));
-    tools.join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools"))
+}
+
+/// The pinned anvil.
+pub fn anvil_path() -> PathBuf {
+    tools_dir().join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
 }
 
 fn rpc(e: impl std::fmt::Display) -> Error {
@@ -65,14 +80,19 @@ fn rpc(e: impl std::fmt::Display) -> Error {
 impl Devnet {
     /// Starts anvil (Prague, 127.0.0.1, a free port) and deploys everything.
     pub async fn start() -> Result<Self, Error> {
+        Self::start_with(DevnetOptions::default()).await
+    }
+
+    /// Starts anvil, deploys everything, and starts what `options` asks for.
+    pub async fn start_with(options: DevnetOptions) -> Result<Self, Error> {
         let path = anvil_path();
         if !path.exists() {
-            return Err(Error::AnvilMissing(path.display().to_string()));
+            return Err(Error::ToolMissing(path.display().to_string()));
         }
         let anvil = Anvil::at(&path)
             .args(["--host", "127.0.0.1", "--hardfork", "prague"])
             .try_spawn()
-            .map_err(|e| Error::AnvilStart(e.to_string()))?;
+            .map_err(|e| Error::Start { what: "anvil", reason: e.to_string() })?;
         let deployer: PrivateKeySigner = anvil.keys()[0].clone().into();
         let provider = ProviderBuilder::new()
             .wallet(EthereumWallet::from(deployer.clone()))
@@ -87,13 +107,63 @@ impl Devnet {
         let token = *ValetToken::deploy(&provider).await.map_err(rpc)?.address();
         let dao = *ValetDAO::deploy(&provider).await.map_err(rpc)?.address();
         let addresses = DevnetAddresses { entry_point, validator, factory, nft, token, dao };
+        // ERC-7562: a factory must be staked for an operation that deploys the account and also
+        // touches the validator's storage for it (bundlers enforce this; direct submission not).
+        ValetAccountFactory::new(factory, &provider)
+            .addStake(86_400)
+            .value(alloy::primitives::U256::from(10u128.pow(18)))
+            .send()
+            .await
+            .map_err(rpc)?
+            .get_receipt()
+            .await
+            .map_err(rpc)?;
+        let alto = match options.alto {
+            true => Some(Alto::start(&anvil).await?),
+            false => None,
+        };
         tracing::info!(endpoint = %loopback_url(anvil.port()), ?addresses, "devnet ready");
-        Ok(Self { anvil, addresses, provider })
+        Ok(Self { alto, anvil, addresses, provider })
     }
 
     /// The JSON-RPC endpoint (`http://127.0.0.1:PORT`).
     pub fn endpoint(&self) -> String {
         loopback_url(self.anvil.port()).to_string()
+    }
+
+    /// The Alto bundler's JSON-RPC endpoint, if it runs.
+    pub fn bundler_url(&self) -> Option<String> {
+        self.alto.as_ref().map(|a| loopback_url(a.port).to_string())
+    }
+
+    /// Where Valet is deployed, for [`crate::Valet`].
+    pub fn deployment(&self) -> crate::Deployment {
+        crate::Deployment {
+            entry_point: self.addresses.entry_point,
+            validator: self.addresses.validator,
+            factory: self.addresses.factory,
+        }
+    }
+
+    /// Sends `amount` wei to `to` from the funder (dev key 2).
+    pub async fn fund(&self, to: Address, amount: alloy::primitives::U256) -> Result<(), Error> {
+        let tx = TransactionRequest::default().to(to).value(amount);
+        self.provider_for(2).send_transaction(tx).await.map_err(rpc)?.get_receipt().await.map_err(rpc)?;
+        Ok(())
+    }
+
+    /// Moves the chain's clock forward by `seconds` and mines a block.
+    pub async fn advance_time(&self, seconds: u64) -> Result<(), Error> {
+        let _: serde_json::Value =
+            self.provider.raw_request("evm_increaseTime".into(), [seconds]).await.map_err(rpc)?;
+        let _: serde_json::Value = self.provider.raw_request("evm_mine".into(), ()).await.map_err(rpc)?;
+        Ok(())
+    }
+
+    /// Mines a block (its timestamp is the wall clock, or later after time travel).
+    pub async fn mine(&self) -> Result<(), Error> {
+        let _: serde_json::Value = self.provider.raw_request("evm_mine".into(), ()).await.map_err(rpc)?;
+        Ok(())
     }
 
     /// The chain id.
@@ -131,4 +201,103 @@ async fn deploy_entry_point(provider: &DynProvider) -> Result<Address, Error> {
         return Err(Error::Deploy("EntryPoint v0.7 is not at its canonical address".into()));
     }
     Ok(valet_core::ENTRY_POINT_V07)
+}
+
+/// The Alto bundler (`@pimlico/alto`, pinned in `tools/`), run by node with a preload that keeps
+/// every listening socket on 127.0.0.1 (Alto binds 0.0.0.0 and has no flag for it).
+struct Alto {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Alto {
+    async fn start(anvil: &AnvilInstance) -> Result<Self, Error> {
+        let tools = tools_dir();
+        let script = tools.join("node_modules/@pimlico/alto/esm/cli/alto.js");
+        if !script.exists() {
+            return Err(Error::ToolMissing(script.display().to_string()));
+        }
+        let key = |i: usize| format!("0x{}", alloy::hex::encode(anvil.keys()[i].to_bytes()));
+        let port = free_port()?;
+        let mut command = std::process::Command::new("node");
+        command
+            .current_dir(&tools)
+            .arg("--require")
+            .arg(tools.join("loopback.js"))
+            .arg(&script)
+            .args(["--rpc-url", &anvil.endpoint()])
+            .args(["--entrypoints", &valet_core::ENTRY_POINT_V07.to_string()])
+            .args(["--executor-private-keys", &key(4)])
+            .args(["--utility-private-key", &key(5)])
+            .args(["--port", &port.to_string()])
+            .args(ALTO_FLAGS)
+            // Alto reads ALTO_* variables as flags and a .env file as settings: give it none.
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit());
+        let child = command.spawn().map_err(|e| Error::Start { what: "alto", reason: format!("node: {e}") })?;
+        let mut alto = Self { child, port };
+        alto.wait_ready().await?;
+        Ok(alto)
+    }
+
+    async fn wait_ready(&mut self) -> Result<(), Error> {
+        let client = crate::BundlerClient::new(loopback_url(self.port).as_ref(), valet_core::ENTRY_POINT_V07)?;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(Error::Start { what: "alto", reason: format!("exited with {status}") });
+            }
+            if let Ok(entry_points) = client.supported_entry_points().await
+                && entry_points.contains(&valet_core::ENTRY_POINT_V07)
+            {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Start { what: "alto", reason: "not answering after 30 s".into() });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Alto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Alto's flags besides endpoints and keys, and why.
+const ALTO_FLAGS: &[&str] = &[
+    // anvil has no debug_traceCall tracer for the ERC-7562 checks.
+    "--safe-mode",
+    "false",
+    // Its simulation contracts are CREATE2-deployed by the utility key.
+    "--deploy-simulations-contract",
+    "true",
+    // Bundle as soon as operations arrive: anvil mines each transaction at once, and Alto's
+    // executor waits for its block poller (every block-time / 4 ms) before the next bundle.
+    "--bundle-mode",
+    "auto",
+    "--min-bundle-interval",
+    "10",
+    "--max-bundle-interval",
+    "50",
+    "--block-time",
+    "250",
+    // Quiet, and JSON lines without a pretty-printing worker (stdout is discarded).
+    "--log-level",
+    "warn",
+    "--json",
+    "true",
+];
+
+/// A free TCP port on 127.0.0.1 (bound and released; the bundler binds it right after).
+fn free_port() -> Result<u16, Error> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .map_err(|e| Error::Start { what: "alto", reason: format!("no free port: {e}") })?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| Error::Start { what: "alto", reason: e.to_string() })
 }

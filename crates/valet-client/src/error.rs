@@ -1,18 +1,53 @@
-use alloy::primitives::Bytes;
+use std::time::Duration;
+
+use alloy::primitives::{B256, Bytes};
+use valet_core::Refusal;
 
 /// What valet-client can fail with, saying what to do next where there is something to do.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The pinned anvil is missing: the tools are not installed.
-    #[error("anvil not found at {0}: run `make tools` (or any make target) to install the pinned tools")]
-    AnvilMissing(String),
-    /// Starting anvil failed.
-    #[error("could not start anvil: {0}")]
-    AnvilStart(String),
-    /// A JSON-RPC call failed.
+    /// The pinned tools are missing.
+    #[error("{0} not found: run `make tools` (or any make target) to install the pinned tools")]
+    ToolMissing(String),
+    /// Starting anvil or the bundler failed.
+    #[error("could not start {what}: {reason}")]
+    Start {
+        /// `anvil` or `alto`.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A setting is wrong (a URL, a key, an address).
+    #[error("{0}")]
+    Config(String),
+    /// A JSON-RPC call to the node failed.
     #[error("RPC error: {0}")]
     Rpc(String),
+    /// The bundler answered with a JSON-RPC error.
+    #[error("bundler refused {method} ({code}): {}", brief(message, decoded.as_deref()))]
+    Bundler {
+        /// The method called.
+        method: String,
+        /// JSON-RPC error code (Alto: -32500 validation, -32521 execution, -32602 bad params).
+        code: i64,
+        /// Its message.
+        message: String,
+        /// Its data, as JSON text.
+        data: Option<String>,
+        /// The validator's error found in the message or data, decoded.
+        decoded: Option<String>,
+    },
+    /// The operation was sent but not included in time.
+    #[error(
+        "operation {user_op_hash} was not included within {waited:?}; look it up later with eth_getUserOperationReceipt"
+    )]
+    Timeout {
+        /// The userOpHash.
+        user_op_hash: B256,
+        /// How long we waited.
+        waited: Duration,
+    },
     /// A key could not sign.
     #[error("signing failed: {0}")]
     Signing(String),
@@ -22,9 +57,23 @@ pub enum Error {
     /// valet-core refused an input.
     #[error(transparent)]
     Core(#[from] valet_core::Error),
-    /// The validator refused the operation in validation (EntryPoint `AA23`), with its error.
-    #[error("the chain refused the operation: {reason}")]
+    /// Pre-flight: the evaluator says the validator would refuse; nothing was sent.
+    #[error("refused before sending: {0}")]
+    Preflight(#[from] Refusal),
+    /// The owner's grant signature is not the owner's.
+    #[error("the grant is signed by {signer}, not by the account's owner {owner}: ask the owner to sign the grant")]
+    WrongGrantSigner {
+        /// Who signed.
+        signer: alloy::primitives::Address,
+        /// Who must.
+        owner: alloy::primitives::Address,
+    },
+    /// The EntryPoint refused the operation in validation (`AA23` and friends), with the
+    /// validator's error.
+    #[error("the chain refused operation {op_index}: {reason}{}", decoded.as_ref().map(|d| format!(" — {d}")).unwrap_or_default())]
     Refused {
+        /// Which operation of the bundle.
+        op_index: usize,
         /// The EntryPoint's reason (`AA23 reverted`, `AA24 signature error`, …).
         reason: String,
         /// The validator's revert data, if any.
@@ -32,7 +81,28 @@ pub enum Error {
         /// The validator's error, decoded.
         decoded: Option<String>,
     },
-    /// The operation was included but its execution reverted.
-    #[error("the operation was included but its execution reverted: {0}")]
-    ExecutionReverted(Bytes),
+    /// Executing the calls would revert in the target contract (found while estimating gas).
+    #[error("the calls would revert when executed: {0}")]
+    ExecutionWouldRevert(String),
+    /// The operation was included but its execution reverted (its counters are spent).
+    #[error("operation {user_op_hash} was included but its calls reverted ({reason})")]
+    ExecutionReverted {
+        /// The userOpHash.
+        user_op_hash: B256,
+        /// The revert data, as hex.
+        reason: String,
+    },
+}
+
+/// A bundler's message with the validator's error decoded in place of its hex, when we have it.
+fn brief(message: &str, decoded: Option<&str>) -> String {
+    let Some(decoded) = decoded else { return message.to_string() };
+    let cut = message
+        .match_indices("0x")
+        .find(|(at, _)| message[at + 2..].chars().take_while(char::is_ascii_hexdigit).count() >= 8)
+        .map(|(at, _)| at);
+    match cut {
+        Some(at) => format!("{}{decoded}", &message[..at]),
+        None => format!("{message} — {decoded}"),
+    }
 }

@@ -1,11 +1,16 @@
 #![doc = include_str!("../README.md")]
 
+pub mod bundler;
+pub mod client;
 pub mod contracts;
 pub mod devnet;
 mod error;
 pub mod session;
 pub mod submit;
 
-pub use devnet::{Devnet, DevnetAddresses};
+pub use bundler::BundlerClient;
+pub use client::{Account, Deployment, Executed, Prepared, Proposal, SessionStatus, Valet};
+pub use devnet::{Devnet, DevnetAddresses, DevnetOptions};
 pub use error::Error;
 pub use session::{GasLimits, SessionCall, SessionHandle};
+pub use submit::{Bundler, Direct, Fees, OpReceipt, Submitter};

@@ -130,12 +130,55 @@ impl SessionHandle {
             max_priority_fee_per_gas: gas.max_priority_fee,
             ..Default::default()
         };
-        let hash = op.hash(valet_core::ENTRY_POINT_V07, chain_id);
-        let grant = call.enable.then_some(self.grant.as_ref());
-        let prefix = signature::prefix(&self.packed, call.claimed_time, &call.indices, grant)?;
-        let digest = signature::key_digest(hash, self.id, call.claimed_time, &call.indices);
-        let key_signature = self.key.sign_hash_sync(&digest).map_err(|e| Error::Signing(e.to_string()))?.as_bytes();
-        op.signature = [prefix.as_ref(), &key_signature].concat().into();
+        self.authorize(&mut op, call.claimed_time, &call.indices, call.enable, chain_id)?;
         Ok(op)
     }
+
+    /// Writes the session signature into `op` (whose other fields are final): the validator's
+    /// prefix, then the session key's signature over the userOpHash bound to this session.
+    pub fn authorize(
+        &self,
+        op: &mut UserOperation,
+        claimed_time: u64,
+        indices: &[u8],
+        enable: bool,
+        chain_id: u64,
+    ) -> Result<(), Error> {
+        let hash = op.hash(valet_core::ENTRY_POINT_V07, chain_id);
+        let grant = enable.then_some(self.grant.as_ref());
+        let prefix = signature::prefix(&self.packed, claimed_time, indices, grant)?;
+        let digest = signature::key_digest(hash, self.id, claimed_time, indices);
+        let key_signature = self.key.sign_hash_sync(&digest).map_err(|e| Error::Signing(e.to_string()))?.as_bytes();
+        op.signature = [prefix.as_ref(), &key_signature].concat().into();
+        Ok(())
+    }
+
+    /// A signature of the final length whose key signature does not verify (the validator then
+    /// answers `SIG_VALIDATION_FAILED` instead of reverting), for gas estimation.
+    pub fn dummy_signature(&self, claimed_time: u64, indices: &[u8], enable: bool) -> Result<Bytes, Error> {
+        let grant = enable.then_some(self.grant.as_ref());
+        let prefix = signature::prefix(&self.packed, claimed_time, indices, grant)?;
+        Ok([prefix.as_ref(), DUMMY_ECDSA_SIGNATURE.as_slice()].concat().into())
+    }
 }
+
+/// A well-formed 65-byte ECDSA signature that recovers to no key anyone holds: r = 0xff…f0 ‖ 16
+/// zero bytes (below the curve order, unlike 0xff…ff00, which OpenZeppelin's `ECDSA.recover`
+/// rejects with a revert), s = 0x7aaa…aa (low), v = 28.
+pub const DUMMY_ECDSA_SIGNATURE: [u8; 65] = {
+    let mut sig = [0u8; 65];
+    let mut i = 0;
+    while i < 15 {
+        sig[i] = 0xff;
+        i += 1;
+    }
+    sig[15] = 0xf0;
+    sig[32] = 0x7a;
+    i = 33;
+    while i < 64 {
+        sig[i] = 0xaa;
+        i += 1;
+    }
+    sig[64] = 0x1c;
+    sig
+};

@@ -1,49 +1,299 @@
-//! Direct submission: a relayer key calls `EntryPoint.handleOps` with signed operations.
+//! Submitters: what gets signed UserOperations on chain. [`Direct`] has a relayer key call
+//! `EntryPoint.handleOps` (many operations per transaction); [`Bundler`] sends them to an
+//! ERC-4337 bundler. Both implement [`Submitter`], so everything above is written once.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
 
 use alloy::primitives::{Address, B256, Bytes, U256};
-use alloy::providers::DynProvider;
-use alloy::rpc::types::TransactionReceipt;
-use alloy::sol_types::{SolEvent, SolInterface};
+use alloy::providers::{DynProvider, Provider};
+use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
+use alloy::sol_types::SolEvent;
+use tokio::sync::Mutex;
+use valet_core::UserOperation;
+use valet_core::user_operation::Quantity;
 
 use crate::Error;
-use crate::contracts::SessionKeyValidator::SessionKeyValidatorErrors;
+use crate::bundler::{BundlerClient, GasEstimate};
 use crate::contracts::entry_point::EntryPoint;
 
-/// What one included operation did.
+/// A boxed future, so that [`Submitter`] can be used as `dyn Submitter`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// EIP-1559 fees for an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fees {
+    /// Max fee per gas.
+    pub max_fee_per_gas: u128,
+    /// Max priority fee per gas.
+    pub max_priority_fee_per_gas: u128,
+}
+
+/// One included operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Included {
+pub struct OpReceipt {
     /// The userOpHash.
     pub user_op_hash: B256,
     /// The transaction that carried it.
     pub transaction_hash: B256,
+    /// That transaction's block.
+    pub block_number: u64,
     /// Whether its execution succeeded.
     pub success: bool,
-    /// Gas the EntryPoint charged for it.
-    pub actual_gas_used: U256,
+    /// Gas the EntryPoint charged the account for it (includes the unused-gas penalty).
+    pub actual_gas_used: u128,
+    /// What the account paid, in wei.
+    pub actual_gas_cost: U256,
+    /// Gas the whole carrying transaction used (all its operations, plus 21,000 and calldata).
+    pub transaction_gas_used: Option<u64>,
+    /// Revert data of a failed execution.
+    pub revert_reason: Option<Bytes>,
 }
 
-/// Submits `ops` in one `handleOps` from `relayer` (a provider with the relayer's wallet),
-/// paying the fees back to `beneficiary`. A validation refusal comes back as [`Error::Refused`]
-/// with the validator's error decoded.
+/// What gets signed UserOperations on chain.
+pub trait Submitter: Send + Sync {
+    /// `"direct"` or `"bundler"`, for logs and reports.
+    fn kind(&self) -> &'static str;
+    /// Fees the submitter will accept now.
+    fn fees(&self) -> BoxFuture<'_, Result<Fees, Error>>;
+    /// Gas limits for `op`, which carries a dummy signature of its final length.
+    fn estimate<'a>(&'a self, op: &'a UserOperation) -> BoxFuture<'a, Result<GasEstimate, Error>>;
+    /// Submits `ops` and waits until each is included; receipts in the order of `ops`.
+    fn submit<'a>(&'a self, ops: &'a [UserOperation]) -> BoxFuture<'a, Result<Vec<OpReceipt>, Error>>;
+}
+
+/// Direct submission: the relayer's wallet calls `handleOps` with all the operations of one
+/// [`Submitter::submit`] in one transaction (the node's gas estimate simulates it first, so a
+/// refused operation costs nothing). Submissions are serialised, so concurrent callers never
+/// race for the relayer's nonce.
+#[derive(Debug)]
+pub struct Direct {
+    relayer: DynProvider,
+    from: Address,
+    entry_point: Address,
+    chain_id: u64,
+    lock: Mutex<()>,
+}
+
+/// Gas limits [`Direct`] uses where it cannot measure: generous for validation (only prefunded,
+/// never charged), and a fallback for the execution of an account not deployed yet.
+const DIRECT_VERIFICATION_GAS: u128 = 1_000_000;
+const DIRECT_UNDEPLOYED_CALL_GAS: u128 = 400_000;
+const DIRECT_PER_OP_OVERHEAD: u64 = 10_000;
+
+impl Direct {
+    /// A direct submitter sending from `from` through `relayer` (a provider with `from`'s wallet),
+    /// which is also paid the operations' fees.
+    pub async fn new(relayer: DynProvider, from: Address) -> Result<Self, Error> {
+        let chain_id = relayer.get_chain_id().await.map_err(rpc)?;
+        Ok(Self { relayer, from, entry_point: valet_core::ENTRY_POINT_V07, chain_id, lock: Mutex::new(()) })
+    }
+
+    async fn estimate_inner(&self, op: &UserOperation) -> Result<GasEstimate, Error> {
+        // Execution gas as the node measures the account's call from the EntryPoint (bundlers do
+        // the same), with a margin; before deployment there is no code to measure against.
+        let call_gas = if op.factory.is_none() {
+            let tx =
+                TransactionRequest::default().from(self.entry_point).to(op.sender).input(op.call_data.clone().into());
+            // The node's figure includes the 21,000 and calldata of a transaction, which the call
+            // inside handleOps does not pay: that is the margin (kept under the EntryPoint's
+            // 40,000 unused-gas penalty threshold).
+            match self.relayer.estimate_gas(tx).await {
+                Ok(gas) => u128::from(gas),
+                Err(e) => return Err(Error::ExecutionWouldRevert(e.to_string())),
+            }
+        } else {
+            DIRECT_UNDEPLOYED_CALL_GAS
+        };
+        // Pre-verification: the operation's share of the transaction (21,000, as one operation per
+        // transaction is the worst case), its calldata and the EntryPoint's per-operation overhead.
+        let packed = op.pack();
+        let bytes =
+            [&packed.init_code[..], &packed.call_data[..], &packed.signature[..], &packed.paymaster_and_data[..]];
+        let calldata: u64 = bytes.iter().flat_map(|b| b.iter()).map(|&b| if b == 0 { 4 } else { 16 }).sum();
+        let pre_verification = 21_000 + DIRECT_PER_OP_OVERHEAD + calldata + 12 * 32 * 4;
+        Ok(GasEstimate {
+            pre_verification_gas: Quantity(U256::from(pre_verification)),
+            verification_gas_limit: Quantity(U256::from(DIRECT_VERIFICATION_GAS)),
+            call_gas_limit: Quantity(U256::from(call_gas)),
+            paymaster_verification_gas_limit: None,
+            paymaster_post_op_gas_limit: None,
+        })
+    }
+
+    async fn submit_inner(&self, ops: &[UserOperation]) -> Result<Vec<OpReceipt>, Error> {
+        let packed: Vec<valet_core::PackedUserOperation> = ops.iter().map(UserOperation::pack).collect();
+        let _turn = self.lock.lock().await;
+        let (receipt, mut included) = handle_ops(&self.relayer, self.from, &packed).await?;
+        let hashes: Vec<B256> = packed.iter().map(|p| p.hash(self.entry_point, self.chain_id)).collect();
+        hashes
+            .iter()
+            .map(|hash| {
+                let at = included.iter().position(|i| i.user_op_hash == *hash).ok_or_else(|| {
+                    Error::Rpc(format!("handleOps transaction {} has no event for {hash}", receipt.transaction_hash))
+                })?;
+                Ok(included.swap_remove(at))
+            })
+            .collect()
+    }
+}
+
+impl Submitter for Direct {
+    fn kind(&self) -> &'static str {
+        "direct"
+    }
+
+    fn fees(&self) -> BoxFuture<'_, Result<Fees, Error>> {
+        Box::pin(async move {
+            let fees = self.relayer.estimate_eip1559_fees().await.map_err(rpc)?;
+            Ok(Fees { max_fee_per_gas: fees.max_fee_per_gas, max_priority_fee_per_gas: fees.max_priority_fee_per_gas })
+        })
+    }
+
+    fn estimate<'a>(&'a self, op: &'a UserOperation) -> BoxFuture<'a, Result<GasEstimate, Error>> {
+        Box::pin(self.estimate_inner(op))
+    }
+
+    fn submit<'a>(&'a self, ops: &'a [UserOperation]) -> BoxFuture<'a, Result<Vec<OpReceipt>, Error>> {
+        Box::pin(self.submit_inner(ops))
+    }
+}
+
+/// Submission through an ERC-4337 bundler: `eth_sendUserOperation`, then polling
+/// `eth_getUserOperationReceipt` (which is `null` while pending).
+#[derive(Debug, Clone)]
+pub struct Bundler {
+    /// The bundler's client.
+    pub client: BundlerClient,
+    /// How often to poll for receipts.
+    pub poll: Duration,
+    /// How long to wait for inclusion before [`Error::Timeout`].
+    pub timeout: Duration,
+    /// Ask for a bundle right away (`debug_bundler_sendBundleNow`; bundlers in manual mode).
+    pub bundle_now: bool,
+}
+
+impl Bundler {
+    /// Polls every 50 ms, waits up to 60 s, leaves bundling to the bundler.
+    pub fn new(client: BundlerClient) -> Self {
+        Self { client, poll: Duration::from_millis(50), timeout: Duration::from_secs(60), bundle_now: false }
+    }
+
+    async fn submit_inner(&self, ops: &[UserOperation]) -> Result<Vec<OpReceipt>, Error> {
+        let mut hashes = Vec::with_capacity(ops.len());
+        for op in ops {
+            hashes.push(self.client.send_user_operation(op).await?);
+        }
+        if self.bundle_now {
+            self.client.send_bundle_now().await?;
+        }
+        let mut receipts = Vec::with_capacity(ops.len());
+        for hash in hashes {
+            let r = self.client.wait_for_receipt(hash, self.poll, self.timeout).await?;
+            receipts.push(OpReceipt {
+                user_op_hash: r.user_op_hash,
+                transaction_hash: r.receipt.transaction_hash,
+                block_number: r.receipt.block_number.0.saturating_to(),
+                success: r.success,
+                actual_gas_used: r.actual_gas_used.0.saturating_to(),
+                actual_gas_cost: r.actual_gas_cost.0,
+                transaction_gas_used: r.receipt.gas_used.map(|g| g.0.saturating_to()),
+                revert_reason: r
+                    .reason
+                    .as_deref()
+                    .filter(|s| !s.is_empty() && *s != "0x")
+                    .and_then(|s| s.parse::<Bytes>().ok()),
+            });
+        }
+        Ok(receipts)
+    }
+}
+
+impl Submitter for Bundler {
+    fn kind(&self) -> &'static str {
+        "bundler"
+    }
+
+    fn fees(&self) -> BoxFuture<'_, Result<Fees, Error>> {
+        Box::pin(async move {
+            let prices = self.client.gas_price().await?;
+            let narrow = |q: Quantity| u128::try_from(q.0).map_err(|_| Error::Rpc(format!("fee {} out of range", q.0)));
+            Ok(Fees {
+                max_fee_per_gas: narrow(prices.fast.max_fee_per_gas)?,
+                max_priority_fee_per_gas: narrow(prices.fast.max_priority_fee_per_gas)?,
+            })
+        })
+    }
+
+    fn estimate<'a>(&'a self, op: &'a UserOperation) -> BoxFuture<'a, Result<GasEstimate, Error>> {
+        Box::pin(self.client.estimate_user_operation_gas(op))
+    }
+
+    fn submit<'a>(&'a self, ops: &'a [UserOperation]) -> BoxFuture<'a, Result<Vec<OpReceipt>, Error>> {
+        Box::pin(self.submit_inner(ops))
+    }
+}
+
+fn rpc(e: impl std::fmt::Display) -> Error {
+    Error::Rpc(e.to_string())
+}
+
+/// Submits `ops` in one `handleOps` from `relayer` (a provider with the wallet of `from`), paying
+/// the fees back to `from`. The bundle is simulated first (`eth_call`), so a refusal costs nothing
+/// and burns no nonce: it comes back as [`Error::Refused`] with the validator's error decoded.
+/// Receipts are in the order of the EntryPoint's events.
 pub async fn handle_ops(
     relayer: &DynProvider,
+    from: Address,
     ops: &[valet_core::PackedUserOperation],
-    beneficiary: Address,
-) -> Result<(TransactionReceipt, Vec<Included>), Error> {
+) -> Result<(TransactionReceipt, Vec<OpReceipt>), Error> {
     let entry_point = EntryPoint::new(valet_core::ENTRY_POINT_V07, relayer);
     let packed: Vec<EntryPoint::PackedUserOperation> = ops.iter().map(Into::into).collect();
-    let pending = entry_point.handleOps(packed, beneficiary).send().await.map_err(refusal)?;
-    let receipt = pending.get_receipt().await.map_err(|e| Error::Rpc(e.to_string()))?;
-    let included = receipt
-        .inner
-        .logs()
+    let call = entry_point.handleOps(packed, from).from(from);
+    call.call().await.map_err(refusal)?;
+    // Enough for every operation's limits plus the EntryPoint's own work (as bundlers size it);
+    // the node's estimate can leave an operation's inner call short of gas.
+    let limit: u64 = ops
+        .iter()
+        .map(|op| {
+            let word = |w: &B256, high: bool| {
+                let half: [u8; 16] = if high { w[..16].try_into() } else { w[16..].try_into() }.expect("16 bytes");
+                u128::from_be_bytes(half)
+            };
+            let paymaster = if op.paymaster_and_data.len() >= 52 {
+                let g =
+                    |from: usize| u128::from_be_bytes(op.paymaster_and_data[from..from + 16].try_into().expect("16"));
+                g(20) + g(36)
+            } else {
+                0
+            };
+            word(&op.account_gas_limits, true) + word(&op.account_gas_limits, false) + paymaster + 10_000
+        })
+        .sum::<u128>()
+        .saturating_add(100_000)
+        .min(30_000_000) as u64;
+    let nonce = relayer.get_transaction_count(from).pending().await.map_err(rpc)?;
+    let pending = call.nonce(nonce).gas(limit).send().await.map_err(refusal)?;
+    let receipt = pending.get_receipt().await.map_err(rpc)?;
+    let logs = receipt.inner.logs();
+    let reasons: Vec<(B256, Bytes)> = logs
+        .iter()
+        .filter_map(|log| EntryPoint::UserOperationRevertReason::decode_log(&log.inner).ok())
+        .map(|e| (e.userOpHash, e.revertReason.clone()))
+        .collect();
+    let included = logs
         .iter()
         .filter_map(|log| EntryPoint::UserOperationEvent::decode_log(&log.inner).ok())
-        .map(|e| Included {
+        .map(|e| OpReceipt {
             user_op_hash: e.userOpHash,
             transaction_hash: receipt.transaction_hash,
+            block_number: receipt.block_number.unwrap_or_default(),
             success: e.success,
-            actual_gas_used: e.actualGasUsed,
+            actual_gas_used: e.actualGasUsed.saturating_to(),
+            actual_gas_cost: e.actualGasCost,
+            transaction_gas_used: Some(receipt.gas_used),
+            revert_reason: reasons.iter().find(|(h, _)| *h == e.userOpHash).map(|(_, r)| r.clone()),
         })
         .collect();
     Ok((receipt, included))
@@ -51,17 +301,37 @@ pub async fn handle_ops(
 
 fn refusal(e: alloy::contract::Error) -> Error {
     match e.as_decoded_interface_error::<EntryPoint::EntryPointErrors>() {
-        Some(EntryPoint::EntryPointErrors::FailedOpWithRevert(f)) => {
-            Error::Refused { reason: f.reason.clone(), decoded: decode_validator_error(&f.inner), inner: f.inner }
-        }
+        Some(EntryPoint::EntryPointErrors::FailedOpWithRevert(f)) => Error::Refused {
+            op_index: f.opIndex.saturating_to(),
+            reason: f.reason.clone(),
+            decoded: decode_validator_error(&f.inner),
+            inner: f.inner,
+        },
         Some(EntryPoint::EntryPointErrors::FailedOp(f)) => {
-            Error::Refused { reason: f.reason, inner: Bytes::new(), decoded: None }
+            Error::Refused { op_index: f.opIndex.saturating_to(), reason: f.reason, inner: Bytes::new(), decoded: None }
         }
         _ => Error::Rpc(e.to_string()),
     }
 }
 
-/// The validator's custom error in revert data, as `Name { fields }`.
+/// The validator's custom error in revert data, as `Name(field=value, …)`.
 pub fn decode_validator_error(data: &[u8]) -> Option<String> {
-    SessionKeyValidatorErrors::abi_decode(data).ok().map(|e| format!("{e:?}"))
+    use alloy::dyn_abi::{DynSolValue, JsonAbiExt};
+    static ABI: std::sync::OnceLock<alloy::json_abi::JsonAbi> = std::sync::OnceLock::new();
+    let abi = ABI.get_or_init(crate::contracts::SessionKeyValidator::abi::contract);
+    let (selector, rest) = data.split_first_chunk::<4>()?;
+    let error = abi.errors().find(|e| e.selector().0 == *selector)?;
+    let values = error.abi_decode_input(rest).ok()?;
+    let show = |v: &DynSolValue| match v {
+        DynSolValue::Uint(u, _) => u.to_string(),
+        DynSolValue::Int(i, _) => i.to_string(),
+        DynSolValue::Address(a) => a.to_string(),
+        DynSolValue::FixedBytes(w, n) => format!("0x{}", alloy::hex::encode(&w[..*n])),
+        DynSolValue::Bool(b) => b.to_string(),
+        DynSolValue::Bytes(b) => format!("0x{}", alloy::hex::encode(b)),
+        other => format!("{other:?}"),
+    };
+    let fields: Vec<String> =
+        error.inputs.iter().zip(&values).map(|(p, v)| format!("{}={}", p.name, show(v))).collect();
+    Some(format!("{}({})", error.name, fields.join(", ")))
 }

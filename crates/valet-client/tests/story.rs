@@ -93,7 +93,7 @@ async fn one_grant_ten_mints_and_the_eleventh_refused() -> Result<(), Error> {
 
         if i < 10 {
             let verdict = verdict.expect("the evaluator accepts mints 1 to 10");
-            let (_, included) = submit::handle_ops(&relayer, &[op.pack()], devnet.key(1).address()).await?;
+            let (_, included) = submit::handle_ops(&relayer, devnet.key(1).address(), &[op.pack()]).await?;
             assert!(included[0].success, "mint {i} executed");
             assert_eq!(included[0].user_op_hash, user_op_hash, "our userOpHash is the EntryPoint's");
             gas.push(included[0].actual_gas_used);
@@ -111,7 +111,7 @@ async fn one_grant_ten_mints_and_the_eleventh_refused() -> Result<(), Error> {
                 Err(Refusal::PermissionUsesExhausted { id, permission: 0, max_uses: 10 }),
                 "refused before sending"
             );
-            match submit::handle_ops(&relayer, &[op.pack()], devnet.key(1).address()).await {
+            match submit::handle_ops(&relayer, devnet.key(1).address(), &[op.pack()]).await {
                 Err(Error::Refused { reason, decoded, .. }) => {
                     assert_eq!(reason, "AA23 reverted");
                     let decoded = decoded.expect("the validator's error decodes");

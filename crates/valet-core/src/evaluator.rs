@@ -419,3 +419,51 @@ fn token_amount(i: usize, data: &[u8]) -> Result<U256, Refusal> {
     }
     Ok(U256::from_be_slice(&data[pos..pos + 32]))
 }
+
+/// Picks a permission for each call of `request` (its `indices` are ignored): for each call in
+/// turn, the first permission under which the validator accepts the calls so far. Returns the
+/// indices and the verdict, or — when some call fits no permission — the most telling refusal:
+/// that of the first permission naming the call's target and function, else that of
+/// permission 0.
+pub fn assign_permissions(
+    session: &Session,
+    counters: &Counters,
+    request: &Request<'_>,
+) -> Result<(Vec<u8>, Verdict), Refusal> {
+    let execution = execution::Execution::decode(request.call_data)?;
+    let calls = execution.calls();
+    let mut indices: Vec<u8> = Vec::with_capacity(calls.len());
+    for i in 0..calls.len() {
+        let prefix = match &execution {
+            execution::Execution::Single(_) => request.call_data.to_vec(),
+            execution::Execution::Batch(_) => execution::Execution::Batch(calls[..=i].to_vec()).encode().to_vec(),
+        };
+        let mut best: Option<Refusal> = None;
+        let mut chosen = None;
+        for p in 0..session.permissions.len().min(usize::from(u8::MAX) + 1) {
+            let mut trial = indices.clone();
+            trial.push(p as u8);
+            let attempt = Request { call_data: &prefix, indices: &trial, ..request.clone() };
+            match evaluate(session, counters, &attempt) {
+                Ok(_) => {
+                    chosen = Some(p as u8);
+                    break;
+                }
+                Err(refusal) => {
+                    let names_call = !matches!(refusal, Refusal::NotPermitted { call, .. } if call == i);
+                    if best.is_none() || (names_call && matches!(best, Some(Refusal::NotPermitted { .. }))) {
+                        best = Some(refusal);
+                    }
+                }
+            }
+        }
+        match chosen {
+            Some(p) => indices.push(p),
+            None => {
+                return Err(best.unwrap_or(Refusal::NoSuchPermission { call: i, permission: 0, count: 0 }));
+            }
+        }
+    }
+    let verdict = evaluate(session, counters, &Request { indices: &indices, ..request.clone() })?;
+    Ok((indices, verdict))
+}

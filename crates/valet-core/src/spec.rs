@@ -17,6 +17,7 @@ use alloy_primitives::{Address, B256, FixedBytes, U256, keccak256};
 use serde::Deserialize;
 
 use crate::Error;
+use crate::evaluator::Refusal;
 use crate::session::{Limit, LimitKind, Permission, Rule, RuleOp, Session};
 
 /// The demo's session: mint on the demo NFT to the account itself, at most 5 per call, 10
@@ -28,6 +29,30 @@ target   = "ValetNFT"
 function = "mint(address to, uint256 quantity)"
 rules    = [{ arg = "to", eq = "$account" }, { arg = "quantity", lte = 5 }]
 max_uses = 10
+"#;
+
+/// The demo's recurring payment: ValetToken transfers to one payee, at most 10 tokens a day,
+/// for a week.
+pub const DEMO_PAYMENT_SPEC: &str = r#"
+valid_for = "7d"
+[[permission]]
+target   = "ValetToken"
+function = "transfer(address to, uint256 amount)"
+rules    = [{ arg = "to", eq = "Payee" }]
+[[limit]]
+token  = "ValetToken"
+amount = "10 ether"
+period = "1d"
+"#;
+
+/// The demo's DAO session: votes (for, against or abstain) on the demo DAO, three in all, for a day.
+pub const DEMO_VOTE_SPEC: &str = r#"
+valid_for = "1d"
+[[permission]]
+target   = "ValetDAO"
+function = "castVote(uint256 proposalId, uint8 support)"
+rules    = [{ arg = "support", in_range = [0, 2] }]
+max_uses = 3
 "#;
 
 /// A number in a spec: an integer, or a string ("5", "0x10", "1.5 ether", "10 gwei").
@@ -641,4 +666,74 @@ pub fn summary(session: &Session, functions: &[Option<Function>], labels: &Label
             .to_string(),
     );
     lines
+}
+
+/// A refusal in the words of the spec the owner approved: function and argument names, the rule
+/// as the summary states it, amounts in token units. Refusals without such details read as the
+/// evaluator states them.
+pub fn explain(refusal: &Refusal, session: &Session, functions: &[Option<Function>], labels: &Labels) -> String {
+    let permission_name = |p: usize| {
+        let target = session.permissions.get(p).map(|x| labels.address(x.target)).unwrap_or_default();
+        match functions.get(p).and_then(Option::as_ref) {
+            Some(f) => format!("{} on {target}", f.name),
+            None => format!("permission {p} on {target}"),
+        }
+    };
+    match refusal {
+        Refusal::RuleViolated { call, permission, rule, arg, value, .. } => {
+            let function = functions.get(*permission).and_then(Option::as_ref);
+            let argument = function.and_then(|f| f.args.iter().find(|a| a.word == usize::from(*arg)));
+            let name = argument.map(|a| a.name.clone()).filter(|n| !n.is_empty()).unwrap_or(format!("argument {arg}"));
+            let shown = match argument.map(|a| a.ty.as_str()) {
+                Some("address") => labels.address(Address::from_word(B256::from(*value))),
+                _ => value.to_string(),
+            };
+            let rule_text =
+                session.permissions[*permission].rules.get(*rule).map(|r| self::rule_text(r, argument, labels));
+            format!(
+                "call {call} ({}): {name} = {shown}, but the session allows only {}",
+                permission_name(*permission),
+                rule_text.unwrap_or_else(|| format!("rule {rule}"))
+            )
+        }
+        Refusal::PermissionUsesExhausted { permission, max_uses, .. } => format!(
+            "{} has been called all {max_uses} time{} the session allows; grant a new session for more",
+            permission_name(*permission),
+            if *max_uses == 1 { "" } else { "s" }
+        ),
+        Refusal::SessionUsesExhausted { max_uses, .. } => {
+            format!("the session has made all {max_uses} operations it allows; grant a new session for more")
+        }
+        Refusal::LimitExceeded { limit, spent, amount, cap } => {
+            let l = &session.limits[*limit];
+            let show = |v: u128| match l.kind {
+                LimitKind::Native => format!("{} ETH", units(v, 18)),
+                LimitKind::Erc20 => labels.token_amount(l.token, v),
+            };
+            let amount = u128::try_from(*amount).map(show).unwrap_or_else(|_| amount.to_string());
+            match l.period {
+                0 => format!(
+                    "this operation spends {amount}, but {} of the session's {} is already spent",
+                    show(*spent),
+                    show(*cap)
+                ),
+                p => format!(
+                    "this operation spends {amount}, but {} of the {} allowed per {} is already spent this period; it refills at the next period",
+                    show(*spent),
+                    show(*cap),
+                    span(p)
+                ),
+            }
+        }
+        Refusal::NotPermitted { call, target, selector, .. } => {
+            format!("call {call} ({} function {selector}) is not one the session allows", labels.address(*target))
+        }
+        Refusal::OutsideWindow { valid_after, valid_until, now } if now > valid_until => {
+            format!("the session expired at {} (it is {}); grant a new one", utc(*valid_until + 1), utc(*now))
+        }
+        Refusal::OutsideWindow { valid_after, now, .. } => {
+            format!("not valid until {} (it is {})", utc(*valid_after), utc(*now))
+        }
+        other => other.to_string(),
+    }
 }

@@ -142,3 +142,131 @@ pub fn session_lane(session_id: B256) -> u32 {
 pub fn nonce(key: U256, sequence: u64) -> U256 {
     (key << 64) | U256::from(sequence)
 }
+
+/// The JSON-RPC form (ERC-7769): camelCase fields, quantities as `0x` hex, `factory`/`paymaster`
+/// fields omitted when absent. Deserialising accepts what bundlers send back (quantities as hex
+/// or as numbers, absent or `null` optional fields, unknown fields ignored).
+mod json {
+    use alloy_primitives::{Address, Bytes, U256};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::UserOperation;
+
+    /// A JSON-RPC quantity: written as `"0x…"`; read from hex, a decimal string or a number.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct Quantity(pub U256);
+
+    impl Serialize for Quantity {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(&format!("{:#x}", self.0))
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Quantity {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            #[derive(Deserialize)]
+            #[serde(untagged)]
+            enum Raw {
+                Text(String),
+                Number(u64),
+            }
+            match Raw::deserialize(d)? {
+                Raw::Number(n) => Ok(Self(U256::from(n))),
+                Raw::Text(t) => {
+                    let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+                        Some(hex) if !hex.is_empty() => U256::from_str_radix(hex, 16),
+                        Some(_) => Ok(U256::ZERO),
+                        None => U256::from_str_radix(&t, 10),
+                    };
+                    parsed.map(Self).map_err(|_| serde::de::Error::custom(format!("`{t}` is not a quantity")))
+                }
+            }
+        }
+    }
+
+    fn narrow<E: serde::de::Error>(field: &str, q: Quantity) -> Result<u128, E> {
+        u128::try_from(q.0).map_err(|_| E::custom(format!("{field} {} does not fit in 128 bits", q.0)))
+    }
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Wire {
+        sender: Address,
+        nonce: Quantity,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        factory: Option<Address>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        factory_data: Option<Bytes>,
+        call_data: Bytes,
+        call_gas_limit: Quantity,
+        verification_gas_limit: Quantity,
+        pre_verification_gas: Quantity,
+        max_fee_per_gas: Quantity,
+        max_priority_fee_per_gas: Quantity,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        paymaster: Option<Address>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        paymaster_verification_gas_limit: Option<Quantity>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        paymaster_post_op_gas_limit: Option<Quantity>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        paymaster_data: Option<Bytes>,
+        signature: Bytes,
+    }
+
+    impl Serialize for UserOperation {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let q = |v: u128| Quantity(U256::from(v));
+            let paymaster = self.paymaster.is_some();
+            Wire {
+                sender: self.sender,
+                nonce: Quantity(self.nonce),
+                factory: self.factory,
+                factory_data: self.factory.map(|_| self.factory_data.clone()),
+                call_data: self.call_data.clone(),
+                call_gas_limit: q(self.call_gas_limit),
+                verification_gas_limit: q(self.verification_gas_limit),
+                pre_verification_gas: Quantity(self.pre_verification_gas),
+                max_fee_per_gas: q(self.max_fee_per_gas),
+                max_priority_fee_per_gas: q(self.max_priority_fee_per_gas),
+                paymaster: self.paymaster,
+                paymaster_verification_gas_limit: paymaster.then(|| q(self.paymaster_verification_gas_limit)),
+                paymaster_post_op_gas_limit: paymaster.then(|| q(self.paymaster_post_op_gas_limit)),
+                paymaster_data: paymaster.then(|| self.paymaster_data.clone()),
+                signature: self.signature.clone(),
+            }
+            .serialize(s)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for UserOperation {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let w = Wire::deserialize(d)?;
+            Ok(Self {
+                sender: w.sender,
+                nonce: w.nonce.0,
+                factory: w.factory,
+                factory_data: w.factory_data.unwrap_or_default(),
+                call_data: w.call_data,
+                call_gas_limit: narrow("callGasLimit", w.call_gas_limit)?,
+                verification_gas_limit: narrow("verificationGasLimit", w.verification_gas_limit)?,
+                pre_verification_gas: w.pre_verification_gas.0,
+                max_fee_per_gas: narrow("maxFeePerGas", w.max_fee_per_gas)?,
+                max_priority_fee_per_gas: narrow("maxPriorityFeePerGas", w.max_priority_fee_per_gas)?,
+                paymaster: w.paymaster,
+                paymaster_verification_gas_limit: narrow(
+                    "paymasterVerificationGasLimit",
+                    w.paymaster_verification_gas_limit.unwrap_or_default(),
+                )?,
+                paymaster_post_op_gas_limit: narrow(
+                    "paymasterPostOpGasLimit",
+                    w.paymaster_post_op_gas_limit.unwrap_or_default(),
+                )?,
+                paymaster_data: w.paymaster_data.unwrap_or_default(),
+                signature: w.signature,
+            })
+        }
+    }
+}
+
+pub use json::Quantity;

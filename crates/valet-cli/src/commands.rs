@@ -1,0 +1,490 @@
+//! `valet devnet`, `valet account …` and `valet session …`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use alloy::dyn_abi::{DynSolType, DynSolValue};
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, Bytes, U256};
+use alloy::providers::{Provider, ProviderBuilder};
+use alloy::signers::SignerSync;
+use alloy::signers::local::PrivateKeySigner;
+use anyhow::{Context, anyhow, bail};
+use serde_json::json;
+use valet_client::bundler::GasEstimate;
+use valet_client::submit::{BoxFuture, Fees, OpReceipt};
+use valet_client::{
+    Account, Bundler, BundlerClient, Deployment, Devnet, DevnetOptions, Direct, Error, SessionHandle, Submitter, Valet,
+};
+use valet_core::spec::{Function, Labels, SessionSpec, utc};
+use valet_core::{Call, Session, UserOperation};
+
+use crate::store::{self, DevnetInfo, StoredSession};
+use crate::{ChainArgs, OwnerKey};
+
+/// `valet devnet`: run until Ctrl-C (or SIGTERM), with `devnet.json` describing it meanwhile.
+pub(crate) async fn devnet(json: bool, alto: bool, dir: &Path) -> anyhow::Result<()> {
+    if let Some(running) = store::read_devnet(dir)? {
+        let alive = std::path::Path::new(&format!("/proc/{}", running.pid)).exists();
+        if alive {
+            bail!(
+                "a devnet (PID {}) is already running at {} with {}: stop it first, or pass another --data-dir",
+                running.pid,
+                running.rpc_url,
+                store::devnet_path(dir).display()
+            );
+        }
+    }
+    let devnet = Devnet::start_with(DevnetOptions { alto }).await.context("starting the devnet")?;
+    let a = devnet.addresses;
+    let names = BTreeMap::from([
+        ("ValetNFT".to_string(), a.nft),
+        ("ValetToken".to_string(), a.token),
+        ("ValetDAO".to_string(), a.dao),
+    ]);
+    let info = DevnetInfo {
+        rpc_url: devnet.endpoint(),
+        bundler_url: devnet.bundler_url(),
+        chain_id: devnet.chain_id(),
+        entry_point: a.entry_point,
+        validator: a.validator,
+        factory: a.factory,
+        names,
+        relayer_key: format!("0x{}", alloy::hex::encode(devnet.key(1).to_bytes())),
+        pid: std::process::id(),
+    };
+    store::write_devnet(dir, &info)?;
+    let keys: Vec<serde_json::Value> = (0..10)
+        .map(|i| {
+            let key = devnet.key(i);
+            let role = match i {
+                0 => "deployer",
+                1 => "relayer (direct submission)",
+                2 => "funder",
+                4 | 5 if alto => "bundler",
+                _ => "free (e.g. an owner)",
+            };
+            json!({ "index": i, "address": key.address(), "private_key": format!("0x{}", alloy::hex::encode(key.to_bytes())), "role": role })
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string(&json!({ "devnet": info, "dev_keys": keys }))?);
+    } else {
+        println!("Valet devnet (chain {}), until Ctrl-C", info.chain_id);
+        println!("  rpc        {}", info.rpc_url);
+        if let Some(url) = &info.bundler_url {
+            println!("  bundler    {url}");
+        }
+        println!("  entryPoint {}", info.entry_point);
+        println!("  validator  {}", info.validator);
+        println!("  factory    {}", info.factory);
+        for (name, address) in &info.names {
+            println!("  {name:<10} {address}");
+        }
+        println!("Dev keys (anvil's public test keys — never use them on a real chain):");
+        for k in &keys {
+            println!(
+                "  {} {} {} ({})",
+                k["index"],
+                k["address"].as_str().unwrap_or_default(),
+                k["private_key"].as_str().unwrap_or_default(),
+                k["role"].as_str().unwrap_or_default()
+            );
+        }
+        println!("Other commands find this devnet through {}.", store::devnet_path(dir).display());
+    }
+    use std::io::Write as _;
+    std::io::stdout().flush()?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    let _ = std::fs::remove_file(store::devnet_path(dir));
+    drop(devnet);
+    if !json {
+        println!("devnet stopped");
+    }
+    Ok(())
+}
+
+/// A submitter for commands that only read.
+struct NoSubmitter;
+
+impl Submitter for NoSubmitter {
+    fn kind(&self) -> &'static str {
+        "none"
+    }
+    fn fees(&self) -> BoxFuture<'_, Result<Fees, Error>> {
+        Box::pin(async { Err(no_submitter()) })
+    }
+    fn estimate<'a>(&'a self, _: &'a UserOperation) -> BoxFuture<'a, Result<GasEstimate, Error>> {
+        Box::pin(async { Err(no_submitter()) })
+    }
+    fn submit<'a>(&'a self, _: &'a [UserOperation]) -> BoxFuture<'a, Result<Vec<OpReceipt>, Error>> {
+        Box::pin(async { Err(no_submitter()) })
+    }
+}
+
+fn no_submitter() -> Error {
+    Error::Config(
+        "no way to submit: pass --bundler-url (VALET_BUNDLER_URL) or --relayer-key (VALET_RELAYER_KEY)".into(),
+    )
+}
+
+struct Connection {
+    valet: Valet,
+    names: BTreeMap<String, Address>,
+    dir: std::path::PathBuf,
+}
+
+fn parse_key(hex: &str, what: &str) -> anyhow::Result<PrivateKeySigner> {
+    hex.trim().parse::<PrivateKeySigner>().map_err(|_| anyhow!("the {what} key is not a 32-byte hex private key"))
+}
+
+async fn connect(chain: &ChainArgs) -> anyhow::Result<Connection> {
+    let dir = chain.data.path();
+    let devnet = store::read_devnet(&dir)?.filter(|d| chain.rpc_url.as_ref().is_none_or(|url| *url == d.rpc_url));
+    let rpc_url = chain
+        .rpc_url
+        .clone()
+        .or_else(|| devnet.as_ref().map(|d| d.rpc_url.clone()))
+        .ok_or_else(|| anyhow!("no chain: pass --rpc-url (or VALET_RPC_URL), or start one with `valet devnet`"))?;
+    let url = rpc_url.parse().map_err(|e| anyhow!("--rpc-url `{rpc_url}`: {e}"))?;
+    let provider = ProviderBuilder::new().connect_http(url).erased();
+    let pick = |flag: Option<Address>, from: fn(&DevnetInfo) -> Address, what: &str| {
+        flag.or_else(|| devnet.as_ref().map(from))
+            .ok_or_else(|| anyhow!("no {what} address: pass --{what} (or VALET_{})", what.to_uppercase()))
+    };
+    let deployment = Deployment {
+        entry_point: valet_core::ENTRY_POINT_V07,
+        validator: pick(chain.validator, |d| d.validator, "validator")?,
+        factory: pick(chain.factory, |d| d.factory, "factory")?,
+    };
+    let bundler_url = chain.bundler_url.clone().or_else(|| devnet.as_ref().and_then(|d| d.bundler_url.clone()));
+    let relayer_key = chain.relayer_key.clone().or_else(|| devnet.as_ref().map(|d| d.relayer_key.clone()));
+    let submitter: Arc<dyn Submitter> = match (bundler_url, relayer_key) {
+        (Some(url), _) => Arc::new(Bundler::new(BundlerClient::new(&url, deployment.entry_point)?)),
+        (None, Some(key)) => {
+            let key = parse_key(&key, "relayer")?;
+            let url = rpc_url.parse().map_err(|e| anyhow!("--rpc-url `{rpc_url}`: {e}"))?;
+            let relayer = ProviderBuilder::new().wallet(EthereumWallet::from(key.clone())).connect_http(url).erased();
+            Arc::new(Direct::new(relayer, key.address()).await?)
+        }
+        (None, None) => Arc::new(NoSubmitter),
+    };
+    let valet = Valet::new(provider, submitter, deployment).await?;
+    let names = devnet.map(|d| d.names).unwrap_or_default();
+    Ok(Connection { valet, names, dir })
+}
+
+fn owner_signer(key: &OwnerKey) -> anyhow::Result<Option<PrivateKeySigner>> {
+    match (&key.owner_key, &key.owner_keystore) {
+        (Some(_), Some(_)) => bail!("give --owner-key or --owner-keystore, not both"),
+        (Some(hex), None) => Ok(Some(parse_key(hex, "owner")?)),
+        (None, Some(path)) => {
+            let password = std::env::var("VALET_OWNER_PASSWORD")
+                .map_err(|_| anyhow!("set VALET_OWNER_PASSWORD to decrypt {}", path.display()))?;
+            Ok(Some(
+                PrivateKeySigner::decrypt_keystore(path, password)
+                    .with_context(|| format!("decrypting the owner keystore {}", path.display()))?,
+            ))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+fn require_owner(key: &OwnerKey) -> anyhow::Result<PrivateKeySigner> {
+    owner_signer(key)?
+        .ok_or_else(|| anyhow!("the owner must sign: pass --owner-key (or VALET_OWNER_KEY) or --owner-keystore"))
+}
+
+fn labels(names: &BTreeMap<String, Address>) -> Labels {
+    let mut labels = Labels::default();
+    for (name, address) in names {
+        labels.names.insert(*address, name.clone());
+    }
+    labels
+}
+
+fn print(json: bool, doc: serde_json::Value, text: impl FnOnce()) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        text();
+    }
+    Ok(())
+}
+
+/// `valet account address`.
+pub(crate) async fn account_address(
+    owner: Option<Address>,
+    key: &OwnerKey,
+    salt: U256,
+    chain: &ChainArgs,
+) -> anyhow::Result<()> {
+    let owner = match (owner, owner_signer(key)?) {
+        (Some(o), _) => o,
+        (None, Some(k)) => k.address(),
+        (None, None) => bail!("whose account? pass --owner 0x… or an owner key"),
+    };
+    let c = connect(chain).await?;
+    let account = c.valet.account(owner, salt).await?;
+    let balance = c.valet.provider().get_balance(account.address).await?;
+    print(chain.json, json!({ "account": account, "balance_wei": balance.to_string() }), || {
+        println!(
+            "{} ({}; owner {}, salt {salt}; balance {} wei)",
+            account.address,
+            if account.deployed { "deployed" } else { "not deployed yet: its first operation deploys it" },
+            owner,
+            balance
+        );
+    })
+}
+
+/// `valet session grant`.
+pub(crate) async fn grant(
+    spec_path: &Path,
+    extra_names: Vec<(String, Address)>,
+    salt: U256,
+    key: &OwnerKey,
+    chain: &ChainArgs,
+) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(spec_path).with_context(|| format!("reading {}", spec_path.display()))?;
+    let spec = if spec_path.extension().is_some_and(|e| e == "json") {
+        SessionSpec::from_json(&text)?
+    } else {
+        SessionSpec::from_toml(&text)?
+    };
+    let owner = require_owner(key)?;
+    store::password()?; // fail before signing anything if the key cannot be stored
+    let mut c = connect(chain).await?;
+    c.names.extend(extra_names);
+    let account = c.valet.account(owner.address(), salt).await?;
+    let proposal = c.valet.propose(&account, &spec, &c.names, &labels(&c.names)).await?;
+    let signature = owner.sign_hash_sync(&proposal.digest)?.as_bytes();
+    let summary = proposal.summary.clone();
+    let handle = proposal.grant(&signature)?;
+    let stored = StoredSession {
+        id: handle.id,
+        chain_id: c.valet.chain_id(),
+        validator: handle.validator,
+        account: account.address,
+        owner: owner.address(),
+        salt,
+        session_key: handle.key.address(),
+        session: handle.packed.clone(),
+        grant: handle.grant.clone(),
+        summary: summary.clone(),
+    };
+    store::save_session(&c.dir, &stored, &handle.key)?;
+    print(
+        chain.json,
+        json!({ "session_id": handle.id, "account": account.address, "session_key": handle.key.address(), "summary": summary, "enabled": false }),
+        || {
+            println!("Granted session {} on account {}:", handle.id, account.address);
+            for line in &summary {
+                println!("  • {line}");
+            }
+            println!("Its first `valet session exec` enables it (and deploys the account if needed).");
+        },
+    )
+}
+
+fn handle_of(stored: &StoredSession, key: PrivateKeySigner) -> anyhow::Result<SessionHandle> {
+    let session = Session::decode(&stored.session)?;
+    if session.id()? != stored.id {
+        bail!("stored session {} does not match its id: the file was altered", stored.id);
+    }
+    Ok(SessionHandle::new(session, key, stored.grant.clone(), stored.validator)?)
+}
+
+fn check_chain(stored: &StoredSession, valet: &Valet) -> anyhow::Result<()> {
+    if stored.chain_id != valet.chain_id() || stored.validator != valet.deployment().validator {
+        bail!(
+            "session {} was granted on chain {} with validator {}, not this chain {} / validator {}",
+            stored.id,
+            stored.chain_id,
+            stored.validator,
+            valet.chain_id(),
+            valet.deployment().validator
+        );
+    }
+    Ok(())
+}
+
+/// `valet session show`.
+pub(crate) async fn show(id: &str, chain: &ChainArgs) -> anyhow::Result<()> {
+    let c = connect(chain).await?;
+    let stored = store::find_session(&c.dir, id)?;
+    check_chain(&stored, &c.valet)?;
+    let session = Session::decode(&stored.session)?;
+    let status = c.valet.status(stored.account, &session).await?;
+    print(chain.json, json!({ "account": stored.account, "summary": stored.summary, "status": status }), || {
+        println!("Session {} on account {}", stored.id, stored.account);
+        for line in &stored.summary {
+            println!("  • {line}");
+        }
+        println!("  state: {}; valid {} – {}", status.state, utc(status.valid_after), utc(status.valid_until));
+        if status.max_uses != 0 {
+            println!("  operations: {} of {} used", status.uses, status.max_uses);
+        }
+        for (i, p) in status.permissions.iter().enumerate() {
+            if let Some(uses) = p.uses {
+                println!("  permission {i}: {uses} of {} calls used", p.max_uses);
+            }
+        }
+        for (i, l) in status.limits.iter().enumerate() {
+            println!("  limit {i}: {} left of {} ({} spent in period {})", l.left, l.cap, l.spent, l.period);
+        }
+        match &status.reason {
+            None => println!("  usable now"),
+            Some(reason) => println!("  not usable: {reason}"),
+        }
+    })
+}
+
+/// `valet session list`.
+pub(crate) async fn list(account: Option<Address>, chain: &ChainArgs) -> anyhow::Result<()> {
+    let c = connect(chain).await?;
+    let mut rows = Vec::new();
+    for stored in store::list_sessions(&c.dir)? {
+        if account.is_some_and(|a| a != stored.account)
+            || stored.chain_id != c.valet.chain_id()
+            || stored.validator != c.valet.deployment().validator
+        {
+            continue;
+        }
+        let session = Session::decode(&stored.session)?;
+        let status = c.valet.status(stored.account, &session).await?;
+        rows.push((stored, status));
+    }
+    let doc: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|(s, status)| json!({ "account": s.account, "summary": s.summary, "status": status }))
+        .collect();
+    print(chain.json, json!({ "sessions": doc }), || {
+        if rows.is_empty() {
+            println!("no sessions stored for this chain in {}", c.dir.display());
+        }
+        for (s, status) in &rows {
+            let uses = if status.max_uses == 0 {
+                format!("{} ops", status.uses)
+            } else {
+                format!("{}/{} ops", status.uses, status.max_uses)
+            };
+            println!(
+                "{}  account {}  {:<8} {:<10} until {}  {}",
+                s.id,
+                s.account,
+                status.state,
+                uses,
+                utc(status.valid_until),
+                status.reason.as_deref().unwrap_or("usable")
+            );
+        }
+    })
+}
+
+/// Encodes `function(args)` for `exec`.
+fn calldata(
+    function: &str,
+    args: &[String],
+    account: Address,
+    names: &BTreeMap<String, Address>,
+) -> anyhow::Result<Bytes> {
+    let f = Function::parse(function)?;
+    if f.args.len() != args.len() {
+        bail!("{} takes {} argument(s), {} given", f.signature(), f.args.len(), args.len());
+    }
+    let mut values = Vec::with_capacity(args.len());
+    for (arg, text) in f.args.iter().zip(args) {
+        let ty = DynSolType::parse(&arg.ty).with_context(|| format!("type {}", arg.ty))?;
+        let text = match (text.as_str(), names.get(text)) {
+            ("$account", _) => account.to_string(),
+            (_, Some(address)) if arg.ty == "address" => address.to_string(),
+            _ => text.clone(),
+        };
+        let value: DynSolValue =
+            ty.coerce_str(&text).map_err(|e| anyhow!("argument `{}` ({}) = `{text}`: {e}", arg.name, arg.ty))?;
+        values.push(value);
+    }
+    let mut data = f.selector().to_vec();
+    data.extend(DynSolValue::Tuple(values).abi_encode_params());
+    Ok(data.into())
+}
+
+/// `valet session exec`.
+pub(crate) async fn exec(
+    id: &str,
+    to: &str,
+    function: Option<&str>,
+    args: &[String],
+    value: U256,
+    chain: &ChainArgs,
+) -> anyhow::Result<()> {
+    let c = connect(chain).await?;
+    let stored = store::find_session(&c.dir, id)?;
+    check_chain(&stored, &c.valet)?;
+    let target = match c.names.get(to) {
+        Some(a) => *a,
+        None => to.parse::<Address>().map_err(|_| anyhow!("--to `{to}` is neither an address nor a known name"))?,
+    };
+    let data = match function {
+        Some(f) => calldata(f, args, stored.account, &c.names)?,
+        None if args.is_empty() => Bytes::new(),
+        None => bail!("arguments given without --function"),
+    };
+    let handle = handle_of(&stored, store::session_key(&c.dir, stored.id)?)?;
+    let account = Account { address: stored.account, owner: stored.owner, salt: stored.salt, deployed: false };
+    match c.valet.execute(&account, &handle, &[Call { target, value, data }]).await {
+        Ok(done) => print(
+            chain.json,
+            json!({
+                "status": "included",
+                "session_id": stored.id,
+                "user_op_hash": done.receipt.user_op_hash,
+                "transaction_hash": done.receipt.transaction_hash,
+                "gas": done.receipt.actual_gas_used,
+                "permission_indices": done.indices,
+                "deployed_account": done.deployed_account,
+                "enabled_session": done.enabled_session,
+            }),
+            || {
+                println!(
+                    "included: userOp {} in transaction {}, gas {}",
+                    done.receipt.user_op_hash, done.receipt.transaction_hash, done.receipt.actual_gas_used
+                );
+            },
+        ),
+        Err(Error::Preflight(refusal)) => {
+            if chain.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({ "status": "refused", "reason": refusal.to_string() }))?
+                );
+            }
+            Err(anyhow!("refused before sending: {refusal}"))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `valet session revoke`.
+pub(crate) async fn revoke(id: &str, key: &OwnerKey, chain: &ChainArgs) -> anyhow::Result<()> {
+    let owner = require_owner(key)?;
+    let c = connect(chain).await?;
+    let stored = store::find_session(&c.dir, id)?;
+    check_chain(&stored, &c.valet)?;
+    if owner.address() != stored.owner {
+        bail!("the key given is {}, but session {} belongs to owner {}", owner.address(), stored.id, stored.owner);
+    }
+    let account = Account { address: stored.account, owner: stored.owner, salt: stored.salt, deployed: false };
+    let receipt = c.valet.revoke(&account, &owner, stored.id).await?;
+    print(
+        chain.json,
+        json!({ "status": "revoked", "session_id": stored.id, "user_op_hash": receipt.user_op_hash, "transaction_hash": receipt.transaction_hash }),
+        || println!("revoked session {} (transaction {})", stored.id, receipt.transaction_hash),
+    )
+}

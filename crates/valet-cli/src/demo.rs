@@ -1,0 +1,406 @@
+//! `valet demo`: the story on a local devnet. One owner signature grants a session; the session
+//! key mints ten NFTs alone (the first operation also deploys the account and enables the
+//! session); an eleventh mint and a mint of six are refused with their reasons before anything is
+//! sent, and the chain refuses them too when forced. Then, in short: a recurring ERC-20 payment
+//! under a daily allowance across two days, and DAO votes on three proposals with one session.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{Address, B256, U256};
+use alloy::signers::SignerSync;
+use alloy::sol_types::SolCall;
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use serde_json::json;
+use valet_client::contracts::{ValetDAO, ValetNFT, ValetToken};
+use valet_client::{Account, Devnet, DevnetOptions, Error, Executed, SessionHandle, Valet};
+use valet_core::Call;
+use valet_core::spec::{DEMO_MINT_SPEC, DEMO_PAYMENT_SPEC, DEMO_VOTE_SPEC, Labels, SessionSpec, explain, units};
+
+use crate::submitter_for;
+
+/// One line of the final table.
+#[derive(Debug, Serialize)]
+struct Step {
+    leg: &'static str,
+    op: String,
+    status: &'static str,
+    /// Gas the EntryPoint charged the account (its own execution + validation + pre-verification).
+    gas: Option<u128>,
+    /// Gas of the transaction that carried it.
+    tx_gas: Option<u64>,
+    user_op_hash: Option<B256>,
+    transaction_hash: Option<B256>,
+    detail: Option<String>,
+}
+
+struct Story {
+    labels: Labels,
+    json: bool,
+    steps: Vec<Step>,
+    refusals: Vec<serde_json::Value>,
+    progress: bool,
+}
+
+impl Story {
+    fn say(&self, line: impl AsRef<str>) {
+        if !self.json {
+            println!("{}", line.as_ref());
+        }
+    }
+
+    fn spinner(&self, message: String) -> ProgressBar {
+        if self.json || !self.progress {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new_spinner().with_message(message);
+        bar.set_style(ProgressStyle::with_template("  {spinner} {msg} {elapsed}").expect("a valid template"));
+        bar.enable_steady_tick(Duration::from_millis(80));
+        bar
+    }
+
+    /// Runs one session operation with a spinner while it waits, and records it.
+    async fn run(
+        &mut self,
+        valet: &Valet,
+        account: &Account,
+        session: &SessionHandle,
+        leg: &'static str,
+        label: String,
+        calls: &[Call],
+    ) -> anyhow::Result<Executed> {
+        let bar = self.spinner(format!("{label}: pre-flight, estimate, sign, submit, wait"));
+        let result = valet.execute(account, session, calls).await;
+        bar.finish_and_clear();
+        let done = result.with_context(|| format!("{leg}: {label}"))?;
+        let mut extra = Vec::new();
+        if done.deployed_account {
+            extra.push("deployed the account");
+        }
+        if done.enabled_session {
+            extra.push("enabled the session");
+        }
+        let note = if extra.is_empty() { String::new() } else { format!(" ({})", extra.join(", ")) };
+        self.say(format!("  ✓ {label}{note}: gas {}", done.receipt.actual_gas_used));
+        self.steps.push(Step {
+            leg,
+            op: label,
+            status: "included",
+            gas: Some(done.receipt.actual_gas_used),
+            tx_gas: done.receipt.transaction_gas_used,
+            user_op_hash: Some(done.receipt.user_op_hash),
+            transaction_hash: Some(done.receipt.transaction_hash),
+            detail: (!extra.is_empty()).then(|| extra.join(", ")),
+        });
+        Ok(done)
+    }
+
+    /// Shows that `calls` are refused before sending, then forces them and shows the chain (or
+    /// the bundler's simulation of it) refusing them too.
+    async fn refuse(
+        &mut self,
+        (valet, account): (&Valet, &Account),
+        session: &SessionHandle,
+        leg: &'static str,
+        label: &str,
+        spec: &SessionSpec,
+        calls: &[Call],
+    ) -> anyhow::Result<()> {
+        let refusal = match valet.prepare(account, session, calls).await {
+            Err(Error::Preflight(refusal)) => refusal,
+            Ok(_) => bail!("{leg}: {label} should have been refused"),
+            Err(e) => return Err(e).context(format!("{leg}: {label}")),
+        };
+        let reason = explain(&refusal, &session.session, &spec.functions()?, &self.labels);
+        self.say(format!("  ✗ {label}: refused before sending — {reason}"));
+        let forced = valet.prepare_unchecked(account, session, calls).await?;
+        let chain = match valet.submit(std::slice::from_ref(&forced)).await {
+            Err(e @ (Error::Refused { .. } | Error::Bundler { .. })) => e.to_string(),
+            Ok(_) => bail!("{leg}: the chain accepted {label}"),
+            Err(e) => return Err(e).context(format!("{leg}: forcing {label}")),
+        };
+        self.say(format!("    forced anyway: {chain}"));
+        self.refusals
+            .push(json!({ "leg": leg, "op": label, "reason": reason, "refusal": refusal.to_string(), "chain": chain }));
+        self.steps.push(Step {
+            leg,
+            op: label.to_string(),
+            status: "refused",
+            gas: None,
+            tx_gas: None,
+            user_op_hash: None,
+            transaction_hash: None,
+            detail: Some(reason),
+        });
+        Ok(())
+    }
+}
+
+fn nft_mint(nft: Address, to: Address, quantity: u64) -> Call {
+    let data = ValetNFT::mintCall { to, quantity: U256::from(quantity) }.abi_encode();
+    Call { target: nft, value: U256::ZERO, data: data.into() }
+}
+
+fn token_transfer(token: Address, to: Address, amount: U256) -> Call {
+    let data = ValetToken::transferCall { to, value: amount }.abi_encode();
+    Call { target: token, value: U256::ZERO, data: data.into() }
+}
+
+fn vote(dao: Address, proposal: u64, support: u8) -> Call {
+    let data = ValetDAO::castVoteCall { proposalId: U256::from(proposal), support }.abi_encode();
+    Call { target: dao, value: U256::ZERO, data: data.into() }
+}
+
+const ETHER: u128 = 1_000_000_000_000_000_000;
+const DAY: u64 = 86_400;
+/// Seconds of the payment session's first period left when it is granted, on the Alto path.
+const ALTO_PERIOD_WAIT: u64 = 6;
+
+/// Runs the story; `alto` sends everything through the Alto bundler instead of direct submission.
+pub(crate) async fn run(json: bool, alto: bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut story = Story {
+        labels: Labels::default(),
+        json,
+        steps: Vec::new(),
+        refusals: Vec::new(),
+        progress: std::io::IsTerminal::is_terminal(&std::io::stdout()),
+    };
+    let via = if alto { "the Alto bundler" } else { "direct submission (a relayer calls handleOps)" };
+    story.say(format!("Starting a local devnet (anvil, EntryPoint v0.7, Valet contracts), submitting through {via}…"));
+    let bar = story.spinner("starting".into());
+    let devnet = Devnet::start_with(DevnetOptions { alto }).await.context("starting the devnet");
+    bar.finish_and_clear();
+    let devnet = devnet?;
+    let a = devnet.addresses;
+    story.say(format!("  anvil at {}, validator {}", devnet.endpoint(), a.validator));
+    if let Some(url) = devnet.bundler_url() {
+        story.say(format!("  Alto bundler at {url}"));
+    }
+    let valet = Valet::new(devnet.provider.clone(), submitter_for(&devnet).await?, devnet.deployment()).await?;
+
+    let owner = devnet.key(3);
+    let account = valet.account(owner.address(), U256::ZERO).await?;
+    devnet.fund(account.address, U256::from(ETHER)).await?;
+    story.say(format!(
+        "Account {} for owner {} (counterfactual: its first operation deploys it), funded with 1 ETH.",
+        account.address,
+        owner.address()
+    ));
+
+    let payee = devnet.key(6).address();
+    let names = BTreeMap::from([
+        ("ValetNFT".to_string(), a.nft),
+        ("ValetToken".to_string(), a.token),
+        ("ValetDAO".to_string(), a.dao),
+        ("Payee".to_string(), payee),
+    ]);
+    let mut labels = Labels::default();
+    for (name, address) in &names {
+        labels.names.insert(*address, name.clone());
+    }
+    labels.tokens.insert(a.token, ("VALET".to_string(), 18));
+    story.labels = labels.clone();
+
+    // 1. NFT minting: one signature, ten mints, two refusals.
+    story.say("\n1. Minting NFTs with a session key");
+    let mint_spec = SessionSpec::from_toml(DEMO_MINT_SPEC)?;
+    let proposal = valet.propose(&account, &mint_spec, &names, &labels).await?;
+    story.say("The app asks; the owner reads:");
+    for line in &proposal.summary {
+        story.say(format!("  • {line}"));
+    }
+    let summary = proposal.summary.clone();
+    let grant = owner.sign_hash_sync(&proposal.digest)?.as_bytes();
+    let mint_session = proposal.grant(&grant)?;
+    story.say(format!("The owner signs once (EIP-712 grant). Session {}.", mint_session.id));
+    for i in 1..=10u64 {
+        story
+            .run(&valet, &account, &mint_session, "mint", format!("mint {i}"), &[nft_mint(a.nft, account.address, 1)])
+            .await?;
+    }
+    story
+        .refuse(
+            (&valet, &account),
+            &mint_session,
+            "mint",
+            "mint 11",
+            &mint_spec,
+            &[nft_mint(a.nft, account.address, 1)],
+        )
+        .await?;
+    story
+        .refuse(
+            (&valet, &account),
+            &mint_session,
+            "mint",
+            "mint of 6",
+            &mint_spec,
+            &[nft_mint(a.nft, account.address, 6)],
+        )
+        .await?;
+    let nft_balance = ValetNFT::new(a.nft, valet.provider()).balanceOf(account.address).call().await?;
+    let mints = story.steps.iter().filter(|s| s.leg == "mint" && s.status == "included").count();
+    story.say(format!("The account holds {nft_balance} NFTs."));
+
+    // 2. DAO votes: one session, three proposals.
+    story.say("\n2. Voting in a DAO with a session key");
+    let dao = ValetDAO::new(a.dao, &devnet.provider);
+    let deadline = valet.now().await? + 7 * 86_400;
+    let mut proposals = Vec::new();
+    for title in ["Fund the public goods pool", "Adopt the new logo", "Move the meetup to Lisbon"] {
+        dao.propose(title.to_string(), alloy::primitives::aliases::U48::from(deadline))
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+        proposals.push((dao.proposalCount().call().await?.to::<u64>(), title));
+    }
+    let proposal = valet.propose(&account, &SessionSpec::from_toml(DEMO_VOTE_SPEC)?, &names, &labels).await?;
+    for line in &proposal.summary {
+        story.say(format!("  • {line}"));
+    }
+    let grant = owner.sign_hash_sync(&proposal.digest)?.as_bytes();
+    let vote_session = proposal.grant(&grant)?;
+    story.say(format!("One owner signature: session {}.", vote_session.id));
+    for ((id, title), support) in proposals.iter().zip([1u8, 1, 0]) {
+        let word = ["against", "for", "abstain"][usize::from(support)];
+        story
+            .run(
+                &valet,
+                &account,
+                &vote_session,
+                "vote",
+                format!("vote {word} #{id} “{title}”"),
+                &[vote(a.dao, *id, support)],
+            )
+            .await?;
+    }
+    let mut votes = 0;
+    for (id, _) in &proposals {
+        votes += usize::from(dao.hasVoted(U256::from(*id), account.address).call().await?);
+    }
+
+    // 3. A recurring payment under a daily allowance, across two days.
+    story.say("\n3. A recurring payment: at most 10 VALET a day to one payee");
+    ValetToken::new(a.token, &devnet.provider)
+        .faucet(account.address, U256::from(100 * ETHER))
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    let mut spec = SessionSpec::from_toml(DEMO_PAYMENT_SPEC)?;
+    // A bundler judges an operation's validAfter by its own clock, not the chain's, so through
+    // Alto the next period must really begin: this session started a day ago, less a few seconds.
+    let turn = if alto {
+        let now = valet.now().await?;
+        spec.valid_after = Some(now - DAY + ALTO_PERIOD_WAIT);
+        Some(now + ALTO_PERIOD_WAIT)
+    } else {
+        None
+    };
+    let proposal = valet.propose(&account, &spec, &names, &labels).await?;
+    for line in &proposal.summary {
+        story.say(format!("  • {line}"));
+    }
+    let grant = owner.sign_hash_sync(&proposal.digest)?.as_bytes();
+    let pay_session = proposal.grant(&grant)?;
+    story.say(format!("One owner signature: session {}.", pay_session.id));
+    let ten = U256::from(10 * ETHER);
+    story
+        .run(
+            &valet,
+            &account,
+            &pay_session,
+            "payment",
+            "day 1: pay 10 VALET".into(),
+            &[token_transfer(a.token, payee, ten)],
+        )
+        .await?;
+    story
+        .refuse(
+            (&valet, &account),
+            &pay_session,
+            "payment",
+            "day 1: pay 1 VALET more",
+            &spec,
+            &[token_transfer(a.token, payee, U256::from(ETHER))],
+        )
+        .await?;
+    match turn {
+        None => {
+            devnet.advance_time(DAY).await?;
+            story.say("  … a day passes (anvil time travel) and the allowance refills");
+        }
+        Some(at) => {
+            story.say(format!(
+                "  … the bundler checks time by its own clock, so no time travel: the session began a day ago less \
+                 {ALTO_PERIOD_WAIT} s, and the next period begins in a moment"
+            ));
+            let bar = story.spinner("waiting for the next period".into());
+            while valet.now().await? <= at {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                devnet.mine().await?;
+            }
+            bar.finish_and_clear();
+            story.say("  … the new period has begun and the allowance refills");
+        }
+    }
+    story
+        .run(
+            &valet,
+            &account,
+            &pay_session,
+            "payment",
+            "day 2: pay 10 VALET".into(),
+            &[token_transfer(a.token, payee, ten)],
+        )
+        .await?;
+    let payee_balance = ValetToken::new(a.token, valet.provider()).balanceOf(payee).call().await?;
+
+    let wall = started.elapsed();
+    if json {
+        let doc = json!({
+            "submitter": valet.submitter().kind(),
+            "account": account.address,
+            "owner": owner.address(),
+            "session_id": mint_session.id,
+            "validator": a.validator,
+            "summary": summary,
+            "mints_succeeded": mints,
+            "nft_balance": nft_balance.to::<u64>(),
+            "refusals": story.refusals,
+            "votes": { "session_id": vote_session.id, "cast": votes },
+            "payments": { "session_id": pay_session.id, "payee": payee, "payee_balance": units(payee_balance.saturating_to(), 18) },
+            "gas": story.steps,
+            "wall_time_ms": wall.as_millis() as u64,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        println!("\n{:<46} {:<9} {:>9} {:>9}", "operation", "status", "gas", "tx gas");
+        for s in &story.steps {
+            let show = |g: Option<String>| g.unwrap_or_else(|| "-".into());
+            println!(
+                "{:<46} {:<9} {:>9} {:>9}",
+                s.op,
+                s.status,
+                show(s.gas.map(|g| g.to_string())),
+                show(s.tx_gas.map(|g| g.to_string()))
+            );
+        }
+        println!(
+            "\n{mints} mints with one owner signature (the account holds {nft_balance} NFTs), {votes} votes with one \
+             more, {} VALET paid over two days with a third; {} refusals, each with its reason. ({:.1} s)",
+            units(payee_balance.saturating_to(), 18),
+            story.refusals.len(),
+            wall.as_secs_f64()
+        );
+        println!(
+            "gas = what the EntryPoint charged the account (validation + execution + pre-verification); \
+             tx gas = the whole handleOps transaction."
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,556 @@
+//! The account and session clients: counterfactual accounts, owner-signed operations, session
+//! grants, pre-flighted session executions, what a session has left, and revocation.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use alloy::primitives::{Address, B256, Bytes, FixedBytes, U256};
+use alloy::providers::{DynProvider, Provider};
+use alloy::signers::SignerSync;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolCall;
+use serde::Serialize;
+use valet_core::session::MAX_COUNTED_PERMISSIONS;
+use valet_core::spec::{Labels, SessionSpec, SpecContext, summary};
+use valet_core::{
+    Call, Counters, Execution, LimitKind, Request, Session, SessionState, UserOperation, assign_permissions, eip712,
+};
+
+use crate::bundler::apply_estimate;
+use crate::contracts::entry_point::EntryPoint;
+use crate::contracts::{SessionKeyValidator, ValetAccountFactory};
+use crate::session::DUMMY_ECDSA_SIGNATURE;
+use crate::submit::{OpReceipt, Submitter};
+use crate::{Error, SessionHandle};
+
+/// Where Valet's contracts are on a chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Deployment {
+    /// EntryPoint v0.7.
+    pub entry_point: Address,
+    /// The SessionKeyValidator.
+    pub validator: Address,
+    /// The ValetAccountFactory.
+    pub factory: Address,
+}
+
+/// A smart account: its owner, its salt, its (counterfactual) address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Account {
+    /// The account's address (the same before and after deployment).
+    pub address: Address,
+    /// The owner key's address.
+    pub owner: Address,
+    /// The factory salt.
+    pub salt: U256,
+    /// Whether it had code when last read.
+    pub deployed: bool,
+}
+
+/// A session proposed for an account, waiting for the owner's grant.
+#[derive(Debug, Clone)]
+pub struct Proposal {
+    /// The account.
+    pub account: Account,
+    /// The session, resolved.
+    pub session: Session,
+    /// Its id.
+    pub id: B256,
+    /// The fresh session key (kept by the app, never shown to the owner).
+    pub key: PrivateKeySigner,
+    /// The EIP-712 digest the owner signs (`Grant(address account, Session session)`).
+    pub digest: B256,
+    /// The approval screen: what the session allows, in plain words.
+    pub summary: Vec<String>,
+    validator: Address,
+}
+
+impl Proposal {
+    /// Takes the owner's 65-byte signature of [`Proposal::digest`] and checks it is the owner's.
+    pub fn grant(self, signature: &[u8]) -> Result<SessionHandle, Error> {
+        let parsed = alloy::primitives::Signature::try_from(signature)
+            .map_err(|e| Error::Config(format!("grant signature ({} bytes): {e}", signature.len())))?;
+        let signer = parsed
+            .recover_address_from_prehash(&self.digest)
+            .map_err(|e| Error::Config(format!("grant signature does not recover: {e}")))?;
+        if signer != self.account.owner {
+            return Err(Error::WrongGrantSigner { signer, owner: self.account.owner });
+        }
+        SessionHandle::new(self.session, self.key, Bytes::copy_from_slice(signature), self.validator)
+    }
+}
+
+/// A session executed: the receipt, the permission each call used, and the counters after it.
+#[derive(Debug, Clone)]
+pub struct Executed {
+    /// The inclusion receipt.
+    pub receipt: OpReceipt,
+    /// The permission index of each call.
+    pub indices: Vec<u8>,
+    /// The session's counters after the operation, as the evaluator predicted them.
+    pub counters: Counters,
+    /// Whether this operation also deployed the account.
+    pub deployed_account: bool,
+    /// Whether this operation also enabled the session.
+    pub enabled_session: bool,
+}
+
+/// A session operation built and signed, not yet submitted (to pack several into one submission).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The signed operation.
+    pub op: UserOperation,
+    /// Permission indices.
+    pub indices: Vec<u8>,
+    /// Counters after it.
+    pub counters: Counters,
+    /// Whether it deploys the account.
+    pub deploys: bool,
+    /// Whether it enables the session.
+    pub enables: bool,
+}
+
+/// What a permission has left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PermissionStatus {
+    /// The contract.
+    pub target: Address,
+    /// The function selector.
+    pub selector: FixedBytes<4>,
+    /// Calls made (counted permissions only).
+    pub uses: Option<u32>,
+    /// Calls allowed (0 = not counted).
+    pub max_uses: u32,
+}
+
+/// What a limit has left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LimitStatus {
+    /// `native` or `erc20`.
+    pub kind: &'static str,
+    /// The token (zero for native).
+    pub token: Address,
+    /// The cap (per period, if periodic).
+    pub cap: u128,
+    /// Spent in `period` (or in all, for a whole-session limit).
+    pub spent: u128,
+    /// Left now: the cap if the current period has not been spent from yet.
+    pub left: u128,
+    /// Seconds per period (0 = whole session).
+    pub period_seconds: u64,
+    /// The period `spent` belongs to.
+    pub period: u64,
+    /// The period it is now.
+    pub current_period: u64,
+}
+
+/// Where a session stands on an account, read from the validator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionStatus {
+    /// Session id.
+    pub id: B256,
+    /// `none` (granted, not yet enabled), `enabled` or `revoked`.
+    pub state: &'static str,
+    /// Whether an operation would be accepted now (state, window, epoch, uses); see `reason`.
+    pub usable: bool,
+    /// Why not, when it is not, and what to do.
+    pub reason: Option<String>,
+    /// The chain's time.
+    pub now: u64,
+    /// First valid second.
+    pub valid_after: u64,
+    /// Last valid second.
+    pub valid_until: u64,
+    /// Operations made.
+    pub uses: u32,
+    /// Operations allowed (0 = not counted).
+    pub max_uses: u32,
+    /// Per permission.
+    pub permissions: Vec<PermissionStatus>,
+    /// Per limit.
+    pub limits: Vec<LimitStatus>,
+}
+
+/// The client: a chain, a submitter, and Valet's deployment.
+#[derive(Clone)]
+pub struct Valet {
+    provider: DynProvider,
+    submitter: Arc<dyn Submitter>,
+    deployment: Deployment,
+    chain_id: u64,
+}
+
+impl std::fmt::Debug for Valet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Valet")
+            .field("deployment", &self.deployment)
+            .field("chain_id", &self.chain_id)
+            .field("submitter", &self.submitter.kind())
+            .finish()
+    }
+}
+
+fn rpc(e: impl std::fmt::Display) -> Error {
+    Error::Rpc(e.to_string())
+}
+
+impl Valet {
+    /// A client reading the chain through `provider` and submitting through `submitter`.
+    pub async fn new(
+        provider: DynProvider,
+        submitter: Arc<dyn Submitter>,
+        deployment: Deployment,
+    ) -> Result<Self, Error> {
+        let chain_id = provider.get_chain_id().await.map_err(rpc)?;
+        for (name, address) in [("validator", deployment.validator), ("factory", deployment.factory)] {
+            if provider.get_code_at(address).await.map_err(rpc)?.is_empty() {
+                return Err(Error::Config(format!(
+                    "no {name} contract at {address} on chain {chain_id}: check the address (or start a devnet)"
+                )));
+            }
+        }
+        Ok(Self { provider, submitter, deployment, chain_id })
+    }
+
+    /// The chain id.
+    pub fn chain_id(&self) -> u64 {
+        self.chain_id
+    }
+
+    /// The deployment.
+    pub fn deployment(&self) -> Deployment {
+        self.deployment
+    }
+
+    /// The provider.
+    pub fn provider(&self) -> &DynProvider {
+        &self.provider
+    }
+
+    /// The submitter.
+    pub fn submitter(&self) -> &Arc<dyn Submitter> {
+        &self.submitter
+    }
+
+    /// The latest block's timestamp.
+    pub async fn now(&self) -> Result<u64, Error> {
+        let block = self.provider.get_block_by_number(Default::default()).await.map_err(rpc)?;
+        Ok(block.ok_or_else(|| Error::Rpc("no latest block".into()))?.header.timestamp)
+    }
+
+    /// The account of `owner` with `salt`: its counterfactual address and whether it is deployed.
+    pub async fn account(&self, owner: Address, salt: U256) -> Result<Account, Error> {
+        let factory = ValetAccountFactory::new(self.deployment.factory, &self.provider);
+        let address = factory.getAddress(owner, salt).call().await.map_err(rpc)?;
+        let deployed = !self.provider.get_code_at(address).await.map_err(rpc)?.is_empty();
+        Ok(Account { address, owner, salt, deployed })
+    }
+
+    fn init(&self, account: &Account, deployed: bool) -> Option<(Address, Bytes)> {
+        (!deployed).then(|| {
+            let data = ValetAccountFactory::createAccountCall { owner: account.owner, salt: account.salt }.abi_encode();
+            (self.deployment.factory, data.into())
+        })
+    }
+
+    /// The full nonce of `account` on `key` (`EntryPoint.getNonce`; 0 before deployment).
+    pub async fn nonce(&self, account: Address, key: U256) -> Result<U256, Error> {
+        let entry_point = EntryPoint::new(self.deployment.entry_point, &self.provider);
+        let key = alloy::primitives::aliases::U192::from(key);
+        entry_point.getNonce(account, key).call().await.map_err(rpc)
+    }
+
+    /// The session's counters on `account`, from the validator's views.
+    pub async fn counters(&self, account: Address, session: &Session) -> Result<Counters, Error> {
+        let validator = SessionKeyValidator::new(self.deployment.validator, &self.provider);
+        let id = session.id()?;
+        let state = validator.sessionState(account, id).call().await.map_err(rpc)?;
+        let mut counters = Counters {
+            state: match state.state {
+                0 => SessionState::None,
+                1 => SessionState::Enabled,
+                _ => SessionState::Revoked,
+            },
+            session_uses: state.uses.saturating_to(),
+            account_epoch: validator.accountEpoch(account).call().await.map_err(rpc)?,
+            ..Counters::default()
+        };
+        for p in 0..session.permissions.len().min(MAX_COUNTED_PERMISSIONS) {
+            if session.permissions[p].max_uses != 0 {
+                let uses = validator.permissionUses(account, id, U256::from(p)).call().await.map_err(rpc)?;
+                counters.permission_uses[p] = uses.saturating_to();
+            }
+        }
+        for l in 0..session.limits.len() {
+            let usage = validator.limitUsage(account, id, U256::from(l)).call().await.map_err(rpc)?;
+            counters.limits.push((usage.spent.saturating_to(), usage.period.saturating_to()));
+        }
+        Ok(counters)
+    }
+
+    /// Proposes a session for `account` from `spec`: a fresh session key, the session resolved
+    /// now under the account's current epoch, the digest for the owner to sign and the summary.
+    /// `names` are the names the spec may use for contracts and tokens; `labels` name them back.
+    pub async fn propose(
+        &self,
+        account: &Account,
+        spec: &SessionSpec,
+        names: &BTreeMap<String, Address>,
+        labels: &Labels,
+    ) -> Result<Proposal, Error> {
+        let validator = SessionKeyValidator::new(self.deployment.validator, &self.provider);
+        let account_epoch = validator.accountEpoch(account.address).call().await.map_err(rpc)?;
+        let key = PrivateKeySigner::random();
+        let ctx =
+            SpecContext { now: self.now().await?, session_key: key.address(), account_epoch, names: names.clone() };
+        let session = spec.resolve(&ctx)?;
+        let digest = eip712::grant_digest(&session, account.address, self.deployment.validator, self.chain_id)?;
+        let summary = summary(&session, &spec.functions()?, labels);
+        Ok(Proposal {
+            account: *account,
+            id: session.id()?,
+            session,
+            key,
+            digest,
+            summary,
+            validator: self.deployment.validator,
+        })
+    }
+
+    /// Builds and signs `calls` as one operation of `session` on `account`: reads the counters,
+    /// pre-flights with the evaluator (refusing with the exact reason before anything is sent),
+    /// picks each call's permission, deploys the account and enables the session when this is
+    /// their first operation, estimates gas through the submitter and signs with the session key.
+    pub async fn prepare(&self, account: &Account, session: &SessionHandle, calls: &[Call]) -> Result<Prepared, Error> {
+        self.build(account, session, calls, true).await
+    }
+
+    /// Like [`Valet::prepare`] but without the pre-flight: the operation is built and signed even
+    /// when the validator will refuse it, with fixed gas limits instead of an estimate (which
+    /// would fail). For tests and demonstrations that the chain refuses what the evaluator does.
+    pub async fn prepare_unchecked(
+        &self,
+        account: &Account,
+        session: &SessionHandle,
+        calls: &[Call],
+    ) -> Result<UserOperation, Error> {
+        Ok(self.build(account, session, calls, false).await?.op)
+    }
+
+    async fn build(
+        &self,
+        account: &Account,
+        session: &SessionHandle,
+        calls: &[Call],
+        check: bool,
+    ) -> Result<Prepared, Error> {
+        let execution = match calls {
+            [] => return Err(Error::Config("no calls to execute".into())),
+            [one] => Execution::Single(one.clone()),
+            many => Execution::Batch(many.to_vec()),
+        };
+        let call_data = execution.encode();
+        let counters = self.counters(account.address, &session.session).await?;
+        let deployed = !self.provider.get_code_at(account.address).await.map_err(rpc)?.is_empty();
+        let now = self.now().await?;
+        let enable = counters.state == SessionState::None;
+        let request = Request {
+            account: account.address,
+            validator: self.deployment.validator,
+            call_data: &call_data,
+            indices: &[],
+            claimed_time: now,
+            enable,
+            now,
+        };
+        let (indices, counters) = match assign_permissions(&session.session, &counters, &request) {
+            Ok((indices, verdict)) => (indices, verdict.counters),
+            Err(refusal) if check => return Err(refusal.into()),
+            Err(_) => (vec![0; execution.calls().len()], counters),
+        };
+        let nonce = self.nonce(account.address, session.nonce_key()).await?;
+        let fees = self.submitter.fees().await?;
+        let (factory, factory_data) = match self.init(account, deployed) {
+            Some((f, d)) => (Some(f), d),
+            None => (None, Bytes::new()),
+        };
+        let mut op = UserOperation {
+            sender: account.address,
+            nonce,
+            factory,
+            factory_data,
+            call_data,
+            max_fee_per_gas: fees.max_fee_per_gas,
+            max_priority_fee_per_gas: fees.max_priority_fee_per_gas,
+            signature: session.dummy_signature(now, &indices, enable)?,
+            ..UserOperation::default()
+        };
+        if check {
+            let estimate = self.submitter.estimate(&op).await?;
+            apply_estimate(&mut op, &estimate)?;
+        } else {
+            let limits = crate::GasLimits::default();
+            op.verification_gas_limit = limits.verification;
+            op.call_gas_limit = limits.call;
+            op.pre_verification_gas = U256::from(limits.pre_verification);
+        }
+        session.authorize(&mut op, now, &indices, enable, self.chain_id)?;
+        Ok(Prepared { op, indices, counters, deploys: !deployed, enables: enable })
+    }
+
+    /// Executes `calls` with `session` on `account` (see [`Valet::prepare`]) and waits for the
+    /// receipt. A refusal before sending is [`Error::Preflight`] with the exact reason.
+    pub async fn execute(&self, account: &Account, session: &SessionHandle, calls: &[Call]) -> Result<Executed, Error> {
+        let prepared = self.prepare(account, session, calls).await?;
+        let receipt = self.submit(std::slice::from_ref(&prepared.op)).await?.remove(0);
+        Ok(Executed {
+            receipt,
+            indices: prepared.indices,
+            counters: prepared.counters,
+            deployed_account: prepared.deploys,
+            enabled_session: prepared.enables,
+        })
+    }
+
+    /// Submits signed operations together (one `handleOps` with direct submission) and waits
+    /// for them; an operation whose calls reverted is [`Error::ExecutionReverted`].
+    pub async fn submit(&self, ops: &[UserOperation]) -> Result<Vec<OpReceipt>, Error> {
+        let receipts = self.submitter.submit(ops).await?;
+        if let Some(failed) = receipts.iter().find(|r| !r.success) {
+            return Err(Error::ExecutionReverted {
+                user_op_hash: failed.user_op_hash,
+                reason: failed.revert_reason.as_ref().map(|r| r.to_string()).unwrap_or_else(|| "no data".into()),
+            });
+        }
+        Ok(receipts)
+    }
+
+    /// Executes `calls` as the owner (the account's own ECDSA validation, nonce key 0), deploying
+    /// the account first if needed. The owner signs the EIP-191 hash of the userOpHash.
+    pub async fn owner_execute(
+        &self,
+        account: &Account,
+        owner: &PrivateKeySigner,
+        calls: &[Call],
+    ) -> Result<OpReceipt, Error> {
+        if owner.address() != account.owner {
+            return Err(Error::Config(format!(
+                "key {} is not the owner {} of account {}",
+                owner.address(),
+                account.owner,
+                account.address
+            )));
+        }
+        let execution = match calls {
+            [one] => Execution::Single(one.clone()),
+            many => Execution::Batch(many.to_vec()),
+        };
+        let deployed = !self.provider.get_code_at(account.address).await.map_err(rpc)?.is_empty();
+        let fees = self.submitter.fees().await?;
+        let (factory, factory_data) = match self.init(account, deployed) {
+            Some((f, d)) => (Some(f), d),
+            None => (None, Bytes::new()),
+        };
+        let mut op = UserOperation {
+            sender: account.address,
+            nonce: self.nonce(account.address, U256::ZERO).await?,
+            factory,
+            factory_data,
+            call_data: execution.encode(),
+            max_fee_per_gas: fees.max_fee_per_gas,
+            max_priority_fee_per_gas: fees.max_priority_fee_per_gas,
+            signature: DUMMY_ECDSA_SIGNATURE.to_vec().into(),
+            ..UserOperation::default()
+        };
+        let estimate = self.submitter.estimate(&op).await?;
+        apply_estimate(&mut op, &estimate)?;
+        let hash = op.hash(self.deployment.entry_point, self.chain_id);
+        op.signature =
+            owner.sign_message_sync(hash.as_slice()).map_err(|e| Error::Signing(e.to_string()))?.as_bytes().into();
+        Ok(self.submit(&[op]).await?.remove(0))
+    }
+
+    /// Revokes session `id` on `account` with an owner-signed operation (at once, whether or not
+    /// the session was ever used).
+    pub async fn revoke(&self, account: &Account, owner: &PrivateKeySigner, id: B256) -> Result<OpReceipt, Error> {
+        let data = SessionKeyValidator::revokeSessionCall { id }.abi_encode();
+        let call = Call { target: self.deployment.validator, value: U256::ZERO, data: data.into() };
+        self.owner_execute(account, owner, &[call]).await
+    }
+
+    /// What `session` has left on `account`, and whether it can be used now (and if not, why and
+    /// what to do).
+    pub async fn status(&self, account: Address, session: &Session) -> Result<SessionStatus, Error> {
+        let counters = self.counters(account, session).await?;
+        let now = self.now().await?;
+        Ok(status_of(session, session.id()?, &counters, now))
+    }
+}
+
+/// A session's status from its counters at `now`.
+pub fn status_of(session: &Session, id: B256, counters: &Counters, now: u64) -> SessionStatus {
+    let reason = if counters.state == SessionState::Revoked {
+        Some(format!("session {id} was revoked; grant a new one"))
+    } else if now > session.valid_until {
+        Some(format!("session expired at {}; grant a new one", valet_core::spec::utc(session.valid_until)))
+    } else if now < session.valid_after {
+        Some(format!("session starts at {}; wait until then", valet_core::spec::utc(session.valid_after)))
+    } else if counters.state == SessionState::None && session.epoch != counters.account_epoch {
+        Some("all sessions of the account were revoked after this one was granted; grant a new one".to_string())
+    } else if session.max_uses != 0 && counters.session_uses >= session.max_uses {
+        Some(format!("session has used all {} of its operations; grant a new one", session.max_uses))
+    } else {
+        None
+    };
+    let permissions = session
+        .permissions
+        .iter()
+        .enumerate()
+        .map(|(i, p)| PermissionStatus {
+            target: p.target,
+            selector: p.selector,
+            uses: (i < MAX_COUNTED_PERMISSIONS && p.max_uses != 0).then(|| counters.permission_uses[i]),
+            max_uses: p.max_uses,
+        })
+        .collect();
+    let limits = session
+        .limits
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let (spent, period) = counters.limits.get(i).copied().unwrap_or_default();
+            let current_period = now.saturating_sub(session.valid_after).checked_div(l.period).unwrap_or(0);
+            let current_spent = if period == current_period { spent } else { 0 };
+            LimitStatus {
+                kind: match l.kind {
+                    LimitKind::Native => "native",
+                    LimitKind::Erc20 => "erc20",
+                },
+                token: l.token,
+                cap: l.amount,
+                spent,
+                left: l.amount.saturating_sub(current_spent),
+                period_seconds: l.period,
+                period,
+                current_period,
+            }
+        })
+        .collect();
+    SessionStatus {
+        id,
+        state: match counters.state {
+            SessionState::None => "none",
+            SessionState::Enabled => "enabled",
+            SessionState::Revoked => "revoked",
+        },
+        usable: reason.is_none(),
+        reason,
+        now,
+        valid_after: session.valid_after,
+        valid_until: session.valid_until,
+        uses: counters.session_uses,
+        max_uses: session.max_uses,
+        permissions,
+        limits,
+    }
+}
