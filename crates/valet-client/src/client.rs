@@ -366,7 +366,14 @@ impl Valet {
         let (indices, counters) = match assign_permissions(&session.session, &counters, &request) {
             Ok((indices, verdict)) => (indices, verdict.counters),
             Err(refusal) if check => return Err(refusal.into()),
-            Err(_) => (vec![0; execution.calls().len()], counters),
+            // Forced: the failing call is sent under the permission it was refused by.
+            Err(refusal) => {
+                let mut indices = vec![0u8; execution.calls().len()];
+                if let Some((call, permission)) = refusal.call_permission() {
+                    indices[call] = u8::try_from(permission).unwrap_or(u8::MAX);
+                }
+                (indices, counters)
+            }
         };
         let nonce = self.nonce(account.address, session.nonce_key()).await?;
         let fees = self.submitter.fees().await?;

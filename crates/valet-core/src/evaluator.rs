@@ -236,6 +236,20 @@ pub enum Refusal {
     },
 }
 
+impl Refusal {
+    /// The call and the permission it was checked against, for refusals about one call.
+    pub fn call_permission(&self) -> Option<(usize, usize)> {
+        match *self {
+            Self::NoSuchPermission { call, permission, .. }
+            | Self::NotPermitted { call, permission, .. }
+            | Self::ValueAboveLimit { call, permission, .. }
+            | Self::ArgumentMissing { call, permission, .. }
+            | Self::RuleViolated { call, permission, .. } => Some((call, permission)),
+            _ => None,
+        }
+    }
+}
+
 const ERC20_TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
 const ERC20_APPROVE: [u8; 4] = [0x09, 0x5e, 0xa7, 0xb3];
 const ERC20_INCREASE_ALLOWANCE: [u8; 4] = [0x39, 0x50, 0x93, 0x51];

@@ -153,3 +153,93 @@ fn only_execute_in_single_or_batch_mode_is_accepted() {
     data[0] = 0x00;
     assert!(matches!(Execution::decode(&data), Err(Error::UnsupportedAccountFunction(_))));
 }
+
+mod json_rpc_form {
+    use alloy_primitives::{Address, Bytes, U256};
+    use proptest::prelude::*;
+    use valet_core::UserOperation;
+
+    fn operation() -> impl Strategy<Value = UserOperation> {
+        (
+            any::<[u8; 20]>(),
+            any::<[u8; 32]>(),
+            any::<bool>(),
+            prop::collection::vec(any::<u8>(), 0..80),
+            (any::<u128>(), any::<u128>(), any::<u128>(), any::<u128>(), any::<u128>()),
+            any::<bool>(),
+            (any::<u128>(), any::<u128>()),
+        )
+            .prop_map(
+                |(sender, nonce, deploy, data, (call, verification, pre, max_fee, priority), paymaster, pm)| {
+                    let bytes = Bytes::from(data);
+                    UserOperation {
+                        sender: Address::from(sender),
+                        nonce: U256::from_be_bytes(nonce),
+                        factory: deploy.then_some(Address::repeat_byte(0xfa)),
+                        factory_data: if deploy { bytes.clone() } else { Bytes::new() },
+                        call_data: bytes.clone(),
+                        call_gas_limit: call,
+                        verification_gas_limit: verification,
+                        pre_verification_gas: U256::from(pre),
+                        max_fee_per_gas: max_fee,
+                        max_priority_fee_per_gas: priority,
+                        paymaster: paymaster.then_some(Address::repeat_byte(0x9a)),
+                        paymaster_verification_gas_limit: if paymaster { pm.0 } else { 0 },
+                        paymaster_post_op_gas_limit: if paymaster { pm.1 } else { 0 },
+                        paymaster_data: if paymaster { bytes.clone() } else { Bytes::new() },
+                        signature: bytes,
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips_through_json(op in operation()) {
+            let text = serde_json::to_string(&op).expect("serialises");
+            let back: UserOperation = serde_json::from_str(&text).expect("parses");
+            prop_assert_eq!(&back, &op);
+            let value: serde_json::Value = serde_json::from_str(&text).expect("json");
+            // Absent factory / paymaster: the fields are omitted, as bundlers expect.
+            prop_assert_eq!(value.get("factory").is_some(), op.factory.is_some());
+            prop_assert_eq!(value.get("factoryData").is_some(), op.factory.is_some());
+            prop_assert_eq!(value.get("paymasterPostOpGasLimit").is_some(), op.paymaster.is_some());
+            // Quantities are 0x-hex strings without leading zeros.
+            let gas = value["callGasLimit"].as_str().expect("a string");
+            prop_assert!(gas.starts_with("0x") && (gas == "0x0" || !gas.starts_with("0x0")));
+        }
+    }
+
+    fn minimal() -> serde_json::Value {
+        serde_json::json!({
+            "sender": "0x00000000000000000000000000000000000000aa",
+            "nonce": "0x1", "callData": "0x", "callGasLimit": "0x10", "verificationGasLimit": 32,
+            "preVerificationGas": "100", "maxFeePerGas": "0x3", "maxPriorityFeePerGas": "0x0",
+            "signature": "0x", "factory": null, "paymaster": null, "eip7702Auth": null
+        })
+    }
+
+    #[test]
+    fn accepts_what_bundlers_send() {
+        let op: UserOperation = serde_json::from_value(minimal()).expect("lenient");
+        assert_eq!((op.call_gas_limit, op.verification_gas_limit), (16, 32));
+        assert_eq!(op.pre_verification_gas, U256::from(100));
+        assert_eq!(op.factory, None);
+    }
+
+    #[test]
+    fn refuses_malformed_operations_naming_the_field() {
+        let mut too_big = minimal();
+        too_big["callGasLimit"] = serde_json::json!(format!("0x1{}", "0".repeat(32)));
+        let err = serde_json::from_value::<UserOperation>(too_big).expect_err("2^128");
+        assert!(err.to_string().contains("callGasLimit"), "{err}");
+        let mut not_hex = minimal();
+        not_hex["nonce"] = serde_json::json!("0xzz");
+        let err = serde_json::from_value::<UserOperation>(not_hex).expect_err("bad hex");
+        assert!(err.to_string().contains("`0xzz` is not a quantity"), "{err}");
+        let mut missing = minimal();
+        missing.as_object_mut().expect("object").remove("sender");
+        let err = serde_json::from_value::<UserOperation>(missing).expect_err("no sender");
+        assert!(err.to_string().contains("sender"), "{err}");
+    }
+}

@@ -1,0 +1,348 @@
+//! The session client against a real anvil (direct submission): every rule kind refused before
+//! sending with its reason and by the chain when forced; expiry; revocation (after use and before
+//! first use); a periodic allowance across periods; several sessions of one account on their own
+//! nonce lanes, in parallel and packed into one `handleOps`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use alloy::primitives::{Address, U256};
+use alloy::signers::SignerSync;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolCall;
+use valet_client::contracts::{ValetNFT, ValetToken};
+use valet_client::{Account, Devnet, Direct, Error, SessionHandle, Valet};
+use valet_core::spec::{Labels, SessionSpec, explain};
+use valet_core::user_operation::session_lane;
+use valet_core::{Call, Refusal, RuleOp};
+
+const ETHER: u128 = 1_000_000_000_000_000_000;
+
+struct Setup {
+    devnet: Devnet,
+    valet: Valet,
+    owner: PrivateKeySigner,
+    account: Account,
+    names: BTreeMap<String, Address>,
+}
+
+async fn setup() -> Setup {
+    let devnet = Devnet::start().await.expect("devnet");
+    let direct = Direct::new(devnet.provider_for(1), devnet.key(1).address()).await.expect("direct submitter");
+    let valet = Valet::new(devnet.provider.clone(), Arc::new(direct), devnet.deployment()).await.expect("client");
+    let owner = devnet.key(3);
+    let account = valet.account(owner.address(), U256::ZERO).await.expect("account");
+    assert!(!account.deployed, "counterfactual at first");
+    devnet.fund(account.address, U256::from(ETHER)).await.expect("fund");
+    let a = devnet.addresses;
+    let names = BTreeMap::from([
+        ("ValetNFT".to_string(), a.nft),
+        ("ValetToken".to_string(), a.token),
+        ("ValetDAO".to_string(), a.dao),
+        ("Payee".to_string(), devnet.key(6).address()),
+    ]);
+    Setup { devnet, valet, owner, account, names }
+}
+
+impl Setup {
+    async fn grant(&self, spec: &str) -> SessionHandle {
+        let spec = SessionSpec::from_toml(spec).expect("spec parses");
+        let proposal =
+            self.valet.propose(&self.account, &spec, &self.names, &Labels::default()).await.expect("propose");
+        let signature = self.owner.sign_hash_sync(&proposal.digest).expect("owner signs").as_bytes();
+        proposal.grant(&signature).expect("the owner's grant")
+    }
+
+    fn mint(&self, to: Address, quantity: u64) -> Call {
+        let data = ValetNFT::mintCall { to, quantity: U256::from(quantity) }.abi_encode();
+        Call { target: self.devnet.addresses.nft, value: U256::ZERO, data: data.into() }
+    }
+
+    fn pay(&self, to: Address, amount: u128) -> Call {
+        let data = ValetToken::transferCall { to, value: U256::from(amount) }.abi_encode();
+        Call { target: self.devnet.addresses.token, value: U256::ZERO, data: data.into() }
+    }
+
+    /// `calls` are refused before sending, and by the chain when forced: returns both reasons.
+    async fn refused(&self, session: &SessionHandle, calls: &[Call]) -> (Refusal, String) {
+        let refusal = match self.valet.prepare(&self.account, session, calls).await {
+            Err(Error::Preflight(refusal)) => refusal,
+            other => panic!("expected a pre-flight refusal, got {other:?}"),
+        };
+        let forced = self.valet.prepare_unchecked(&self.account, session, calls).await.expect("forced op");
+        let chain = match self.valet.submit(&[forced]).await {
+            Err(e @ Error::Refused { .. }) => e.to_string(),
+            other => panic!("the chain should refuse what the evaluator refused ({refusal}), got {other:?}"),
+        };
+        (refusal, chain)
+    }
+}
+
+/// One session per rule kind, each on `mint(to, quantity)`: a call within the rule goes through,
+/// one outside it is refused by the evaluator with the rule, argument and value, and by the
+/// validator with the same indices and value.
+#[tokio::test]
+async fn every_rule_kind_is_refused_before_sending_and_on_chain() {
+    let s = setup().await;
+    let me = s.account.address;
+    let other = s.devnet.key(7).address();
+    let cases: Vec<(&str, &str, RuleOp, Call, Call)> = vec![
+        ("eq", r#"{ arg = "quantity", eq = 2 }"#, RuleOp::Eq, s.mint(me, 2), s.mint(me, 3)),
+        ("ne", r#"{ arg = "quantity", ne = 2 }"#, RuleOp::Ne, s.mint(me, 3), s.mint(me, 2)),
+        ("gt", r#"{ arg = "quantity", gt = 2 }"#, RuleOp::Gt, s.mint(me, 3), s.mint(me, 2)),
+        ("gte", r#"{ arg = "quantity", gte = 2 }"#, RuleOp::Gte, s.mint(me, 2), s.mint(me, 1)),
+        ("lt", r#"{ arg = "quantity", lt = 2 }"#, RuleOp::Lt, s.mint(me, 1), s.mint(me, 2)),
+        ("lte", r#"{ arg = "quantity", lte = 2 }"#, RuleOp::Lte, s.mint(me, 2), s.mint(me, 3)),
+        ("in_range", r#"{ arg = "quantity", in_range = [2, 4] }"#, RuleOp::InRange, s.mint(me, 4), s.mint(me, 5)),
+        ("one_of", r#"{ arg = "quantity", one_of = [1, 3] }"#, RuleOp::OneOf, s.mint(me, 3), s.mint(me, 2)),
+        ("self", r#"{ arg = "to", eq = "$account" }"#, RuleOp::SelfAccount, s.mint(me, 1), s.mint(other, 1)),
+    ];
+    for (salt, (name, rule, op, good, bad)) in cases.into_iter().enumerate() {
+        let spec = format!(
+            "valid_for = \"1h\"\nsalt = {salt}\n[[permission]]\ntarget = \"ValetNFT\"\n\
+             function = \"mint(address to, uint256 quantity)\"\nrules = [{rule}]\n"
+        );
+        let session = s.grant(&spec).await;
+        let done = s.valet.execute(&s.account, &session, &[good]).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(done.receipt.success && done.enabled_session, "{name}");
+        assert_eq!(done.deployed_account, salt == 0, "{name}: only the very first operation deploys");
+        let (refusal, chain) = s.refused(&session, std::slice::from_ref(&bad)).await;
+        let Refusal::RuleViolated { call: 0, permission: 0, rule: 0, arg, op: got, value } = refusal else {
+            panic!("{name}: {refusal:?}");
+        };
+        assert_eq!(got, op, "{name}");
+        let expected_arg = if name == "self" { 0 } else { 1 };
+        assert_eq!(arg, expected_arg, "{name}");
+        let expected_value = if name == "self" { U256::from_be_slice(other.as_slice()) } else { value };
+        assert_eq!(value, expected_value, "{name}");
+        assert!(chain.contains("AA23 reverted"), "{name}: {chain}");
+        assert!(
+            chain.contains(&format!(
+                "RuleViolated(callIndex=0, permissionIndex=0, ruleIndex=0, argIndex={arg}, value={value})"
+            )),
+            "{name}: {chain}"
+        );
+    }
+}
+
+/// Calls outside every permission: another function, another contract, native value above the
+/// cap, the validator itself, and a batch whose second call breaks a rule.
+#[tokio::test]
+async fn calls_outside_the_session_are_refused_with_their_reason() {
+    let s = setup().await;
+    let session = s
+        .grant(
+            r#"
+valid_for = "1h"
+[[permission]]
+target = "ValetNFT"
+function = "mint(address to, uint256 quantity)"
+rules = [{ arg = "quantity", lte = 5 }]
+[[permission]]
+target = "Payee"
+value_limit = "0.01 ether"
+"#,
+        )
+        .await;
+    let payee = s.names["Payee"];
+    let me = s.account.address;
+    // A batch within the session: a mint and a tip, one operation.
+    let tip = Call { target: payee, value: U256::from(ETHER / 100), data: Default::default() };
+    let done = s.valet.execute(&s.account, &session, &[s.mint(me, 5), tip.clone()]).await.expect("batch");
+    assert_eq!(done.indices, vec![0, 1], "each call found its permission");
+
+    let approve = ValetNFT::setApprovalForAllCall { operator: payee, approved: true }.abi_encode();
+    let cases: Vec<(&str, Vec<Call>)> = vec![
+        ("another function", vec![Call { target: s.devnet.addresses.nft, value: U256::ZERO, data: approve.into() }]),
+        ("another contract", vec![Call { target: s.devnet.addresses.dao, ..s.mint(me, 1) }]),
+        ("value above the cap", vec![Call { value: U256::from(ETHER / 50), ..tip.clone() }]),
+        ("the validator", vec![Call { target: s.devnet.addresses.validator, ..tip.clone() }]),
+        ("a batch breaking a rule in its second call", vec![s.mint(me, 1), s.mint(me, 6)]),
+    ];
+    for (name, calls) in cases {
+        let (refusal, chain) = s.refused(&session, &calls).await;
+        let expected = match name {
+            "another function" | "another contract" => matches!(refusal, Refusal::NotPermitted { call: 0, .. }),
+            "value above the cap" => matches!(refusal, Refusal::ValueAboveLimit { call: 0, permission: 1, .. }),
+            "the validator" => matches!(refusal, Refusal::ForbiddenTarget { call: 0, .. }),
+            _ => matches!(refusal, Refusal::RuleViolated { call: 1, permission: 0, .. }),
+        };
+        assert!(expected, "{name}: {refusal:?}");
+        let error = match name {
+            "another function" | "another contract" => "CallNotPermitted(",
+            "value above the cap" => "ValueLimitExceeded(",
+            "the validator" => "ForbiddenTarget(",
+            _ => "RuleViolated(callIndex=1",
+        };
+        assert!(chain.contains(error), "{name}: {chain}");
+    }
+}
+
+#[tokio::test]
+async fn an_expired_session_is_refused_and_says_so() {
+    let s = setup().await;
+    let session = s
+        .grant(
+            r#"
+valid_for = "90s"
+[[permission]]
+target = "ValetNFT"
+function = "mint(address to, uint256 quantity)"
+"#,
+        )
+        .await;
+    let me = s.account.address;
+    s.valet.execute(&s.account, &session, &[s.mint(me, 1)]).await.expect("within the window");
+    s.devnet.advance_time(120).await.expect("time travel");
+    let (refusal, chain) = s.refused(&session, &[s.mint(me, 1)]).await;
+    assert!(matches!(refusal, Refusal::OutsideWindow { .. }), "{refusal:?}");
+    let words = explain(&refusal, &session.session, &[], &Labels::default());
+    assert!(words.starts_with("the session expired at ") && words.ends_with("grant a new one"), "{words}");
+    assert!(chain.contains("AA22 expired or not due"), "{chain}");
+    let status = s.valet.status(me, &session.session).await.expect("status");
+    assert!(!status.usable);
+    assert!(status.reason.as_deref().is_some_and(|r| r.starts_with("session expired at ")), "{status:?}");
+}
+
+#[tokio::test]
+async fn a_revoked_session_stops_at_once_whether_used_or_not() {
+    let s = setup().await;
+    let spec = |salt: u32| {
+        format!(
+            "valid_for = \"1h\"\nsalt = {salt}\n[[permission]]\ntarget = \"ValetNFT\"\n\
+             function = \"mint(address to, uint256 quantity)\"\nmax_uses = 5\n"
+        )
+    };
+    let me = s.account.address;
+    let used = s.grant(&spec(1)).await;
+    let unused = s.grant(&spec(2)).await;
+    s.valet.execute(&s.account, &used, &[s.mint(me, 1)]).await.expect("first use");
+    assert_eq!(s.valet.status(me, &used.session).await.expect("status").state, "enabled");
+
+    for session in [&used, &unused] {
+        s.valet.revoke(&s.account, &s.owner, session.id).await.expect("the owner revokes");
+        let status = s.valet.status(me, &session.session).await.expect("status");
+        assert_eq!(status.state, "revoked");
+        assert!(status.reason.as_deref().is_some_and(|r| r.contains("was revoked")), "{status:?}");
+        let (refusal, chain) = s.refused(session, &[s.mint(me, 1)]).await;
+        assert_eq!(refusal, Refusal::Revoked(session.id));
+        assert!(chain.contains("SessionIsRevoked("), "{chain}");
+    }
+    // Only the owner may revoke.
+    let stranger = s.devnet.key(8);
+    let err = s.valet.revoke(&s.account, &stranger, used.id).await.expect_err("not the owner");
+    assert!(err.to_string().contains("is not the owner"), "{err}");
+}
+
+/// 10 tokens a day: spent in pieces, refused past the cap, refilled the next day.
+#[tokio::test]
+async fn a_periodic_allowance_refills_each_period() {
+    let s = setup().await;
+    let a = s.devnet.addresses;
+    ValetToken::new(a.token, &s.devnet.provider)
+        .faucet(s.account.address, U256::from(100 * ETHER))
+        .send()
+        .await
+        .expect("faucet")
+        .get_receipt()
+        .await
+        .expect("faucet receipt");
+    let session = s
+        .grant(
+            r#"
+valid_for = "7d"
+[[permission]]
+target = "ValetToken"
+function = "transfer(address to, uint256 amount)"
+rules = [{ arg = "to", eq = "Payee" }]
+[[limit]]
+token = "ValetToken"
+amount = "10 ether"
+period = "1d"
+"#,
+        )
+        .await;
+    let payee = s.names["Payee"];
+    let me = s.account.address;
+    for amount in [6, 4] {
+        s.valet.execute(&s.account, &session, &[s.pay(payee, amount * ETHER)]).await.expect("within the allowance");
+    }
+    let (refusal, chain) = s.refused(&session, &[s.pay(payee, ETHER)]).await;
+    assert_eq!(
+        refusal,
+        Refusal::LimitExceeded { limit: 0, spent: 10 * ETHER, amount: U256::from(ETHER), cap: 10 * ETHER }
+    );
+    assert!(chain.contains("LimitExceeded("), "{chain}");
+    let status = s.valet.status(me, &session.session).await.expect("status");
+    assert_eq!((status.limits[0].left, status.limits[0].current_period), (0, 0));
+
+    s.devnet.advance_time(86_400).await.expect("a day passes");
+    let status = s.valet.status(me, &session.session).await.expect("status");
+    assert_eq!((status.limits[0].left, status.limits[0].current_period), (10 * ETHER, 1), "refilled");
+    s.valet.execute(&s.account, &session, &[s.pay(payee, 10 * ETHER)]).await.expect("the new day's allowance");
+    let (refusal, _) = s.refused(&session, &[s.pay(payee, 1)]).await;
+    assert!(matches!(refusal, Refusal::LimitExceeded { spent, .. } if spent == 10 * ETHER), "{refusal:?}");
+    let balance = ValetToken::new(a.token, s.valet.provider()).balanceOf(payee).call().await.expect("balance");
+    assert_eq!(balance, U256::from(20 * ETHER));
+}
+
+/// Three sessions of one account, each on its own nonce lane: their operations are prepared
+/// concurrently and packed into one `handleOps`, then executed concurrently.
+#[tokio::test]
+async fn sessions_run_in_parallel_on_their_own_lanes() {
+    let s = setup().await;
+    let me = s.account.address;
+    let spec = |salt: u32| {
+        format!(
+            "valid_for = \"1h\"\nsalt = {salt}\n[[permission]]\ntarget = \"ValetNFT\"\n\
+             function = \"mint(address to, uint256 quantity)\"\nrules = [{{ arg = \"to\", eq = \"$account\" }}]\n"
+        )
+    };
+    let sessions = [s.grant(&spec(1)).await, s.grant(&spec(2)).await, s.grant(&spec(3)).await];
+    let lanes: std::collections::BTreeSet<u32> = sessions.iter().map(|x| session_lane(x.id)).collect();
+    assert_eq!(lanes.len(), 3, "three lanes");
+    // Deploy the account first (one initCode only), then enable the other two in parallel.
+    s.valet.execute(&s.account, &sessions[0], &[s.mint(me, 1)]).await.expect("deploys");
+
+    let mint = s.mint(me, 1);
+    let (a, b, c) = tokio::join!(
+        s.valet.prepare(&s.account, &sessions[0], std::slice::from_ref(&mint)),
+        s.valet.prepare(&s.account, &sessions[1], std::slice::from_ref(&mint)),
+        s.valet.prepare(&s.account, &sessions[2], std::slice::from_ref(&mint)),
+    );
+    let ops = vec![a.expect("a").op, b.expect("b").op, c.expect("c").op];
+    let receipts = s.valet.submit(&ops).await.expect("one handleOps");
+    assert_eq!(receipts.len(), 3);
+    assert!(receipts.iter().all(|r| r.success && r.transaction_hash == receipts[0].transaction_hash), "one tx");
+
+    let (a, b, c) = tokio::join!(
+        s.valet.execute(&s.account, &sessions[0], std::slice::from_ref(&mint)),
+        s.valet.execute(&s.account, &sessions[1], std::slice::from_ref(&mint)),
+        s.valet.execute(&s.account, &sessions[2], std::slice::from_ref(&mint)),
+    );
+    for done in [a, b, c] {
+        assert!(done.expect("concurrent execution").receipt.success);
+    }
+    for (i, session) in sessions.iter().enumerate() {
+        let sequence = s.valet.nonce(me, session.nonce_key()).await.expect("nonce") & U256::from(u64::MAX);
+        assert_eq!(sequence, U256::from(if i == 0 { 3 } else { 2 }), "lane of session {i}");
+    }
+    let balance = ValetNFT::new(s.devnet.addresses.nft, s.valet.provider()).balanceOf(me).call().await.expect("bal");
+    assert_eq!(balance, U256::from(7));
+}
+
+/// A grant signed by someone other than the owner is refused before anything is stored or sent.
+#[tokio::test]
+async fn a_grant_must_be_the_owners() {
+    let s = setup().await;
+    let spec = SessionSpec::from_toml(valet_core::spec::DEMO_MINT_SPEC).expect("spec");
+    let proposal = s.valet.propose(&s.account, &spec, &s.names, &Labels::default()).await.expect("propose");
+    let stranger = s.devnet.key(8);
+    let signature = stranger.sign_hash_sync(&proposal.digest).expect("signs").as_bytes();
+    match proposal.grant(&signature) {
+        Err(Error::WrongGrantSigner { signer, owner }) => {
+            assert_eq!((signer, owner), (stranger.address(), s.owner.address()));
+        }
+        other => panic!("expected WrongGrantSigner, got {other:?}"),
+    }
+}
