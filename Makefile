@@ -59,11 +59,12 @@ test-artifacts: tools
 	cd contracts && ../$(FORGE) build $(FORGE_ARGS)
 	node tools/export-artifacts.js contracts/artifacts --check
 
-## test-rust: formatting, clippy (warnings are errors) and the Rust tests (against a real anvil)
+## test-rust: formatting, clippy (warnings are errors), the Rust tests (against a real anvil and Alto), the README's example
 test-rust: tools
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	cargo test --workspace --locked --all-targets
+	cargo run -q --locked -p valet-client --example quickstart
 
 clean:
 	rm -rf target

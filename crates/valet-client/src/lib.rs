@@ -8,6 +8,9 @@ mod error;
 pub mod session;
 pub mod submit;
 
+/// valet-core, re-exported: the session model, specs, the evaluator and the codecs.
+pub use valet_core as core;
+
 pub use bundler::BundlerClient;
 pub use client::{Account, Deployment, Executed, Prepared, Proposal, SessionStatus, Valet};
 pub use devnet::{Devnet, DevnetAddresses, DevnetOptions};

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider};
+use alloy::rpc::types::state::{AccountOverride, StateOverride};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::sol_types::SolEvent;
 use tokio::sync::Mutex;
@@ -16,6 +17,7 @@ use valet_core::user_operation::Quantity;
 
 use crate::Error;
 use crate::bundler::{BundlerClient, GasEstimate};
+use crate::contracts::ValetAccountFactory;
 use crate::contracts::entry_point::EntryPoint;
 
 /// A boxed future, so that [`Submitter`] can be used as `dyn Submitter`.
@@ -77,10 +79,14 @@ pub struct Direct {
 }
 
 /// Gas limits [`Direct`] uses where it cannot measure: generous for validation (only prefunded,
-/// never charged), and a fallback for the execution of an account not deployed yet.
+/// never charged), and a fallback for the execution of an account from another factory.
 const DIRECT_VERIFICATION_GAS: u128 = 1_000_000;
 const DIRECT_UNDEPLOYED_CALL_GAS: u128 = 400_000;
 const DIRECT_PER_OP_OVERHEAD: u64 = 10_000;
+/// EIP-1167 minimal proxy runtime code around the implementation's address.
+const EIP1167_HEAD: [u8; 10] = [0x36, 0x3d, 0x3d, 0x37, 0x3d, 0x3d, 0x3d, 0x36, 0x3d, 0x73];
+const EIP1167_TAIL: [u8; 15] =
+    [0x5a, 0xf4, 0x3d, 0x82, 0x80, 0x3e, 0x90, 0x3d, 0x91, 0x60, 0x2b, 0x57, 0xfd, 0x5b, 0xf3];
 
 impl Direct {
     /// A direct submitter sending from `from` through `relayer` (a provider with `from`'s wallet),
@@ -92,19 +98,30 @@ impl Direct {
 
     async fn estimate_inner(&self, op: &UserOperation) -> Result<GasEstimate, Error> {
         // Execution gas as the node measures the account's call from the EntryPoint (bundlers do
-        // the same), with a margin; before deployment there is no code to measure against.
-        let call_gas = if op.factory.is_none() {
-            let tx =
-                TransactionRequest::default().from(self.entry_point).to(op.sender).input(op.call_data.clone().into());
-            // The node's figure includes the 21,000 and calldata of a transaction, which the call
-            // inside handleOps does not pay: that is the margin (kept under the EntryPoint's
-            // 40,000 unused-gas penalty threshold).
-            match self.relayer.estimate_gas(tx).await {
+        // the same). The node's figure includes the 21,000 and calldata of a transaction, which
+        // the call inside handleOps does not pay: that is the margin (kept under the EntryPoint's
+        // 40,000 unused-gas penalty threshold). An account not deployed yet is measured as the
+        // clone its factory will deploy (an EIP-1167 proxy to the factory's implementation).
+        let mut tx =
+            TransactionRequest::default().from(self.entry_point).to(op.sender).input(op.call_data.clone().into());
+        let mut overrides = None;
+        if let Some(factory) = op.factory {
+            match ValetAccountFactory::new(factory, &self.relayer).accountImplementation().call().await {
+                Ok(implementation) => {
+                    let code = [&EIP1167_HEAD[..], implementation.as_slice(), &EIP1167_TAIL[..]].concat();
+                    let account = AccountOverride { code: Some(code.into()), ..AccountOverride::default() };
+                    overrides = Some(StateOverride::from_iter([(op.sender, account)]));
+                }
+                Err(_) => tx = tx.gas_limit(0),
+            }
+        }
+        let call_gas = if tx.gas == Some(0) {
+            DIRECT_UNDEPLOYED_CALL_GAS
+        } else {
+            match self.relayer.estimate_gas(tx).overrides_opt(overrides).await {
                 Ok(gas) => u128::from(gas),
                 Err(e) => return Err(Error::ExecutionWouldRevert(e.to_string())),
             }
-        } else {
-            DIRECT_UNDEPLOYED_CALL_GAS
         };
         // Pre-verification: the operation's share of the transaction (21,000, as one operation per
         // transaction is the worst case), its calldata and the EntryPoint's per-operation overhead.
