@@ -23,7 +23,7 @@ fn check_story(doc: &serde_json::Value, submitter: &str) {
     assert!(field(0, "chain").contains("PermissionUsesExhausted("), "{doc}");
     assert!(field(0, "chain").contains("maxUses=10"), "{doc}");
     assert_eq!(field(1, "op"), "mint of 6");
-    assert!(field(1, "reason").contains("quantity = 6, but the session allows only quantity ≤ 5"), "{doc}");
+    assert!(field(1, "reason").contains("quantity = 6, but the session requires quantity ≤ 5"), "{doc}");
     assert!(field(1, "chain").contains("RuleViolated(") && field(1, "chain").contains("value=6"), "{doc}");
     assert!(field(2, "reason").contains("1 VALET, but 10 VALET of the 10 VALET allowed per 1 day"), "{doc}");
     assert!(field(2, "chain").contains("LimitExceeded("), "{doc}");

@@ -691,7 +691,7 @@ pub fn explain(refusal: &Refusal, session: &Session, functions: &[Option<Functio
             let rule_text =
                 session.permissions[*permission].rules.get(*rule).map(|r| self::rule_text(r, argument, labels));
             format!(
-                "call {call} ({}): {name} = {shown}, but the session allows only {}",
+                "call {call} ({}): {name} = {shown}, but the session requires {}",
                 permission_name(*permission),
                 rule_text.unwrap_or_else(|| format!("rule {rule}"))
             )

@@ -110,3 +110,81 @@ fn the_summary_says_what_the_owner_grants() {
     );
     assert!(lines.contains(&"It cannot send your ETH.".to_string()));
 }
+
+/// The demo's other two sessions resolve as their summaries say.
+#[test]
+fn the_payment_and_vote_specs_resolve() {
+    let mut context = ctx();
+    let payee = Address::repeat_byte(0xbe);
+    let dao = Address::repeat_byte(0xda);
+    context.names.insert("Payee".into(), payee);
+    context.names.insert("ValetDAO".into(), dao);
+    let pay =
+        SessionSpec::from_toml(valet_core::spec::DEMO_PAYMENT_SPEC).expect("parses").resolve(&context).expect("ok");
+    assert_eq!(pay.valid_until, NOW + 7 * 86_400 - 1);
+    assert_eq!((pay.limits[0].token, pay.limits[0].amount, pay.limits[0].period), (TOKEN, 10 * ETHER, 86_400));
+    assert_eq!(
+        (pay.permissions[0].rules[0].op, pay.permissions[0].rules[0].values[0]),
+        (RuleOp::Eq, payee.into_word())
+    );
+    let vote = SessionSpec::from_toml(valet_core::spec::DEMO_VOTE_SPEC).expect("parses").resolve(&context).expect("ok");
+    let p = &vote.permissions[0];
+    assert_eq!((p.target, p.max_uses, p.rules[0].arg, p.rules[0].op), (dao, 3, 1, RuleOp::InRange));
+    assert_eq!(p.rules[0].values, vec![B256::ZERO, B256::from(U256::from(2))]);
+}
+
+const ETHER: u128 = 1_000_000_000_000_000_000;
+
+/// Refusals read in the spec's words: argument names, the rule as the summary states it, token
+/// units, and what to do next.
+#[test]
+fn refusals_are_explained_in_the_specs_words() {
+    use valet_core::Refusal;
+    use valet_core::spec::explain;
+    let spec = SessionSpec::from_toml(MINT).expect("parses");
+    let session = spec.resolve(&ctx()).expect("resolves");
+    let functions = spec.functions().expect("functions");
+    let labels = Labels {
+        names: BTreeMap::from([(NFT, "ValetNFT".to_string())]),
+        tokens: BTreeMap::from([(TOKEN, ("VALET".to_string(), 18))]),
+    };
+    let rule = Refusal::RuleViolated { call: 0, permission: 0, rule: 1, arg: 1, op: RuleOp::Lte, value: U256::from(6) };
+    assert_eq!(
+        explain(&rule, &session, &functions, &labels),
+        "call 0 (mint on ValetNFT (0x0000…00f7)): quantity = 6, but the session requires quantity ≤ 5"
+    );
+    let other = Address::repeat_byte(0xbb);
+    let to = Refusal::RuleViolated {
+        call: 0,
+        permission: 0,
+        rule: 0,
+        arg: 0,
+        op: RuleOp::SelfAccount,
+        value: U256::from_be_slice(other.as_slice()),
+    };
+    assert_eq!(
+        explain(&to, &session, &functions, &labels),
+        "call 0 (mint on ValetNFT (0x0000…00f7)): to = 0xbBbB…BBbB, but the session requires to is this account"
+    );
+    let used = Refusal::PermissionUsesExhausted { id: B256::ZERO, permission: 0, max_uses: 10 };
+    assert_eq!(
+        explain(&used, &session, &functions, &labels),
+        "mint on ValetNFT (0x0000…00f7) has been called all 10 times the session allows; grant a new session for more"
+    );
+    let late = Refusal::OutsideWindow { valid_after: NOW, valid_until: NOW + 3_599, now: NOW + 4_000 };
+    assert_eq!(
+        explain(&late, &session, &functions, &labels),
+        "the session expired at 2027-01-15 09:00 UTC (it is 2027-01-15 09:06 UTC); grant a new one"
+    );
+
+    let pay = SessionSpec::from_toml(valet_core::spec::DEMO_PAYMENT_SPEC).expect("parses");
+    let mut context = ctx();
+    context.names.insert("Payee".into(), other);
+    let pay_session = pay.resolve(&context).expect("resolves");
+    let over = Refusal::LimitExceeded { limit: 0, spent: 7 * ETHER, amount: U256::from(4 * ETHER), cap: 10 * ETHER };
+    assert_eq!(
+        explain(&over, &pay_session, &pay.functions().expect("functions"), &labels),
+        "this operation spends 4 VALET, but 7 VALET of the 10 VALET allowed per 1 day is already spent this period; \
+         it refills at the next period"
+    );
+}
