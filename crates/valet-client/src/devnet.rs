@@ -208,6 +208,8 @@ async fn deploy_entry_point(provider: &DynProvider) -> Result<Address, Error> {
 struct Alto {
     child: std::process::Child,
     port: u16,
+    /// Alto's output (kept if it fails to start, removed when it stops).
+    log: PathBuf,
 }
 
 impl Alto {
@@ -218,29 +220,46 @@ impl Alto {
             return Err(Error::ToolMissing(script.display().to_string()));
         }
         let key = |i: usize| format!("0x{}", alloy::hex::encode(anvil.keys()[i].to_bytes()));
-        let port = free_port()?;
-        let mut command = std::process::Command::new("node");
-        command
-            .current_dir(&tools)
-            .arg("--require")
-            .arg(tools.join("loopback.js"))
-            .arg(&script)
-            .args(["--rpc-url", &anvil.endpoint()])
-            .args(["--entrypoints", &valet_core::ENTRY_POINT_V07.to_string()])
-            .args(["--executor-private-keys", &key(4)])
-            .args(["--utility-private-key", &key(5)])
-            .args(["--port", &port.to_string()])
-            .args(ALTO_FLAGS)
-            // Alto reads ALTO_* variables as flags and a .env file as settings: give it none.
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::inherit());
-        let child = command.spawn().map_err(|e| Error::Start { what: "alto", reason: format!("node: {e}") })?;
-        let mut alto = Self { child, port };
-        alto.wait_ready().await?;
-        Ok(alto)
+        // The free port is released before Alto binds it; if another process takes it first,
+        // Alto exits (with status 0): try another.
+        let mut last = None;
+        for _ in 0..3 {
+            let port = free_port()?;
+            let log_path = std::env::temp_dir().join(format!("valet-alto-{port}.log"));
+            let log = std::fs::File::create(&log_path)
+                .map_err(|e| Error::Start { what: "alto", reason: format!("{}: {e}", log_path.display()) })?;
+            let log_err = log.try_clone().map_err(|e| Error::Start { what: "alto", reason: e.to_string() })?;
+            let mut command = std::process::Command::new("node");
+            command
+                .current_dir(&tools)
+                .arg("--require")
+                .arg(tools.join("loopback.js"))
+                .arg(&script)
+                .args(["--rpc-url", &anvil.endpoint()])
+                .args(["--entrypoints", &valet_core::ENTRY_POINT_V07.to_string()])
+                .args(["--executor-private-keys", &key(4)])
+                .args(["--utility-private-key", &key(5)])
+                .args(["--port", &port.to_string()])
+                .args(ALTO_FLAGS)
+                // Alto reads ALTO_* variables as flags and a .env file as settings: give it none.
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .stdin(std::process::Stdio::null())
+                .stdout(log)
+                .stderr(log_err);
+            let child = command.spawn().map_err(|e| Error::Start { what: "alto", reason: format!("node: {e}") })?;
+            let mut alto = Self { child, port, log: log_path.clone() };
+            match alto.wait_ready().await {
+                Ok(()) => {
+                    tracing::info!(port, log = %log_path.display(), "alto ready");
+                    return Ok(alto);
+                }
+                Err(e) => {
+                    last = Some(Error::Start { what: "alto", reason: format!("{e} (log: {})", log_path.display()) })
+                }
+            }
+        }
+        Err(last.unwrap_or(Error::Start { what: "alto", reason: "no attempt".into() }))
     }
 
     async fn wait_ready(&mut self) -> Result<(), Error> {
@@ -267,6 +286,7 @@ impl Drop for Alto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 

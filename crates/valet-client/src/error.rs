@@ -25,7 +25,7 @@ pub enum Error {
     #[error("RPC error: {0}")]
     Rpc(String),
     /// The bundler answered with a JSON-RPC error.
-    #[error("bundler refused {method} ({code}): {}", brief(message, decoded.as_deref()))]
+    #[error("bundler refused {method} ({code}): {}{}", brief(message, decoded.as_deref()), hint(message))]
     Bundler {
         /// The method called.
         method: String,
@@ -70,7 +70,7 @@ pub enum Error {
     },
     /// The EntryPoint refused the operation in validation (`AA23` and friends), with the
     /// validator's error.
-    #[error("the chain refused operation {op_index}: {reason}{}", decoded.as_ref().map(|d| format!(" — {d}")).unwrap_or_default())]
+    #[error("the chain refused operation {op_index}: {reason}{}{}", decoded.as_ref().map(|d| format!(" — {d}")).unwrap_or_default(), hint(reason))]
     Refused {
         /// Which operation of the bundle.
         op_index: usize,
@@ -104,5 +104,18 @@ fn brief(message: &str, decoded: Option<&str>) -> String {
     match cut {
         Some(at) => format!("{}{decoded}", &message[..at]),
         None => format!("{message} — {decoded}"),
+    }
+}
+
+/// What to do about the EntryPoint's common refusals.
+fn hint(reason: &str) -> &'static str {
+    if reason.contains("AA21") {
+        " (the account cannot pay for gas: send it ETH, or use a paymaster)"
+    } else if reason.contains("AA22") {
+        " (outside the session's window, or its allowance period has turned: check `valet session show`)"
+    } else if reason.contains("AA25") {
+        " (the nonce was used meanwhile by another operation on this lane: build the operation again)"
+    } else {
+        ""
     }
 }
