@@ -17,7 +17,7 @@ use valet_client::submit::{BoxFuture, Fees, OpReceipt};
 use valet_client::{
     Account, Bundler, BundlerClient, Deployment, Devnet, DevnetOptions, Direct, Error, SessionHandle, Submitter, Valet,
 };
-use valet_core::spec::{Function, Labels, SessionSpec, utc};
+use valet_core::spec::{Function, Labels, SessionSpec, explain, utc};
 use valet_core::{Call, Session, UserOperation};
 
 use crate::store::{self, DevnetInfo, StoredSession};
@@ -25,18 +25,26 @@ use crate::{ChainArgs, OwnerKey};
 
 /// `valet devnet`: run until Ctrl-C (or SIGTERM), with `devnet.json` describing it meanwhile.
 pub(crate) async fn devnet(json: bool, alto: bool, dir: &Path) -> anyhow::Result<()> {
-    if let Some(running) = store::read_devnet(dir)? {
-        let alive = std::path::Path::new(&format!("/proc/{}", running.pid)).exists();
-        if alive {
-            bail!(
-                "a devnet (PID {}) is already running at {} with {}: stop it first, or pass another --data-dir",
-                running.pid,
-                running.rpc_url,
-                store::devnet_path(dir).display()
-            );
-        }
+    if let Some(running) = store::read_devnet(dir)?
+        && store::is_running(running.pid)
+    {
+        bail!(
+            "a devnet (PID {}) is already running at {} with {}: stop it first, or pass another --data-dir",
+            running.pid,
+            running.rpc_url,
+            store::devnet_path(dir).display()
+        );
     }
-    let devnet = Devnet::start_with(DevnetOptions { alto }).await.context("starting the devnet")?;
+    // Listen for the stop signals before anything starts, so that a signal arriving at any point
+    // (even right after the JSON line is printed) stops the devnet cleanly.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let devnet = tokio::select! {
+        devnet = Devnet::start_with(DevnetOptions { alto }) => devnet.context("starting the devnet")?,
+        _ = interrupt.recv() => bail!("interrupted while starting the devnet"),
+        _ = terminate.recv() => bail!("terminated while starting the devnet"),
+    };
     let a = devnet.addresses;
     let names = BTreeMap::from([
         ("ValetNFT".to_string(), a.nft),
@@ -55,6 +63,8 @@ pub(crate) async fn devnet(json: bool, alto: bool, dir: &Path) -> anyhow::Result
         pid: std::process::id(),
     };
     store::write_devnet(dir, &info)?;
+    // Removes devnet.json however this function ends (a signal, a write error, a panic).
+    let devnet_file = store::DevnetFile(dir.to_path_buf());
     let keys: Vec<serde_json::Value> = (0..10)
         .map(|i| {
             let key = devnet.key(i);
@@ -96,12 +106,11 @@ pub(crate) async fn devnet(json: bool, alto: bool, dir: &Path) -> anyhow::Result
     }
     use std::io::Write as _;
     std::io::stdout().flush()?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
     }
-    let _ = std::fs::remove_file(store::devnet_path(dir));
+    drop(devnet_file);
     drop(devnet);
     if !json {
         println!("devnet stopped");
@@ -146,6 +155,13 @@ fn parse_key(hex: &str, what: &str) -> anyhow::Result<PrivateKeySigner> {
 async fn connect(chain: &ChainArgs) -> anyhow::Result<Connection> {
     let dir = chain.data.path();
     let devnet = store::read_devnet(&dir)?.filter(|d| chain.rpc_url.as_ref().is_none_or(|url| *url == d.rpc_url));
+    if let Some(d) = devnet.as_ref().filter(|d| chain.rpc_url.is_none() && !store::is_running(d.pid)) {
+        bail!(
+            "{} describes a devnet (PID {}) that is no longer running: start one with `valet devnet`, or pass --rpc-url",
+            store::devnet_path(&dir).display(),
+            d.pid
+        );
+    }
     let rpc_url = chain
         .rpc_url
         .clone()
@@ -260,9 +276,14 @@ pub(crate) async fn grant(
     let owner = require_owner(key)?;
     store::password()?; // fail before signing anything if the key cannot be stored
     let mut c = connect(chain).await?;
+    // The summary calls an address by the name given with --name, if any, over the devnet's.
+    let mut summary_labels = labels(&c.names);
+    for (name, address) in &extra_names {
+        summary_labels.names.insert(*address, name.clone());
+    }
     c.names.extend(extra_names);
     let account = c.valet.account(owner.address(), salt).await?;
-    let proposal = c.valet.propose(&account, &spec, &c.names, &labels(&c.names)).await?;
+    let proposal = c.valet.propose(&account, &spec, &c.names, &summary_labels).await?;
     let signature = owner.sign_hash_sync(&proposal.digest)?.as_bytes();
     let summary = proposal.summary.clone();
     let handle = proposal.grant(&signature)?;
@@ -277,6 +298,8 @@ pub(crate) async fn grant(
         session: handle.packed.clone(),
         grant: handle.grant.clone(),
         summary: summary.clone(),
+        functions: spec.permissions.iter().map(|p| p.function.clone()).collect(),
+        names: c.names.clone(),
     };
     store::save_session(&c.dir, &stored, &handle.key)?;
     print(
@@ -403,11 +426,18 @@ fn calldata(
         let ty = DynSolType::parse(&arg.ty).with_context(|| format!("type {}", arg.ty))?;
         let text = match (text.as_str(), names.get(text)) {
             ("$account", _) => account.to_string(),
+            (t, _) if t.starts_with('$') => {
+                bail!("argument `{}` ({}) = `{t}`: unknown placeholder (the only one is `$account`)", arg.name, arg.ty)
+            }
             (_, Some(address)) if arg.ty == "address" => address.to_string(),
             _ => text.clone(),
         };
-        let value: DynSolValue =
-            ty.coerce_str(&text).map_err(|e| anyhow!("argument `{}` ({}) = `{text}`: {e}", arg.name, arg.ty))?;
+        let value: DynSolValue = ty.coerce_str(&text).map_err(|e| {
+            // The parser's error spans lines (input, caret, reason): keep the reason.
+            let e = e.to_string();
+            let reason = e.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("not parsable");
+            anyhow!("argument `{}` ({}) = `{text}`: {reason}", arg.name, arg.ty)
+        })?;
         values.push(value);
     }
     let mut data = f.selector().to_vec();
@@ -427,14 +457,21 @@ pub(crate) async fn exec(
     let c = connect(chain).await?;
     let stored = store::find_session(&c.dir, id)?;
     check_chain(&stored, &c.valet)?;
-    let target = match c.names.get(to) {
+    // The devnet's names, and those the session was granted with (its `--name`s too), which win.
+    let mut names = c.names.clone();
+    names.extend(stored.names.clone());
+    let target = match names.get(to) {
         Some(a) => *a,
-        None => to.parse::<Address>().map_err(|_| anyhow!("--to `{to}` is neither an address nor a known name"))?,
+        None => to.parse::<Address>().map_err(|_| {
+            let known: Vec<&str> = names.keys().map(String::as_str).collect();
+            let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+            anyhow!("--to `{to}` is neither an address nor a known name (known: {known})")
+        })?,
     };
     let data = match function {
-        Some(f) => calldata(f, args, stored.account, &c.names)?,
+        Some(f) => calldata(f, args, stored.account, &names)?,
         None if args.is_empty() => Bytes::new(),
-        None => bail!("arguments given without --function"),
+        None => bail!("{} argument(s) given without --function", args.len()),
     };
     let handle = handle_of(&stored, store::session_key(&c.dir, stored.id)?)?;
     let account = Account { address: stored.account, owner: stored.owner, salt: stored.salt, deployed: false };
@@ -459,15 +496,34 @@ pub(crate) async fn exec(
             },
         ),
         Err(Error::Preflight(refusal)) => {
+            // In the words of the spec the owner approved when the stored session has them.
+            let functions: Vec<Option<Function>> =
+                stored.functions.iter().map(|f| f.as_deref().and_then(|f| Function::parse(f).ok())).collect();
+            let reason = explain(&refusal, &handle.session, &functions, &labels(&names));
             if chain.json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&json!({ "status": "refused", "reason": refusal.to_string() }))?
+                    serde_json::to_string_pretty(
+                        &json!({ "status": "refused", "reason": reason, "refusal": refusal.to_string() })
+                    )?
                 );
             }
-            Err(anyhow!("refused before sending: {refusal}"))
+            Err(anyhow!("refused before sending: {reason}"))
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(submit_error(e, stored.account)),
+    }
+}
+
+/// A submission error, with what to do when the account cannot pay for its operation.
+fn submit_error(e: Error, account: Address) -> anyhow::Error {
+    let unfunded = matches!(&e, Error::Refused { reason, .. } if reason.starts_with("AA21"));
+    let e = anyhow::Error::from(e);
+    if unfunded {
+        e.context(format!(
+            "account {account} has too little ETH to pay for its operation: send it some (on a devnet, `cast rpc anvil_setBalance {account} 0xde0b6b3a7640000`)"
+        ))
+    } else {
+        e
     }
 }
 
@@ -481,10 +537,44 @@ pub(crate) async fn revoke(id: &str, key: &OwnerKey, chain: &ChainArgs) -> anyho
         bail!("the key given is {}, but session {} belongs to owner {}", owner.address(), stored.id, stored.owner);
     }
     let account = Account { address: stored.account, owner: stored.owner, salt: stored.salt, deployed: false };
-    let receipt = c.valet.revoke(&account, &owner, stored.id).await?;
+    let receipt = c.valet.revoke(&account, &owner, stored.id).await.map_err(|e| submit_error(e, stored.account))?;
     print(
         chain.json,
         json!({ "status": "revoked", "session_id": stored.id, "user_op_hash": receipt.user_op_hash, "transaction_hash": receipt.transaction_hash }),
         || println!("revoked session {} (transaction {})", stored.id, receipt.transaction_hash),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_arguments_are_named_in_one_line() {
+        let names = BTreeMap::from([("ValetNFT".to_string(), Address::repeat_byte(1))]);
+        let error = |function: &str, args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            let e = calldata(function, &args, Address::repeat_byte(2), &names).expect_err("refused").to_string();
+            println!("{function} {args:?}: {e}");
+            assert!(!e.contains('\n'), "{e}");
+            e
+        };
+        assert!(error("f(uint8 a)", &["-1"]).starts_with("argument `a` (uint8) = `-1`: "));
+        assert!(error("f(uint8 a)", &["300"]).starts_with("argument `a` (uint8) = `300`: "));
+        assert!(error("f(uint256 a)", &["1.5"]).starts_with("argument `a` (uint256) = `1.5`: "));
+        assert!(error("f(address a)", &["0x12"]).starts_with("argument `a` (address) = `0x12`: "));
+        assert!(error("f(bool a)", &["yes"]).starts_with("argument `a` (bool) = `yes`: "));
+        assert!(error("f(address a)", &["$acount"]).contains("unknown placeholder"));
+        assert_eq!(error("f(address a, uint8 b)", &["$account"]), "f(address,uint8) takes 2 argument(s), 1 given");
+        let data = calldata(
+            "f(address a, address b)",
+            &["$account".into(), "ValetNFT".into()],
+            Address::repeat_byte(2),
+            &names,
+        )
+        .expect("encodes");
+        assert_eq!(data.len(), 4 + 64);
+        assert_eq!(data[4 + 31], 2);
+        assert_eq!(data[4 + 63], 1);
+    }
 }

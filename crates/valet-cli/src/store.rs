@@ -48,6 +48,20 @@ pub(crate) fn write_devnet(dir: &Path, info: &DevnetInfo) -> anyhow::Result<()> 
     std::fs::write(&path, serde_json::to_string_pretty(info)?).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Whether process `pid` is alive (Linux: it has a `/proc` entry).
+pub(crate) fn is_running(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Removes `devnet.json` from its directory when dropped: `valet devnet` holds one while running.
+pub(crate) struct DevnetFile(pub(crate) PathBuf);
+
+impl Drop for DevnetFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(devnet_path(&self.0));
+    }
+}
+
 /// A stored session (without its key).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct StoredSession {
@@ -64,6 +78,13 @@ pub(crate) struct StoredSession {
     pub(crate) grant: Bytes,
     /// The approval summary the owner read.
     pub(crate) summary: Vec<String>,
+    /// Each permission's function as the spec wrote it (`name(type arg, …)`), for refusals in
+    /// the spec's words.
+    #[serde(default)]
+    pub(crate) functions: Vec<Option<String>>,
+    /// The names known at grant (the devnet's and `--name`s), for `exec --to` and refusals.
+    #[serde(default)]
+    pub(crate) names: BTreeMap<String, Address>,
 }
 
 fn sessions_dir(dir: &Path) -> PathBuf {

@@ -478,8 +478,12 @@ impl Valet {
     }
 
     /// Revokes session `id` on `account` with an owner-signed operation (at once, whether or not
-    /// the session was ever used).
+    /// the session was ever used). Revoking it again is refused rather than paid for.
     pub async fn revoke(&self, account: &Account, owner: &PrivateKeySigner, id: B256) -> Result<OpReceipt, Error> {
+        let validator = SessionKeyValidator::new(self.deployment.validator, &self.provider);
+        if validator.sessionState(account.address, id).call().await.map_err(rpc)?.state == 2 {
+            return Err(Error::Config(format!("session {id} is already revoked: nothing to do")));
+        }
         let data = SessionKeyValidator::revokeSessionCall { id }.abi_encode();
         let call = Call { target: self.deployment.validator, value: U256::ZERO, data: data.into() };
         self.owner_execute(account, owner, &[call]).await

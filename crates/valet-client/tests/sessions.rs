@@ -228,6 +228,8 @@ async fn a_revoked_session_stops_at_once_whether_used_or_not() {
         assert_eq!(refusal, Refusal::Revoked(session.id));
         assert!(chain.contains("SessionIsRevoked("), "{chain}");
     }
+    let again = s.valet.revoke(&s.account, &s.owner, used.id).await.expect_err("already revoked");
+    assert!(again.to_string().contains("is already revoked"), "{again}");
     // Only the owner may revoke.
     let stranger = s.devnet.key(8);
     let err = s.valet.revoke(&s.account, &stranger, used.id).await.expect_err("not the owner");
