@@ -440,14 +440,7 @@ impl Valet {
         owner: &PrivateKeySigner,
         calls: &[Call],
     ) -> Result<OpReceipt, Error> {
-        if owner.address() != account.owner {
-            return Err(Error::Config(format!(
-                "key {} is not the owner {} of account {}",
-                owner.address(),
-                account.owner,
-                account.address
-            )));
-        }
+        check_owner(account, owner)?;
         let execution = match calls {
             [one] => Execution::Single(one.clone()),
             many => Execution::Batch(many.to_vec()),
@@ -480,6 +473,7 @@ impl Valet {
     /// Revokes session `id` on `account` with an owner-signed operation (at once, whether or not
     /// the session was ever used). Revoking it again is refused rather than paid for.
     pub async fn revoke(&self, account: &Account, owner: &PrivateKeySigner, id: B256) -> Result<OpReceipt, Error> {
+        check_owner(account, owner)?;
         let validator = SessionKeyValidator::new(self.deployment.validator, &self.provider);
         if validator.sessionState(account.address, id).call().await.map_err(rpc)?.state == 2 {
             return Err(Error::Config(format!("session {id} is already revoked: nothing to do")));
@@ -496,6 +490,18 @@ impl Valet {
         let now = self.now().await?;
         Ok(status_of(session, session.id()?, &counters, now))
     }
+}
+
+fn check_owner(account: &Account, owner: &PrivateKeySigner) -> Result<(), Error> {
+    if owner.address() != account.owner {
+        return Err(Error::Config(format!(
+            "key {} is not the owner {} of account {}",
+            owner.address(),
+            account.owner,
+            account.address
+        )));
+    }
+    Ok(())
 }
 
 /// A session's status from its counters at `now`.
