@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use alloy::dyn_abi::{DynSolType, DynSolValue};
 use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, Bytes, U256};
 use alloy::providers::{Provider, ProviderBuilder};
@@ -410,39 +409,13 @@ pub(crate) async fn list(account: Option<Address>, chain: &ChainArgs) -> anyhow:
     })
 }
 
-/// Encodes `function(args)` for `exec`.
 fn calldata(
     function: &str,
     args: &[String],
     account: Address,
     names: &BTreeMap<String, Address>,
 ) -> anyhow::Result<Bytes> {
-    let f = Function::parse(function)?;
-    if f.args.len() != args.len() {
-        bail!("{} takes {} argument(s), {} given", f.signature(), f.args.len(), args.len());
-    }
-    let mut values = Vec::with_capacity(args.len());
-    for (arg, text) in f.args.iter().zip(args) {
-        let ty = DynSolType::parse(&arg.ty).with_context(|| format!("type {}", arg.ty))?;
-        let text = match (text.as_str(), names.get(text)) {
-            ("$account", _) => account.to_string(),
-            (t, _) if t.starts_with('$') => {
-                bail!("argument `{}` ({}) = `{t}`: unknown placeholder (the only one is `$account`)", arg.name, arg.ty)
-            }
-            (_, Some(address)) if arg.ty == "address" => address.to_string(),
-            _ => text.clone(),
-        };
-        let value: DynSolValue = ty.coerce_str(&text).map_err(|e| {
-            // The parser's error spans lines (input, caret, reason): keep the reason.
-            let e = e.to_string();
-            let reason = e.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("not parsable");
-            anyhow!("argument `{}` ({}) = `{text}`: {reason}", arg.name, arg.ty)
-        })?;
-        values.push(value);
-    }
-    let mut data = f.selector().to_vec();
-    data.extend(DynSolValue::Tuple(values).abi_encode_params());
-    Ok(data.into())
+    Ok(valet_client::abi::encode_call(function, args, account, names)?)
 }
 
 /// `valet session exec`.

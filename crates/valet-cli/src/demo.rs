@@ -155,8 +155,10 @@ fn vote(dao: Address, proposal: u64, support: u8) -> Call {
 
 const ETHER: u128 = 1_000_000_000_000_000_000;
 const DAY: u64 = 86_400;
-/// Seconds of the payment session's first period left when it is granted, on the Alto path.
-const ALTO_PERIOD_WAIT: u64 = 6;
+/// Seconds of the payment session's first period left when it is granted, on the Alto path: Alto
+/// refuses operations valid for less than 5 more seconds (by its clock), so day 1 must be paid
+/// well before the period turns.
+const ALTO_PERIOD_WAIT: u64 = 15;
 
 /// Runs the story; `alto` sends everything through the Alto bundler instead of direct submission.
 pub(crate) async fn run(json: bool, alto: bool) -> anyhow::Result<()> {

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod abi;
 pub mod bundler;
 pub mod client;
 pub mod contracts;

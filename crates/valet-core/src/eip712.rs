@@ -140,3 +140,106 @@ pub fn revoke_all_digest(
     let revoke = hash_words(&[typehash(&[REVOKE_ALL_TYPE]).0, address_word(account), word(epoch), hash_words(&ids).0]);
     typed_digest(validator, chain_id, revoke)
 }
+
+fn domain_json(validator: Address, chain_id: u64) -> serde_json::Value {
+    serde_json::json!({ "name": "Valet", "version": "1", "chainId": chain_id, "verifyingContract": validator })
+}
+
+fn domain_type() -> serde_json::Value {
+    serde_json::json!([
+        { "name": "name", "type": "string" },
+        { "name": "version", "type": "string" },
+        { "name": "chainId", "type": "uint256" },
+        { "name": "verifyingContract", "type": "address" }
+    ])
+}
+
+/// The grant as `eth_signTypedData_v4` JSON, for wallets: signing it gives the signature of
+/// [`grant_digest`]. Integers are decimal strings.
+pub fn grant_typed_data(
+    session: &Session,
+    account: Address,
+    validator: Address,
+    chain_id: u64,
+) -> Result<serde_json::Value, Error> {
+    session.encode()?;
+    let limits: Vec<serde_json::Value> = session
+        .limits
+        .iter()
+        .map(|l| {
+            serde_json::json!({
+                "kind": (l.kind as u8).to_string(), "token": l.token,
+                "amount": l.amount.to_string(), "period": l.period.to_string()
+            })
+        })
+        .collect();
+    let permissions: Vec<serde_json::Value> = session
+        .permissions
+        .iter()
+        .map(|p| {
+            let rules: Vec<serde_json::Value> = p
+                .rules
+                .iter()
+                .map(|r| serde_json::json!({ "arg": r.arg.to_string(), "op": (r.op as u8).to_string(), "values": r.values }))
+                .collect();
+            serde_json::json!({
+                "target": p.target, "selector": p.selector, "valueLimit": p.value_limit.to_string(),
+                "maxUses": p.max_uses.to_string(), "rules": rules
+            })
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "types": {
+            "EIP712Domain": domain_type(),
+            "Grant": [{ "name": "account", "type": "address" }, { "name": "session", "type": "Session" }],
+            "Session": [
+                { "name": "sessionKey", "type": "address" }, { "name": "validAfter", "type": "uint48" },
+                { "name": "validUntil", "type": "uint48" }, { "name": "epoch", "type": "uint32" },
+                { "name": "salt", "type": "uint32" }, { "name": "maxUses", "type": "uint24" },
+                { "name": "limits", "type": "Limit[]" }, { "name": "permissions", "type": "Permission[]" }
+            ],
+            "Limit": [
+                { "name": "kind", "type": "uint8" }, { "name": "token", "type": "address" },
+                { "name": "amount", "type": "uint128" }, { "name": "period", "type": "uint48" }
+            ],
+            "Permission": [
+                { "name": "target", "type": "address" }, { "name": "selector", "type": "bytes4" },
+                { "name": "valueLimit", "type": "uint128" }, { "name": "maxUses", "type": "uint24" },
+                { "name": "rules", "type": "Rule[]" }
+            ],
+            "Rule": [
+                { "name": "arg", "type": "uint8" }, { "name": "op", "type": "uint8" },
+                { "name": "values", "type": "bytes32[]" }
+            ]
+        },
+        "primaryType": "Grant",
+        "domain": domain_json(validator, chain_id),
+        "message": {
+            "account": account,
+            "session": {
+                "sessionKey": session.session_key, "validAfter": session.valid_after.to_string(),
+                "validUntil": session.valid_until.to_string(), "epoch": session.epoch.to_string(),
+                "salt": session.salt.to_string(), "maxUses": session.max_uses.to_string(),
+                "limits": limits, "permissions": permissions
+            }
+        }
+    }))
+}
+
+/// The revocation of one session as `eth_signTypedData_v4` JSON ([`revoke_session_digest`]).
+pub fn revoke_session_typed_data(
+    account: Address,
+    session_id: B256,
+    validator: Address,
+    chain_id: u64,
+) -> serde_json::Value {
+    serde_json::json!({
+        "types": {
+            "EIP712Domain": domain_type(),
+            "RevokeSession": [{ "name": "account", "type": "address" }, { "name": "sessionId", "type": "bytes32" }]
+        },
+        "primaryType": "RevokeSession",
+        "domain": domain_json(validator, chain_id),
+        "message": { "account": account, "sessionId": session_id }
+    })
+}
