@@ -226,6 +226,16 @@ impl Function {
         format!("{}({})", self.name, types.join(","))
     }
 
+    /// `name(type arg, …)` with the argument names (parses back to the same function).
+    pub fn signature_with_names(&self) -> String {
+        let args: Vec<String> = self
+            .args
+            .iter()
+            .map(|a| if a.name.is_empty() { a.ty.clone() } else { format!("{} {}", a.ty, a.name) })
+            .collect();
+        format!("{}({})", self.name, args.join(", "))
+    }
+
     /// The 4-byte selector.
     pub fn selector(&self) -> FixedBytes<4> {
         FixedBytes::from_slice(&keccak256(self.signature())[..4])

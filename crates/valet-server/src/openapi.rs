@@ -1,0 +1,123 @@
+//! The OpenAPI 3.1 document served at `/openapi.json`.
+
+use serde_json::{Value, json};
+
+fn error_response(description: &str) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
+}
+
+fn json_response(description: &str, schema: Value) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": schema } } })
+}
+
+fn body(schema: Value) -> Value {
+    json!({ "required": true, "content": { "application/json": { "schema": schema } } })
+}
+
+fn session_id_param() -> Value {
+    json!({ "name": "id", "in": "path", "required": true, "schema": { "$ref": "#/components/schemas/SessionId" } })
+}
+
+fn errors(mut responses: Value, codes: &[(&str, &str)]) -> Value {
+    for (code, description) in codes {
+        responses[*code] = error_response(description);
+    }
+    responses
+}
+
+const AUTH_ERRORS: &[(&str, &str)] = &[("400", "Malformed request"), ("401", "Missing or unknown API key")];
+
+/// The document.
+pub fn document() -> Value {
+    let object =
+        |props: Value, required: &[&str]| json!({ "type": "object", "properties": props, "required": required });
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": "Valet session-key service", "version": "1",
+                  "description": "Session keys for ERC-4337 smart accounts: propose, grant, execute, show, revoke." },
+        "components": {
+            "securitySchemes": { "apiKey": { "type": "http", "scheme": "bearer" } },
+            "schemas": {
+                "Error": object(json!({ "error": { "type": "string" }, "message": { "type": "string" } }), &["error", "message"]),
+                "Address": { "type": "string", "pattern": "^0x[0-9a-fA-F]{40}$" },
+                "SessionId": { "type": "string", "pattern": "^0x[0-9a-fA-F]{64}$" },
+                "Signature": { "type": "string", "pattern": "^0x[0-9a-fA-F]{130}$" },
+                "Call": {
+                    "type": "object",
+                    "properties": {
+                        "to": { "type": "string", "description": "An address or a known name" },
+                        "value": { "type": "string", "description": "Wei, decimal or 0x" },
+                        "data": { "type": "string", "pattern": "^0x([0-9a-fA-F]{2})*$" },
+                        "function": { "type": "string", "description": "name(type arg, …)" },
+                        "args": { "type": "array", "items": { "type": ["string", "number", "boolean"] } }
+                    },
+                    "required": ["to"],
+                    "additionalProperties": false
+                },
+                "Session": { "type": "object" },
+                "Execution": object(json!({
+                    "execution_id": { "type": "string" }, "session_id": { "type": "string" },
+                    "status": { "type": "string", "enum": ["included", "reverted", "refused", "failed"] },
+                    "user_op_hash": { "type": ["string", "null"] }, "transaction_hash": { "type": ["string", "null"] },
+                    "gas_used": { "type": ["string", "null"] }
+                }), &["execution_id", "status"])
+            }
+        },
+        "security": [{ "apiKey": [] }],
+        "paths": {
+            "/health": { "get": { "summary": "Liveness and the chain's head", "security": [],
+                "responses": { "200": json_response("Healthy", json!({ "type": "object" })), "503": error_response("Chain unreachable") } } },
+            "/metrics": { "get": { "summary": "Prometheus metrics", "security": [],
+                "responses": { "200": { "description": "Text exposition format", "content": { "text/plain": { "schema": { "type": "string" } } } } } } },
+            "/openapi.json": { "get": { "summary": "This document", "security": [],
+                "responses": { "200": json_response("OpenAPI 3.1", json!({ "type": "object" })) } } },
+            "/v1/apps": { "post": { "summary": "Register an app (admin token); returns its API key once",
+                "requestBody": body(json!({ "type": "object", "properties": { "name": { "type": "string", "minLength": 1, "maxLength": 100 } }, "required": ["name"], "additionalProperties": false })),
+                "responses": errors(json!({ "201": json_response("Registered", json!({ "type": "object" })) }), AUTH_ERRORS) } },
+            "/v1/accounts/{owner}": { "get": { "summary": "An owner's counterfactual account",
+                "parameters": [
+                    { "name": "owner", "in": "path", "required": true, "schema": { "$ref": "#/components/schemas/Address" } },
+                    { "name": "salt", "in": "query", "required": false, "schema": { "type": "string", "pattern": "^[0-9]+$" } }
+                ],
+                "responses": errors(json!({ "200": json_response("The account", json!({ "type": "object" })) }), AUTH_ERRORS) } },
+            "/v1/sessions": {
+                "post": { "summary": "Propose a session: a fresh key, the summary and the typed data the owner signs",
+                    "requestBody": body(json!({ "type": "object", "properties": {
+                        "owner": { "$ref": "#/components/schemas/Address" },
+                        "salt": { "type": "string", "pattern": "^[0-9]+$" },
+                        "spec": { "description": "A TOML spec (string) or a JSON spec (object)", "type": ["string", "object"] },
+                        "names": { "type": "object", "additionalProperties": { "$ref": "#/components/schemas/Address" } }
+                    }, "required": ["owner", "spec"], "additionalProperties": false })),
+                    "responses": errors(json!({ "201": json_response("Proposed", json!({ "$ref": "#/components/schemas/Session" })) }), AUTH_ERRORS) },
+                "get": { "summary": "This app's sessions with what is left",
+                    "parameters": [{ "name": "account", "in": "query", "required": false, "schema": { "$ref": "#/components/schemas/Address" } }],
+                    "responses": errors(json!({ "200": json_response("Sessions", json!({ "type": "object" })) }), AUTH_ERRORS) }
+            },
+            "/v1/sessions/{id}": { "get": { "summary": "A session with what is left, read from the chain",
+                "parameters": [session_id_param()],
+                "responses": errors(json!({ "200": json_response("The session", json!({ "$ref": "#/components/schemas/Session" })) }), &[("400", "Malformed id"), ("401", "Unauthorized"), ("404", "No such session for this app")]) } },
+            "/v1/sessions/{id}/grant": { "post": { "summary": "The owner's EIP-712 grant signature",
+                "parameters": [session_id_param()],
+                "requestBody": body(json!({ "type": "object", "properties": { "signature": { "$ref": "#/components/schemas/Signature" } }, "required": ["signature"], "additionalProperties": false })),
+                "responses": errors(json!({ "200": json_response("Active", json!({ "type": "object" })) }), &[("400", "Malformed"), ("401", "Unauthorized"), ("403", "Not the owner's signature"), ("404", "No such session"), ("409", "Not waiting for a grant")]) } },
+            "/v1/sessions/{id}/execute": { "post": { "summary": "Execute calls within the session (pre-flighted; idempotent with Idempotency-Key)",
+                "parameters": [session_id_param(), { "name": "Idempotency-Key", "in": "header", "required": false, "schema": { "type": "string", "minLength": 1, "maxLength": 200 } }],
+                "requestBody": body(json!({ "type": "object", "properties": { "calls": { "type": "array", "minItems": 1, "maxItems": 32, "items": { "$ref": "#/components/schemas/Call" } } }, "required": ["calls"], "additionalProperties": false })),
+                "responses": errors(json!({ "200": json_response("Included", json!({ "$ref": "#/components/schemas/Execution" })) }), &[("400", "Malformed"), ("401", "Unauthorized"), ("404", "No such session"), ("409", "Revoked, not granted, or in progress"), ("422", "Refused before sending, with the reason; or rejected by the chain")]) } },
+            "/v1/sessions/{id}/revoke": { "post": { "summary": "Stop the session in the service at once; returns what the owner signs to revoke it on chain",
+                "parameters": [session_id_param()],
+                "responses": errors(json!({ "200": json_response("Revoked", json!({ "type": "object" })) }), &[("400", "Malformed"), ("401", "Unauthorized"), ("404", "No such session")]) } },
+            "/v1/sessions/{id}/revoke/onchain": { "post": { "summary": "Submit the owner's signed revocation",
+                "parameters": [session_id_param()],
+                "requestBody": body(json!({ "type": "object", "properties": { "signature": { "$ref": "#/components/schemas/Signature" } }, "required": ["signature"], "additionalProperties": false })),
+                "responses": errors(json!({ "200": json_response("Revoked on chain", json!({ "type": "object" })) }), &[("400", "Malformed"), ("401", "Unauthorized"), ("403", "Not the owner's signature"), ("404", "No such session"), ("409", "No relayer"), ("422", "Rejected by the chain")]) } },
+            "/v1/audit": { "get": { "summary": "This app's audit log",
+                "parameters": [
+                    { "name": "account", "in": "query", "required": false, "schema": { "$ref": "#/components/schemas/Address" } },
+                    { "name": "session_id", "in": "query", "required": false, "schema": { "$ref": "#/components/schemas/SessionId" } },
+                    { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } }
+                ],
+                "responses": errors(json!({ "200": json_response("Events", json!({ "type": "object" })) }), AUTH_ERRORS) } }
+        }
+    })
+}

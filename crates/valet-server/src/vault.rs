@@ -1,0 +1,457 @@
+//! The vault: apps, sessions (their keys sealed), executions and the audit log, in SQLite by
+//! default or PostgreSQL for several instances — the same queries through sqlx's `Any` driver,
+//! with a migration set per backend.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Row};
+
+use crate::Error;
+
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Unix seconds now.
+pub(crate) fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
+}
+
+/// A random 128-bit id as hex.
+pub(crate) fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    chacha20poly1305::aead::rand_core::RngCore::fill_bytes(&mut chacha20poly1305::aead::OsRng, &mut bytes);
+    alloy::hex::encode(bytes)
+}
+
+/// sha256 as hex.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    alloy::hex::encode(Sha256::digest(bytes))
+}
+
+fn db(e: sqlx::Error) -> Error {
+    Error::Database(e.to_string())
+}
+
+/// An app allowed to use the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct App {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+}
+
+/// A stored session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// Session id (0x…).
+    pub id: String,
+    /// The app that proposed it.
+    pub app_id: String,
+    /// Chain id.
+    pub chain_id: i64,
+    /// Validator address.
+    pub validator: String,
+    /// Account address.
+    pub account: String,
+    /// Owner address.
+    pub owner: String,
+    /// Factory salt (decimal).
+    pub salt: String,
+    /// Session key address.
+    pub session_key: String,
+    /// Packed session (0x…).
+    pub packed: String,
+    /// JSON: function signature per permission.
+    pub functions: String,
+    /// JSON: names used.
+    pub names: String,
+    /// JSON: summary lines.
+    pub summary: String,
+    /// Sealed key (hex).
+    pub sealed_key: String,
+    /// The owner's grant (0x…), once given.
+    pub grant_sig: Option<String>,
+    /// proposed | active | revoked.
+    pub status: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A recorded execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionRow {
+    /// Its id.
+    pub id: String,
+    /// The session.
+    pub session_id: String,
+    /// The Idempotency-Key, if any.
+    pub idempotency_key: Option<String>,
+    /// sha256 of the request body.
+    pub request_hash: String,
+    /// pending | included | reverted | refused | failed.
+    pub status: String,
+    /// userOpHash, once built.
+    pub user_op_hash: Option<String>,
+    /// Transaction hash, once included.
+    pub transaction_hash: Option<String>,
+    /// Gas charged, once included.
+    pub gas_used: Option<String>,
+    /// JSON detail.
+    pub detail: Option<String>,
+}
+
+/// One audit event.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditRow {
+    /// Order.
+    pub seq: i64,
+    /// The account, if any.
+    pub account: Option<String>,
+    /// The session, if any.
+    pub session_id: Option<String>,
+    /// What happened.
+    pub event: String,
+    /// JSON detail.
+    pub detail: serde_json::Value,
+    /// Unix seconds.
+    pub at: i64,
+}
+
+/// Where an execution with an idempotency key stands when a request arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begin {
+    /// Recorded as pending under this id: go ahead.
+    New(String),
+    /// The key was used before: this is what happened.
+    Existing(ExecutionRow),
+}
+
+/// The vault.
+#[derive(Debug, Clone)]
+pub struct Vault {
+    pool: AnyPool,
+}
+
+const SESSION_COLUMNS: &str = "id, app_id, chain_id, validator, account, owner, salt, session_key, packed, functions, \
+                               names, summary, sealed_key, grant_sig, status, created_at";
+const EXECUTION_COLUMNS: &str =
+    "id, session_id, idempotency_key, request_hash, status, user_op_hash, transaction_hash, gas_used, detail";
+
+fn session_row(r: &sqlx::any::AnyRow) -> Result<SessionRow, Error> {
+    Ok(SessionRow {
+        id: r.try_get("id").map_err(db)?,
+        app_id: r.try_get("app_id").map_err(db)?,
+        chain_id: r.try_get("chain_id").map_err(db)?,
+        validator: r.try_get("validator").map_err(db)?,
+        account: r.try_get("account").map_err(db)?,
+        owner: r.try_get("owner").map_err(db)?,
+        salt: r.try_get("salt").map_err(db)?,
+        session_key: r.try_get("session_key").map_err(db)?,
+        packed: r.try_get("packed").map_err(db)?,
+        functions: r.try_get("functions").map_err(db)?,
+        names: r.try_get("names").map_err(db)?,
+        summary: r.try_get("summary").map_err(db)?,
+        sealed_key: r.try_get("sealed_key").map_err(db)?,
+        grant_sig: r.try_get("grant_sig").map_err(db)?,
+        status: r.try_get("status").map_err(db)?,
+        created_at: r.try_get("created_at").map_err(db)?,
+    })
+}
+
+fn execution_row(r: &sqlx::any::AnyRow) -> Result<ExecutionRow, Error> {
+    Ok(ExecutionRow {
+        id: r.try_get("id").map_err(db)?,
+        session_id: r.try_get("session_id").map_err(db)?,
+        idempotency_key: r.try_get("idempotency_key").map_err(db)?,
+        request_hash: r.try_get("request_hash").map_err(db)?,
+        status: r.try_get("status").map_err(db)?,
+        user_op_hash: r.try_get("user_op_hash").map_err(db)?,
+        transaction_hash: r.try_get("transaction_hash").map_err(db)?,
+        gas_used: r.try_get("gas_used").map_err(db)?,
+        detail: r.try_get("detail").map_err(db)?,
+    })
+}
+
+impl Vault {
+    /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://…`) and migrates it.
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        if !sqlite && !url.starts_with("postgres:") && !url.starts_with("postgresql:") {
+            return Err(Error::Config(format!("database URL `{url}`: expected sqlite://… or postgres://…")));
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 4 } else { 16 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // One writer at a time, readers alongside; wait for the lock instead of failing.
+                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await
+            .map_err(|e| Error::Database(format!("connecting to the database: {e}")))?;
+        let migrator = if sqlite { &SQLITE } else { &POSTGRES };
+        migrator.run(&pool).await.map_err(|e| Error::Database(format!("migrating: {e}")))?;
+        Ok(Self { pool })
+    }
+
+    /// Registers an app; returns it and its API key (shown once, stored hashed).
+    pub async fn create_app(&self, name: &str) -> Result<(App, String), Error> {
+        let id = random_id();
+        let key = format!("valet_{}{}", random_id(), random_id());
+        sqlx::query("INSERT INTO apps (id, name, key_hash, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&id)
+            .bind(name)
+            .bind(sha256_hex(key.as_bytes()))
+            .bind(now())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok((App { id, name: name.to_string() }, key))
+    }
+
+    /// The app an API key belongs to.
+    pub async fn app_by_key(&self, key: &str) -> Result<Option<App>, Error> {
+        let row = sqlx::query("SELECT id, name FROM apps WHERE key_hash = $1")
+            .bind(sha256_hex(key.as_bytes()))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.map(|r| Ok(App { id: r.try_get("id").map_err(db)?, name: r.try_get("name").map_err(db)? })).transpose()
+    }
+
+    /// Stores a proposed session.
+    pub async fn insert_session(&self, s: &SessionRow) -> Result<(), Error> {
+        sqlx::query(&format!(
+            "INSERT INTO sessions ({SESSION_COLUMNS}, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)"
+        ))
+        .bind(&s.id)
+        .bind(&s.app_id)
+        .bind(s.chain_id)
+        .bind(&s.validator)
+        .bind(&s.account)
+        .bind(&s.owner)
+        .bind(&s.salt)
+        .bind(&s.session_key)
+        .bind(&s.packed)
+        .bind(&s.functions)
+        .bind(&s.names)
+        .bind(&s.summary)
+        .bind(&s.sealed_key)
+        .bind(&s.grant_sig)
+        .bind(&s.status)
+        .bind(s.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    /// App `app`'s session `id`.
+    pub async fn session(&self, app: &str, id: &str) -> Result<Option<SessionRow>, Error> {
+        let row = sqlx::query(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE app_id = $1 AND id = $2"))
+            .bind(app)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(session_row).transpose()
+    }
+
+    /// App `app`'s sessions, for one account or all.
+    pub async fn sessions(&self, app: &str, account: Option<&str>) -> Result<Vec<SessionRow>, Error> {
+        let rows = match account {
+            Some(a) => sqlx::query(&format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions WHERE app_id = $1 AND account = $2 ORDER BY created_at, id"
+            ))
+            .bind(app)
+            .bind(a)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?,
+            None => sqlx::query(&format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions WHERE app_id = $1 ORDER BY created_at, id"
+            ))
+            .bind(app)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?,
+        };
+        rows.iter().map(session_row).collect()
+    }
+
+    /// Moves a session from `from` to `to` (and stores the grant); false if it was not in `from`.
+    pub async fn transition(&self, id: &str, from: &[&str], to: &str, grant: Option<&str>) -> Result<bool, Error> {
+        let mut changed = false;
+        for state in from {
+            let done = sqlx::query(
+                "UPDATE sessions SET status = $1, grant_sig = COALESCE($2, grant_sig), updated_at = $3 \
+                 WHERE id = $4 AND status = $5",
+            )
+            .bind(to)
+            .bind(grant)
+            .bind(now())
+            .bind(id)
+            .bind(*state)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+            changed |= done.rows_affected() == 1;
+        }
+        Ok(changed)
+    }
+
+    /// Records the start of an execution; with an idempotency key already used, returns what
+    /// happened to it instead.
+    pub async fn begin_execution(
+        &self,
+        app: &str,
+        session: &str,
+        key: Option<&str>,
+        request_hash: &str,
+    ) -> Result<Begin, Error> {
+        let id = random_id();
+        let at = now();
+        let inserted = sqlx::query(
+            "INSERT INTO executions (id, app_id, session_id, idempotency_key, request_hash, status, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6)",
+        )
+        .bind(&id)
+        .bind(app)
+        .bind(session)
+        .bind(key)
+        .bind(request_hash)
+        .bind(at)
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => Ok(Begin::New(id)),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() && key.is_some() => {
+                let row = sqlx::query(&format!(
+                    "SELECT {EXECUTION_COLUMNS} FROM executions WHERE app_id = $1 AND idempotency_key = $2"
+                ))
+                .bind(app)
+                .bind(key)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
+                Ok(Begin::Existing(execution_row(&row)?))
+            }
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    /// Records the userOpHash of a pending execution before it is submitted.
+    pub async fn execution_built(&self, id: &str, user_op_hash: &str) -> Result<(), Error> {
+        sqlx::query("UPDATE executions SET user_op_hash = $1, updated_at = $2 WHERE id = $3")
+            .bind(user_op_hash)
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// Records how an execution ended.
+    pub async fn finish_execution(
+        &self,
+        id: &str,
+        status: &str,
+        transaction_hash: Option<&str>,
+        gas_used: Option<&str>,
+        detail: &serde_json::Value,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE executions SET status = $1, transaction_hash = $2, gas_used = $3, detail = $4, updated_at = $5 \
+             WHERE id = $6",
+        )
+        .bind(status)
+        .bind(transaction_hash)
+        .bind(gas_used)
+        .bind(detail.to_string())
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    /// Executions still pending (after a crash: to reconcile with the chain).
+    pub async fn pending_executions(&self) -> Result<Vec<(String, ExecutionRow)>, Error> {
+        let rows = sqlx::query(&format!("SELECT app_id, {EXECUTION_COLUMNS} FROM executions WHERE status = 'pending'"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(|r| Ok((r.try_get("app_id").map_err(db)?, execution_row(r)?))).collect()
+    }
+
+    /// Appends to the audit log.
+    pub async fn audit(
+        &self,
+        app: &str,
+        account: Option<&str>,
+        session: Option<&str>,
+        event: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO audit (app_id, account, session_id, event, detail, at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(app)
+        .bind(account)
+        .bind(session)
+        .bind(event)
+        .bind(detail.to_string())
+        .bind(now())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    /// App `app`'s audit log, optionally for one account or session, oldest first.
+    pub async fn audit_log(
+        &self,
+        app: &str,
+        account: Option<&str>,
+        session: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>, Error> {
+        let rows = sqlx::query(
+            "SELECT seq, account, session_id, event, detail, at FROM audit WHERE app_id = $1 \
+             AND ($2 IS NULL OR account = $2) AND ($3 IS NULL OR session_id = $3) ORDER BY seq LIMIT $4",
+        )
+        .bind(app)
+        .bind(account)
+        .bind(session)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                let detail: String = r.try_get("detail").map_err(db)?;
+                Ok(AuditRow {
+                    seq: r.try_get("seq").map_err(db)?,
+                    account: r.try_get("account").map_err(db)?,
+                    session_id: r.try_get("session_id").map_err(db)?,
+                    event: r.try_get("event").map_err(db)?,
+                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+                    at: r.try_get("at").map_err(db)?,
+                })
+            })
+            .collect()
+    }
+}

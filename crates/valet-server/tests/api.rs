@@ -1,0 +1,279 @@
+//! The service end to end over HTTP, against a real anvil and a SQLite vault: apps and API keys,
+//! propose → grant → execute (idempotent, pre-flighted) → show/list → revoke in the service and on
+//! chain, the audit log, metrics, keys sealed at rest, and bad input answered with JSON 4xx.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use alloy::dyn_abi::TypedData;
+use alloy::primitives::{Address, B256, U256};
+use alloy::signers::SignerSync;
+use alloy::transports::http::reqwest;
+use serde_json::{Value, json};
+use valet_client::{Devnet, Direct, Valet};
+use valet_server::{MasterKey, Service, Vault};
+
+struct Server {
+    url: String,
+    http: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    async fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        self.raw(method, path, key, body.map(|b| b.to_string()), &[]).await
+    }
+
+    async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(key) = key {
+            request = request.header("authorization", format!("Bearer {key}"));
+        }
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body);
+        }
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let response = request.send().await.expect("the server answers");
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.expect("a body");
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, value)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("valet-server-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// A bad request: method, path, API key, body, expected status.
+type BadCase<'a> = (&'a str, String, Option<&'a str>, Option<String>, u16);
+
+const ADMIN: &str = "admin-token-for-tests";
+
+#[tokio::test]
+async fn the_service_from_proposal_to_revocation() {
+    let devnet = Devnet::start().await.expect("devnet");
+    let dir = temp_dir("api");
+    let database = format!("sqlite://{}?mode=rwc", dir.join("valet.db").display());
+    let vault = Vault::connect(&database).await.expect("vault");
+    let master = MasterKey::load(&dir.join("master.key")).expect("master key");
+    let direct = Direct::new(devnet.provider_for(1), devnet.key(1).address()).await.expect("direct");
+    let valet = Valet::new(devnet.provider.clone(), Arc::new(direct), devnet.deployment()).await.expect("valet");
+    let names = BTreeMap::from([("ValetNFT".to_string(), devnet.addresses.nft)]);
+    let service = Arc::new(Service::new(valet, vault, master, ADMIN, names, Some(devnet.provider_for(9))));
+    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let addr = "127.0.0.1:0".parse().expect("addr");
+        valet_server::serve(service, addr, bound_tx, async {
+            let _ = stop_rx.await;
+        })
+        .await
+        .expect("serves");
+    });
+    let addr = bound_rx.await.expect("bound");
+    assert!(addr.ip().is_loopback());
+    let s = Server {
+        url: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        shutdown: Some(stop_tx),
+        task: Some(task),
+    };
+
+    // Health, and apps registered with the admin token only.
+    let (status, health) = s.call("GET", "/health", None, None).await;
+    assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+    let (status, body) = s.call("POST", "/v1/apps", Some("wrong"), Some(json!({ "name": "game" }))).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("unauthorized")));
+    let (status, app) = s.call("POST", "/v1/apps", Some(ADMIN), Some(json!({ "name": "game" }))).await;
+    assert_eq!(status, 201, "{app}");
+    let key = app["api_key"].as_str().expect("api key").to_string();
+    let (_, other) = s.call("POST", "/v1/apps", Some(ADMIN), Some(json!({ "name": "other" }))).await;
+    let other_key = other["api_key"].as_str().expect("api key").to_string();
+
+    // The owner's account, counterfactual.
+    let owner = devnet.key(3);
+    let (status, account) = s.call("GET", &format!("/v1/accounts/{}?salt=0", owner.address()), Some(&key), None).await;
+    assert_eq!((status, account["deployed"].as_bool()), (200, Some(false)), "{account}");
+    let address: Address = account["address"].as_str().expect("address").parse().expect("an address");
+    devnet.fund(address, U256::from(10u128.pow(18))).await.expect("fund");
+
+    // Propose: the summary and the typed data the owner signs (which hashes to the digest).
+    let spec = valet_core::spec::DEMO_MINT_SPEC;
+    let (status, proposed) =
+        s.call("POST", "/v1/sessions", Some(&key), Some(json!({ "owner": owner.address(), "spec": spec }))).await;
+    assert_eq!(status, 201, "{proposed}");
+    let id = proposed["session_id"].as_str().expect("id").to_string();
+    assert!(proposed["summary"][1].as_str().is_some_and(|l| l.contains("quantity ≤ 5")), "{proposed}");
+    let typed: TypedData = serde_json::from_value(proposed["typed_data"].clone()).expect("typed data");
+    let digest: B256 = proposed["digest"].as_str().expect("digest").parse().expect("hex");
+    assert_eq!(typed.eip712_signing_hash().expect("hash"), digest);
+
+    let mint = |quantity: u64| json!({ "calls": [{ "to": "ValetNFT", "function": "mint(address to, uint256 quantity)", "args": ["$account", quantity] }] });
+    let execute = format!("/v1/sessions/{id}/execute");
+    let (status, body) = s.call("POST", &execute, Some(&key), Some(mint(1))).await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("not_active")), "not granted yet: {body}");
+
+    // Grant: only the owner's signature activates it.
+    let stranger = devnet.key(8).sign_hash_sync(&digest).expect("sign").as_bytes();
+    let grant = format!("/v1/sessions/{id}/grant");
+    let (status, body) =
+        s.call("POST", &grant, Some(&key), Some(json!({ "signature": alloy::hex::encode_prefixed(stranger) }))).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("not_the_owner")), "{body}");
+    let signature = alloy::hex::encode_prefixed(owner.sign_hash_sync(&digest).expect("sign").as_bytes());
+    let (status, body) = s.call("POST", &grant, Some(&key), Some(json!({ "signature": signature }))).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("active")), "{body}");
+    let (status, _) = s.call("POST", &grant, Some(&key), Some(json!({ "signature": signature }))).await;
+    assert_eq!(status, 409, "granted once");
+
+    // Execute, idempotently.
+    let body = mint(2).to_string();
+    let (status, first) = s.raw("POST", &execute, Some(&key), Some(body.clone()), &[("idempotency-key", "k1")]).await;
+    assert_eq!((status, first["status"].as_str()), (200, Some("included")), "{first}");
+    assert_eq!(first["detail"]["deployed_account"], true);
+    let (status, again) = s.raw("POST", &execute, Some(&key), Some(body.clone()), &[("idempotency-key", "k1")]).await;
+    assert_eq!((status, again["replayed"].as_bool()), (200, Some(true)), "{again}");
+    assert_eq!(again["execution_id"], first["execution_id"], "executed once");
+    let (status, reused) =
+        s.raw("POST", &execute, Some(&key), Some(mint(3).to_string()), &[("idempotency-key", "k1")]).await;
+    assert_eq!((status, reused["error"].as_str()), (422, Some("idempotency_key_reused")));
+    let nft = valet_client::contracts::ValetNFT::new(devnet.addresses.nft, &devnet.provider);
+    assert_eq!(nft.balanceOf(address).call().await.expect("balance"), U256::from(2), "minted once");
+
+    // Refused before sending, with the reason in the spec's words.
+    let (status, refused) = s.call("POST", &execute, Some(&key), Some(mint(6))).await;
+    assert_eq!((status, refused["error"].as_str()), (422, Some("refused")), "{refused}");
+    assert!(
+        refused["message"].as_str().is_some_and(|m| m.contains("quantity = 6, but the session requires quantity ≤ 5"))
+    );
+
+    // Show and list, read from the chain; other apps see nothing.
+    let (status, shown) = s.call("GET", &format!("/v1/sessions/{id}"), Some(&key), None).await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!((shown["usable"].as_bool(), shown["chain"]["state"].as_str()), (Some(true), Some("enabled")));
+    assert_eq!(shown["chain"]["permissions"][0]["uses"], 1);
+    let (status, listed) = s.call("GET", &format!("/v1/sessions?account={address}"), Some(&key), None).await;
+    assert_eq!((status, listed["sessions"].as_array().map(Vec::len)), (200, Some(1)));
+    let (status, _) = s.call("GET", &format!("/v1/sessions/{id}"), Some(&other_key), None).await;
+    assert_eq!(status, 404, "another app's session");
+    let (_, listed) = s.call("GET", "/v1/sessions", Some(&other_key), None).await;
+    assert_eq!(listed["sessions"].as_array().map(Vec::len), Some(0));
+
+    // Revoke: stops at once in the service; the owner's signature revokes on chain.
+    let (status, revoked) = s.call("POST", &format!("/v1/sessions/{id}/revoke"), Some(&key), None).await;
+    assert_eq!(status, 200, "{revoked}");
+    let (status, body) = s.call("POST", &execute, Some(&key), Some(mint(1))).await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("revoked")));
+    let revoke_digest: B256 = revoked["onchain"]["digest"].as_str().expect("digest").parse().expect("hex");
+    let typed: TypedData = serde_json::from_value(revoked["onchain"]["typed_data"].clone()).expect("typed");
+    assert_eq!(typed.eip712_signing_hash().expect("hash"), revoke_digest);
+    let onchain = format!("/v1/sessions/{id}/revoke/onchain");
+    let wrong = alloy::hex::encode_prefixed(devnet.key(8).sign_hash_sync(&revoke_digest).expect("sign").as_bytes());
+    let (status, _) = s.call("POST", &onchain, Some(&key), Some(json!({ "signature": wrong }))).await;
+    assert_eq!(status, 403);
+    let signature = alloy::hex::encode_prefixed(owner.sign_hash_sync(&revoke_digest).expect("sign").as_bytes());
+    let (status, body) = s.call("POST", &onchain, Some(&key), Some(json!({ "signature": signature }))).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, shown) = s.call("GET", &format!("/v1/sessions/{id}"), Some(&key), None).await;
+    assert_eq!(shown["chain"]["state"], "revoked", "{shown}");
+
+    // The audit log tells the story, for this app only.
+    let (status, audit) = s.call("GET", &format!("/v1/audit?session_id={id}"), Some(&key), None).await;
+    assert_eq!(status, 200);
+    let events: Vec<&str> =
+        audit["events"].as_array().expect("events").iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(
+        events,
+        [
+            "session.proposed",
+            "session.granted",
+            "execution.included",
+            "execution.refused",
+            "session.revoked",
+            "session.revoked_onchain"
+        ]
+    );
+    let (_, audit) = s.call("GET", "/v1/audit", Some(&other_key), None).await;
+    assert!(audit["events"].as_array().expect("events").iter().all(|e| e["session_id"].is_null()));
+
+    // Metrics count what happened.
+    let (status, metrics) = s.call("GET", "/metrics", None, None).await;
+    assert_eq!(status, 200);
+    let metrics = metrics.as_str().expect("text");
+    assert!(metrics.contains("valet_executions_total{outcome=\"included\"} 1"), "{metrics}");
+    assert!(metrics.contains("valet_executions_total{outcome=\"refused\"} 1"), "{metrics}");
+
+    // Bad input: JSON 4xx naming the problem, never a 5xx.
+    let cases: Vec<BadCase<'_>> = vec![
+        ("POST", "/v1/sessions".into(), Some(&key), Some("{not json".into()), 400),
+        ("POST", "/v1/sessions".into(), Some(&key), Some(json!({ "owner": "0x12", "spec": spec }).to_string()), 400),
+        (
+            "POST",
+            "/v1/sessions".into(),
+            Some(&key),
+            Some(json!({ "owner": owner.address(), "spec": "valid_for = 1" }).to_string()),
+            400,
+        ),
+        (
+            "POST",
+            "/v1/sessions".into(),
+            Some(&key),
+            Some(json!({ "owner": owner.address(), "spec": spec, "extra": 1 }).to_string()),
+            400,
+        ),
+        ("GET", "/v1/sessions/0x1234".into(), Some(&key), None, 400),
+        ("GET", format!("/v1/sessions/0x{}", "ab".repeat(32)), Some(&key), None, 404),
+        ("GET", "/v1/sessions".into(), None, None, 401),
+        ("GET", "/v1/sessions?account=nope".into(), Some(&key), None, 400),
+        ("GET", "/v1/audit?limit=0".into(), Some(&key), None, 400),
+        ("POST", execute.clone(), Some(&key), Some(json!({ "calls": [] }).to_string()), 400),
+        ("POST", execute.clone(), Some(&key), Some(json!({ "calls": [{ "to": "Nowhere" }] }).to_string()), 400),
+        ("DELETE", "/v1/sessions".into(), Some(&key), None, 405),
+        ("GET", "/v2/nothing".into(), Some(&key), None, 404),
+    ];
+    for (method, path, auth, body, expected) in cases {
+        let (status, answer) = s.raw(method, &path, auth, body.clone(), &[]).await;
+        assert_eq!(status, expected, "{method} {path} {body:?}: {answer}");
+        assert!(answer["error"].is_string() && answer["message"].is_string(), "{method} {path}: {answer}");
+    }
+
+    // At rest: the session key is sealed; the database file does not hold it.
+    let master = MasterKey::load(&dir.join("master.key")).expect("the same master key");
+    let vault = Vault::connect(&database).await.expect("vault");
+    let app_id = app["id"].as_str().expect("app id");
+    let row = vault.session(app_id, &id).await.expect("query").expect("stored");
+    let key = master.open(id.parse().expect("id"), &alloy::hex::decode(&row.sealed_key).expect("hex")).expect("opens");
+    assert_eq!(key.address().to_string(), row.session_key);
+    let secret = key.to_bytes();
+    let file = std::fs::read(dir.join("valet.db")).expect("db file");
+    assert!(!file.windows(32).any(|w| w == secret.as_slice()), "no raw key in the database");
+    assert!(!String::from_utf8_lossy(&file).contains(&alloy::hex::encode(secret)), "no hex key in the database");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
