@@ -7,11 +7,15 @@ FORGE      := $(TOOLS)/@foundry-rs/forge-linux-amd64/bin/forge
 FORGE_ARGS := --use ../tools/solc --offline
 STAMP      := $(TOOLS)/.valet-installed
 
-.PHONY: demo test test-contracts test-gas test-artifacts test-rust gas snapshot artifacts vectors tools clean
+.PHONY: demo up test test-contracts test-gas test-artifacts test-rust gas snapshot artifacts vectors tools clean
 
 ## demo: the main job on a local devnet — one grant, ten mints, the eleventh refused
 demo: tools
 	cargo run -q --locked -p valet-cli -- demo
+
+## up: the session-key service on a fresh local devnet at http://127.0.0.1:8080, until Ctrl-C
+up: tools
+	cargo run -q --locked -p valet-cli -- up $(UP_ARGS)
 
 ## test: every test (CI runs exactly this)
 test: test-contracts test-gas test-artifacts test-rust

@@ -7,6 +7,7 @@
 
 mod commands;
 mod demo;
+mod serve;
 mod store;
 
 use std::path::PathBuf;
@@ -54,6 +55,54 @@ enum Command {
         bundler: BundlerChoice,
         #[command(flatten)]
         data: DataDir,
+    },
+    /// The session-key service on a fresh local devnet (and the contracts), until Ctrl-C.
+    Up {
+        /// Port on 127.0.0.1 (0 = any free port).
+        #[arg(long, default_value = "8080")]
+        port: u16,
+        /// Where the service keeps its database, master key and admin token.
+        #[arg(long = "data-dir", default_value = ".valet-up")]
+        data_dir: PathBuf,
+        /// Also start a bundler and submit through it.
+        #[arg(long, value_enum, default_value = "direct")]
+        bundler: BundlerChoice,
+        /// Print one JSON line once serving.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The session-key service against a chain with Valet deployed, until Ctrl-C.
+    Serve {
+        /// The node's JSON-RPC URL.
+        #[arg(long, env = "VALET_RPC_URL")]
+        rpc_url: String,
+        /// A bundler's URL (otherwise --relayer-key submits directly).
+        #[arg(long, env = "VALET_BUNDLER_URL")]
+        bundler_url: Option<String>,
+        /// The relayer's private key (direct submission, and owners' signed revocations).
+        #[arg(long, env = "VALET_RELAYER_KEY", hide_env_values = true)]
+        relayer_key: Option<String>,
+        /// `sqlite://…` or `postgres://…` (default: a SQLite file in the data dir).
+        #[arg(long, env = "VALET_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+        /// The SessionKeyValidator.
+        #[arg(long, env = "VALET_VALIDATOR")]
+        validator: Address,
+        /// The ValetAccountFactory.
+        #[arg(long, env = "VALET_FACTORY")]
+        factory: Address,
+        /// Names for contracts in specs and calls: `--name Name=0x…` (repeatable).
+        #[arg(long = "name", value_parser = parse_name)]
+        names: Vec<(String, Address)>,
+        /// Port on 127.0.0.1.
+        #[arg(long, default_value = "8080")]
+        port: u16,
+        /// Where the service keeps its SQLite database, master key and admin token.
+        #[arg(long = "data-dir", default_value = ".valet-serve")]
+        data_dir: PathBuf,
+        /// Print one JSON line once serving.
+        #[arg(long)]
+        json: bool,
     },
     /// Smart accounts.
     #[command(subcommand)]
@@ -218,6 +267,35 @@ async fn main() -> std::process::ExitCode {
         Command::Demo { json, bundler } => demo::run(json, bundler == BundlerChoice::Alto).await,
         Command::Devnet { json, bundler, data } => {
             commands::devnet(json, bundler == BundlerChoice::Alto, &data.path()).await
+        }
+        Command::Up { port, data_dir, bundler, json } => {
+            serve::up(port, data_dir, bundler == BundlerChoice::Alto, json).await
+        }
+        Command::Serve {
+            rpc_url,
+            bundler_url,
+            relayer_key,
+            database_url,
+            validator,
+            factory,
+            names,
+            port,
+            data_dir,
+            json,
+        } => {
+            serve::serve(serve::ServeArgs {
+                rpc_url,
+                bundler_url,
+                relayer_key,
+                database_url,
+                validator,
+                factory,
+                names,
+                port,
+                dir: data_dir,
+                json,
+            })
+            .await
         }
         Command::Account(AccountCommand::Address { owner, owner_key, salt, chain }) => {
             commands::account_address(owner, &owner_key, salt, &chain).await

@@ -634,7 +634,8 @@ async fn execute(
         }
     };
     let user_op_hash = prepared.op.hash(service.valet.deployment().entry_point, service.valet.chain_id());
-    service.vault.execution_built(&execution_id, &user_op_hash.to_string()).await?;
+    let operation = serde_json::to_string(&prepared.op).unwrap_or_default();
+    service.vault.execution_built(&execution_id, &user_op_hash.to_string(), &operation).await?;
     match service.valet.submit(std::slice::from_ref(&prepared.op)).await {
         Ok(mut receipts) => {
             let receipt = receipts.remove(0);

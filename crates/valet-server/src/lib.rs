@@ -67,6 +67,83 @@ impl Service {
         }
     }
 
+    /// Settles executions a previous run left pending (killed mid-flight): an operation found on
+    /// chain is recorded as included (or reverted); one never built is recorded as not sent; one
+    /// built but not found is submitted again, the very same signed operation — its nonce makes a
+    /// second inclusion impossible, so nothing executes twice. Returns how many were settled.
+    pub async fn reconcile(&self) -> Result<usize, Error> {
+        use alloy::providers::Provider as _;
+        use alloy::sol_types::SolEvent as _;
+        use valet_client::contracts::entry_point::EntryPoint;
+        let pending = self.vault.pending_executions().await?;
+        for (app, execution, operation) in &pending {
+            let settle = |status: &'static str, tx: Option<String>, gas: Option<String>, detail: serde_json::Value| async move {
+                self.vault.finish_execution(&execution.id, status, tx.as_deref(), gas.as_deref(), &detail).await?;
+                self.vault
+                    .audit(app, None, Some(&execution.session_id), &format!("execution.{status}"), &detail)
+                    .await?;
+                self.metrics.inc("valet_executions_total", &[("outcome", status)]);
+                Ok::<(), Error>(())
+            };
+            let (Some(hash), Some(operation)) = (&execution.user_op_hash, operation) else {
+                settle(
+                    "failed",
+                    None,
+                    None,
+                    serde_json::json!({ "error": "interrupted before anything was sent", "reconciled": true }),
+                )
+                .await?;
+                continue;
+            };
+            let hash: alloy::primitives::B256 =
+                hash.parse().map_err(|_| Error::Database(format!("stored userOpHash `{hash}` is not hex")))?;
+            let filter = alloy::rpc::types::Filter::new()
+                .address(self.valet.deployment().entry_point)
+                .event_signature(EntryPoint::UserOperationEvent::SIGNATURE_HASH)
+                .topic1(hash)
+                .from_block(0);
+            let logs = self
+                .valet
+                .provider()
+                .get_logs(&filter)
+                .await
+                .map_err(|e| Error::Client(valet_client::Error::Rpc(e.to_string())))?;
+            if let Some(log) = logs.first() {
+                let event = EntryPoint::UserOperationEvent::decode_log(&log.inner)
+                    .map_err(|e| Error::Client(valet_client::Error::Rpc(e.to_string())))?;
+                let status = if event.success { "included" } else { "reverted" };
+                let tx = log.transaction_hash.map(|t| t.to_string());
+                settle(
+                    status,
+                    tx,
+                    Some(event.actualGasUsed.to_string()),
+                    serde_json::json!({ "reconciled": true, "found_on_chain": true }),
+                )
+                .await?;
+                continue;
+            }
+            let op: valet_core::UserOperation = serde_json::from_str(operation)
+                .map_err(|e| Error::Database(format!("stored operation of execution {}: {e}", execution.id)))?;
+            match self.valet.submit(std::slice::from_ref(&op)).await {
+                Ok(receipts) => {
+                    let r = &receipts[0];
+                    settle(
+                        "included",
+                        Some(r.transaction_hash.to_string()),
+                        Some(r.actual_gas_used.to_string()),
+                        serde_json::json!({ "reconciled": true, "resubmitted": true }),
+                    )
+                    .await?;
+                }
+                Err(e) => {
+                    settle("failed", None, None, serde_json::json!({ "reconciled": true, "error": e.to_string() }))
+                        .await?;
+                }
+            }
+        }
+        Ok(pending.len())
+    }
+
     /// The lock of session `id`'s lane.
     async fn lane(&self, id: &str) -> Arc<Mutex<()>> {
         self.lanes.lock().await.entry(id.to_string()).or_default().clone()

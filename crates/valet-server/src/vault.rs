@@ -351,10 +351,11 @@ impl Vault {
         }
     }
 
-    /// Records the userOpHash of a pending execution before it is submitted.
-    pub async fn execution_built(&self, id: &str, user_op_hash: &str) -> Result<(), Error> {
-        sqlx::query("UPDATE executions SET user_op_hash = $1, updated_at = $2 WHERE id = $3")
+    /// Records the signed operation (JSON) and its userOpHash before it is submitted.
+    pub async fn execution_built(&self, id: &str, user_op_hash: &str, operation: &str) -> Result<(), Error> {
+        sqlx::query("UPDATE executions SET user_op_hash = $1, operation = $2, updated_at = $3 WHERE id = $4")
             .bind(user_op_hash)
+            .bind(operation)
             .bind(now())
             .bind(id)
             .execute(&self.pool)
@@ -388,13 +389,18 @@ impl Vault {
         Ok(())
     }
 
-    /// Executions still pending (after a crash: to reconcile with the chain).
-    pub async fn pending_executions(&self) -> Result<Vec<(String, ExecutionRow)>, Error> {
-        let rows = sqlx::query(&format!("SELECT app_id, {EXECUTION_COLUMNS} FROM executions WHERE status = 'pending'"))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-        rows.iter().map(|r| Ok((r.try_get("app_id").map_err(db)?, execution_row(r)?))).collect()
+    /// Executions still pending (after a crash: to reconcile with the chain), with their app and
+    /// signed operation.
+    pub async fn pending_executions(&self) -> Result<Vec<(String, ExecutionRow, Option<String>)>, Error> {
+        let rows = sqlx::query(&format!(
+            "SELECT app_id, operation, {EXECUTION_COLUMNS} FROM executions WHERE status = 'pending' ORDER BY created_at"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("app_id").map_err(db)?, execution_row(r)?, r.try_get("operation").map_err(db)?)))
+            .collect()
     }
 
     /// Appends to the audit log.

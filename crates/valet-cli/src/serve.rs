@@ -1,0 +1,180 @@
+//! `valet up` (a devnet, the contracts and the service on 127.0.0.1) and `valet serve` (the
+//! service against a real chain).
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use alloy::network::EthereumWallet;
+use alloy::primitives::Address;
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+use anyhow::{Context, anyhow, bail};
+use serde_json::json;
+use valet_client::{Bundler, BundlerClient, Deployment, Devnet, DevnetOptions, Direct, Submitter, Valet};
+use valet_server::{MasterKey, Service, Vault};
+
+/// The admin token: `VALET_ADMIN_TOKEN`, else `<dir>/admin.token` (created, mode 0600).
+fn admin_token(dir: &Path) -> anyhow::Result<String> {
+    if let Ok(token) = std::env::var("VALET_ADMIN_TOKEN") {
+        if token.len() < 16 {
+            bail!("VALET_ADMIN_TOKEN must be at least 16 characters");
+        }
+        return Ok(token);
+    }
+    let path = dir.join("admin.token");
+    match std::fs::read_to_string(&path) {
+        Ok(token) => Ok(token.trim().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use std::io::Write as _;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let token = format!("valet_admin_{}", alloy::hex::encode(PrivateKeySigner::random().to_bytes()));
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            f.write_all(token.as_bytes())?;
+            Ok(token)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+struct Running {
+    url: String,
+    admin_token: String,
+}
+
+async fn run(
+    service: Service,
+    port: u16,
+    dir: &Path,
+    json: bool,
+    extra: serde_json::Value,
+    admin_token: String,
+) -> anyhow::Result<()> {
+    let service = Arc::new(service);
+    let reconciled = service.reconcile().await.context("reconciling executions in flight")?;
+    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let server = tokio::spawn(valet_server::serve(service, addr, bound_tx, shutdown_signal()));
+    let bound = match bound_rx.await {
+        Ok(bound) => bound,
+        Err(_) => return server.await?.map_err(Into::into),
+    };
+    let running = Running { url: format!("http://{bound}"), admin_token };
+    if json {
+        let mut doc = json!({ "url": running.url, "data_dir": dir, "admin_token_file": dir.join("admin.token"), "reconciled": reconciled, "pid": std::process::id() });
+        if let (serde_json::Value::Object(map), serde_json::Value::Object(extra)) = (&mut doc, extra) {
+            map.extend(extra);
+        }
+        println!("{}", serde_json::to_string(&doc)?);
+    } else {
+        println!("Valet service at {} (until Ctrl-C)", running.url);
+        println!("  data dir    {}", dir.display());
+        println!("  admin token in {} (POST /v1/apps with it to get an API key)", dir.join("admin.token").display());
+        println!("  OpenAPI     {}/openapi.json", running.url);
+        if reconciled > 0 {
+            println!("  reconciled {reconciled} execution(s) left in flight by the last run");
+        }
+        if let serde_json::Value::Object(extra) = extra {
+            for (k, v) in extra {
+                println!("  {k:<11} {v}");
+            }
+        }
+        let _ = &running.admin_token;
+    }
+    use std::io::Write as _;
+    std::io::stdout().flush()?;
+    server.await?.map_err(Into::into)
+}
+
+/// `valet up`: a fresh devnet (and Alto if asked), the contracts, and the service.
+pub(crate) async fn up(port: u16, dir: PathBuf, alto: bool, json: bool) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let devnet = Devnet::start_with(DevnetOptions { alto }).await.context("starting the devnet")?;
+    // The vault mirrors this devnet, which starts empty: so does the vault.
+    for file in ["valet.db", "valet.db-wal", "valet.db-shm"] {
+        let _ = std::fs::remove_file(dir.join(file));
+    }
+    let vault = Vault::connect(&format!("sqlite://{}?mode=rwc", dir.join("valet.db").display())).await?;
+    let master = MasterKey::load(&dir.join("master.key"))?;
+    let submitter = crate::submitter_for(&devnet).await?;
+    let valet = Valet::new(devnet.provider.clone(), submitter, devnet.deployment()).await?;
+    let a = devnet.addresses;
+    let names = BTreeMap::from([
+        ("ValetNFT".to_string(), a.nft),
+        ("ValetToken".to_string(), a.token),
+        ("ValetDAO".to_string(), a.dao),
+    ]);
+    let token = admin_token(&dir)?;
+    let service = Service::new(valet, vault, master, &token, names.clone(), Some(devnet.provider_for(9)));
+    let extra = json!({ "rpc_url": devnet.endpoint(), "bundler_url": devnet.bundler_url(), "chain_id": devnet.chain_id(), "contracts": names, "validator": a.validator, "factory": a.factory });
+    let result = run(service, port, &dir, json, extra, token).await;
+    drop(devnet);
+    result
+}
+
+/// Settings of `valet serve`.
+pub(crate) struct ServeArgs {
+    pub(crate) rpc_url: String,
+    pub(crate) bundler_url: Option<String>,
+    pub(crate) relayer_key: Option<String>,
+    pub(crate) database_url: Option<String>,
+    pub(crate) validator: Address,
+    pub(crate) factory: Address,
+    pub(crate) names: Vec<(String, Address)>,
+    pub(crate) port: u16,
+    pub(crate) dir: PathBuf,
+    pub(crate) json: bool,
+}
+
+/// `valet serve`: the service against any chain with Valet deployed.
+pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
+    let url = args.rpc_url.parse().map_err(|e| anyhow!("--rpc-url `{}`: {e}", args.rpc_url))?;
+    let provider = ProviderBuilder::new().connect_http(url).erased();
+    let relayer: Option<(DynProvider, Address)> = match &args.relayer_key {
+        Some(key) => {
+            let key: PrivateKeySigner =
+                key.trim().parse().map_err(|_| anyhow!("the relayer key is not a 32-byte hex private key"))?;
+            let url = args.rpc_url.parse().map_err(|e| anyhow!("--rpc-url: {e}"))?;
+            let wallet = ProviderBuilder::new().wallet(EthereumWallet::from(key.clone())).connect_http(url).erased();
+            Some((wallet, key.address()))
+        }
+        None => None,
+    };
+    let submitter: Arc<dyn Submitter> = match (&args.bundler_url, &relayer) {
+        (Some(url), _) => Arc::new(Bundler::new(BundlerClient::new(url, valet_core::ENTRY_POINT_V07)?)),
+        (None, Some((wallet, address))) => Arc::new(Direct::new(wallet.clone(), *address).await?),
+        (None, None) => bail!("give --bundler-url or --relayer-key (VALET_BUNDLER_URL / VALET_RELAYER_KEY)"),
+    };
+    let deployment =
+        Deployment { entry_point: valet_core::ENTRY_POINT_V07, validator: args.validator, factory: args.factory };
+    let valet = Valet::new(provider.clone(), submitter, deployment).await?;
+    let database = args
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", args.dir.join("valet.db").display()));
+    let vault = Vault::connect(&database).await?;
+    let master = MasterKey::load(&args.dir.join("master.key"))?;
+    let token = admin_token(&args.dir)?;
+    let names = args.names.into_iter().collect();
+    let chain_id = provider.get_chain_id().await?;
+    let service = Service::new(valet, vault, master, &token, names, relayer.map(|(w, _)| w));
+    run(service, args.port, &args.dir, args.json, json!({ "rpc_url": args.rpc_url, "chain_id": chain_id }), token).await
+}
