@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::primitives::{Address, B256, Bytes, U256};
@@ -75,7 +76,17 @@ pub struct Direct {
     from: Address,
     entry_point: Address,
     chain_id: u64,
-    lock: Mutex<()>,
+    /// Held while a `handleOps` is on its way; whoever holds it sends everything queued.
+    lock: Arc<Mutex<()>>,
+    /// Submissions waiting for the next `handleOps`.
+    queue: Arc<std::sync::Mutex<Vec<Waiting>>>,
+}
+
+/// A submission waiting to be packed into a `handleOps`.
+#[derive(Debug)]
+struct Waiting {
+    ops: Vec<UserOperation>,
+    reply: tokio::sync::oneshot::Sender<Result<Vec<OpReceipt>, Error>>,
 }
 
 /// Gas limits [`Direct`] uses where it cannot measure: generous for validation (only prefunded,
@@ -93,7 +104,14 @@ impl Direct {
     /// which is also paid the operations' fees.
     pub async fn new(relayer: DynProvider, from: Address) -> Result<Self, Error> {
         let chain_id = relayer.get_chain_id().await.map_err(rpc)?;
-        Ok(Self { relayer, from, entry_point: valet_core::ENTRY_POINT_V07, chain_id, lock: Mutex::new(()) })
+        Ok(Self {
+            relayer,
+            from,
+            entry_point: valet_core::ENTRY_POINT_V07,
+            chain_id,
+            lock: Arc::new(Mutex::new(())),
+            queue: Arc::new(std::sync::Mutex::new(Vec::new())),
+        })
     }
 
     async fn estimate_inner(&self, op: &UserOperation) -> Result<GasEstimate, Error> {
@@ -139,20 +157,99 @@ impl Direct {
         })
     }
 
+    /// Queues `ops`; whoever gets the lock next sends every queued submission in one
+    /// `handleOps` — so concurrent callers (many sessions) share transactions.
     async fn submit_inner(&self, ops: &[UserOperation]) -> Result<Vec<OpReceipt>, Error> {
-        let packed: Vec<valet_core::PackedUserOperation> = ops.iter().map(UserOperation::pack).collect();
-        let _turn = self.lock.lock().await;
-        let (receipt, mut included) = handle_ops(&self.relayer, self.from, &packed).await?;
-        let hashes: Vec<B256> = packed.iter().map(|p| p.hash(self.entry_point, self.chain_id)).collect();
-        hashes
-            .iter()
-            .map(|hash| {
-                let at = included.iter().position(|i| i.user_op_hash == *hash).ok_or_else(|| {
-                    Error::Rpc(format!("handleOps transaction {} has no event for {hash}", receipt.transaction_hash))
-                })?;
-                Ok(included.swap_remove(at))
-            })
-            .collect()
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(Waiting { ops: ops.to_vec(), reply });
+        // A task of its own: a caller that goes away (a dropped HTTP request) never cancels a
+        // handleOps carrying other callers' operations.
+        let sender = Sender {
+            relayer: self.relayer.clone(),
+            from: self.from,
+            entry_point: self.entry_point,
+            chain_id: self.chain_id,
+        };
+        let (lock, queue) = (self.lock.clone(), self.queue.clone());
+        tokio::spawn(async move {
+            let _turn = lock.lock_owned().await;
+            let batch = std::mem::take(&mut *queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+            if !batch.is_empty() {
+                sender.send_batch(batch).await;
+            }
+        });
+        answer.await.map_err(|_| Error::Rpc("the submission was dropped".into()))?
+    }
+}
+
+/// What a batch needs to be sent, owned by the task sending it.
+struct Sender {
+    relayer: DynProvider,
+    from: Address,
+    entry_point: Address,
+    chain_id: u64,
+}
+
+impl Sender {
+    /// Sends `batch` in one `handleOps`. An operation the EntryPoint refuses fails its own
+    /// submission only: it is taken out and the rest is sent again.
+    async fn send_batch(&self, mut batch: Vec<Waiting>) {
+        while !batch.is_empty() {
+            let ops: Vec<valet_core::PackedUserOperation> =
+                batch.iter().flat_map(|w| w.ops.iter().map(UserOperation::pack)).collect();
+            match handle_ops(&self.relayer, self.from, &ops).await {
+                Ok((receipt, mut included)) => {
+                    for waiting in batch.drain(..) {
+                        let receipts = waiting
+                            .ops
+                            .iter()
+                            .map(|op| {
+                                let hash = op.hash(self.entry_point, self.chain_id);
+                                let at = included.iter().position(|i| i.user_op_hash == hash).ok_or_else(|| {
+                                    Error::Rpc(format!(
+                                        "handleOps transaction {} has no event for {hash}",
+                                        receipt.transaction_hash
+                                    ))
+                                })?;
+                                Ok(included.swap_remove(at))
+                            })
+                            .collect();
+                        let _ = waiting.reply.send(receipts);
+                    }
+                }
+                Err(Error::Refused { op_index, reason, inner, decoded }) if batch.len() > 1 => {
+                    // Find whose operation it was, answer it, and send the others again.
+                    let mut first = 0;
+                    let culprit = batch.iter().position(|w| {
+                        let hit = op_index < first + w.ops.len();
+                        first += w.ops.len();
+                        hit
+                    });
+                    let Some(culprit) = culprit else {
+                        fail_all(batch, &format!("the EntryPoint refused operation {op_index}: {reason}"));
+                        return;
+                    };
+                    let start: usize = batch[..culprit].iter().map(|w| w.ops.len()).sum();
+                    let waiting = batch.remove(culprit);
+                    let _ =
+                        waiting.reply.send(Err(Error::Refused { op_index: op_index - start, reason, inner, decoded }));
+                }
+                Err(e) if batch.len() == 1 => {
+                    let waiting = batch.remove(0);
+                    let _ = waiting.reply.send(Err(e));
+                }
+                Err(e) => {
+                    fail_all(batch, &e.to_string());
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn fail_all(batch: Vec<Waiting>, message: &str) {
+    for waiting in batch {
+        let _ = waiting.reply.send(Err(Error::Rpc(message.to_string())));
     }
 }
 

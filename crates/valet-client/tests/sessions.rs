@@ -333,6 +333,38 @@ async fn sessions_run_in_parallel_on_their_own_lanes() {
     assert_eq!(balance, U256::from(7));
 }
 
+/// Concurrent submissions share one `handleOps`; an operation the EntryPoint refuses fails its
+/// own submission only.
+#[tokio::test]
+async fn concurrent_submissions_are_packed_and_a_refused_one_fails_alone() {
+    let s = setup().await;
+    let me = s.account.address;
+    let spec = |salt: u32| {
+        format!(
+            "valid_for = \"1h\"\nsalt = {salt}\n[[permission]]\ntarget = \"ValetNFT\"\n\
+             function = \"mint(address to, uint256 quantity)\"\nrules = [{{ arg = \"to\", eq = \"$account\" }}]\n"
+        )
+    };
+    let sessions = [s.grant(&spec(1)).await, s.grant(&spec(2)).await, s.grant(&spec(3)).await];
+    s.valet.execute(&s.account, &sessions[0], &[s.mint(me, 1)]).await.expect("deploys");
+    let good_a = s.valet.prepare(&s.account, &sessions[1], &[s.mint(me, 1)]).await.expect("a").op;
+    let bad = s.valet.prepare_unchecked(&s.account, &sessions[0], &[s.mint(s.names["Payee"], 1)]).await.expect("bad");
+    let good_b = s.valet.prepare(&s.account, &sessions[2], &[s.mint(me, 1)]).await.expect("b").op;
+    let submitter = s.valet.submitter();
+    let (a, refused, b) = tokio::join!(
+        submitter.submit(std::slice::from_ref(&good_a)),
+        submitter.submit(std::slice::from_ref(&bad)),
+        submitter.submit(std::slice::from_ref(&good_b)),
+    );
+    let (a, b) = (a.expect("a included").remove(0), b.expect("b included").remove(0));
+    assert!(a.success && b.success);
+    assert_eq!(a.transaction_hash, b.transaction_hash, "packed into one handleOps");
+    match refused {
+        Err(Error::Refused { op_index: 0, decoded: Some(d), .. }) => assert!(d.starts_with("RuleViolated("), "{d}"),
+        other => panic!("expected the bad operation alone to be refused, got {other:?}"),
+    }
+}
+
 /// A grant signed by someone other than the owner is refused before anything is stored or sent.
 #[tokio::test]
 async fn a_grant_must_be_the_owners() {

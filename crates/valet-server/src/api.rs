@@ -575,108 +575,134 @@ async fn execute(
     }
     let request_hash = sha256_hex(&body);
 
-    // One execution at a time on this session's lane.
-    let lane = service.lane(&row.id).await;
-    let _turn = lane.lock().await;
-    let execution_id = match service
-        .vault
-        .begin_execution(&app.id, &row.id, idempotency_key.as_deref(), &request_hash)
-        .await?
-    {
-        Begin::New(execution_id) => execution_id,
-        Begin::Existing(previous) => {
-            if previous.request_hash != request_hash || previous.session_id != row.id {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "idempotency_key_reused",
-                    "this Idempotency-Key was used for a different request",
-                ));
-            }
-            if previous.status == "pending" {
-                return Err(ApiError::conflict("in_progress", "an execution with this Idempotency-Key is in progress"));
-            }
-            let status = if previous.status == "included" { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-            let mut body = execution_json(&previous);
-            body["replayed"] = Value::Bool(true);
-            return ok(status, body);
-        }
-    };
+    // In a task of its own: a client that hangs up never leaves an execution half recorded.
+    let run = Run { service: service.clone(), app, row, session, id, calls, names, idempotency_key, request_hash };
+    tokio::spawn(run.execute())
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("execution task: {e}")))?
+}
 
-    let key_bytes = alloy::hex::decode(&row.sealed_key)
-        .map_err(|_| ApiError::from(crate::Error::Database("sealed key is not hex".into())))?;
-    let key = service.master.open(id, &key_bytes)?;
-    let grant: Bytes = row.grant_sig.as_deref().unwrap_or_default().parse().unwrap_or_default();
-    let handle = SessionHandle::new(session.clone(), key, grant, service.valet.deployment().validator)
-        .map_err(ApiError::from)?;
-    let functions: Vec<Option<Function>> = serde_json::from_str::<Vec<Option<String>>>(&row.functions)
-        .unwrap_or_default()
-        .iter()
-        .map(|f| f.as_deref().and_then(|f| Function::parse(f).ok()))
-        .collect();
+/// One execution, owned by its task.
+struct Run {
+    service: Arc<Service>,
+    app: App,
+    row: SessionRow,
+    session: Session,
+    id: B256,
+    calls: Vec<Call>,
+    names: BTreeMap<String, Address>,
+    idempotency_key: Option<String>,
+    request_hash: String,
+}
 
-    let prepared = match service.valet.prepare(&account, &handle, &calls).await {
-        Ok(p) => p,
-        Err(ClientError::Preflight(refusal)) => {
-            let reason = explain(&refusal, &session, &functions, &labels(&names));
-            let detail = json!({ "reason": reason, "refusal": refusal.to_string() });
-            service.vault.finish_execution(&execution_id, "refused", None, None, &detail).await?;
-            service.vault.audit(&app.id, Some(&row.account), Some(&row.id), "execution.refused", &detail).await?;
-            service.metrics.inc("valet_executions_total", &[("outcome", "refused")]);
-            let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", reason);
-            e.extra = Some(json!({ "refusal": refusal.to_string(), "execution_id": execution_id }));
-            return Err(e);
-        }
-        Err(e) => {
-            let detail = json!({ "error": e.to_string() });
-            service.vault.finish_execution(&execution_id, "failed", None, None, &detail).await?;
-            service.metrics.inc("valet_executions_total", &[("outcome", "failed")]);
-            return Err(e.into());
-        }
-    };
-    let user_op_hash = prepared.op.hash(service.valet.deployment().entry_point, service.valet.chain_id());
-    let operation = serde_json::to_string(&prepared.op).unwrap_or_default();
-    service.vault.execution_built(&execution_id, &user_op_hash.to_string(), &operation).await?;
-    match service.valet.submit(std::slice::from_ref(&prepared.op)).await {
-        Ok(mut receipts) => {
-            let receipt = receipts.remove(0);
-            let detail = json!({ "permission_indices": prepared.indices, "deployed_account": prepared.deploys, "enabled_session": prepared.enables });
-            let gas = receipt.actual_gas_used.to_string();
-            let tx = receipt.transaction_hash.to_string();
-            service.vault.finish_execution(&execution_id, "included", Some(&tx), Some(&gas), &detail).await?;
-            service
-                .vault
-                .audit(
-                    &app.id,
-                    Some(&row.account),
-                    Some(&row.id),
-                    "execution.included",
-                    &json!({ "user_op_hash": user_op_hash, "transaction_hash": tx, "gas_used": gas }),
+impl Run {
+    async fn execute(self) -> ApiResult {
+        let Run { service, app, row, session, id, calls, names, idempotency_key, request_hash } = self;
+        let account = row_account(&row)?;
+        // One execution at a time on this session's lane.
+        let lane = service.lane(&row.id).await;
+        let _turn = lane.lock().await;
+        let execution_id =
+            match service.vault.begin_execution(&app.id, &row.id, idempotency_key.as_deref(), &request_hash).await? {
+                Begin::New(execution_id) => execution_id,
+                Begin::Existing(previous) => {
+                    if previous.request_hash != request_hash || previous.session_id != row.id {
+                        return Err(ApiError::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "idempotency_key_reused",
+                            "this Idempotency-Key was used for a different request",
+                        ));
+                    }
+                    if previous.status == "pending" {
+                        return Err(ApiError::conflict(
+                            "in_progress",
+                            "an execution with this Idempotency-Key is in progress",
+                        ));
+                    }
+                    let status =
+                        if previous.status == "included" { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+                    let mut body = execution_json(&previous);
+                    body["replayed"] = Value::Bool(true);
+                    return ok(status, body);
+                }
+            };
+
+        let key_bytes = alloy::hex::decode(&row.sealed_key)
+            .map_err(|_| ApiError::from(crate::Error::Database("sealed key is not hex".into())))?;
+        let key = service.master.open(id, &key_bytes)?;
+        let grant: Bytes = row.grant_sig.as_deref().unwrap_or_default().parse().unwrap_or_default();
+        let handle = SessionHandle::new(session.clone(), key, grant, service.valet.deployment().validator)
+            .map_err(ApiError::from)?;
+        let functions: Vec<Option<Function>> = serde_json::from_str::<Vec<Option<String>>>(&row.functions)
+            .unwrap_or_default()
+            .iter()
+            .map(|f| f.as_deref().and_then(|f| Function::parse(f).ok()))
+            .collect();
+
+        let prepared = match service.valet.prepare(&account, &handle, &calls).await {
+            Ok(p) => p,
+            Err(ClientError::Preflight(refusal)) => {
+                let reason = explain(&refusal, &session, &functions, &labels(&names));
+                let detail = json!({ "reason": reason, "refusal": refusal.to_string() });
+                service.vault.finish_execution(&execution_id, "refused", None, None, &detail).await?;
+                service.vault.audit(&app.id, Some(&row.account), Some(&row.id), "execution.refused", &detail).await?;
+                service.metrics.inc("valet_executions_total", &[("outcome", "refused")]);
+                let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", reason);
+                e.extra = Some(json!({ "refusal": refusal.to_string(), "execution_id": execution_id }));
+                return Err(e);
+            }
+            Err(e) => {
+                let detail = json!({ "error": e.to_string() });
+                service.vault.finish_execution(&execution_id, "failed", None, None, &detail).await?;
+                service.metrics.inc("valet_executions_total", &[("outcome", "failed")]);
+                return Err(e.into());
+            }
+        };
+        let user_op_hash = prepared.op.hash(service.valet.deployment().entry_point, service.valet.chain_id());
+        let operation = serde_json::to_string(&prepared.op).unwrap_or_default();
+        service.vault.execution_built(&execution_id, &user_op_hash.to_string(), &operation).await?;
+        match service.valet.submit(std::slice::from_ref(&prepared.op)).await {
+            Ok(mut receipts) => {
+                let receipt = receipts.remove(0);
+                let detail = json!({ "permission_indices": prepared.indices, "deployed_account": prepared.deploys, "enabled_session": prepared.enables });
+                let gas = receipt.actual_gas_used.to_string();
+                let tx = receipt.transaction_hash.to_string();
+                service.vault.finish_execution(&execution_id, "included", Some(&tx), Some(&gas), &detail).await?;
+                service
+                    .vault
+                    .audit(
+                        &app.id,
+                        Some(&row.account),
+                        Some(&row.id),
+                        "execution.included",
+                        &json!({ "user_op_hash": user_op_hash, "transaction_hash": tx, "gas_used": gas }),
+                    )
+                    .await?;
+                service.metrics.inc("valet_executions_total", &[("outcome", "included")]);
+                ok(
+                    StatusCode::OK,
+                    json!({
+                        "execution_id": execution_id,
+                        "session_id": id,
+                        "status": "included",
+                        "user_op_hash": user_op_hash,
+                        "transaction_hash": receipt.transaction_hash,
+                        "gas_used": gas,
+                        "detail": detail,
+                    }),
                 )
-                .await?;
-            service.metrics.inc("valet_executions_total", &[("outcome", "included")]);
-            ok(
-                StatusCode::OK,
-                json!({
-                    "execution_id": execution_id,
-                    "session_id": id,
-                    "status": "included",
-                    "user_op_hash": user_op_hash,
-                    "transaction_hash": receipt.transaction_hash,
-                    "gas_used": gas,
-                    "detail": detail,
-                }),
-            )
-        }
-        Err(e) => {
-            let status = if matches!(e, ClientError::ExecutionReverted { .. }) { "reverted" } else { "failed" };
-            let detail = json!({ "error": e.to_string() });
-            service.vault.finish_execution(&execution_id, status, None, None, &detail).await?;
-            service
-                .vault
-                .audit(&app.id, Some(&row.account), Some(&row.id), &format!("execution.{status}"), &detail)
-                .await?;
-            service.metrics.inc("valet_executions_total", &[("outcome", status)]);
-            Err(e.into())
+            }
+            Err(e) => {
+                let status = if matches!(e, ClientError::ExecutionReverted { .. }) { "reverted" } else { "failed" };
+                let detail = json!({ "error": e.to_string() });
+                service.vault.finish_execution(&execution_id, status, None, None, &detail).await?;
+                service
+                    .vault
+                    .audit(&app.id, Some(&row.account), Some(&row.id), &format!("execution.{status}"), &detail)
+                    .await?;
+                service.metrics.inc("valet_executions_total", &[("outcome", status)]);
+                Err(e.into())
+            }
         }
     }
 }
