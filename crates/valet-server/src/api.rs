@@ -19,7 +19,7 @@ use valet_core::spec::{Function, Labels, SessionSpec, explain};
 use valet_core::{Call, Session, eip712};
 
 use crate::Service;
-use crate::vault::{App, Begin, ExecutionRow, SessionRow, sha256_hex};
+use crate::vault::{App, Begin, ExecutionRow, ScheduleRow, SessionRow, random_id, sha256_hex};
 
 /// An HTTP error: status, a stable code, and a message naming the problem.
 #[derive(Debug)]
@@ -110,6 +110,8 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/sessions/{id}/execute", post(execute))
         .route("/v1/sessions/{id}/revoke", post(revoke))
         .route("/v1/sessions/{id}/revoke/onchain", post(revoke_onchain))
+        .route("/v1/sessions/{id}/schedules", post(create_schedule).get(list_schedules))
+        .route("/v1/schedules/{id}", axum::routing::delete(cancel_schedule))
         .route("/v1/audit", get(audit))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -466,7 +468,7 @@ async fn grant(
     ok(StatusCode::OK, json!({ "session_id": id, "status": "active" }))
 }
 
-#[derive(Deserialize, Clone)]
+#[derive(Deserialize, serde::Serialize, Clone)]
 #[serde(deny_unknown_fields)]
 struct CallRequest {
     to: String,
@@ -845,4 +847,222 @@ async fn audit(State(service): State<Arc<Service>>, headers: HeaderMap, RawQuery
     };
     let events = service.vault.audit_log(&app.id, account.as_deref(), session.as_deref(), limit).await?;
     ok(StatusCode::OK, json!({ "events": events }))
+}
+
+// ------------------------------------------------------------------ schedules
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateSchedule {
+    calls: Vec<CallRequest>,
+    /// "1d", "12h", "90s", or seconds.
+    every: Value,
+    #[serde(default)]
+    start_at: Option<u64>,
+    #[serde(default)]
+    max_runs: Option<u32>,
+}
+
+fn schedule_json(s: &ScheduleRow) -> Value {
+    json!({
+        "schedule_id": s.id,
+        "session_id": s.session_id,
+        "calls": serde_json::from_str::<Value>(&s.body).map(|b| b["calls"].clone()).unwrap_or(Value::Null),
+        "start_at": s.start_at,
+        "every": s.every,
+        "max_runs": s.max_runs,
+        "next_run": s.next_run,
+        "next_run_at": s.start_at + s.next_run * s.every,
+        "status": s.status,
+        "reason": s.reason,
+    })
+}
+
+async fn create_schedule(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult {
+    let app = authenticate(&service, &headers).await?;
+    let req: CreateSchedule = parse_body(&headers, &body)?;
+    let every = match &req.every {
+        Value::Number(n) => n.as_u64().ok_or_else(|| ApiError::bad(format!("every = {n}: give whole seconds")))?,
+        Value::String(text) => {
+            valet_core::spec::parse_duration(text).map_err(|e| ApiError::bad(format!("every: {e}")))?
+        }
+        other => return Err(ApiError::bad(format!("every = {other}: give \"1d\", \"12h\", \"90s\" or seconds"))),
+    };
+    if !(1..=366 * 86_400).contains(&every) {
+        return Err(ApiError::bad(format!("every = {every} s: give 1 s to 366 days")));
+    }
+    if req.max_runs == Some(0) {
+        return Err(ApiError::bad("max_runs must be at least 1"));
+    }
+    let (row, _, id) = load(&service, &app, &id).await?;
+    let account = row_account(&row)?;
+    let mut names = service.names.clone();
+    if let Ok(stored) = serde_json::from_str::<BTreeMap<String, Address>>(&row.names) {
+        names.extend(stored);
+    }
+    let execute = Execute { calls: req.calls.clone() };
+    build_calls(&execute, account.address, &names)?;
+    if row.status != "active" {
+        return Err(ApiError::conflict(
+            "not_active",
+            format!("session {id} is {}: schedules run in active sessions", row.status),
+        ));
+    }
+    let now = service.valet.now().await?;
+    let start_at = req.start_at.unwrap_or(now);
+    if start_at > i64::MAX as u64 / 2 {
+        return Err(ApiError::bad(format!("start_at {start_at} is out of range")));
+    }
+    let schedule = ScheduleRow {
+        id: random_id(),
+        app_id: app.id.clone(),
+        session_id: row.id.clone(),
+        body: json!({ "calls": serde_json::to_value(req.calls.iter().map(call_json).collect::<Vec<_>>()).unwrap_or_default() }).to_string(),
+        start_at: start_at as i64,
+        every: every as i64,
+        max_runs: req.max_runs.map(i64::from),
+        next_run: 0,
+        status: "active".into(),
+        reason: None,
+    };
+    service.vault.insert_schedule(&schedule).await?;
+    service
+        .vault
+        .audit(
+            &app.id,
+            Some(&row.account),
+            Some(&row.id),
+            "schedule.created",
+            &json!({ "schedule_id": schedule.id, "every": every }),
+        )
+        .await?;
+    ok(StatusCode::CREATED, schedule_json(&schedule))
+}
+
+fn call_json(c: &CallRequest) -> Value {
+    let mut v = json!({ "to": c.to });
+    if let Some(value) = &c.value {
+        v["value"] = json!(value);
+    }
+    if let Some(data) = &c.data {
+        v["data"] = json!(data);
+    }
+    if let Some(function) = &c.function {
+        v["function"] = json!(function);
+        v["args"] = json!(c.args);
+    }
+    v
+}
+
+async fn list_schedules(State(service): State<Arc<Service>>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    let app = authenticate(&service, &headers).await?;
+    let (row, _, _) = load(&service, &app, &id).await?;
+    let schedules = service.vault.schedules(&app.id, Some(&row.id)).await?;
+    ok(StatusCode::OK, json!({ "schedules": schedules.iter().map(schedule_json).collect::<Vec<_>>() }))
+}
+
+async fn cancel_schedule(State(service): State<Arc<Service>>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    let app = authenticate(&service, &headers).await?;
+    if id.len() != 32 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(ApiError::bad(format!("schedule id `{id}` is not 32 hex digits")));
+    }
+    if !service.vault.cancel_schedule(&app.id, &id).await? {
+        return Err(ApiError::not_found(format!("no active schedule {id} for this app")));
+    }
+    service.vault.audit(&app.id, None, None, "schedule.cancelled", &json!({ "schedule_id": id })).await?;
+    ok(StatusCode::OK, json!({ "schedule_id": id, "status": "cancelled" }))
+}
+
+/// One pass of the scheduler: every active schedule whose run is due (by the chain's clock)
+/// runs once. Runs missed while the service was down are skipped, not made up in a burst — a
+/// periodic allowance would refuse the burst anyway — and recorded in the audit log. Returns how
+/// many runs executed.
+pub async fn run_schedules(service: &Arc<Service>) -> Result<usize, crate::Error> {
+    let now = service.valet.now().await? as i64;
+    let mut ran = 0;
+    for s in service.vault.active_schedules().await? {
+        if now < s.start_at {
+            continue;
+        }
+        let mut due = (now - s.start_at) / s.every;
+        if let Some(max) = s.max_runs {
+            due = due.min(max - 1);
+        }
+        if due < s.next_run {
+            continue;
+        }
+        let app = App { id: s.app_id.clone(), name: String::new() };
+        let audit = |event: &'static str, detail: Value| {
+            let service = service.clone();
+            let (app, session) = (s.app_id.clone(), s.session_id.clone());
+            async move { service.vault.audit(&app, None, Some(&session), event, &detail).await }
+        };
+        if due > s.next_run {
+            audit("schedule.skipped", json!({ "schedule_id": s.id, "runs": (s.next_run..due).collect::<Vec<_>>(), "reason": "missed while the service was down" })).await?;
+        }
+        let Some(row) = service.vault.session(&s.app_id, &s.session_id).await? else { continue };
+        let stop = |reason: String| {
+            let service = service.clone();
+            let id = s.id.clone();
+            let next = due;
+            async move { service.vault.update_schedule(&id, next, "done", Some(&reason)).await }
+        };
+        if row.status != "active" {
+            stop(format!("session is {}", row.status)).await?;
+            continue;
+        }
+        let Ok(session_bytes) = row.packed.parse::<Bytes>() else { continue };
+        let Ok(session) = Session::decode(&session_bytes) else { continue };
+        if now as u64 > session.valid_until {
+            stop("the session has expired".into()).await?;
+            continue;
+        }
+        let account = row_account(&row).map_err(|e| crate::Error::Database(e.message))?;
+        let mut names = service.names.clone();
+        if let Ok(stored) = serde_json::from_str::<BTreeMap<String, Address>>(&row.names) {
+            names.extend(stored);
+        }
+        let Ok(execute) = serde_json::from_str::<Execute>(&s.body) else { continue };
+        let calls = match build_calls(&execute, account.address, &names) {
+            Ok(calls) => calls,
+            Err(e) => {
+                stop(format!("its calls no longer encode: {}", e.message)).await?;
+                continue;
+            }
+        };
+        let id: B256 = row.id.parse().map_err(|_| crate::Error::Database("stored session id".into()))?;
+        let run = Run {
+            service: service.clone(),
+            app,
+            row,
+            session,
+            id,
+            calls,
+            names,
+            idempotency_key: Some(format!("schedule:{}:{due}", s.id)),
+            request_hash: sha256_hex(s.body.as_bytes()),
+        };
+        let outcome = match run.execute().await {
+            Ok(response) => json!({ "status": response.status().as_u16() }),
+            Err(e) => json!({ "status": e.status.as_u16(), "error": e.code, "message": e.message }),
+        };
+        ran += 1;
+        audit("schedule.run", json!({ "schedule_id": s.id, "run": due, "outcome": outcome })).await?;
+        let finished = s.max_runs.is_some_and(|max| due + 1 >= max);
+        service
+            .vault
+            .update_schedule(
+                &s.id,
+                due + 1,
+                if finished { "done" } else { "active" },
+                finished.then_some("all runs made"),
+            )
+            .await?;
+    }
+    Ok(ran)
 }

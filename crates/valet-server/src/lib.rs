@@ -35,6 +35,8 @@ pub struct Service {
     pub metrics: metrics::Metrics,
     /// A provider with a relayer's wallet, to submit owners' signed revocations (optional).
     pub relayer: Option<alloy::providers::DynProvider>,
+    /// How often the scheduler looks for due runs (`None`: it does not run).
+    pub scheduler_every: Option<std::time::Duration>,
     /// One execution at a time per session (its nonce lane); sessions run in parallel.
     lanes: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
@@ -63,6 +65,7 @@ impl Service {
             names,
             metrics: metrics::Metrics::default(),
             relayer,
+            scheduler_every: Some(std::time::Duration::from_secs(1)),
             lanes: Mutex::new(HashMap::new()),
         }
     }
@@ -163,8 +166,25 @@ pub async fn serve(
     let local = listener.local_addr().map_err(|e| Error::Config(e.to_string()))?;
     let _ = bound.send(local);
     tracing::info!(%local, "valet-server listening");
-    axum::serve(listener, api::router(service))
+    let scheduler = service.scheduler_every.map(|every| {
+        let service = service.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = api::run_schedules(&service).await {
+                    tracing::warn!(error = %e, "scheduler pass failed");
+                }
+            }
+        })
+    });
+    let served = axum::serve(listener, api::router(service))
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(|e| Error::Config(format!("serving: {e}")))
+        .map_err(|e| Error::Config(format!("serving: {e}")));
+    if let Some(scheduler) = scheduler {
+        scheduler.abort();
+    }
+    served
 }

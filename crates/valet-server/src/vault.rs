@@ -461,3 +461,125 @@ impl Vault {
             .collect()
     }
 }
+
+/// A recurring execution.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ScheduleRow {
+    /// Its id.
+    pub id: String,
+    /// The app.
+    pub app_id: String,
+    /// The session it runs in.
+    pub session_id: String,
+    /// JSON: the execute request.
+    pub body: String,
+    /// Chain time of run 0.
+    pub start_at: i64,
+    /// Seconds between runs.
+    pub every: i64,
+    /// Most runs, if bounded.
+    pub max_runs: Option<i64>,
+    /// The next run to consider.
+    pub next_run: i64,
+    /// active | done | cancelled.
+    pub status: String,
+    /// Why it stopped, if it did.
+    pub reason: Option<String>,
+}
+
+const SCHEDULE_COLUMNS: &str = "id, app_id, session_id, body, start_at, every, max_runs, next_run, status, reason";
+
+fn schedule_row(r: &sqlx::any::AnyRow) -> Result<ScheduleRow, Error> {
+    Ok(ScheduleRow {
+        id: r.try_get("id").map_err(db)?,
+        app_id: r.try_get("app_id").map_err(db)?,
+        session_id: r.try_get("session_id").map_err(db)?,
+        body: r.try_get("body").map_err(db)?,
+        start_at: r.try_get("start_at").map_err(db)?,
+        every: r.try_get("every").map_err(db)?,
+        max_runs: r.try_get("max_runs").map_err(db)?,
+        next_run: r.try_get("next_run").map_err(db)?,
+        status: r.try_get("status").map_err(db)?,
+        reason: r.try_get("reason").map_err(db)?,
+    })
+}
+
+impl Vault {
+    /// Stores a new active schedule.
+    pub async fn insert_schedule(&self, s: &ScheduleRow) -> Result<(), Error> {
+        sqlx::query(&format!(
+            "INSERT INTO schedules ({SCHEDULE_COLUMNS}, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(&s.id)
+        .bind(&s.app_id)
+        .bind(&s.session_id)
+        .bind(&s.body)
+        .bind(s.start_at)
+        .bind(s.every)
+        .bind(s.max_runs)
+        .bind(s.next_run)
+        .bind(&s.status)
+        .bind(&s.reason)
+        .bind(now())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    /// App `app`'s schedules of session `session` (all of them with `None`).
+    pub async fn schedules(&self, app: &str, session: Option<&str>) -> Result<Vec<ScheduleRow>, Error> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE app_id = $1 AND ($2 IS NULL OR session_id = $2) \
+             ORDER BY created_at, id"
+        ))
+        .bind(app)
+        .bind(session)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(schedule_row).collect()
+    }
+
+    /// Every active schedule (for the scheduler).
+    pub async fn active_schedules(&self) -> Result<Vec<ScheduleRow>, Error> {
+        let rows = sqlx::query(&format!("SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE status = 'active'"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(schedule_row).collect()
+    }
+
+    /// Moves a schedule on: its next run, and its status (with the reason it stopped).
+    pub async fn update_schedule(
+        &self,
+        id: &str,
+        next_run: i64,
+        status: &str,
+        reason: Option<&str>,
+    ) -> Result<(), Error> {
+        sqlx::query("UPDATE schedules SET next_run = $1, status = $2, reason = $3 WHERE id = $4")
+            .bind(next_run)
+            .bind(status)
+            .bind(reason)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// Cancels app `app`'s schedule `id`; false if it has none active by that id.
+    pub async fn cancel_schedule(&self, app: &str, id: &str) -> Result<bool, Error> {
+        let done = sqlx::query(
+            "UPDATE schedules SET status = 'cancelled', reason = 'cancelled by the app' \
+             WHERE app_id = $1 AND id = $2 AND status = 'active'",
+        )
+        .bind(app)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+}

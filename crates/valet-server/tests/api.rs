@@ -76,22 +76,29 @@ type BadCase<'a> = (&'a str, String, Option<&'a str>, Option<String>, u16);
 
 const ADMIN: &str = "admin-token-for-tests";
 
-#[tokio::test]
-async fn the_service_from_proposal_to_revocation() {
-    let devnet = Devnet::start().await.expect("devnet");
-    let dir = temp_dir("api");
+/// The service on 127.0.0.1 over a fresh SQLite vault in a temp dir.
+async fn boot(devnet: &Devnet, name: &str, scheduler: bool) -> (Server, Arc<Service>, std::path::PathBuf, String) {
+    let dir = temp_dir(name);
     let database = format!("sqlite://{}?mode=rwc", dir.join("valet.db").display());
     let vault = Vault::connect(&database).await.expect("vault");
     let master = MasterKey::load(&dir.join("master.key")).expect("master key");
     let direct = Direct::new(devnet.provider_for(1), devnet.key(1).address()).await.expect("direct");
     let valet = Valet::new(devnet.provider.clone(), Arc::new(direct), devnet.deployment()).await.expect("valet");
-    let names = BTreeMap::from([("ValetNFT".to_string(), devnet.addresses.nft)]);
-    let service = Arc::new(Service::new(valet, vault, master, ADMIN, names, Some(devnet.provider_for(9))));
+    let names = BTreeMap::from([
+        ("ValetNFT".to_string(), devnet.addresses.nft),
+        ("ValetToken".to_string(), devnet.addresses.token),
+    ]);
+    let mut service = Service::new(valet, vault, master, ADMIN, names, Some(devnet.provider_for(9)));
+    if !scheduler {
+        service.scheduler_every = None;
+    }
+    let service = Arc::new(service);
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let serving = service.clone();
     let task = tokio::spawn(async move {
         let addr = "127.0.0.1:0".parse().expect("addr");
-        valet_server::serve(service, addr, bound_tx, async {
+        valet_server::serve(serving, addr, bound_tx, async {
             let _ = stop_rx.await;
         })
         .await
@@ -99,12 +106,46 @@ async fn the_service_from_proposal_to_revocation() {
     });
     let addr = bound_rx.await.expect("bound");
     assert!(addr.ip().is_loopback());
-    let s = Server {
+    let server = Server {
         url: format!("http://{addr}"),
         http: reqwest::Client::new(),
         shutdown: Some(stop_tx),
         task: Some(task),
     };
+    (server, service, dir, database)
+}
+
+/// Registers an app; its API key.
+async fn app_key(s: &Server, name: &str) -> String {
+    let (status, app) = s.call("POST", "/v1/apps", Some(ADMIN), Some(json!({ "name": name }))).await;
+    assert_eq!(status, 201, "{app}");
+    app["api_key"].as_str().expect("api key").to_string()
+}
+
+/// Proposes `spec` for `owner`'s account and grants it with the owner's signature: the session id
+/// and the account.
+async fn granted(
+    s: &Server,
+    key: &str,
+    owner: &alloy::signers::local::PrivateKeySigner,
+    spec: &str,
+) -> (String, Address) {
+    let (status, proposed) =
+        s.call("POST", "/v1/sessions", Some(key), Some(json!({ "owner": owner.address(), "spec": spec }))).await;
+    assert_eq!(status, 201, "{proposed}");
+    let id = proposed["session_id"].as_str().expect("id").to_string();
+    let digest: B256 = proposed["digest"].as_str().expect("digest").parse().expect("hex");
+    let signature = alloy::hex::encode_prefixed(owner.sign_hash_sync(&digest).expect("sign").as_bytes());
+    let (status, body) =
+        s.call("POST", &format!("/v1/sessions/{id}/grant"), Some(key), Some(json!({ "signature": signature }))).await;
+    assert_eq!(status, 200, "{body}");
+    (id, proposed["account"].as_str().expect("account").parse().expect("address"))
+}
+
+#[tokio::test]
+async fn the_service_from_proposal_to_revocation() {
+    let devnet = Devnet::start().await.expect("devnet");
+    let (s, _service, dir, database) = boot(&devnet, "api", true).await;
 
     // Health, and apps registered with the admin token only.
     let (status, health) = s.call("GET", "/health", None, None).await;
@@ -274,6 +315,81 @@ async fn the_service_from_proposal_to_revocation() {
     let file = std::fs::read(dir.join("valet.db")).expect("db file");
     assert!(!file.windows(32).any(|w| w == secret.as_slice()), "no raw key in the database");
     assert!(!String::from_utf8_lossy(&file).contains(&alloy::hex::encode(secret)), "no hex key in the database");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A recurring payment: 10 VALET a day to one payee under a daily allowance of 10, run by the
+/// scheduler by the chain's clock; runs missed during downtime are skipped, not made up; a
+/// revoked session ends the schedule.
+#[tokio::test]
+async fn the_scheduler_pays_once_per_period_across_downtime() {
+    let devnet = Devnet::start().await.expect("devnet");
+    let (s, service, dir, _) = boot(&devnet, "schedules", false).await;
+    let key = app_key(&s, "payroll").await;
+    let owner = devnet.key(4);
+    let payee = devnet.key(6).address();
+    let spec = format!(
+        "valid_for = \"30d\"\n[[permission]]\ntarget = \"ValetToken\"\nfunction = \"transfer(address to, uint256 amount)\"\n\
+         rules = [{{ arg = \"to\", eq = \"{payee}\" }}]\n[[limit]]\ntoken = \"ValetToken\"\namount = \"10 ether\"\nperiod = \"1d\"\n"
+    );
+    let (id, account) = granted(&s, &key, &owner, &spec).await;
+    devnet.fund(account, U256::from(10u128.pow(18))).await.expect("fund");
+    valet_client::contracts::ValetToken::new(devnet.addresses.token, &devnet.provider)
+        .faucet(account, U256::from(1000u128 * 10u128.pow(18)))
+        .send()
+        .await
+        .expect("faucet")
+        .get_receipt()
+        .await
+        .expect("receipt");
+    let pay = json!({ "to": "ValetToken", "function": "transfer(address to, uint256 amount)", "args": [payee.to_string(), "10000000000000000000"] });
+    let schedules = format!("/v1/sessions/{id}/schedules");
+    let (status, bad) = s.call("POST", &schedules, Some(&key), Some(json!({ "calls": [pay], "every": "soon" }))).await;
+    assert_eq!(status, 400, "{bad}");
+    let (status, created) =
+        s.call("POST", &schedules, Some(&key), Some(json!({ "calls": [pay], "every": "1d" }))).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["every"], 86_400);
+
+    let token = valet_client::contracts::ValetToken::new(devnet.addresses.token, &devnet.provider);
+    let balance = || async { token.balanceOf(payee).call().await.expect("balance") / U256::from(10u128.pow(18)) };
+    assert_eq!(valet_server::api::run_schedules(&service).await.expect("pass"), 1, "run 0 is due at once");
+    assert_eq!(valet_server::api::run_schedules(&service).await.expect("pass"), 0, "and runs once");
+    assert_eq!(balance().await, U256::from(10));
+
+    devnet.advance_time(86_400).await.expect("a day");
+    assert_eq!(valet_server::api::run_schedules(&service).await.expect("pass"), 1);
+    assert_eq!(balance().await, U256::from(20));
+
+    // Three days of downtime: one run, not three.
+    devnet.advance_time(3 * 86_400).await.expect("three days");
+    assert_eq!(valet_server::api::run_schedules(&service).await.expect("pass"), 1);
+    assert_eq!(valet_server::api::run_schedules(&service).await.expect("pass"), 0);
+    assert_eq!(balance().await, U256::from(30));
+    let (_, listed) = s.call("GET", &schedules, Some(&key), None).await;
+    assert_eq!(listed["schedules"][0]["next_run"], 5, "{listed}");
+    let (_, audit) = s.call("GET", &format!("/v1/audit?session_id={id}"), Some(&key), None).await;
+    let events: Vec<&str> =
+        audit["events"].as_array().expect("events").iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(events.iter().filter(|e| **e == "schedule.run").count(), 3, "{events:?}");
+    assert_eq!(events.iter().filter(|e| **e == "schedule.skipped").count(), 1, "{events:?}");
+    assert_eq!(events.iter().filter(|e| **e == "execution.included").count(), 3, "{events:?}");
+
+    // Revoked: the schedule ends with the reason.
+    let (status, _) = s.call("POST", &format!("/v1/sessions/{id}/revoke"), Some(&key), None).await;
+    assert_eq!(status, 200);
+    devnet.advance_time(86_400).await.expect("a day");
+    assert_eq!(valet_server::api::run_schedules(&service).await.expect("pass"), 0);
+    let (_, listed) = s.call("GET", &schedules, Some(&key), None).await;
+    assert_eq!(
+        (listed["schedules"][0]["status"].as_str(), listed["schedules"][0]["reason"].as_str()),
+        (Some("done"), Some("session is revoked"))
+    );
+    assert_eq!(balance().await, U256::from(30));
+    let schedule_id = created["schedule_id"].as_str().expect("id");
+    let (status, _) = s.call("DELETE", &format!("/v1/schedules/{schedule_id}"), Some(&key), None).await;
+    assert_eq!(status, 404, "already done");
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
