@@ -77,9 +77,14 @@ type BadCase<'a> = (&'a str, String, Option<&'a str>, Option<String>, u16);
 const ADMIN: &str = "admin-token-for-tests";
 
 /// The service on 127.0.0.1 over a fresh SQLite vault in a temp dir.
-async fn boot(devnet: &Devnet, name: &str, scheduler: bool) -> (Server, Arc<Service>, std::path::PathBuf, String) {
+async fn boot(
+    devnet: &Devnet,
+    name: &str,
+    scheduler: bool,
+    database: Option<String>,
+) -> (Server, Arc<Service>, std::path::PathBuf, String) {
     let dir = temp_dir(name);
-    let database = format!("sqlite://{}?mode=rwc", dir.join("valet.db").display());
+    let database = database.unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.join("valet.db").display()));
     let vault = Vault::connect(&database).await.expect("vault");
     let master = MasterKey::load(&dir.join("master.key")).expect("master key");
     let direct = Direct::new(devnet.provider_for(1), devnet.key(1).address()).await.expect("direct");
@@ -144,8 +149,48 @@ async fn granted(
 
 #[tokio::test]
 async fn the_service_from_proposal_to_revocation() {
+    story(None).await;
+}
+
+/// A PostgreSQL server of its own, on 127.0.0.1, stopped (by its PID file) when dropped.
+struct Postgres {
+    dir: std::path::PathBuf,
+    url: String,
+}
+
+impl Postgres {
+    fn start() -> Self {
+        let dir = temp_dir("postgres");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/postgres.sh");
+        let status = std::process::Command::new(&script)
+            .args(["start", &dir.join("pg").display().to_string(), &port.to_string()])
+            .status()
+            .expect("tools/postgres.sh runs");
+        assert!(status.success(), "PostgreSQL did not start (see {}/pg/server.log)", dir.display());
+        Self { url: format!("postgres://postgres@127.0.0.1:{port}/postgres"), dir }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/postgres.sh");
+        let _ = std::process::Command::new(script).args(["stop", &self.dir.join("pg").display().to_string()]).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The same story on PostgreSQL: the same code and queries, the PostgreSQL migrations.
+#[tokio::test]
+async fn the_service_on_postgresql() {
+    let postgres = Postgres::start();
+    story(Some(postgres.url.clone())).await;
+}
+
+async fn story(database: Option<String>) {
+    let sqlite = database.is_none();
     let devnet = Devnet::start().await.expect("devnet");
-    let (s, _service, dir, database) = boot(&devnet, "api", true).await;
+    let (s, _service, dir, database) = boot(&devnet, if sqlite { "api" } else { "api-pg" }, true, database).await;
 
     // Health, and apps registered with the admin token only.
     let (status, health) = s.call("GET", "/health", None, None).await;
@@ -312,9 +357,11 @@ async fn the_service_from_proposal_to_revocation() {
     let key = master.open(id.parse().expect("id"), &alloy::hex::decode(&row.sealed_key).expect("hex")).expect("opens");
     assert_eq!(key.address().to_string(), row.session_key);
     let secret = key.to_bytes();
-    let file = std::fs::read(dir.join("valet.db")).expect("db file");
-    assert!(!file.windows(32).any(|w| w == secret.as_slice()), "no raw key in the database");
-    assert!(!String::from_utf8_lossy(&file).contains(&alloy::hex::encode(secret)), "no hex key in the database");
+    if sqlite {
+        let file = std::fs::read(dir.join("valet.db")).expect("db file");
+        assert!(!file.windows(32).any(|w| w == secret.as_slice()), "no raw key in the database");
+        assert!(!String::from_utf8_lossy(&file).contains(&alloy::hex::encode(secret)), "no hex key in the database");
+    }
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -325,7 +372,7 @@ async fn the_service_from_proposal_to_revocation() {
 #[tokio::test]
 async fn the_scheduler_pays_once_per_period_across_downtime() {
     let devnet = Devnet::start().await.expect("devnet");
-    let (s, service, dir, _) = boot(&devnet, "schedules", false).await;
+    let (s, service, dir, _) = boot(&devnet, "schedules", false, None).await;
     let key = app_key(&s, "payroll").await;
     let owner = devnet.key(4);
     let payee = devnet.key(6).address();
