@@ -7,7 +7,7 @@ FORGE      := $(TOOLS)/@foundry-rs/forge-linux-amd64/bin/forge
 FORGE_ARGS := --use ../tools/solc --offline
 STAMP      := $(TOOLS)/.valet-installed
 
-.PHONY: demo up test test-contracts test-gas test-artifacts test-rust gas snapshot artifacts vectors tools clean
+.PHONY: demo up test test-api test-contracts test-gas test-artifacts test-rust gas snapshot artifacts vectors tools clean
 
 ## demo: the main job on a local devnet — one grant, ten mints, the eleventh refused
 demo: tools
@@ -18,7 +18,7 @@ up: tools
 	cargo run -q --locked -p valet-cli -- up $(UP_ARGS)
 
 ## test: every test (CI runs exactly this)
-test: test-contracts test-gas test-artifacts test-rust
+test: test-contracts test-gas test-artifacts test-rust test-api
 
 ## tools: pinned anvil/forge/cast/solc-js/EntryPoint/OpenZeppelin from npm (idempotent)
 tools: $(STAMP)
@@ -69,6 +69,11 @@ test-rust: tools
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	cargo test --workspace --locked --all-targets
 	cargo run -q --locked -p valet-client --example quickstart
+
+## test-api: schemathesis fuzzes the service from its OpenAPI document (no 5xx, documented answers)
+test-api: tools
+	cargo build -q --locked -p valet-cli
+	tools/schemathesis.sh
 
 clean:
 	rm -rf target

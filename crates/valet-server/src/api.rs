@@ -213,7 +213,19 @@ fn parse_session_id(text: &str) -> Result<B256, ApiError> {
 }
 
 fn parse_u256(text: &str, what: &str) -> Result<U256, ApiError> {
-    text.parse::<U256>().map_err(|_| ApiError::bad(format!("{what} `{text}` is not a non-negative integer")))
+    let bad = || ApiError::bad(format!("{what} `{text}` is not a non-negative integer (decimal or 0x hex)"));
+    if text.is_empty() || text == "0x" {
+        return Err(bad());
+    }
+    text.parse::<U256>().map_err(|_| bad())
+}
+
+/// A salt: decimal digits only.
+fn parse_salt(text: &str) -> Result<U256, ApiError> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::bad(format!("salt `{text}` is not a decimal integer")));
+    }
+    U256::from_str_radix(text, 10).map_err(|_| ApiError::bad(format!("salt `{text}` does not fit in 256 bits")))
 }
 
 fn parse_signature(text: &str) -> Result<Bytes, ApiError> {
@@ -291,7 +303,7 @@ async fn account(
     authenticate(&service, &headers).await?;
     let owner = parse_address(&owner, "owner")?;
     let q = query_map(query)?;
-    let salt = q.get("salt").map(|s| parse_u256(s, "salt")).transpose()?.unwrap_or_default();
+    let salt = q.get("salt").map(|s| parse_salt(s)).transpose()?.unwrap_or_default();
     let account = service.valet.account(owner, salt).await?;
     let balance = service
         .valet
@@ -329,7 +341,7 @@ async fn propose(State(service): State<Arc<Service>>, headers: HeaderMap, body: 
     let app = authenticate(&service, &headers).await?;
     let req: Propose = parse_body(&headers, &body)?;
     let owner = parse_address(&req.owner, "owner")?;
-    let salt = req.salt.as_deref().map(|s| parse_u256(s, "salt")).transpose()?.unwrap_or_default();
+    let salt = req.salt.as_deref().map(parse_salt).transpose()?.unwrap_or_default();
     let spec = match &req.spec {
         Value::String(toml) => SessionSpec::from_toml(toml),
         Value::Object(_) => SessionSpec::from_json(&req.spec.to_string()),

@@ -111,6 +111,23 @@ pub fn document() -> Value {
                 "parameters": [session_id_param()],
                 "requestBody": body(json!({ "type": "object", "properties": { "signature": { "$ref": "#/components/schemas/Signature" } }, "required": ["signature"], "additionalProperties": false })),
                 "responses": errors(json!({ "200": json_response("Revoked on chain", json!({ "type": "object" })) }), &[("400", "Malformed"), ("401", "Unauthorized"), ("403", "Not the owner's signature"), ("404", "No such session"), ("409", "No relayer"), ("422", "Rejected by the chain")]) } },
+            "/v1/sessions/{id}/schedules": {
+                "post": { "summary": "Run calls within the session every period, by the chain's clock",
+                    "parameters": [session_id_param()],
+                    "requestBody": body(json!({ "type": "object", "properties": {
+                        "calls": { "type": "array", "minItems": 1, "maxItems": 32, "items": { "$ref": "#/components/schemas/Call" } },
+                        "every": { "description": "\"1d\", \"12h\", \"90s\" or seconds", "type": ["string", "integer"] },
+                        "start_at": { "type": "integer", "minimum": 0 },
+                        "max_runs": { "type": "integer", "minimum": 1 }
+                    }, "required": ["calls", "every"], "additionalProperties": false })),
+                    "responses": errors(json!({ "201": json_response("Scheduled", json!({ "type": "object" })) }), &[("400", "Malformed"), ("401", "Unauthorized"), ("404", "No such session"), ("409", "Session not active")]) },
+                "get": { "summary": "The session's schedules",
+                    "parameters": [session_id_param()],
+                    "responses": errors(json!({ "200": json_response("Schedules", json!({ "type": "object" })) }), &[("400", "Malformed id"), ("401", "Unauthorized"), ("404", "No such session")]) }
+            },
+            "/v1/schedules/{id}": { "delete": { "summary": "Cancel a schedule",
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[0-9a-f]{32}$" } }],
+                "responses": errors(json!({ "200": json_response("Cancelled", json!({ "type": "object" })) }), &[("400", "Malformed id"), ("401", "Unauthorized"), ("404", "No active schedule by that id")]) } },
             "/v1/audit": { "get": { "summary": "This app's audit log",
                 "parameters": [
                     { "name": "account", "in": "query", "required": false, "schema": { "$ref": "#/components/schemas/Address" } },
