@@ -7,7 +7,7 @@ FORGE      := $(TOOLS)/@foundry-rs/forge-linux-amd64/bin/forge
 FORGE_ARGS := --use ../tools/solc --offline
 STAMP      := $(TOOLS)/.valet-installed
 
-.PHONY: demo up test test-api test-contracts test-gas test-artifacts test-rust gas snapshot artifacts vectors tools clean
+.PHONY: demo up bench test test-api test-contracts test-gas test-artifacts test-rust gas snapshot artifacts vectors tools clean
 
 ## demo: the main job on a local devnet — one grant, ten mints, the eleventh refused
 demo: tools
@@ -16,6 +16,10 @@ demo: tools
 ## up: the session-key service on a fresh local devnet at http://127.0.0.1:8080, until Ctrl-C
 up: tools
 	cargo run -q --locked -p valet-cli -- up $(UP_ARGS)
+
+## bench: the service's executions/s and p50/p99 latency on anvil, direct vs Alto, with their ratio
+bench: tools
+	cargo run -q --release --locked -p valet-cli -- bench $(BENCH_ARGS)
 
 ## test: every test (CI runs exactly this)
 test: test-contracts test-gas test-artifacts test-rust test-api

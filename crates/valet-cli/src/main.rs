@@ -5,6 +5,7 @@
 //! - `valet account address`, `valet session grant|show|list|exec|revoke` work against any chain
 //!   with Valet deployed (the running devnet by default).
 
+mod bench;
 mod commands;
 mod demo;
 mod serve;
@@ -101,6 +102,18 @@ enum Command {
         #[arg(long = "data-dir", default_value = ".valet-serve")]
         data_dir: PathBuf,
         /// Print one JSON line once serving.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The service's throughput and latency on anvil: direct submission and Alto, side by side.
+    Bench {
+        /// Sessions executing concurrently.
+        #[arg(long, default_value = "8")]
+        sessions: usize,
+        /// Executions per session.
+        #[arg(long, default_value = "10")]
+        executions: usize,
+        /// One JSON document.
         #[arg(long)]
         json: bool,
     },
@@ -268,6 +281,7 @@ async fn main() -> std::process::ExitCode {
         Command::Devnet { json, bundler, data } => {
             commands::devnet(json, bundler == BundlerChoice::Alto, &data.path()).await
         }
+        Command::Bench { sessions, executions, json } => bench::run(sessions, executions, json).await,
         Command::Up { port, data_dir, bundler, json } => {
             serve::up(port, data_dir, bundler == BundlerChoice::Alto, json).await
         }
