@@ -203,7 +203,7 @@ pub(crate) async fn run(json: bool, alto: bool) -> anyhow::Result<()> {
     for (name, address) in &names {
         labels.names.insert(*address, name.clone());
     }
-    labels.tokens.insert(a.token, ("VALET".to_string(), 18));
+    labels.tokens.insert(a.token, ("VLT".to_string(), 18));
     story.labels = labels.clone();
 
     // 1. NFT minting: one signature, ten mints, two refusals.
@@ -286,7 +286,7 @@ pub(crate) async fn run(json: bool, alto: bool) -> anyhow::Result<()> {
     }
 
     // 3. A recurring payment under a daily allowance, across two days.
-    story.say("\n3. A recurring payment: at most 10 VALET a day to one payee");
+    story.say("\n3. A recurring payment: at most 10 VLT a day to one payee");
     ValetToken::new(a.token, &devnet.provider)
         .faucet(account.address, U256::from(100 * ETHER))
         .send()
@@ -317,7 +317,7 @@ pub(crate) async fn run(json: bool, alto: bool) -> anyhow::Result<()> {
             &account,
             &pay_session,
             "payment",
-            "day 1: pay 10 VALET".into(),
+            "day 1: pay 10 VLT".into(),
             &[token_transfer(a.token, payee, ten)],
         )
         .await?;
@@ -326,7 +326,7 @@ pub(crate) async fn run(json: bool, alto: bool) -> anyhow::Result<()> {
             (&valet, &account),
             &pay_session,
             "payment",
-            "day 1: pay 1 VALET more",
+            "day 1: pay 1 VLT more",
             &spec,
             &[token_transfer(a.token, payee, U256::from(ETHER))],
         )
@@ -356,7 +356,7 @@ pub(crate) async fn run(json: bool, alto: bool) -> anyhow::Result<()> {
             &account,
             &pay_session,
             "payment",
-            "day 2: pay 10 VALET".into(),
+            "day 2: pay 10 VLT".into(),
             &[token_transfer(a.token, payee, ten)],
         )
         .await?;
@@ -394,7 +394,7 @@ pub(crate) async fn run(json: bool, alto: bool) -> anyhow::Result<()> {
         }
         println!(
             "\n{mints} mints with one owner signature (the account holds {nft_balance} NFTs), {votes} votes with one \
-             more, {} VALET paid over two days with a third; {} refusals, each with its reason. ({:.1} s)",
+             more, {} VLT paid over two days with a third; {} refusals, each with its reason. ({:.1} s)",
             units(payee_balance.saturating_to(), 18),
             story.refusals.len(),
             wall.as_secs_f64()

@@ -25,7 +25,7 @@ fn check_story(doc: &serde_json::Value, submitter: &str) {
     assert_eq!(field(1, "op"), "mint of 6");
     assert!(field(1, "reason").contains("quantity = 6, but the session requires quantity ≤ 5"), "{doc}");
     assert!(field(1, "chain").contains("RuleViolated(") && field(1, "chain").contains("value=6"), "{doc}");
-    assert!(field(2, "reason").contains("1 VALET, but 10 VALET of the 10 VALET allowed per 1 day"), "{doc}");
+    assert!(field(2, "reason").contains("1 VLT, but 10 VLT of the 10 VLT allowed per 1 day"), "{doc}");
     assert!(field(2, "chain").contains("LimitExceeded("), "{doc}");
 
     let gas = doc["gas"].as_array().expect("gas per operation");
@@ -35,7 +35,7 @@ fn check_story(doc: &serde_json::Value, submitter: &str) {
     assert!(gas[0]["gas"].as_u64() > gas[1]["gas"].as_u64(), "the first operation also deployed and enabled");
     assert!(doc["session_id"].as_str().is_some_and(|s| s.len() == 66));
     assert_eq!(doc["votes"]["cast"], 3);
-    assert_eq!(doc["payments"]["payee_balance"], "20", "10 VALET on each of two days");
+    assert_eq!(doc["payments"]["payee_balance"], "20", "10 VLT on each of two days");
 }
 
 #[test]

@@ -747,3 +747,139 @@ pub fn explain(refusal: &Refusal, session: &Session, functions: &[Option<Functio
         other => other.to_string(),
     }
 }
+
+/// An ERC-7715-style permission request (`wallet_requestExecutionPermissions`'s entry:
+/// `{chainId, permission: {type, data}, rules: [{type, data}]}`) as the session spec it asks
+/// for. Supported: `native-token-periodic`, `native-token-allowance`, `erc20-token-periodic`,
+/// `erc20-token-allowance`; rules `expiry` (`{timestamp}`, required: sessions end) and `payee`
+/// (`{payee}` or `{addresses: [...]}`; required for native tokens, which Valet only lets a session
+/// send to named payees). Streams are refused with the reason.
+pub fn from_erc7715(request: &serde_json::Value, chain_id: u64) -> Result<SessionSpec, Error> {
+    let field = |v: &serde_json::Value, name: &str, at: &str| -> Result<serde_json::Value, Error> {
+        v.get(name).cloned().ok_or_else(|| spec_error(at, format!("missing `{name}`")))
+    };
+    let text = |v: &serde_json::Value, at: &str| -> Result<String, Error> {
+        match v {
+            serde_json::Value::String(s) => Ok(s.clone()),
+            serde_json::Value::Number(n) => Ok(n.to_string()),
+            other => Err(spec_error(at, format!("{other} is not a number or string"))),
+        }
+    };
+    if let Some(id) = request.get("chainId") {
+        let given = text(id, "chainId")?;
+        let parsed = match given.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16).ok(),
+            None => given.parse().ok(),
+        };
+        if parsed != Some(chain_id) {
+            return Err(spec_error("chainId", format!("{given} is not this chain ({chain_id})")));
+        }
+    }
+    let permission = field(request, "permission", "request")?;
+    let kind = text(&field(&permission, "type", "permission")?, "permission.type")?;
+    let data = field(&permission, "data", "permission")?;
+    let mut valid_until = None;
+    let mut payees: Vec<Value> = Vec::new();
+    for (i, rule) in request.get("rules").and_then(|r| r.as_array()).cloned().unwrap_or_default().iter().enumerate() {
+        let at = format!("rules[{i}]");
+        let rule_type = text(&field(rule, "type", &at)?, &at)?;
+        let rule_data = field(rule, "data", &at)?;
+        match rule_type.as_str() {
+            "expiry" => {
+                let ts = text(&field(&rule_data, "timestamp", &at)?, &at)?;
+                // The expiry is the first second the permission no longer holds.
+                let expiry = ts.parse::<u64>().map_err(|_| spec_error(&at, format!("timestamp `{ts}`")))?;
+                valid_until = Some(expiry.saturating_sub(1));
+            }
+            "payee" => {
+                let list = match (rule_data.get("payee"), rule_data.get("addresses")) {
+                    (Some(p), _) => vec![p.clone()],
+                    (None, Some(serde_json::Value::Array(a))) => a.clone(),
+                    _ => return Err(spec_error(&at, "a payee rule needs `payee` or `addresses`")),
+                };
+                for p in list {
+                    payees.push(Value::Text(text(&p, &at)?));
+                }
+            }
+            other => return Err(spec_error(&at, format!("rule type `{other}` is not supported (expiry, payee)"))),
+        }
+    }
+    let valid_until = valid_until.ok_or_else(|| spec_error("rules", "an expiry rule is required: sessions end"))?;
+    let payee_rule = |arg: &str| match payees.len() {
+        0 => None,
+        1 => Some(RuleSpec { arg: arg.into(), eq: Some(payees[0].clone()), ..RuleSpec::default() }),
+        _ => Some(RuleSpec { arg: arg.into(), one_of: Some(payees.clone()), ..RuleSpec::default() }),
+    };
+    let amount = |name: &str| -> Result<Amount, Error> {
+        Ok(Amount::Text(text(&field(&data, name, "permission.data")?, name)?))
+    };
+    let period = |data: &serde_json::Value| -> Result<Option<String>, Error> {
+        let d = text(&field(data, "periodDuration", "permission.data")?, "periodDuration")?;
+        Ok(Some(format!("{}s", d.parse::<u64>().map_err(|_| spec_error("periodDuration", format!("`{d}` seconds")))?)))
+    };
+    let valid_after = match data.get("startTime") {
+        Some(t) => Some(text(t, "startTime")?.parse::<u64>().map_err(|_| spec_error("startTime", "not unix seconds"))?),
+        None => None,
+    };
+    let (permissions, limits) = match kind.as_str() {
+        "native-token-periodic" | "native-token-allowance" => {
+            if payees.is_empty() {
+                return Err(spec_error(
+                    "rules",
+                    "a native-token permission needs a payee rule: Valet lets sessions send ETH only to named payees",
+                ));
+            }
+            let (cap, period) = if kind == "native-token-periodic" {
+                (amount("periodAmount")?, period(&data)?)
+            } else {
+                (amount("allowance")?, None)
+            };
+            let permissions = payees
+                .iter()
+                .map(|p| PermissionSpec {
+                    target: match p {
+                        Value::Text(t) => t.clone(),
+                        _ => String::new(),
+                    },
+                    function: None,
+                    value_limit: Some(cap.clone()),
+                    max_uses: None,
+                    rules: Vec::new(),
+                })
+                .collect();
+            (permissions, vec![LimitSpec { native: Some(cap), token: None, amount: None, period }])
+        }
+        "erc20-token-periodic" | "erc20-token-allowance" => {
+            let token = text(&field(&data, "tokenAddress", "permission.data")?, "tokenAddress")?;
+            let (cap, period) = if kind == "erc20-token-periodic" {
+                (amount("periodAmount")?, period(&data)?)
+            } else {
+                (amount("allowance")?, None)
+            };
+            let permission = PermissionSpec {
+                target: token.clone(),
+                function: Some("transfer(address to, uint256 amount)".into()),
+                value_limit: None,
+                max_uses: None,
+                rules: payee_rule("to").into_iter().collect(),
+            };
+            (vec![permission], vec![LimitSpec { native: None, token: Some(token), amount: Some(cap), period }])
+        }
+        s if s.contains("stream") => {
+            return Err(spec_error(
+                "permission.type",
+                format!("`{s}`: streams are not supported; use a periodic allowance"),
+            ));
+        }
+        other => return Err(spec_error("permission.type", format!("`{other}` is not supported"))),
+    };
+    Ok(SessionSpec {
+        valid_for: None,
+        valid_after,
+        valid_until: Some(valid_until),
+        max_uses: None,
+        salt: None,
+        permissions,
+        limits,
+    })
+}

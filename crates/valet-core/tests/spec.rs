@@ -146,7 +146,7 @@ fn refusals_are_explained_in_the_specs_words() {
     let functions = spec.functions().expect("functions");
     let labels = Labels {
         names: BTreeMap::from([(NFT, "ValetNFT".to_string())]),
-        tokens: BTreeMap::from([(TOKEN, ("VALET".to_string(), 18))]),
+        tokens: BTreeMap::from([(TOKEN, ("VLT".to_string(), 18))]),
     };
     let rule = Refusal::RuleViolated { call: 0, permission: 0, rule: 1, arg: 1, op: RuleOp::Lte, value: U256::from(6) };
     assert_eq!(
@@ -184,7 +184,50 @@ fn refusals_are_explained_in_the_specs_words() {
     let over = Refusal::LimitExceeded { limit: 0, spent: 7 * ETHER, amount: U256::from(4 * ETHER), cap: 10 * ETHER };
     assert_eq!(
         explain(&over, &pay_session, &pay.functions().expect("functions"), &labels),
-        "this operation spends 4 VALET, but 7 VALET of the 10 VALET allowed per 1 day is already spent this period; \
+        "this operation spends 4 VLT, but 7 VLT of the 10 VLT allowed per 1 day is already spent this period; \
          it refills at the next period"
     );
+}
+
+/// ERC-7715-style permission requests become the sessions they ask for.
+#[test]
+fn erc7715_requests_become_sessions() {
+    use valet_core::spec::from_erc7715;
+    let payee = "0x00000000000000000000000000000000000000be";
+    let request = serde_json::json!({
+        "chainId": "0x7a69",
+        "permission": { "type": "erc20-token-periodic", "isAdjustmentAllowed": false,
+                        "data": { "tokenAddress": "ValetToken", "periodAmount": "10 ether", "periodDuration": 86400 } },
+        "rules": [{ "type": "expiry", "data": { "timestamp": NOW + 7 * 86_400 } }, { "type": "payee", "data": { "payee": payee } }]
+    });
+    let s = from_erc7715(&request, 31_337).expect("translates").resolve(&ctx()).expect("resolves");
+    assert_eq!((s.valid_after, s.valid_until), (NOW, NOW + 7 * 86_400 - 1), "the expiry is exclusive");
+    assert_eq!((s.limits[0].token, s.limits[0].amount, s.limits[0].period), (TOKEN, 10 * ETHER, 86_400));
+    assert_eq!(s.permissions[0].target, TOKEN);
+    assert_eq!(s.permissions[0].rules[0].values[0], payee.parse::<Address>().expect("address").into_word());
+
+    let native = serde_json::json!({
+        "permission": { "type": "native-token-allowance", "data": { "allowance": "0x16345785d8a0000" } },
+        "rules": [{ "type": "expiry", "data": { "timestamp": NOW + 60 } }, { "type": "payee", "data": { "addresses": [payee] } }]
+    });
+    let s = from_erc7715(&native, 31_337).expect("translates").resolve(&ctx()).expect("resolves");
+    assert_eq!((s.limits[0].kind, s.limits[0].amount, s.limits[0].period), (LimitKind::Native, ETHER / 10, 0));
+    assert_eq!((s.permissions[0].selector, s.permissions[0].value_limit), (FixedBytes::ZERO, ETHER / 10));
+
+    let refused = |request: serde_json::Value| match from_erc7715(&request, 31_337) {
+        Err(Error::Spec { at, reason }) => format!("{at}: {reason}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let mut no_payee = native.clone();
+    no_payee["rules"] = serde_json::json!([{ "type": "expiry", "data": { "timestamp": NOW + 60 } }]);
+    assert!(refused(no_payee).contains("needs a payee rule"));
+    let mut stream = request.clone();
+    stream["permission"]["type"] = "erc20-token-stream".into();
+    assert!(refused(stream).contains("streams are not supported"));
+    let mut no_expiry = request.clone();
+    no_expiry["rules"] = serde_json::json!([]);
+    assert!(refused(no_expiry).contains("an expiry rule is required"));
+    let mut other_chain = request;
+    other_chain["chainId"] = "0x1".into();
+    assert_eq!(refused(other_chain), "chainId: 0x1 is not this chain (31337)");
 }

@@ -323,8 +323,12 @@ struct Propose {
     owner: String,
     #[serde(default)]
     salt: Option<String>,
-    /// A TOML spec (string) or a JSON spec (object).
-    spec: Value,
+    /// A TOML spec (string) or a JSON spec (object)…
+    #[serde(default)]
+    spec: Option<Value>,
+    /// …or an ERC-7715-style permission request.
+    #[serde(default)]
+    permission_request: Option<Value>,
     #[serde(default)]
     names: BTreeMap<String, String>,
 }
@@ -342,10 +346,14 @@ async fn propose(State(service): State<Arc<Service>>, headers: HeaderMap, body: 
     let req: Propose = parse_body(&headers, &body)?;
     let owner = parse_address(&req.owner, "owner")?;
     let salt = req.salt.as_deref().map(parse_salt).transpose()?.unwrap_or_default();
-    let spec = match &req.spec {
-        Value::String(toml) => SessionSpec::from_toml(toml),
-        Value::Object(_) => SessionSpec::from_json(&req.spec.to_string()),
-        _ => return Err(ApiError::bad("spec must be a TOML string or a JSON object")),
+    let spec = match (&req.spec, &req.permission_request) {
+        (Some(Value::String(toml)), None) => SessionSpec::from_toml(toml),
+        (Some(spec @ Value::Object(_)), None) => SessionSpec::from_json(&spec.to_string()),
+        (Some(_), None) => return Err(ApiError::bad("spec must be a TOML string or a JSON object")),
+        (None, Some(request @ Value::Object(_))) => valet_core::spec::from_erc7715(request, service.valet.chain_id()),
+        (None, Some(_)) => return Err(ApiError::bad("permission_request must be a JSON object")),
+        (Some(_), Some(_)) => return Err(ApiError::bad("give spec or permission_request, not both")),
+        (None, None) => return Err(ApiError::bad("give spec (TOML or JSON) or permission_request (ERC-7715)")),
     }
     .map_err(|e| ApiError::bad(e.to_string()))?;
     let mut names = service.names.clone();
@@ -353,7 +361,17 @@ async fn propose(State(service): State<Arc<Service>>, headers: HeaderMap, body: 
         names.insert(name.clone(), parse_address(address, &format!("names.{name}"))?);
     }
     let account = service.valet.account(owner, salt).await?;
-    let proposal = service.valet.propose(&account, &spec, &names, &labels(&names)).await.map_err(|e| match e {
+    let mut labels = labels(&names);
+    // Token amounts in the token's own units, as it states them on chain.
+    for limit in &spec.limits {
+        let Some(token) = limit.token.as_deref() else { continue };
+        let Ok(address) = valet_client::abi::resolve_address(token, &names) else { continue };
+        let erc20 = valet_client::contracts::ValetToken::new(address, service.valet.provider());
+        if let (Ok(symbol), Ok(decimals)) = (erc20.symbol().call().await, erc20.decimals().call().await) {
+            labels.tokens.insert(address, (symbol, decimals));
+        }
+    }
+    let proposal = service.valet.propose(&account, &spec, &names, &labels).await.map_err(|e| match e {
         ClientError::Core(c) => ApiError::bad(c.to_string()),
         other => other.into(),
     })?;

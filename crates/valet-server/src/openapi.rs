@@ -86,8 +86,9 @@ pub fn document() -> Value {
                         "owner": { "$ref": "#/components/schemas/Address" },
                         "salt": { "type": "string", "pattern": "^[0-9]+$" },
                         "spec": { "description": "A TOML spec (string) or a JSON spec (object)", "type": ["string", "object"] },
+                        "permission_request": { "description": "Or an ERC-7715-style request: {chainId, permission: {type, data}, rules: [{type, data}]}", "type": "object" },
                         "names": { "type": "object", "additionalProperties": { "$ref": "#/components/schemas/Address" } }
-                    }, "required": ["owner", "spec"], "additionalProperties": false })),
+                    }, "required": ["owner"], "additionalProperties": false })),
                     "responses": errors(json!({ "201": json_response("Proposed", json!({ "$ref": "#/components/schemas/Session" })) }), AUTH_ERRORS) },
                 "get": { "summary": "This app's sessions with what is left",
                     "parameters": [{ "name": "account", "in": "query", "required": false, "schema": { "$ref": "#/components/schemas/Address" } }],

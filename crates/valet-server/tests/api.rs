@@ -366,7 +366,7 @@ async fn story(database: Option<String>) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A recurring payment: 10 VALET a day to one payee under a daily allowance of 10, run by the
+/// A recurring payment: 10 VLT a day to one payee under a daily allowance of 10, run by the
 /// scheduler by the chain's clock; runs missed during downtime are skipped, not made up; a
 /// revoked session ends the schedule.
 #[tokio::test]
@@ -390,6 +390,24 @@ async fn the_scheduler_pays_once_per_period_across_downtime() {
         .get_receipt()
         .await
         .expect("receipt");
+    // The same session asked for as an ERC-7715 permission request reads the same.
+    let request = json!({
+        "chainId": devnet.chain_id(),
+        "permission": { "type": "erc20-token-periodic", "data": { "tokenAddress": "ValetToken", "periodAmount": "10 ether", "periodDuration": 86400 } },
+        "rules": [{ "type": "expiry", "data": { "timestamp": valet_client::Valet::new(devnet.provider.clone(), Arc::new(valet_client::Direct::new(devnet.provider_for(1), devnet.key(1).address()).await.expect("direct")), devnet.deployment()).await.expect("valet").now().await.expect("now") + 30 * 86_400 } }, { "type": "payee", "data": { "payee": payee.to_string() } }]
+    });
+    let (status, proposed) = s
+        .call(
+            "POST",
+            "/v1/sessions",
+            Some(&key),
+            Some(json!({ "owner": owner.address(), "permission_request": request })),
+        )
+        .await;
+    assert_eq!(status, 201, "{proposed}");
+    let lines: Vec<&str> = proposed["summary"].as_array().expect("summary").iter().filter_map(Value::as_str).collect();
+    assert!(lines.contains(&"At most 10 VLT per 1 day (it refills)."), "{lines:?}");
+    assert!(lines[0].starts_with("Valid for 30 days"), "{lines:?}");
     let pay = json!({ "to": "ValetToken", "function": "transfer(address to, uint256 amount)", "args": [payee.to_string(), "10000000000000000000"] });
     let schedules = format!("/v1/sessions/{id}/schedules");
     let (status, bad) = s.call("POST", &schedules, Some(&key), Some(json!({ "calls": [pay], "every": "soon" }))).await;
