@@ -19,7 +19,7 @@ use valet_core::spec::{Function, Labels, SessionSpec, explain};
 use valet_core::{Call, Session, eip712};
 
 use crate::Service;
-use crate::vault::{App, Begin, ExecutionRow, ScheduleRow, SessionRow, random_id, sha256_hex};
+use crate::vault::{App, Audit, Begin, ExecutionRow, ScheduleRow, SessionRow, random_id, sha256_hex};
 
 /// An HTTP error: status, a stable code, and a message naming the problem.
 #[derive(Debug)]
@@ -487,13 +487,17 @@ async fn grant(
             format!("the grant is signed by {signer}, not by the account's owner {}", account.owner),
         ));
     }
-    if !service.vault.transition(&row.id, &["proposed"], "active", Some(&signature.to_string())).await? {
+    let detail = json!({ "owner": signer });
+    let audit = Audit {
+        app: &app.id,
+        account: Some(&row.account),
+        session: Some(&row.id),
+        event: "session.granted",
+        detail: &detail,
+    };
+    if !service.vault.transition(&row.id, &["proposed"], "active", Some(&signature.to_string()), &audit).await? {
         return Err(ApiError::conflict("not_proposed", format!("session {id} is no longer waiting for a grant")));
     }
-    service
-        .vault
-        .audit(&app.id, Some(&row.account), Some(&row.id), "session.granted", &json!({ "owner": signer }))
-        .await?;
     service.metrics.inc("valet_sessions_total", &[("event", "granted")]);
     ok(StatusCode::OK, json!({ "session_id": id, "status": "active" }))
 }
@@ -659,6 +663,9 @@ impl Run {
                 }
             };
 
+        let no_detail = Value::Null;
+        let audit =
+            Audit { app: &app.id, account: Some(&row.account), session: Some(&row.id), event: "", detail: &no_detail };
         let key_bytes = alloy::hex::decode(&row.sealed_key)
             .map_err(|_| ApiError::from(crate::Error::Database("sealed key is not hex".into())))?;
         let key = service.master.open(id, &key_bytes)?;
@@ -675,17 +682,18 @@ impl Run {
             Ok(p) => p,
             Err(ClientError::Preflight(refusal)) => {
                 let reason = explain(&refusal, &session, &functions, &labels(&names));
-                let detail = json!({ "reason": reason, "refusal": refusal.to_string() });
-                service.vault.finish_execution(&execution_id, "refused", None, None, &detail).await?;
-                service.vault.audit(&app.id, Some(&row.account), Some(&row.id), "execution.refused", &detail).await?;
+                let detail = json!({ "execution_id": execution_id, "reason": reason, "refusal": refusal.to_string() });
+                let audit = Audit { event: "execution.refused", detail: &detail, ..audit };
+                service.vault.finish_execution(&execution_id, "refused", None, None, &detail, &audit).await?;
                 service.metrics.inc("valet_executions_total", &[("outcome", "refused")]);
                 let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", reason);
                 e.extra = Some(json!({ "refusal": refusal.to_string(), "execution_id": execution_id }));
                 return Err(e);
             }
             Err(e) => {
-                let detail = json!({ "error": e.to_string() });
-                service.vault.finish_execution(&execution_id, "failed", None, None, &detail).await?;
+                let detail = json!({ "execution_id": execution_id, "error": e.to_string() });
+                let audit = Audit { event: "execution.failed", detail: &detail, ..audit };
+                service.vault.finish_execution(&execution_id, "failed", None, None, &detail, &audit).await?;
                 service.metrics.inc("valet_executions_total", &[("outcome", "failed")]);
                 return Err(e.into());
             }
@@ -699,16 +707,11 @@ impl Run {
                 let detail = json!({ "permission_indices": prepared.indices, "deployed_account": prepared.deploys, "enabled_session": prepared.enables });
                 let gas = receipt.actual_gas_used.to_string();
                 let tx = receipt.transaction_hash.to_string();
-                service.vault.finish_execution(&execution_id, "included", Some(&tx), Some(&gas), &detail).await?;
+                let event = json!({ "execution_id": execution_id, "user_op_hash": user_op_hash, "transaction_hash": tx, "gas_used": gas });
+                let audit = Audit { event: "execution.included", detail: &event, ..audit };
                 service
                     .vault
-                    .audit(
-                        &app.id,
-                        Some(&row.account),
-                        Some(&row.id),
-                        "execution.included",
-                        &json!({ "user_op_hash": user_op_hash, "transaction_hash": tx, "gas_used": gas }),
-                    )
+                    .finish_execution(&execution_id, "included", Some(&tx), Some(&gas), &detail, &audit)
                     .await?;
                 service.metrics.inc("valet_executions_total", &[("outcome", "included")]);
                 ok(
@@ -726,12 +729,11 @@ impl Run {
             }
             Err(e) => {
                 let status = if matches!(e, ClientError::ExecutionReverted { .. }) { "reverted" } else { "failed" };
-                let detail = json!({ "error": e.to_string() });
-                service.vault.finish_execution(&execution_id, status, None, None, &detail).await?;
-                service
-                    .vault
-                    .audit(&app.id, Some(&row.account), Some(&row.id), &format!("execution.{status}"), &detail)
-                    .await?;
+                let detail =
+                    json!({ "execution_id": execution_id, "user_op_hash": user_op_hash, "error": e.to_string() });
+                let event = format!("execution.{status}");
+                let audit = Audit { event: &event, detail: &detail, ..audit };
+                service.vault.finish_execution(&execution_id, status, None, None, &detail, &audit).await?;
                 service.metrics.inc("valet_executions_total", &[("outcome", status)]);
                 Err(e.into())
             }
@@ -784,12 +786,16 @@ async fn revoke(State(service): State<Arc<Service>>, headers: HeaderMap, Path(id
     let app = authenticate(&service, &headers).await?;
     let (row, _, id) = load(&service, &app, &id).await?;
     // Stop use in the service at once, before anything reaches the chain.
-    let changed = service.vault.transition(&row.id, &["proposed", "active"], "revoked", None).await?;
+    let detail = json!({ "by": "app" });
+    let audit = Audit {
+        app: &app.id,
+        account: Some(&row.account),
+        session: Some(&row.id),
+        event: "session.revoked",
+        detail: &detail,
+    };
+    let changed = service.vault.transition(&row.id, &["proposed", "active"], "revoked", None, &audit).await?;
     if changed {
-        service
-            .vault
-            .audit(&app.id, Some(&row.account), Some(&row.id), "session.revoked", &json!({ "by": "app" }))
-            .await?;
         service.metrics.inc("valet_sessions_total", &[("event", "revoked")]);
     }
     let account: Address = row_account(&row)?.address;
@@ -838,7 +844,15 @@ async fn revoke_onchain(
             "this service has no relayer key: submit revokeSessionWithSignature(account, id, signature) to the validator yourself",
         ));
     };
-    service.vault.transition(&row.id, &["proposed", "active"], "revoked", None).await?;
+    let detail = json!({ "by": "owner" });
+    let audit = Audit {
+        app: &app.id,
+        account: Some(&row.account),
+        session: Some(&row.id),
+        event: "session.revoked",
+        detail: &detail,
+    };
+    service.vault.transition(&row.id, &["proposed", "active"], "revoked", None, &audit).await?;
     let validator = valet_client::contracts::SessionKeyValidator::new(deployment.validator, relayer);
     let pending = validator.revokeSessionWithSignature(account.address, id, signature).send().await.map_err(|e| {
         let decoded = e.as_revert_data().and_then(|d| valet_client::submit::decode_validator_error(&d));

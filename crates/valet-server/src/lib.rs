@@ -80,22 +80,41 @@ impl Service {
         use valet_client::contracts::entry_point::EntryPoint;
         let pending = self.vault.pending_executions().await?;
         for (app, execution, operation) in &pending {
-            let settle = |status: &'static str, tx: Option<String>, gas: Option<String>, detail: serde_json::Value| async move {
-                self.vault.finish_execution(&execution.id, status, tx.as_deref(), gas.as_deref(), &detail).await?;
-                self.vault
-                    .audit(app, None, Some(&execution.session_id), &format!("execution.{status}"), &detail)
-                    .await?;
-                self.metrics.inc("valet_executions_total", &[("outcome", status)]);
-                Ok::<(), Error>(())
-            };
+            let account = self.vault.session(app, &execution.session_id).await?.map(|s| s.account);
+            let settle =
+                |status: &'static str, tx: Option<String>, gas: Option<String>, mut detail: serde_json::Value| {
+                    let account = account.clone();
+                    async move {
+                        detail["execution_id"] = execution.id.clone().into();
+                        detail["user_op_hash"] = execution.user_op_hash.clone().into();
+                        detail["transaction_hash"] = tx.clone().into();
+                        detail["reconciled"] = true.into();
+                        let event = format!("execution.{status}");
+                        let audit = vault::Audit {
+                            app,
+                            account: account.as_deref(),
+                            session: Some(&execution.session_id),
+                            event: &event,
+                            detail: &detail,
+                        };
+                        self.vault
+                            .finish_execution(&execution.id, status, tx.as_deref(), gas.as_deref(), &detail, &audit)
+                            .await?;
+                        self.metrics.inc("valet_executions_total", &[("outcome", status)]);
+                        Ok::<(), Error>(())
+                    }
+                };
             let (Some(hash), Some(operation)) = (&execution.user_op_hash, operation) else {
-                settle(
-                    "failed",
-                    None,
-                    None,
-                    serde_json::json!({ "error": "interrupted before anything was sent", "reconciled": true }),
-                )
-                .await?;
+                // Nothing was sent: forget it, so its idempotency key may be used again.
+                let detail = serde_json::json!({ "execution_id": execution.id, "reconciled": true, "reason": "interrupted before anything was sent" });
+                let audit = vault::Audit {
+                    app,
+                    account: account.as_deref(),
+                    session: Some(&execution.session_id),
+                    event: "execution.abandoned",
+                    detail: &detail,
+                };
+                self.vault.abandon_execution(&execution.id, &audit).await?;
                 continue;
             };
             let hash: alloy::primitives::B256 =
@@ -120,7 +139,7 @@ impl Service {
                     status,
                     tx,
                     Some(event.actualGasUsed.to_string()),
-                    serde_json::json!({ "reconciled": true, "found_on_chain": true }),
+                    serde_json::json!({ "found_on_chain": true }),
                 )
                 .await?;
                 continue;
@@ -134,13 +153,12 @@ impl Service {
                         "included",
                         Some(r.transaction_hash.to_string()),
                         Some(r.actual_gas_used.to_string()),
-                        serde_json::json!({ "reconciled": true, "resubmitted": true }),
+                        serde_json::json!({ "resubmitted": true }),
                     )
                     .await?;
                 }
                 Err(e) => {
-                    settle("failed", None, None, serde_json::json!({ "reconciled": true, "error": e.to_string() }))
-                        .await?;
+                    settle("failed", None, None, serde_json::json!({ "error": e.to_string() })).await?;
                 }
             }
         }

@@ -120,6 +120,35 @@ pub struct AuditRow {
     pub at: i64,
 }
 
+/// An audit event to record in the same transaction as the change it describes.
+#[derive(Debug, Clone, Copy)]
+pub struct Audit<'a> {
+    /// The app.
+    pub app: &'a str,
+    /// The account, if any.
+    pub account: Option<&'a str>,
+    /// The session, if any.
+    pub session: Option<&'a str>,
+    /// What happened.
+    pub event: &'a str,
+    /// Details.
+    pub detail: &'a serde_json::Value,
+}
+
+async fn insert_audit(conn: &mut sqlx::AnyConnection, a: &Audit<'_>) -> Result<(), Error> {
+    sqlx::query("INSERT INTO audit (app_id, account, session_id, event, detail, at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(a.app)
+        .bind(a.account)
+        .bind(a.session)
+        .bind(a.event)
+        .bind(a.detail.to_string())
+        .bind(now())
+        .execute(conn)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
 /// Where an execution with an idempotency key stands when a request arrives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Begin {
@@ -290,8 +319,17 @@ impl Vault {
         rows.iter().map(session_row).collect()
     }
 
-    /// Moves a session from `from` to `to` (and stores the grant); false if it was not in `from`.
-    pub async fn transition(&self, id: &str, from: &[&str], to: &str, grant: Option<&str>) -> Result<bool, Error> {
+    /// Moves a session from `from` to `to` (and stores the grant), recording `audit` in the same
+    /// transaction; false (and nothing recorded) if it was not in `from`.
+    pub async fn transition(
+        &self,
+        id: &str,
+        from: &[&str],
+        to: &str,
+        grant: Option<&str>,
+        audit: &Audit<'_>,
+    ) -> Result<bool, Error> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
         let mut changed = false;
         for state in from {
             let done = sqlx::query(
@@ -303,11 +341,15 @@ impl Vault {
             .bind(now())
             .bind(id)
             .bind(*state)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
             changed |= done.rows_affected() == 1;
         }
+        if changed {
+            insert_audit(&mut tx, audit).await?;
+        }
+        tx.commit().await.map_err(db)?;
         Ok(changed)
     }
 
@@ -364,7 +406,8 @@ impl Vault {
         Ok(())
     }
 
-    /// Records how an execution ended.
+    /// Records how an execution ended, and its audit event, in one transaction (a crash leaves
+    /// both or neither).
     pub async fn finish_execution(
         &self,
         id: &str,
@@ -372,7 +415,9 @@ impl Vault {
         transaction_hash: Option<&str>,
         gas_used: Option<&str>,
         detail: &serde_json::Value,
+        audit: &Audit<'_>,
     ) -> Result<(), Error> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query(
             "UPDATE executions SET status = $1, transaction_hash = $2, gas_used = $3, detail = $4, updated_at = $5 \
              WHERE id = $6",
@@ -383,9 +428,25 @@ impl Vault {
         .bind(detail.to_string())
         .bind(now())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    /// Forgets an execution that never sent anything (its idempotency key is free again), with
+    /// its audit event, in one transaction.
+    pub async fn abandon_execution(&self, id: &str, audit: &Audit<'_>) -> Result<(), Error> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("DELETE FROM executions WHERE id = $1 AND status = 'pending'")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db)?;
         Ok(())
     }
 
