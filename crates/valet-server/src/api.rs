@@ -638,6 +638,7 @@ impl Run {
         // One execution at a time on this session's lane.
         let lane = service.lane(&row.id).await;
         let _turn = lane.lock().await;
+        let _across_instances = service.vault.lane_lock(&row.id).await?;
         let execution_id =
             match service.vault.begin_execution(&app.id, &row.id, idempotency_key.as_deref(), &request_hash).await? {
                 Begin::New(execution_id) => execution_id,

@@ -162,6 +162,19 @@ pub enum Begin {
 #[derive(Debug, Clone)]
 pub struct Vault {
     pool: AnyPool,
+    postgres: bool,
+}
+
+/// Holds a session's lane across instances (PostgreSQL): a transaction holding an advisory lock,
+/// released when dropped (rolled back) — also if the instance dies.
+pub struct LaneLock {
+    _tx: Option<sqlx::Transaction<'static, sqlx::Any>>,
+}
+
+impl std::fmt::Debug for LaneLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LaneLock")
+    }
 }
 
 const SESSION_COLUMNS: &str = "id, app_id, chain_id, validator, account, owner, salt, session_key, packed, functions, \
@@ -213,7 +226,7 @@ impl Vault {
             return Err(Error::Config(format!("database URL `{url}`: expected sqlite://… or postgres://…")));
         }
         let pool = AnyPoolOptions::new()
-            .max_connections(if sqlite { 4 } else { 16 })
+            .max_connections(if sqlite { 4 } else { 32 })
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if sqlite {
@@ -230,7 +243,19 @@ impl Vault {
             .map_err(|e| Error::Database(format!("connecting to the database: {e}")))?;
         let migrator = if sqlite { &SQLITE } else { &POSTGRES };
         migrator.run(&pool).await.map_err(|e| Error::Database(format!("migrating: {e}")))?;
-        Ok(Self { pool })
+        Ok(Self { pool, postgres: !sqlite })
+    }
+
+    /// Takes session `id`'s lane among every instance sharing this database (PostgreSQL advisory
+    /// lock; with SQLite there is one instance, whose in-process lock suffices).
+    pub async fn lane_lock(&self, id: &str) -> Result<LaneLock, Error> {
+        if !self.postgres {
+            return Ok(LaneLock { _tx: None });
+        }
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let key = i64::from_be_bytes(Sha256::digest(id.as_bytes())[..8].try_into().expect("8 bytes"));
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(key).execute(&mut *tx).await.map_err(db)?;
+        Ok(LaneLock { _tx: Some(tx) })
     }
 
     /// Registers an app; returns it and its API key (shown once, stored hashed).

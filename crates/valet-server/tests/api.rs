@@ -83,11 +83,26 @@ async fn boot(
     scheduler: bool,
     database: Option<String>,
 ) -> (Server, Arc<Service>, std::path::PathBuf, String) {
+    boot_with(devnet, name, scheduler, database, None, 1).await
+}
+
+/// [`boot`], with a given master key and relayer (dev key index).
+async fn boot_with(
+    devnet: &Devnet,
+    name: &str,
+    scheduler: bool,
+    database: Option<String>,
+    master: Option<&str>,
+    relayer: usize,
+) -> (Server, Arc<Service>, std::path::PathBuf, String) {
     let dir = temp_dir(name);
     let database = database.unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.join("valet.db").display()));
     let vault = Vault::connect(&database).await.expect("vault");
-    let master = MasterKey::load(&dir.join("master.key")).expect("master key");
-    let direct = Direct::new(devnet.provider_for(1), devnet.key(1).address()).await.expect("direct");
+    let master = match master {
+        Some(hex) => MasterKey::from_hex(hex).expect("master key"),
+        None => MasterKey::load(&dir.join("master.key")).expect("master key"),
+    };
+    let direct = Direct::new(devnet.provider_for(relayer), devnet.key(relayer).address()).await.expect("direct");
     let valet = Valet::new(devnet.provider.clone(), Arc::new(direct), devnet.deployment()).await.expect("valet");
     let names = BTreeMap::from([
         ("ValetNFT".to_string(), devnet.addresses.nft),
@@ -185,6 +200,67 @@ impl Drop for Postgres {
 async fn the_service_on_postgresql() {
     let postgres = Postgres::start();
     story(Some(postgres.url.clone())).await;
+}
+
+/// Two instances over one PostgreSQL vault execute on the same session at once: its lane is held
+/// across instances, so no two operations race for one nonce.
+#[tokio::test]
+async fn two_instances_share_a_session_lane_through_postgresql() {
+    let postgres = Postgres::start();
+    let devnet = Devnet::start().await.expect("devnet");
+    let master = MasterKey::generate().to_hex().to_string();
+    let (a, _, dir_a, _) = boot_with(&devnet, "instance-a", false, Some(postgres.url.clone()), Some(&master), 1).await;
+    let (b, _, dir_b, _) = boot_with(&devnet, "instance-b", false, Some(postgres.url.clone()), Some(&master), 7).await;
+    let key = app_key(&a, "shared").await;
+    let owner = devnet.key(3);
+    let spec = "valid_for = \"1h\"\n[[permission]]\ntarget = \"ValetNFT\"\n\
+                function = \"mint(address to, uint256 quantity)\"\nrules = [{ arg = \"to\", eq = \"$account\" }]\n";
+    let (id, account) = granted(&a, &key, &owner, spec).await;
+    devnet.fund(account, U256::from(10u128.pow(18))).await.expect("fund");
+    let path = format!("/v1/sessions/{id}/execute");
+    let mint = json!({ "calls": [{ "to": "ValetNFT", "function": "mint(address to, uint256 quantity)", "args": ["$account", 1] }] });
+    let (status, first) = b.call("POST", &path, Some(&key), Some(mint.clone())).await;
+    assert_eq!(status, 200, "instance B executes what A granted: {first}");
+    let requests: Vec<_> = (0..12)
+        .map(|i| {
+            let server = if i % 2 == 0 { &a } else { &b };
+            server.call("POST", &path, Some(&key), Some(mint.clone()))
+        })
+        .collect();
+    for (status, answer) in futures_join_all(requests).await {
+        assert_eq!((status, answer["status"].as_str()), (200, Some("included")), "{answer}");
+    }
+    let nft = valet_client::contracts::ValetNFT::new(devnet.addresses.nft, &devnet.provider);
+    assert_eq!(nft.balanceOf(account).call().await.expect("balance"), U256::from(13));
+    drop((a, b));
+    let _ = std::fs::remove_dir_all(&dir_a);
+    let _ = std::fs::remove_dir_all(&dir_b);
+}
+
+/// Awaits every future concurrently (tokio only, no `futures` crate).
+async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output>
+where
+    F: Send,
+    F::Output: Send,
+{
+    let mut set = Vec::new();
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if done[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => done[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    set.extend(done.into_iter().flatten());
+    set
 }
 
 async fn story(database: Option<String>) {
