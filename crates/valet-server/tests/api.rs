@@ -238,9 +238,9 @@ async fn two_instances_share_a_session_lane_through_postgresql() {
 }
 
 /// Awaits every future concurrently (tokio only, no `futures` crate).
-async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output>
+async fn futures_join_all<F>(futures: Vec<F>) -> Vec<F::Output>
 where
-    F: Send,
+    F: std::future::Future + Send,
     F::Output: Send,
 {
     let mut set = Vec::new();
