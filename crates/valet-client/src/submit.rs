@@ -389,7 +389,7 @@ pub async fn handle_ops(
         .min(30_000_000) as u64;
     let nonce = relayer.get_transaction_count(from).pending().await.map_err(rpc)?;
     let pending = call.nonce(nonce).gas(limit).send().await.map_err(refusal)?;
-    let receipt = pending.get_receipt().await.map_err(rpc)?;
+    let receipt = wait_for_receipt(relayer, *pending.tx_hash()).await?;
     let logs = receipt.inner.logs();
     let reasons: Vec<(B256, Bytes)> = logs
         .iter()
@@ -411,6 +411,24 @@ pub async fn handle_ops(
         })
         .collect();
     Ok((receipt, included))
+}
+
+/// Polls for `hash`'s receipt from 5 ms, doubling to 200 ms, for up to two minutes (alloy's
+/// pending-transaction watcher polls every 250 ms even on a local node, which would dominate
+/// latency on anvil).
+async fn wait_for_receipt(provider: &DynProvider, hash: B256) -> Result<TransactionReceipt, Error> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let mut every = Duration::from_millis(5);
+    loop {
+        if let Some(receipt) = provider.get_transaction_receipt(hash).await.map_err(rpc)? {
+            return Ok(receipt);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::Rpc(format!("transaction {hash} not mined within two minutes")));
+        }
+        tokio::time::sleep(every).await;
+        every = (every * 2).min(Duration::from_millis(200));
+    }
 }
 
 fn refusal(e: alloy::contract::Error) -> Error {
