@@ -311,9 +311,21 @@ async fn account(
         .get_balance(account.address)
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "chain_unavailable", format!("node: {e}")))?;
+    // Balances at the tokens and collections the service knows by name (ERC-20 in base units,
+    // ERC-721 as a count): whatever answers `symbol()` and `balanceOf(account)`.
+    let mut tokens = serde_json::Map::new();
+    for (name, address) in &service.names {
+        let token = valet_client::contracts::ValetToken::new(*address, service.valet.provider());
+        if let (Ok(symbol), Ok(held)) = (token.symbol().call().await, token.balanceOf(account.address).call().await) {
+            tokens.insert(name.clone(), json!({ "address": address, "symbol": symbol, "balance": held.to_string() }));
+        }
+    }
     ok(
         StatusCode::OK,
-        json!({ "address": account.address, "owner": owner, "salt": salt.to_string(), "deployed": account.deployed, "balance_wei": balance.to_string() }),
+        json!({
+            "address": account.address, "owner": owner, "salt": salt.to_string(), "deployed": account.deployed,
+            "balance_wei": balance.to_string(), "tokens": tokens,
+        }),
     )
 }
 

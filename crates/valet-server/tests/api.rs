@@ -64,8 +64,11 @@ impl Drop for Server {
     }
 }
 
+/// A fresh directory, unique to this process and call (tests run in parallel).
 fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("valet-server-{name}-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("valet-server-{name}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
@@ -237,6 +240,50 @@ async fn two_instances_share_a_session_lane_through_postgresql() {
     let _ = std::fs::remove_dir_all(&dir_b);
 }
 
+/// The service submitting through the Alto bundler instead of directly.
+#[tokio::test]
+async fn the_service_submits_through_a_bundler() {
+    let devnet = Devnet::start_with(valet_client::DevnetOptions { alto: true }).await.expect("devnet with Alto");
+    let dir = temp_dir("bundler");
+    let vault = Vault::connect(&format!("sqlite://{}?mode=rwc", dir.join("valet.db").display())).await.expect("vault");
+    let client = valet_client::BundlerClient::new(&devnet.bundler_url().expect("alto"), devnet.addresses.entry_point)
+        .expect("client");
+    let valet = Valet::new(devnet.provider.clone(), Arc::new(valet_client::Bundler::new(client)), devnet.deployment())
+        .await
+        .expect("valet");
+    let names = BTreeMap::from([("ValetNFT".to_string(), devnet.addresses.nft)]);
+    let mut service = Service::new(valet, vault, MasterKey::generate(), ADMIN, names, None);
+    service.scheduler_every = None;
+    let service = Arc::new(service);
+    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(valet_server::serve(service, "127.0.0.1:0".parse().expect("addr"), bound_tx, async {
+        let _ = stop_rx.await;
+    }));
+    let addr = bound_rx.await.expect("bound");
+    let s = Server { url: format!("http://{addr}"), http: reqwest::Client::new(), shutdown: Some(stop_tx), task: None };
+    let key = app_key(&s, "via-bundler").await;
+    let (_, health) = s.call("GET", "/health", None, None).await;
+    assert_eq!(health["submitter"], "bundler");
+    let owner = devnet.key(3);
+    let (id, account) = granted(&s, &key, &owner, valet_core::spec::DEMO_MINT_SPEC).await;
+    devnet.fund(account, U256::from(10u128.pow(18))).await.expect("fund");
+    let path = format!("/v1/sessions/{id}/execute");
+    for quantity in [5, 1] {
+        let body = json!({ "calls": [{ "to": "ValetNFT", "function": "mint(address to, uint256 quantity)", "args": ["$account", quantity] }] });
+        let (status, done) = s.call("POST", &path, Some(&key), Some(body)).await;
+        assert_eq!((status, done["status"].as_str()), (200, Some("included")), "{done}");
+    }
+    let body = json!({ "calls": [{ "to": "ValetNFT", "function": "mint(address to, uint256 quantity)", "args": ["$account", 6] }] });
+    let (status, refused) = s.call("POST", &path, Some(&key), Some(body)).await;
+    assert_eq!((status, refused["error"].as_str()), (422, Some("refused")), "{refused}");
+    let nft = valet_client::contracts::ValetNFT::new(devnet.addresses.nft, &devnet.provider);
+    assert_eq!(nft.balanceOf(account).call().await.expect("balance"), U256::from(6));
+    drop(s);
+    let _ = task.await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Awaits every future concurrently (tokio only, no `futures` crate).
 async fn futures_join_all<F>(futures: Vec<F>) -> Vec<F::Output>
 where
@@ -327,6 +374,13 @@ async fn story(database: Option<String>) {
     assert_eq!((status, reused["error"].as_str()), (422, Some("idempotency_key_reused")));
     let nft = valet_client::contracts::ValetNFT::new(devnet.addresses.nft, &devnet.provider);
     assert_eq!(nft.balanceOf(address).call().await.expect("balance"), U256::from(2), "minted once");
+    let (_, account) = s.call("GET", &format!("/v1/accounts/{}", owner.address()), Some(&key), None).await;
+    assert_eq!(account["deployed"], true);
+    assert_eq!(
+        (account["tokens"]["ValetNFT"]["symbol"].as_str(), account["tokens"]["ValetNFT"]["balance"].as_str()),
+        (Some("VALET"), Some("2")),
+        "{account}"
+    );
 
     // Refused before sending, with the reason in the spec's words.
     let (status, refused) = s.call("POST", &execute, Some(&key), Some(mint(6))).await;
