@@ -73,38 +73,7 @@ enum Command {
         json: bool,
     },
     /// The session-key service against a chain with Valet deployed, until Ctrl-C.
-    Serve {
-        /// The node's JSON-RPC URL.
-        #[arg(long, env = "VALET_RPC_URL")]
-        rpc_url: String,
-        /// A bundler's URL (otherwise --relayer-key submits directly).
-        #[arg(long, env = "VALET_BUNDLER_URL")]
-        bundler_url: Option<String>,
-        /// The relayer's private key (direct submission, and owners' signed revocations).
-        #[arg(long, env = "VALET_RELAYER_KEY", hide_env_values = true)]
-        relayer_key: Option<String>,
-        /// `sqlite://…` or `postgres://…` (default: a SQLite file in the data dir).
-        #[arg(long, env = "VALET_DATABASE_URL", hide_env_values = true)]
-        database_url: Option<String>,
-        /// The SessionKeyValidator.
-        #[arg(long, env = "VALET_VALIDATOR")]
-        validator: Address,
-        /// The ValetAccountFactory.
-        #[arg(long, env = "VALET_FACTORY")]
-        factory: Address,
-        /// Names for contracts in specs and calls: `--name Name=0x…` (repeatable).
-        #[arg(long = "name", value_parser = parse_name)]
-        names: Vec<(String, Address)>,
-        /// Port on 127.0.0.1.
-        #[arg(long, default_value = "8080")]
-        port: u16,
-        /// Where the service keeps its SQLite database, master key and admin token.
-        #[arg(long = "data-dir", default_value = ".valet-serve")]
-        data_dir: PathBuf,
-        /// Print one JSON line once serving.
-        #[arg(long)]
-        json: bool,
-    },
+    Serve(serve::ServeArgs),
     /// The service's throughput and latency on anvil: direct submission and Alto, side by side.
     Bench {
         /// Sessions executing concurrently.
@@ -259,7 +228,7 @@ struct OwnerKey {
     owner_keystore: Option<PathBuf>,
 }
 
-fn parse_name(text: &str) -> Result<(String, Address), String> {
+pub(crate) fn parse_name(text: &str) -> Result<(String, Address), String> {
     let (name, address) = text.split_once('=').ok_or_else(|| format!("`{text}`: expected Name=0x…"))?;
     let address = address.parse::<Address>().map_err(|e| format!("`{address}` is not an address: {e}"))?;
     Ok((name.to_string(), address))
@@ -285,32 +254,7 @@ async fn main() -> std::process::ExitCode {
         Command::Up { port, data_dir, bundler, json } => {
             serve::up(port, data_dir, bundler == BundlerChoice::Alto, json).await
         }
-        Command::Serve {
-            rpc_url,
-            bundler_url,
-            relayer_key,
-            database_url,
-            validator,
-            factory,
-            names,
-            port,
-            data_dir,
-            json,
-        } => {
-            serve::serve(serve::ServeArgs {
-                rpc_url,
-                bundler_url,
-                relayer_key,
-                database_url,
-                validator,
-                factory,
-                names,
-                port,
-                dir: data_dir,
-                json,
-            })
-            .await
-        }
+        Command::Serve(args) => serve::serve(args).await,
         Command::Account(AccountCommand::Address { owner, owner_key, salt, chain }) => {
             commands::account_address(owner, &owner_key, salt, &chain).await
         }

@@ -27,16 +27,8 @@ fn admin_token(dir: &Path) -> anyhow::Result<String> {
     match std::fs::read_to_string(&path) {
         Ok(token) => Ok(token.trim().to_string()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            use std::io::Write as _;
-            use std::os::unix::fs::OpenOptionsExt as _;
             let token = format!("valet_admin_{}", alloy::hex::encode(PrivateKeySigner::random().to_bytes()));
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .with_context(|| format!("creating {}", path.display()))?;
-            f.write_all(token.as_bytes())?;
+            valet_server::crypto::write_private(&path, token.as_bytes())?;
             Ok(token)
         }
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
@@ -54,19 +46,7 @@ async fn shutdown_signal() {
     }
 }
 
-struct Running {
-    url: String,
-    admin_token: String,
-}
-
-async fn run(
-    service: Service,
-    port: u16,
-    dir: &Path,
-    json: bool,
-    extra: serde_json::Value,
-    admin_token: String,
-) -> anyhow::Result<()> {
+async fn run(service: Service, port: u16, dir: &Path, json: bool, extra: serde_json::Value) -> anyhow::Result<()> {
     let service = Arc::new(service);
     let reconciled = service.reconcile().await.context("reconciling executions in flight")?;
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
@@ -76,18 +56,18 @@ async fn run(
         Ok(bound) => bound,
         Err(_) => return server.await?.map_err(Into::into),
     };
-    let running = Running { url: format!("http://{bound}"), admin_token };
+    let url = format!("http://{bound}");
     if json {
-        let mut doc = json!({ "url": running.url, "data_dir": dir, "admin_token_file": dir.join("admin.token"), "reconciled": reconciled, "pid": std::process::id() });
+        let mut doc = json!({ "url": url, "data_dir": dir, "admin_token_file": dir.join("admin.token"), "reconciled": reconciled, "pid": std::process::id() });
         if let (serde_json::Value::Object(map), serde_json::Value::Object(extra)) = (&mut doc, extra) {
             map.extend(extra);
         }
         println!("{}", serde_json::to_string(&doc)?);
     } else {
-        println!("Valet service at {} (until Ctrl-C)", running.url);
+        println!("Valet service at {} (until Ctrl-C)", url);
         println!("  data dir    {}", dir.display());
         println!("  admin token in {} (POST /v1/apps with it to get an API key)", dir.join("admin.token").display());
-        println!("  OpenAPI     {}/openapi.json", running.url);
+        println!("  OpenAPI     {}/openapi.json", url);
         if reconciled > 0 {
             println!("  reconciled {reconciled} execution(s) left in flight by the last run");
         }
@@ -96,7 +76,6 @@ async fn run(
                 println!("  {k:<11} {v}");
             }
         }
-        let _ = &running.admin_token;
     }
     use std::io::Write as _;
     std::io::stdout().flush()?;
@@ -124,36 +103,58 @@ pub(crate) async fn up(port: u16, dir: PathBuf, alto: bool, json: bool) -> anyho
     let token = admin_token(&dir)?;
     let service = Service::new(valet, vault, master, &token, names.clone(), Some(devnet.provider_for(9)));
     let extra = json!({ "rpc_url": devnet.endpoint(), "bundler_url": devnet.bundler_url(), "chain_id": devnet.chain_id(), "contracts": names, "validator": a.validator, "factory": a.factory });
-    let result = run(service, port, &dir, json, extra, token).await;
+    let result = run(service, port, &dir, json, extra).await;
     drop(devnet);
     result
 }
 
 /// Settings of `valet serve`.
+#[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
+    /// The node's JSON-RPC URL.
+    #[arg(long, env = "VALET_RPC_URL")]
     pub(crate) rpc_url: String,
+    /// A bundler's URL (otherwise --relayer-key submits directly).
+    #[arg(long, env = "VALET_BUNDLER_URL")]
     pub(crate) bundler_url: Option<String>,
+    /// The relayer's private key (direct submission, and owners' signed revocations).
+    #[arg(long, env = "VALET_RELAYER_KEY", hide_env_values = true)]
     pub(crate) relayer_key: Option<String>,
+    /// `sqlite://…` or `postgres://…` (default: a SQLite file in the data dir).
+    #[arg(long, env = "VALET_DATABASE_URL", hide_env_values = true)]
     pub(crate) database_url: Option<String>,
+    /// The SessionKeyValidator.
+    #[arg(long, env = "VALET_VALIDATOR")]
     pub(crate) validator: Address,
+    /// The ValetAccountFactory.
+    #[arg(long, env = "VALET_FACTORY")]
     pub(crate) factory: Address,
+    /// Names for contracts in specs and calls: `--name Name=0x…` (repeatable).
+    #[arg(long = "name", value_parser = crate::parse_name)]
     pub(crate) names: Vec<(String, Address)>,
+    /// Port on 127.0.0.1.
+    #[arg(long, default_value = "8080")]
     pub(crate) port: u16,
-    pub(crate) dir: PathBuf,
+    /// Where the service keeps its SQLite database, master key and admin token.
+    #[arg(long = "data-dir", default_value = ".valet-serve")]
+    pub(crate) data_dir: PathBuf,
+    /// Print one JSON line once serving.
+    #[arg(long)]
     pub(crate) json: bool,
 }
 
 /// `valet serve`: the service against any chain with Valet deployed.
 pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
-    let url = args.rpc_url.parse().map_err(|e| anyhow!("--rpc-url `{}`: {e}", args.rpc_url))?;
-    let provider = ProviderBuilder::new().connect_http(url).erased();
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let url: alloy::transports::http::reqwest::Url =
+        args.rpc_url.parse().map_err(|e| anyhow!("--rpc-url `{}`: {e}", args.rpc_url))?;
+    let provider = ProviderBuilder::new().connect_http(url.clone()).erased();
     let relayer: Option<(DynProvider, Address)> = match &args.relayer_key {
         Some(key) => {
             let key: PrivateKeySigner =
                 key.trim().parse().map_err(|_| anyhow!("the relayer key is not a 32-byte hex private key"))?;
-            let url = args.rpc_url.parse().map_err(|e| anyhow!("--rpc-url: {e}"))?;
-            let wallet = ProviderBuilder::new().wallet(EthereumWallet::from(key.clone())).connect_http(url).erased();
+            let wallet =
+                ProviderBuilder::new().wallet(EthereumWallet::from(key.clone())).connect_http(url.clone()).erased();
             Some((wallet, key.address()))
         }
         None => None,
@@ -169,12 +170,12 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let database = args
         .database_url
         .clone()
-        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", args.dir.join("valet.db").display()));
+        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", args.data_dir.join("valet.db").display()));
     let vault = Vault::connect(&database).await?;
-    let master = MasterKey::load(&args.dir.join("master.key"))?;
-    let token = admin_token(&args.dir)?;
+    let master = MasterKey::load(&args.data_dir.join("master.key"))?;
+    let token = admin_token(&args.data_dir)?;
     let names = args.names.into_iter().collect();
     let chain_id = provider.get_chain_id().await?;
     let service = Service::new(valet, vault, master, &token, names, relayer.map(|(w, _)| w));
-    run(service, args.port, &args.dir, args.json, json!({ "rpc_url": args.rpc_url, "chain_id": chain_id }), token).await
+    run(service, args.port, &args.data_dir, args.json, json!({ "rpc_url": args.rpc_url, "chain_id": chain_id })).await
 }

@@ -242,14 +242,41 @@ impl Valet {
     pub async fn account(&self, owner: Address, salt: U256) -> Result<Account, Error> {
         let factory = ValetAccountFactory::new(self.deployment.factory, &self.provider);
         let address = factory.getAddress(owner, salt).call().await.map_err(rpc)?;
-        let deployed = !self.provider.get_code_at(address).await.map_err(rpc)?.is_empty();
-        Ok(Account { address, owner, salt, deployed })
+        Ok(Account { address, owner, salt, deployed: self.is_deployed(address).await? })
     }
 
-    fn init(&self, account: &Account, deployed: bool) -> Option<(Address, Bytes)> {
-        (!deployed).then(|| {
+    /// Whether `address` has code.
+    async fn is_deployed(&self, address: Address) -> Result<bool, Error> {
+        Ok(!self.provider.get_code_at(address).await.map_err(rpc)?.is_empty())
+    }
+
+    /// An operation of `account` with `call_data` at `nonce`, deploying the account if it is not
+    /// yet, with the submitter's fees and `signature` (final, or a dummy for estimation).
+    async fn draft(
+        &self,
+        account: &Account,
+        deployed: bool,
+        nonce: U256,
+        call_data: Bytes,
+        signature: Bytes,
+    ) -> Result<UserOperation, Error> {
+        let fees = self.submitter.fees().await?;
+        let (factory, factory_data) = if deployed {
+            (None, Bytes::new())
+        } else {
             let data = ValetAccountFactory::createAccountCall { owner: account.owner, salt: account.salt }.abi_encode();
-            (self.deployment.factory, data.into())
+            (Some(self.deployment.factory), data.into())
+        };
+        Ok(UserOperation {
+            sender: account.address,
+            nonce,
+            factory,
+            factory_data,
+            call_data,
+            max_fee_per_gas: fees.max_fee_per_gas,
+            max_priority_fee_per_gas: fees.max_priority_fee_per_gas,
+            signature,
+            ..UserOperation::default()
         })
     }
 
@@ -344,14 +371,10 @@ impl Valet {
         calls: &[Call],
         check: bool,
     ) -> Result<Prepared, Error> {
-        let execution = match calls {
-            [] => return Err(Error::Config("no calls to execute".into())),
-            [one] => Execution::Single(one.clone()),
-            many => Execution::Batch(many.to_vec()),
-        };
+        let execution = execution_of(calls)?;
         let call_data = execution.encode();
         let counters = self.counters(account.address, &session.session).await?;
-        let deployed = !self.provider.get_code_at(account.address).await.map_err(rpc)?.is_empty();
+        let deployed = self.is_deployed(account.address).await?;
         let now = self.now().await?;
         let enable = counters.state == SessionState::None;
         let request = Request {
@@ -376,22 +399,8 @@ impl Valet {
             }
         };
         let nonce = self.nonce(account.address, session.nonce_key()).await?;
-        let fees = self.submitter.fees().await?;
-        let (factory, factory_data) = match self.init(account, deployed) {
-            Some((f, d)) => (Some(f), d),
-            None => (None, Bytes::new()),
-        };
-        let mut op = UserOperation {
-            sender: account.address,
-            nonce,
-            factory,
-            factory_data,
-            call_data,
-            max_fee_per_gas: fees.max_fee_per_gas,
-            max_priority_fee_per_gas: fees.max_priority_fee_per_gas,
-            signature: session.dummy_signature(now, &indices, enable)?,
-            ..UserOperation::default()
-        };
+        let dummy = session.dummy_signature(now, &indices, enable)?;
+        let mut op = self.draft(account, deployed, nonce, call_data, dummy).await?;
         if check {
             let estimate = self.submitter.estimate(&op).await?;
             apply_estimate(&mut op, &estimate)?;
@@ -441,27 +450,11 @@ impl Valet {
         calls: &[Call],
     ) -> Result<OpReceipt, Error> {
         check_owner(account, owner)?;
-        let execution = match calls {
-            [one] => Execution::Single(one.clone()),
-            many => Execution::Batch(many.to_vec()),
-        };
-        let deployed = !self.provider.get_code_at(account.address).await.map_err(rpc)?.is_empty();
-        let fees = self.submitter.fees().await?;
-        let (factory, factory_data) = match self.init(account, deployed) {
-            Some((f, d)) => (Some(f), d),
-            None => (None, Bytes::new()),
-        };
-        let mut op = UserOperation {
-            sender: account.address,
-            nonce: self.nonce(account.address, U256::ZERO).await?,
-            factory,
-            factory_data,
-            call_data: execution.encode(),
-            max_fee_per_gas: fees.max_fee_per_gas,
-            max_priority_fee_per_gas: fees.max_priority_fee_per_gas,
-            signature: DUMMY_ECDSA_SIGNATURE.to_vec().into(),
-            ..UserOperation::default()
-        };
+        let call_data = execution_of(calls)?.encode();
+        let deployed = self.is_deployed(account.address).await?;
+        let nonce = self.nonce(account.address, U256::ZERO).await?;
+        let dummy = DUMMY_ECDSA_SIGNATURE.to_vec().into();
+        let mut op = self.draft(account, deployed, nonce, call_data, dummy).await?;
         let estimate = self.submitter.estimate(&op).await?;
         apply_estimate(&mut op, &estimate)?;
         let hash = op.hash(self.deployment.entry_point, self.chain_id);
@@ -489,6 +482,15 @@ impl Valet {
         let counters = self.counters(account, session).await?;
         let now = self.now().await?;
         Ok(status_of(session, session.id()?, &counters, now))
+    }
+}
+
+/// One call as a single execution, several as a batch.
+fn execution_of(calls: &[Call]) -> Result<Execution, Error> {
+    match calls {
+        [] => Err(Error::Config("no calls to execute".into())),
+        [one] => Ok(Execution::Single(one.clone())),
+        many => Ok(Execution::Batch(many.to_vec())),
     }
 }
 

@@ -288,19 +288,21 @@ period = "1d"
     assert_eq!(balance, U256::from(20 * ETHER));
 }
 
+/// A session minting to the account itself, told apart by `salt`.
+fn mint_to_self(salt: u32) -> String {
+    format!(
+        "valid_for = \"1h\"\nsalt = {salt}\n[[permission]]\ntarget = \"ValetNFT\"\n\
+         function = \"mint(address to, uint256 quantity)\"\nrules = [{{ arg = \"to\", eq = \"$account\" }}]\n"
+    )
+}
+
 /// Three sessions of one account, each on its own nonce lane: their operations are prepared
 /// concurrently and packed into one `handleOps`, then executed concurrently.
 #[tokio::test]
 async fn sessions_run_in_parallel_on_their_own_lanes() {
     let s = setup().await;
     let me = s.account.address;
-    let spec = |salt: u32| {
-        format!(
-            "valid_for = \"1h\"\nsalt = {salt}\n[[permission]]\ntarget = \"ValetNFT\"\n\
-             function = \"mint(address to, uint256 quantity)\"\nrules = [{{ arg = \"to\", eq = \"$account\" }}]\n"
-        )
-    };
-    let sessions = [s.grant(&spec(1)).await, s.grant(&spec(2)).await, s.grant(&spec(3)).await];
+    let sessions = [s.grant(&mint_to_self(1)).await, s.grant(&mint_to_self(2)).await, s.grant(&mint_to_self(3)).await];
     let lanes: std::collections::BTreeSet<u32> = sessions.iter().map(|x| session_lane(x.id)).collect();
     assert_eq!(lanes.len(), 3, "three lanes");
     // Deploy the account first (one initCode only), then enable the other two in parallel.
@@ -339,13 +341,7 @@ async fn sessions_run_in_parallel_on_their_own_lanes() {
 async fn concurrent_submissions_are_packed_and_a_refused_one_fails_alone() {
     let s = setup().await;
     let me = s.account.address;
-    let spec = |salt: u32| {
-        format!(
-            "valid_for = \"1h\"\nsalt = {salt}\n[[permission]]\ntarget = \"ValetNFT\"\n\
-             function = \"mint(address to, uint256 quantity)\"\nrules = [{{ arg = \"to\", eq = \"$account\" }}]\n"
-        )
-    };
-    let sessions = [s.grant(&spec(1)).await, s.grant(&spec(2)).await, s.grant(&spec(3)).await];
+    let sessions = [s.grant(&mint_to_self(1)).await, s.grant(&mint_to_self(2)).await, s.grant(&mint_to_self(3)).await];
     s.valet.execute(&s.account, &sessions[0], &[s.mint(me, 1)]).await.expect("deploys");
     let good_a = s.valet.prepare(&s.account, &sessions[1], &[s.mint(me, 1)]).await.expect("a").op;
     let bad = s.valet.prepare_unchecked(&s.account, &sessions[0], &[s.mint(s.names["Payee"], 1)]).await.expect("bad");

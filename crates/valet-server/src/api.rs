@@ -236,6 +236,30 @@ fn parse_signature(text: &str) -> Result<Bytes, ApiError> {
     Ok(bytes)
 }
 
+/// Checks `signature` of `digest` is `owner`'s: its signer, or 403 naming who signed.
+fn owners_signature(signature: &Bytes, digest: B256, owner: Address, what: &str) -> Result<Address, ApiError> {
+    let parsed = alloy::primitives::Signature::try_from(signature.as_ref())
+        .map_err(|e| ApiError::bad(format!("signature: {e}")))?;
+    let signer = parsed.recover_address_from_prehash(&digest).map_err(|e| ApiError::bad(format!("signature: {e}")))?;
+    if signer != owner {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_the_owner",
+            format!("the {what} is signed by {signer}, not by the account's owner {owner}"),
+        ));
+    }
+    Ok(signer)
+}
+
+/// The names a session's calls may use: the service's, and those it was proposed with (which win).
+fn session_names(service: &Service, row: &SessionRow) -> BTreeMap<String, Address> {
+    let mut names = service.names.clone();
+    if let Ok(stored) = serde_json::from_str::<BTreeMap<String, Address>>(&row.names) {
+        names.extend(stored);
+    }
+    names
+}
+
 async fn authenticate(service: &Service, headers: &HeaderMap) -> Result<App, ApiError> {
     let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
     let header = headers
@@ -489,16 +513,7 @@ async fn grant(
     let digest =
         eip712::grant_digest(&session, account.address, service.valet.deployment().validator, service.valet.chain_id())
             .map_err(|e| ApiError::bad(e.to_string()))?;
-    let parsed = alloy::primitives::Signature::try_from(signature.as_ref())
-        .map_err(|e| ApiError::bad(format!("signature: {e}")))?;
-    let signer = parsed.recover_address_from_prehash(&digest).map_err(|e| ApiError::bad(format!("signature: {e}")))?;
-    if signer != account.owner {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "not_the_owner",
-            format!("the grant is signed by {signer}, not by the account's owner {}", account.owner),
-        ));
-    }
+    let signer = owners_signature(&signature, digest, account.owner, "grant")?;
     let detail = json!({ "owner": signer });
     let audit = Audit {
         app: &app.id,
@@ -606,10 +621,7 @@ async fn execute(
     let req: Execute = parse_body(&headers, &body)?;
     let (row, session, id) = load(&service, &app, &id).await?;
     let account = row_account(&row)?;
-    let mut names = service.names.clone();
-    if let Ok(stored) = serde_json::from_str::<BTreeMap<String, Address>>(&row.names) {
-        names.extend(stored);
-    }
+    let names = session_names(&service, &row);
     let calls = build_calls(&req, account.address, &names)?;
     match row.status.as_str() {
         "active" => {}
@@ -841,16 +853,7 @@ async fn revoke_onchain(
     let account = row_account(&row)?;
     let deployment = service.valet.deployment();
     let digest = eip712::revoke_session_digest(account.address, id, deployment.validator, service.valet.chain_id());
-    let parsed = alloy::primitives::Signature::try_from(signature.as_ref())
-        .map_err(|e| ApiError::bad(format!("signature: {e}")))?;
-    let signer = parsed.recover_address_from_prehash(&digest).map_err(|e| ApiError::bad(format!("signature: {e}")))?;
-    if signer != account.owner {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "not_the_owner",
-            format!("the revocation is signed by {signer}, not by the account's owner {}", account.owner),
-        ));
-    }
+    owners_signature(&signature, digest, account.owner, "revocation")?;
     let Some(relayer) = &service.relayer else {
         return Err(ApiError::conflict(
             "no_relayer",
@@ -958,10 +961,7 @@ async fn create_schedule(
     }
     let (row, _, id) = load(&service, &app, &id).await?;
     let account = row_account(&row)?;
-    let mut names = service.names.clone();
-    if let Ok(stored) = serde_json::from_str::<BTreeMap<String, Address>>(&row.names) {
-        names.extend(stored);
-    }
+    let names = session_names(&service, &row);
     let execute = Execute { calls: req.calls.clone() };
     build_calls(&execute, account.address, &names)?;
     if row.status != "active" {
@@ -1080,10 +1080,7 @@ pub async fn run_schedules(service: &Arc<Service>) -> Result<usize, crate::Error
             continue;
         }
         let account = row_account(&row).map_err(|e| crate::Error::Database(e.message))?;
-        let mut names = service.names.clone();
-        if let Ok(stored) = serde_json::from_str::<BTreeMap<String, Address>>(&row.names) {
-            names.extend(stored);
-        }
+        let names = session_names(service, &row);
         let Ok(execute) = serde_json::from_str::<Execute>(&s.body) else { continue };
         let calls = match build_calls(&execute, account.address, &names) {
             Ok(calls) => calls,

@@ -93,8 +93,8 @@ impl MasterKey {
     }
 }
 
-/// Writes `bytes` to a new file readable by its owner only.
-fn write_private(file: &std::path::Path, bytes: &[u8]) -> Result<(), Error> {
+/// Writes `bytes` to a new file readable by its owner only (mode 0600; refuses to overwrite).
+pub fn write_private(file: &std::path::Path, bytes: &[u8]) -> Result<(), Error> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     if let Some(dir) = file.parent() {

@@ -498,19 +498,8 @@ impl Vault {
         event: &str,
         detail: &serde_json::Value,
     ) -> Result<(), Error> {
-        sqlx::query(
-            "INSERT INTO audit (app_id, account, session_id, event, detail, at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(app)
-        .bind(account)
-        .bind(session)
-        .bind(event)
-        .bind(detail.to_string())
-        .bind(now())
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(())
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        insert_audit(&mut conn, &Audit { app, account, session, event, detail }).await
     }
 
     /// App `app`'s audit log, optionally for one account or session, oldest first.
