@@ -7,14 +7,16 @@ FORGE      := $(TOOLS)/@foundry-rs/forge-linux-amd64/bin/forge
 FORGE_ARGS := --use ../tools/solc --offline
 STAMP      := $(TOOLS)/.valet-installed
 
-.PHONY: demo up bench test test-api test-contracts test-gas test-artifacts test-rust gas snapshot artifacts vectors tools clean
+WEB_STAMP  := web/node_modules/.valet-installed
+
+.PHONY: demo up web bench test test-web test-api test-contracts test-gas test-artifacts test-rust gas snapshot artifacts vectors tools clean
 
 ## demo: the main job on a local devnet — one grant, ten mints, the eleventh refused
 demo: tools
 	cargo run -q --locked -p valet-cli -- demo
 
-## up: the session-key service on a fresh local devnet at http://127.0.0.1:8080, until Ctrl-C
-up: tools
+## up: the session-key service and the dApp on a fresh local devnet at http://127.0.0.1:8080, until Ctrl-C
+up: tools web
 	cargo run -q --locked -p valet-cli -- up $(UP_ARGS)
 
 ## bench: the service's executions/s and p50/p99 latency on anvil, direct vs Alto, with their ratio
@@ -22,7 +24,7 @@ bench: tools
 	cargo run -q --release --locked -p valet-cli -- bench $(BENCH_ARGS)
 
 ## test: every test (CI runs exactly this)
-test: test-contracts test-gas test-artifacts test-rust test-api
+test: test-contracts test-gas test-artifacts test-rust test-api test-web
 
 ## tools: pinned anvil/forge/cast/solc-js/EntryPoint/OpenZeppelin from npm (idempotent)
 tools: $(STAMP)
@@ -78,6 +80,19 @@ test-rust: tools
 test-api: tools
 	cargo build -q --locked -p valet-cli
 	tools/schemathesis.sh
+
+## web: the dApp (TypeScript + viem) type-checked and built by Vite into web/dist, which `valet up` serves
+web: $(WEB_STAMP)
+	cd web && npm run -s build
+$(WEB_STAMP): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## test-web: the dApp's unit tests, then connect → grant → mint → refusal → revoke in Debian's Chromium against `valet up`
+test-web: tools web
+	tools/chromium.sh
+	cargo build -q --locked -p valet-cli
+	cd web && npx vitest run
 
 clean:
 	rm -rf target

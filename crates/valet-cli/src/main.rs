@@ -71,6 +71,9 @@ enum Command {
         /// Print one JSON line once serving.
         #[arg(long)]
         json: bool,
+        /// The dApp's build (Vite's output) to serve at `/`; `make up` builds it.
+        #[arg(long, default_value = "web/dist")]
+        web: PathBuf,
     },
     /// The session-key service against a chain with Valet deployed, until Ctrl-C.
     Serve(serve::ServeArgs),
@@ -251,8 +254,8 @@ async fn main() -> std::process::ExitCode {
             commands::devnet(json, bundler == BundlerChoice::Alto, &data.path()).await
         }
         Command::Bench { sessions, executions, json } => bench::run(sessions, executions, json).await,
-        Command::Up { port, data_dir, bundler, json } => {
-            serve::up(port, data_dir, bundler == BundlerChoice::Alto, json).await
+        Command::Up { port, data_dir, bundler, json, web } => {
+            serve::up(port, data_dir, bundler == BundlerChoice::Alto, json, &web).await
         }
         Command::Serve(args) => serve::serve(args).await,
         Command::Account(AccountCommand::Address { owner, owner_key, salt, chain }) => {

@@ -13,7 +13,7 @@ use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, anyhow, bail};
 use serde_json::json;
 use valet_client::{Bundler, BundlerClient, Deployment, Devnet, DevnetOptions, Direct, Submitter, Valet};
-use valet_server::{MasterKey, Service, Vault};
+use valet_server::{Faucet, MasterKey, Service, Vault, Web};
 
 /// The admin token: `VALET_ADMIN_TOKEN`, else `<dir>/admin.token` (created, mode 0600).
 fn admin_token(dir: &Path) -> anyhow::Result<String> {
@@ -57,6 +57,10 @@ async fn run(service: Service, port: u16, dir: &Path, json: bool, extra: serde_j
         Err(_) => return server.await?.map_err(Into::into),
     };
     let url = format!("http://{bound}");
+    let mut extra = extra;
+    if extra["dapp"] == json!(true) {
+        extra["dapp"] = json!(format!("{url}/"));
+    }
     if json {
         let mut doc = json!({ "url": url, "data_dir": dir, "admin_token_file": dir.join("admin.token"), "reconciled": reconciled, "pid": std::process::id() });
         if let (serde_json::Value::Object(map), serde_json::Value::Object(extra)) = (&mut doc, extra) {
@@ -65,6 +69,9 @@ async fn run(service: Service, port: u16, dir: &Path, json: bool, extra: serde_j
         println!("{}", serde_json::to_string(&doc)?);
     } else {
         println!("Valet service at {} (until Ctrl-C)", url);
+        if let Some(serde_json::Value::String(dapp)) = extra.get("dapp") {
+            println!("  dApp        {dapp}");
+        }
         println!("  data dir    {}", dir.display());
         println!("  admin token in {} (POST /v1/apps with it to get an API key)", dir.join("admin.token").display());
         println!("  OpenAPI     {}/openapi.json", url);
@@ -72,8 +79,11 @@ async fn run(service: Service, port: u16, dir: &Path, json: bool, extra: serde_j
             println!("  reconciled {reconciled} execution(s) left in flight by the last run");
         }
         if let serde_json::Value::Object(extra) = extra {
-            for (k, v) in extra {
-                println!("  {k:<11} {v}");
+            for (k, v) in extra.into_iter().filter(|(k, _)| k != "dapp") {
+                match v {
+                    serde_json::Value::String(text) => println!("  {k:<11} {text}"),
+                    other => println!("  {k:<11} {other}"),
+                }
             }
         }
     }
@@ -82,8 +92,12 @@ async fn run(service: Service, port: u16, dir: &Path, json: bool, extra: serde_j
     server.await?.map_err(Into::into)
 }
 
-/// `valet up`: a fresh devnet (and Alto if asked), the contracts, and the service.
-pub(crate) async fn up(port: u16, dir: PathBuf, alto: bool, json: bool) -> anyhow::Result<()> {
+/// The development wallet the dApp offers when the browser has none: anvil's dev account 7, whose
+/// key is public (and used by nothing else here).
+const DEV_WALLET_KEY: usize = 7;
+
+/// `valet up`: a fresh devnet (and Alto if asked), the contracts, the service, and the dApp.
+pub(crate) async fn up(port: u16, dir: PathBuf, alto: bool, json: bool, web: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let devnet = Devnet::start_with(DevnetOptions { alto }).await.context("starting the devnet")?;
     // The vault mirrors this devnet, which starts empty: so does the vault.
@@ -101,8 +115,51 @@ pub(crate) async fn up(port: u16, dir: PathBuf, alto: bool, json: bool) -> anyho
         ("ValetDAO".to_string(), a.dao),
     ]);
     let token = admin_token(&dir)?;
-    let service = Service::new(valet, vault, master, &token, names.clone(), Some(devnet.provider_for(9)));
-    let extra = json!({ "rpc_url": devnet.endpoint(), "bundler_url": devnet.bundler_url(), "chain_id": devnet.chain_id(), "contracts": names, "validator": a.validator, "factory": a.factory });
+    let mut service = Service::new(valet, vault, master, &token, names.clone(), Some(devnet.provider_for(9)));
+    // Accounts made in the dApp get 1 ETH for gas and 100 demo tokens to pay with.
+    let ether = alloy::primitives::U256::from(10u128.pow(18));
+    service.faucet =
+        Some(Faucet::new(devnet.provider_for(2), ether, Some((a.token, ether * alloy::primitives::U256::from(100)))));
+    // Three open proposals, so a DAO voting session has something to vote on.
+    let dao = valet_client::contracts::ValetDAO::new(a.dao, &devnet.provider);
+    let deadline = service.valet.now().await? + 30 * 86_400;
+    let mut proposals = Vec::new();
+    for title in ["Fund the public goods pool", "Adopt the new logo", "Move the meetup to Lisbon"] {
+        dao.propose(title.to_string(), alloy::primitives::aliases::U48::from(deadline))
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+        proposals.push(json!({ "id": dao.proposalCount().call().await?.to::<u64>(), "title": title }));
+    }
+    let dapp = if web.join("index.html").is_file() {
+        // The page is public on loopback, and so is its key: this app exists for the devnet dApp.
+        let (_, api_key) = service.vault.create_app("dApp (devnet)").await?;
+        let wallet = devnet.key(DEV_WALLET_KEY);
+        service.web = Some(Web {
+            dir: web.to_path_buf(),
+            config: json!({
+                "network": "devnet",
+                "chain_id": devnet.chain_id(),
+                "api_key": api_key,
+                "contracts": names,
+                "validator": a.validator,
+                "factory": a.factory,
+                "demo_payee": devnet.key(6).address(),
+                "dao_proposals": proposals,
+                "faucet": true,
+                "dev_wallet": {
+                    "address": wallet.address(),
+                    "private_key": format!("0x{}", alloy::hex::encode(wallet.to_bytes())),
+                    "label": format!("anvil dev account {DEV_WALLET_KEY}: its key is public, use it on this devnet only"),
+                },
+            }),
+        });
+        json!(true)
+    } else {
+        json!(format!("not built: no {} (run `make web`)", web.join("index.html").display()))
+    };
+    let extra = json!({ "dapp": dapp, "rpc_url": devnet.endpoint(), "bundler_url": devnet.bundler_url(), "chain_id": devnet.chain_id(), "contracts": names, "validator": a.validator, "factory": a.factory });
     let result = run(service, port, &dir, json, extra).await;
     drop(devnet);
     result

@@ -25,17 +25,17 @@ alloy::sol!(
     "../../contracts/artifacts/ValetAccountFactory.json"
 );
 alloy::sol!(
-    #[sol(rpc)]
+    #[sol(rpc, abi)]
     ValetNFT,
     "../../contracts/artifacts/ValetNFT.json"
 );
 alloy::sol!(
-    #[sol(rpc)]
+    #[sol(rpc, abi)]
     ValetToken,
     "../../contracts/artifacts/ValetToken.json"
 );
 alloy::sol!(
-    #[sol(rpc)]
+    #[sol(rpc, abi)]
     ValetDAO,
     "../../contracts/artifacts/ValetDAO.json"
 );

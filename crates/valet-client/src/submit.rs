@@ -138,7 +138,10 @@ impl Direct {
         } else {
             match self.relayer.estimate_gas(tx).overrides_opt(overrides).await {
                 Ok(gas) => u128::from(gas),
-                Err(e) => return Err(Error::ExecutionWouldRevert(e.to_string())),
+                Err(e) => {
+                    let decoded = e.as_error_resp().and_then(|r| r.as_revert_data()).and_then(|d| decode_revert(&d));
+                    return Err(Error::ExecutionWouldRevert(decoded.unwrap_or_else(|| e.to_string())));
+                }
             }
         };
         // Pre-verification: the operation's share of the transaction (21,000, as one operation per
@@ -448,9 +451,31 @@ fn refusal(e: alloy::contract::Error) -> Error {
 
 /// The validator's custom error in revert data, as `Name(field=value, …)`.
 pub fn decode_validator_error(data: &[u8]) -> Option<String> {
-    use alloy::dyn_abi::{DynSolValue, JsonAbiExt};
     static ABI: std::sync::OnceLock<alloy::json_abi::JsonAbi> = std::sync::OnceLock::new();
-    let abi = ABI.get_or_init(crate::contracts::SessionKeyValidator::abi::contract);
+    decode_error_in(ABI.get_or_init(crate::contracts::SessionKeyValidator::abi::contract), data)
+}
+
+/// Revert data as `Name(field=value, …)`: an error of the validator or of the demo contracts
+/// (with OpenZeppelin's ERC-20/ERC-721 errors), or `Error(string)`'s message.
+pub fn decode_revert(data: &[u8]) -> Option<String> {
+    use alloy::sol_types::SolError as _;
+    static ABIS: std::sync::OnceLock<Vec<alloy::json_abi::JsonAbi>> = std::sync::OnceLock::new();
+    let abis = ABIS.get_or_init(|| {
+        vec![
+            crate::contracts::SessionKeyValidator::abi::contract(),
+            crate::contracts::ValetDAO::abi::contract(),
+            crate::contracts::ValetNFT::abi::contract(),
+            crate::contracts::ValetToken::abi::contract(),
+        ]
+    });
+    if let Ok(revert) = alloy::sol_types::Revert::abi_decode(data) {
+        return Some(format!("Error(\"{}\")", revert.reason));
+    }
+    abis.iter().find_map(|abi| decode_error_in(abi, data))
+}
+
+fn decode_error_in(abi: &alloy::json_abi::JsonAbi, data: &[u8]) -> Option<String> {
+    use alloy::dyn_abi::{DynSolValue, JsonAbiExt};
     let (selector, rest) = data.split_first_chunk::<4>()?;
     let error = abi.errors().find(|e| e.selector().0 == *selector)?;
     let values = error.abi_decode_input(rest).ok()?;
@@ -466,4 +491,27 @@ pub fn decode_validator_error(data: &[u8]) -> Option<String> {
     let fields: Vec<String> =
         error.inputs.iter().zip(&values).map(|(p, v)| format!("{}={}", p.name, show(v))).collect();
     Some(format!("{}({})", error.name, fields.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::{U256, address};
+    use alloy::sol_types::SolError as _;
+
+    #[test]
+    fn reverts_of_the_validator_and_demo_contracts_decode_with_field_names() {
+        let voter = address!("0x9ac6b8003174218613a12b04da2338f64721294e");
+        let voted = crate::contracts::ValetDAO::AlreadyVoted { proposalId: U256::from(1), voter }.abi_encode();
+        assert_eq!(
+            decode_revert(&voted).as_deref(),
+            Some(format!("AlreadyVoted(proposalId=1, voter={voter})").as_str())
+        );
+        let quantity = crate::contracts::ValetNFT::InvalidQuantity { quantity: U256::from(21) }.abi_encode();
+        assert_eq!(decode_revert(&quantity).as_deref(), Some("InvalidQuantity(quantity=21)"));
+        let message = alloy::sol_types::Revert::from("no").abi_encode();
+        assert_eq!(decode_revert(&message).as_deref(), Some("Error(\"no\")"));
+        assert_eq!(decode_revert(&[0xde, 0xad, 0xbe, 0xef]), None);
+        assert_eq!(decode_revert(&[]), None);
+    }
 }

@@ -113,7 +113,9 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/sessions/{id}/schedules", post(create_schedule).get(list_schedules))
         .route("/v1/schedules/{id}", axum::routing::delete(cancel_schedule))
         .route("/v1/audit", get(audit))
-        .fallback(not_found)
+        .route("/v1/devnet/fund", post(devnet_fund))
+        .route("/config.json", get(web_config))
+        .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(service.clone(), count_requests))
         .with_state(service)
@@ -138,8 +140,24 @@ async fn count_requests(
     response
 }
 
-async fn not_found(uri: Uri) -> ApiError {
-    ApiError::not_found(format!("no route {}", uri.path()))
+/// The dApp's files for any other GET outside the API (when the service serves it); else 404.
+async fn fallback(State(service): State<Arc<Service>>, method: Method, uri: Uri) -> Response {
+    let path = uri.path();
+    match &service.web {
+        Some(web) if method == Method::GET && !path.starts_with("/v1/") => {
+            crate::web::asset(web, path.trim_start_matches('/')).await
+        }
+        _ => ApiError::not_found(format!("no route {path}")).into_response(),
+    }
+}
+
+async fn web_config(State(service): State<Arc<Service>>) -> ApiResult {
+    match &service.web {
+        Some(web) => {
+            Ok(([(axum::http::header::CACHE_CONTROL, "no-store")], axum::Json(web.config.clone())).into_response())
+        }
+        None => Err(ApiError::not_found("this service does not serve the dApp")),
+    }
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
@@ -335,14 +353,26 @@ async fn account(
         .get_balance(account.address)
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "chain_unavailable", format!("node: {e}")))?;
-    // Balances at the tokens and collections the service knows by name (ERC-20 in base units,
-    // ERC-721 as a count): whatever answers `symbol()` and `balanceOf(account)`.
+    // Balances at the tokens and collections the service knows by name: whatever answers
+    // `symbol()` and `balanceOf(account)`. An ERC-20 in base units with its decimals; an ERC-721
+    // as a count with the ids the account holds.
     let mut tokens = serde_json::Map::new();
     for (name, address) in &service.names {
         let token = valet_client::contracts::ValetToken::new(*address, service.valet.provider());
-        if let (Ok(symbol), Ok(held)) = (token.symbol().call().await, token.balanceOf(account.address).call().await) {
-            tokens.insert(name.clone(), json!({ "address": address, "symbol": symbol, "balance": held.to_string() }));
+        let (Ok(symbol), Ok(held)) = (token.symbol().call().await, token.balanceOf(account.address).call().await)
+        else {
+            continue;
+        };
+        let mut entry = json!({ "address": address, "symbol": symbol, "balance": held.to_string() });
+        let erc165 = Erc165::new(*address, service.valet.provider());
+        if erc165.supportsInterface(ERC721_INTERFACE.into()).call().await.unwrap_or(false) {
+            entry["kind"] = json!("erc721");
+            entry["token_ids"] = json!(held_token_ids(&service, *address, account.address).await?);
+        } else if let Ok(decimals) = token.decimals().call().await {
+            entry["kind"] = json!("erc20");
+            entry["decimals"] = json!(decimals);
         }
+        tokens.insert(name.clone(), entry);
     }
     ok(
         StatusCode::OK,
@@ -351,6 +381,43 @@ async fn account(
             "balance_wei": balance.to_string(), "tokens": tokens,
         }),
     )
+}
+
+alloy::sol! {
+    #[sol(rpc)]
+    interface Erc165 {
+        function supportsInterface(bytes4 interfaceId) external view returns (bool);
+    }
+    event Transfer(address indexed from, address indexed to, uint256 indexed tokenId);
+}
+
+/// ERC-721's ERC-165 interface id.
+const ERC721_INTERFACE: [u8; 4] = [0x80, 0xac, 0x58, 0xcd];
+
+/// The ids of `collection` that `holder` holds, from its Transfer events in chain order (the
+/// most recent 1,000).
+async fn held_token_ids(service: &Service, collection: Address, holder: Address) -> Result<Vec<String>, ApiError> {
+    use alloy::sol_types::SolEvent as _;
+    let filter =
+        alloy::rpc::types::Filter::new().address(collection).event_signature(Transfer::SIGNATURE_HASH).from_block(0);
+    let provider = service.valet.provider();
+    let unavailable = |e: alloy::transports::TransportError| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "chain_unavailable", format!("node: {e}"))
+    };
+    let holder_topic = holder.into_word();
+    let mut logs = provider.get_logs(&filter.clone().topic2(holder_topic)).await.map_err(unavailable)?;
+    logs.extend(provider.get_logs(&filter.topic1(holder_topic)).await.map_err(unavailable)?);
+    logs.sort_by_key(|l| (l.block_number, l.log_index));
+    let mut held: Vec<U256> = Vec::new();
+    for log in logs {
+        let Ok(transfer) = Transfer::decode_log(&log.inner) else { continue };
+        held.retain(|id| *id != transfer.tokenId);
+        if transfer.to == holder {
+            held.push(transfer.tokenId);
+        }
+    }
+    let skip = held.len().saturating_sub(1000);
+    Ok(held.into_iter().skip(skip).map(|id| id.to_string()).collect())
 }
 
 #[derive(Deserialize)]
@@ -377,6 +444,18 @@ fn labels(names: &BTreeMap<String, Address>) -> Labels {
     labels
 }
 
+/// [`labels`], with amounts of `tokens` in each token's own units, as it states them on chain.
+async fn token_labels(service: &Service, names: &BTreeMap<String, Address>, tokens: &[Address]) -> Labels {
+    let mut labels = labels(names);
+    for &address in tokens {
+        let erc20 = valet_client::contracts::ValetToken::new(address, service.valet.provider());
+        if let (Ok(symbol), Ok(decimals)) = (erc20.symbol().call().await, erc20.decimals().call().await) {
+            labels.tokens.insert(address, (symbol, decimals));
+        }
+    }
+    labels
+}
+
 async fn propose(State(service): State<Arc<Service>>, headers: HeaderMap, body: Body) -> ApiResult {
     let app = authenticate(&service, &headers).await?;
     let req: Propose = parse_body(&headers, &body)?;
@@ -397,16 +476,13 @@ async fn propose(State(service): State<Arc<Service>>, headers: HeaderMap, body: 
         names.insert(name.clone(), parse_address(address, &format!("names.{name}"))?);
     }
     let account = service.valet.account(owner, salt).await?;
-    let mut labels = labels(&names);
-    // Token amounts in the token's own units, as it states them on chain.
-    for limit in &spec.limits {
-        let Some(token) = limit.token.as_deref() else { continue };
-        let Ok(address) = valet_client::abi::resolve_address(token, &names) else { continue };
-        let erc20 = valet_client::contracts::ValetToken::new(address, service.valet.provider());
-        if let (Ok(symbol), Ok(decimals)) = (erc20.symbol().call().await, erc20.decimals().call().await) {
-            labels.tokens.insert(address, (symbol, decimals));
-        }
-    }
+    let tokens = spec
+        .limits
+        .iter()
+        .filter_map(|l| l.token.as_deref())
+        .filter_map(|t| valet_client::abi::resolve_address(t, &names).ok())
+        .collect::<Vec<_>>();
+    let labels = token_labels(&service, &names, &tokens).await;
     let proposal = service.valet.propose(&account, &spec, &names, &labels).await.map_err(|e| match e {
         ClientError::Core(c) => ApiError::bad(c.to_string()),
         other => other.into(),
@@ -706,7 +782,9 @@ impl Run {
         let prepared = match service.valet.prepare(&account, &handle, &calls).await {
             Ok(p) => p,
             Err(ClientError::Preflight(refusal)) => {
-                let reason = explain(&refusal, &session, &functions, &labels(&names));
+                let tokens: Vec<Address> =
+                    session.limits.iter().filter(|l| l.token != Address::ZERO).map(|l| l.token).collect();
+                let reason = explain(&refusal, &session, &functions, &token_labels(&service, &names, &tokens).await);
                 let detail = json!({ "execution_id": execution_id, "reason": reason, "refusal": refusal.to_string() });
                 let audit = Audit { event: "execution.refused", detail: &detail, ..audit };
                 service.vault.finish_execution(&execution_id, "refused", None, None, &detail, &audit).await?;
@@ -907,6 +985,43 @@ async fn audit(State(service): State<Arc<Service>>, headers: HeaderMap, RawQuery
     };
     let events = service.vault.audit_log(&app.id, account.as_deref(), session.as_deref(), limit).await?;
     ok(StatusCode::OK, json!({ "events": events }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fund {
+    address: String,
+}
+
+/// Tops an account up with ETH (and demo tokens) on a development chain.
+async fn devnet_fund(State(service): State<Arc<Service>>, headers: HeaderMap, body: Body) -> ApiResult {
+    let app = authenticate(&service, &headers).await?;
+    let req: Fund = parse_body(&headers, &body)?;
+    let address = parse_address(&req.address, "address")?;
+    let Some(faucet) = &service.faucet else {
+        return Err(ApiError::conflict(
+            "no_faucet",
+            "this service is not on a development chain: fund the account from a wallet",
+        ));
+    };
+    let sent = faucet
+        .fund(address)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "chain_unavailable", format!("faucet: {e}")))?;
+    if !sent.is_empty() {
+        let detail = json!({ "transactions": sent });
+        service.vault.audit(&app.id, Some(&address.to_string()), None, "account.funded", &detail).await?;
+    }
+    let balance = service
+        .valet
+        .provider()
+        .get_balance(address)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "chain_unavailable", format!("node: {e}")))?;
+    ok(
+        StatusCode::OK,
+        json!({ "address": address, "funded": !sent.is_empty(), "transactions": sent, "balance_wei": balance.to_string() }),
+    )
 }
 
 // ------------------------------------------------------------------ schedules

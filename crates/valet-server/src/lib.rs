@@ -6,6 +6,7 @@ mod error;
 pub mod metrics;
 pub mod openapi;
 pub mod vault;
+pub mod web;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use valet_client::Valet;
 pub use crypto::MasterKey;
 pub use error::Error;
 pub use vault::Vault;
+pub use web::{Faucet, Web};
 
 /// What the service needs: the chain client, the vault, the master key and the admin token.
 pub struct Service {
@@ -37,6 +39,10 @@ pub struct Service {
     pub relayer: Option<alloy::providers::DynProvider>,
     /// How often the scheduler looks for due runs (`None`: it does not run).
     pub scheduler_every: Option<std::time::Duration>,
+    /// The dApp served at `/` (`None`: the API only).
+    pub web: Option<Web>,
+    /// Funds accounts on a development chain (`POST /v1/devnet/fund`; `None` elsewhere).
+    pub faucet: Option<Faucet>,
     /// One execution at a time per session (its nonce lane); sessions run in parallel.
     lanes: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
@@ -66,6 +72,8 @@ impl Service {
             metrics: metrics::Metrics::default(),
             relayer,
             scheduler_every: Some(std::time::Duration::from_secs(1)),
+            web: None,
+            faucet: None,
             lanes: Mutex::new(HashMap::new()),
         }
     }

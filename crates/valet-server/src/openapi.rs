@@ -129,6 +129,11 @@ pub fn document() -> Value {
             "/v1/schedules/{id}": { "delete": { "summary": "Cancel a schedule",
                 "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[0-9a-f]{32}$" } }],
                 "responses": errors(json!({ "200": json_response("Cancelled", json!({ "type": "object" })) }), &[("400", "Malformed id"), ("401", "Unauthorized"), ("404", "No active schedule by that id")]) } },
+            "/v1/devnet/fund": { "post": { "summary": "Top an account up with test ETH and demo tokens (development chains only)",
+                "requestBody": body(json!({ "type": "object", "properties": { "address": { "$ref": "#/components/schemas/Address" } }, "required": ["address"], "additionalProperties": false })),
+                "responses": errors(json!({ "200": json_response("Funded (or already had enough)", json!({ "type": "object" })) }), &[("400", "Malformed"), ("401", "Unauthorized"), ("409", "Not a development chain")]) } },
+            "/config.json": { "get": { "summary": "The dApp's configuration (when the service serves the dApp)", "security": [],
+                "responses": { "200": json_response("Configuration", json!({ "type": "object" })), "404": error_response("The dApp is not served") } } },
             "/v1/audit": { "get": { "summary": "This app's audit log",
                 "parameters": [
                     { "name": "account", "in": "query", "required": false, "schema": { "$ref": "#/components/schemas/Address" } },

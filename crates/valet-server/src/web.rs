@@ -1,0 +1,152 @@
+//! The dApp's assets (built by Vite into a directory) and its configuration, served beside the
+//! API, and the devnet faucet the dApp funds new accounts from.
+
+use std::path::{Component, Path, PathBuf};
+
+use alloy::primitives::{Address, U256};
+use alloy::providers::{DynProvider, Provider};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+/// What the service serves at `/`: the built dApp and the configuration it reads first.
+#[derive(Debug, Clone)]
+pub struct Web {
+    /// Vite's output directory (`index.html`, `assets/…`).
+    pub dir: PathBuf,
+    /// `/config.json`: the chain, the dApp's API key, the contracts' names, the development
+    /// wallet (devnet only).
+    pub config: Value,
+}
+
+/// Funds accounts on a development chain: ETH for gas, and demo tokens.
+pub struct Faucet {
+    /// A provider signing with the faucet's (dev) key.
+    pub provider: DynProvider,
+    /// ETH an account is topped up to.
+    pub eth: U256,
+    /// An ERC-20 with `faucet(to, amount)`, and how much to give.
+    pub token: Option<(Address, U256)>,
+    /// One funding at a time: the key has one nonce sequence.
+    pub(crate) turn: Mutex<()>,
+}
+
+impl std::fmt::Debug for Faucet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Faucet").field("eth", &self.eth).field("token", &self.token).finish_non_exhaustive()
+    }
+}
+
+impl Faucet {
+    /// A faucet sending from `provider`'s wallet.
+    pub fn new(provider: DynProvider, eth: U256, token: Option<(Address, U256)>) -> Self {
+        Self { provider, eth, token, turn: Mutex::new(()) }
+    }
+
+    /// Tops `to` up to the faucet's ETH amount and, if it holds less than the faucet gives, its
+    /// tokens. Returns the transaction hashes sent (none if `to` already had enough).
+    pub async fn fund(&self, to: Address) -> Result<Vec<alloy::primitives::B256>, String> {
+        let _turn = self.turn.lock().await;
+        let mut sent = Vec::new();
+        let balance = self.provider.get_balance(to).await.map_err(|e| e.to_string())?;
+        if balance < self.eth {
+            let tx = alloy::rpc::types::TransactionRequest::default().to(to).value(self.eth - balance);
+            let receipt = self
+                .provider
+                .send_transaction(tx)
+                .await
+                .map_err(|e| e.to_string())?
+                .get_receipt()
+                .await
+                .map_err(|e| e.to_string())?;
+            sent.push(receipt.transaction_hash);
+        }
+        if let Some((token, amount)) = self.token {
+            let erc20 = valet_client::contracts::ValetToken::new(token, &self.provider);
+            let held = erc20.balanceOf(to).call().await.map_err(|e| e.to_string())?;
+            if held < amount {
+                let receipt = erc20
+                    .faucet(to, amount - held)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .get_receipt()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sent.push(receipt.transaction_hash);
+            }
+        }
+        Ok(sent)
+    }
+}
+
+/// The content type of a built asset, by extension.
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).unwrap_or_default() {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" | "map" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        "woff2" => "font/woff2",
+        "txt" => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Only scripts, styles and requests of this origin: the page talks to nothing else.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+/// Serves `request_path` (already without its leading `/`) from `web.dir`: `index.html` for the
+/// root, hashed assets as immutable, anything outside the directory refused.
+pub(crate) async fn asset(web: &Web, request_path: &str) -> Response {
+    let relative = if request_path.is_empty() { "index.html" } else { request_path };
+    let path = Path::new(relative);
+    if !path.components().all(|c| matches!(c, Component::Normal(_))) {
+        return (StatusCode::NOT_FOUND, "not found").into_response();
+    }
+    let full = web.dir.join(path);
+    let Ok(bytes) = tokio::fs::read(&full).await else {
+        return (StatusCode::NOT_FOUND, format!("no file /{relative} in the dApp's build")).into_response();
+    };
+    let cache = if relative.starts_with("assets/") { "public, max-age=31536000, immutable" } else { "no-cache" };
+    let mut response = bytes.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(&full)));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn serves_files_inside_the_directory_only() {
+        let dir = std::env::temp_dir().join(format!("valet-web-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("assets")).expect("dir");
+        std::fs::write(dir.join("index.html"), "<!doctype html>").expect("index");
+        std::fs::write(dir.join("assets/app-1.js"), "1").expect("js");
+        std::fs::write(dir.parent().expect("parent").join("valet-web-secret.txt"), "secret").expect("secret");
+        let web = Web { dir: dir.clone(), config: Value::Null };
+
+        let root = asset(&web, "").await;
+        assert_eq!(root.status(), StatusCode::OK);
+        assert_eq!(root.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        assert_eq!(root.headers()[header::CACHE_CONTROL], "no-cache");
+        let js = asset(&web, "assets/app-1.js").await;
+        assert_eq!(js.headers()[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
+        assert!(js.headers()[header::CACHE_CONTROL].to_str().expect("ascii").contains("immutable"));
+        for escape in ["../valet-web-secret.txt", "assets/../../valet-web-secret.txt", "/etc/passwd", "missing.js"] {
+            assert_eq!(asset(&web, escape).await.status(), StatusCode::NOT_FOUND, "{escape}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,234 @@
+// The service's HTTP API, as the dApp uses it. Every failure becomes an `ApiError` carrying the
+// service's own message, which names the problem (a refusal's reason, a bad value, …).
+
+import type { Address, Hex } from 'viem';
+
+/// What `GET /config.json` says (served by `valet up` on the devnet).
+export interface Config {
+  network: string;
+  chain_id: number;
+  api_key: string;
+  contracts: Record<string, Address>;
+  validator: Address;
+  factory: Address;
+  demo_payee?: Address;
+  dao_proposals?: { id: number; title: string }[];
+  faucet?: boolean;
+  dev_wallet?: { address: Address; private_key: Hex; label: string };
+}
+
+export interface TokenHolding {
+  address: Address;
+  symbol: string;
+  balance: string;
+  kind?: 'erc20' | 'erc721';
+  decimals?: number;
+  token_ids?: string[];
+}
+
+export interface AccountInfo {
+  address: Address;
+  owner: Address;
+  salt: string;
+  deployed: boolean;
+  balance_wei: string;
+  tokens: Record<string, TokenHolding>;
+}
+
+/// EIP-712 typed data as `eth_signTypedData_v4` takes it.
+export interface TypedData {
+  types: Record<string, { name: string; type: string }[]>;
+  primaryType: string;
+  domain: Record<string, unknown>;
+  message: Record<string, unknown>;
+}
+
+export interface Proposal {
+  session_id: Hex;
+  status: string;
+  account: Address;
+  account_deployed: boolean;
+  session_key: Address;
+  valid_after: number;
+  valid_until: number;
+  summary: string[];
+  digest: Hex;
+  typed_data: TypedData;
+}
+
+export interface PermissionStatus {
+  target: Address;
+  selector: Hex;
+  uses: number | null;
+  max_uses: number;
+}
+
+export interface LimitStatus {
+  kind: 'native' | 'erc20';
+  token: Address;
+  cap: number | string;
+  spent: number | string;
+  left: number | string;
+  period_seconds: number;
+  period: number;
+  current_period: number;
+}
+
+export interface ChainStatus {
+  id: Hex;
+  state: 'none' | 'enabled' | 'revoked';
+  usable: boolean;
+  reason: string | null;
+  now: number;
+  valid_after: number;
+  valid_until: number;
+  uses: number;
+  max_uses: number;
+  permissions: PermissionStatus[];
+  limits: LimitStatus[];
+}
+
+export interface SessionInfo {
+  session_id: Hex;
+  status: 'proposed' | 'active' | 'revoked';
+  account: Address;
+  owner: Address;
+  session_key: Address;
+  summary: string[];
+  usable: boolean;
+  reason: string | null;
+  chain: ChainStatus;
+}
+
+export interface Execution {
+  execution_id: string;
+  session_id: Hex;
+  status: string;
+  user_op_hash: Hex | null;
+  transaction_hash: Hex | null;
+  gas_used: string | null;
+  detail: unknown;
+}
+
+export interface AuditEvent {
+  seq: number;
+  account: string | null;
+  session_id: string | null;
+  event: string;
+  detail: Record<string, unknown> | string | null;
+  at: string | number;
+}
+
+export interface CallRequest {
+  to: string;
+  function?: string;
+  args?: (string | number | boolean)[];
+  value?: string;
+  data?: Hex;
+}
+
+/// A failed request: the HTTP status, the service's error code and its message.
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+/// The configuration the page starts from; a clear error when the service does not serve one.
+export async function loadConfig(fetcher: typeof fetch = fetch): Promise<Config> {
+  let response: Response;
+  try {
+    response = await fetcher('/config.json', { cache: 'no-store' });
+  } catch (e) {
+    throw new ApiError(0, 'unreachable', `the Valet service is not reachable: ${String(e)}`);
+  }
+  if (!response.ok) {
+    throw new ApiError(
+      response.status,
+      'no_config',
+      'this service does not serve the dApp configuration: start it with `valet up` (or `make up`)',
+    );
+  }
+  return (await response.json()) as Config;
+}
+
+/// A client of the service's `/v1` API with the dApp's key.
+export class Api {
+  constructor(
+    private readonly key: string,
+    private readonly fetcher: typeof fetch = fetch.bind(globalThis),
+  ) {}
+
+  private async request<T>(method: string, path: string, body?: unknown, extra: Record<string, string> = {}): Promise<T> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.key}`, ...extra };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let response: Response;
+    try {
+      response = await this.fetcher(path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (e) {
+      throw new ApiError(0, 'unreachable', `the Valet service is not reachable (${method} ${path}): ${String(e)}`);
+    }
+    const text = await response.text();
+    let json: unknown = null;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch {
+      // Not JSON: fall through with the text as the message.
+    }
+    if (!response.ok) {
+      const error = json as { error?: string; message?: string } | null;
+      throw new ApiError(
+        response.status,
+        error?.error ?? 'http_error',
+        error?.message ?? `${method} ${path} answered ${response.status}: ${text.slice(0, 200)}`,
+      );
+    }
+    return json as T;
+  }
+
+  account(owner: Address): Promise<AccountInfo> {
+    return this.request('GET', `/v1/accounts/${owner}`);
+  }
+
+  fund(address: Address): Promise<{ funded: boolean; transactions: Hex[]; balance_wei: string }> {
+    return this.request('POST', '/v1/devnet/fund', { address });
+  }
+
+  propose(owner: Address, spec: unknown, names: Record<string, string> = {}): Promise<Proposal> {
+    return this.request('POST', '/v1/sessions', { owner, spec, names });
+  }
+
+  grant(id: Hex, signature: Hex): Promise<{ session_id: Hex; status: string }> {
+    return this.request('POST', `/v1/sessions/${id}/grant`, { signature });
+  }
+
+  sessions(account: Address): Promise<{ sessions: SessionInfo[] }> {
+    return this.request('GET', `/v1/sessions?account=${account}`);
+  }
+
+  /// One execution; `idempotencyKey` makes a retried request run at most once.
+  execute(id: Hex, calls: CallRequest[], idempotencyKey: string): Promise<Execution> {
+    return this.request('POST', `/v1/sessions/${id}/execute`, { calls }, { 'idempotency-key': idempotencyKey });
+  }
+
+  revoke(id: Hex): Promise<{ session_id: Hex; status: string; onchain: { digest: Hex; typed_data: TypedData } }> {
+    return this.request('POST', `/v1/sessions/${id}/revoke`);
+  }
+
+  revokeOnchain(id: Hex, signature: Hex): Promise<{ session_id: Hex; status: string; transaction_hash: Hex }> {
+    return this.request('POST', `/v1/sessions/${id}/revoke/onchain`, { signature });
+  }
+
+  audit(account: Address, limit = 200): Promise<{ events: AuditEvent[] }> {
+    return this.request('GET', `/v1/audit?account=${account}&limit=${limit}`);
+  }
+}

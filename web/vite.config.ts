@@ -1,0 +1,15 @@
+import { defineConfig } from 'vite';
+
+// The page is served by valet-server (`valet up`), which also answers /v1 and /config.json;
+// `npm run dev` proxies those to a running `valet up` on port 8080.
+export default defineConfig({
+  base: '/',
+  build: { outDir: 'dist', emptyOutDir: true, sourcemap: true, target: 'es2022' },
+  server: {
+    host: '127.0.0.1',
+    proxy: {
+      '/v1': 'http://127.0.0.1:8080',
+      '/config.json': 'http://127.0.0.1:8080',
+    },
+  },
+});
