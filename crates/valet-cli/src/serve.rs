@@ -79,7 +79,7 @@ async fn run(service: Service, port: u16, dir: &Path, json: bool, extra: serde_j
             println!("  reconciled {reconciled} execution(s) left in flight by the last run");
         }
         if let serde_json::Value::Object(extra) = extra {
-            for (k, v) in extra.into_iter().filter(|(k, _)| k != "dapp") {
+            for (k, v) in extra.into_iter().filter(|(k, v)| k != "dapp" && !v.is_null()) {
                 match v {
                     serde_json::Value::String(text) => println!("  {k:<11} {text}"),
                     other => println!("  {k:<11} {other}"),

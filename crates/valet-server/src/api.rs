@@ -144,7 +144,7 @@ async fn count_requests(
 async fn fallback(State(service): State<Arc<Service>>, method: Method, uri: Uri) -> Response {
     let path = uri.path();
     match &service.web {
-        Some(web) if method == Method::GET && !path.starts_with("/v1/") => {
+        Some(web) if (method == Method::GET || method == Method::HEAD) && !path.starts_with("/v1/") => {
             crate::web::asset(web, path.trim_start_matches('/')).await
         }
         _ => ApiError::not_found(format!("no route {path}")).into_response(),
@@ -998,16 +998,23 @@ async fn devnet_fund(State(service): State<Arc<Service>>, headers: HeaderMap, bo
     let app = authenticate(&service, &headers).await?;
     let req: Fund = parse_body(&headers, &body)?;
     let address = parse_address(&req.address, "address")?;
+    if address == Address::ZERO {
+        return Err(ApiError::bad(format!("address {address} is the zero address: funds sent there are lost")));
+    }
     let Some(faucet) = &service.faucet else {
         return Err(ApiError::conflict(
             "no_faucet",
             "this service is not on a development chain: fund the account from a wallet",
         ));
     };
-    let sent = faucet
-        .fund(address)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "chain_unavailable", format!("faucet: {e}")))?;
+    let sent = faucet.fund(address).await.map_err(|e| match e {
+        crate::web::FaucetError::Rejected(_) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected_by_chain", format!("funding {address}: {e}"))
+        }
+        crate::web::FaucetError::Node(_) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "chain_unavailable", format!("faucet: {e}"))
+        }
+    })?;
     if !sent.is_empty() {
         let detail = json!({ "transactions": sent });
         service.vault.audit(&app.id, Some(&address.to_string()), None, "account.funded", &detail).await?;

@@ -131,7 +131,7 @@ pub fn document() -> Value {
                 "responses": errors(json!({ "200": json_response("Cancelled", json!({ "type": "object" })) }), &[("400", "Malformed id"), ("401", "Unauthorized"), ("404", "No active schedule by that id")]) } },
             "/v1/devnet/fund": { "post": { "summary": "Top an account up with test ETH and demo tokens (development chains only)",
                 "requestBody": body(json!({ "type": "object", "properties": { "address": { "$ref": "#/components/schemas/Address" } }, "required": ["address"], "additionalProperties": false })),
-                "responses": errors(json!({ "200": json_response("Funded (or already had enough)", json!({ "type": "object" })) }), &[("400", "Malformed"), ("401", "Unauthorized"), ("409", "Not a development chain")]) } },
+                "responses": errors(json!({ "200": json_response("Funded (or already had enough)", json!({ "type": "object" })) }), &[("400", "Malformed, or the zero address"), ("401", "Unauthorized"), ("409", "Not a development chain"), ("422", "The chain refused the transfer"), ("503", "The node failed")]) } },
             "/config.json": { "get": { "summary": "The dApp's configuration (when the service serves the dApp)", "security": [],
                 "responses": { "200": json_response("Configuration", json!({ "type": "object" })), "404": error_response("The dApp is not served") } } },
             "/v1/audit": { "get": { "summary": "This app's audit log",

@@ -46,38 +46,54 @@ impl Faucet {
 
     /// Tops `to` up to the faucet's ETH amount and, if it holds less than the faucet gives, its
     /// tokens. Returns the transaction hashes sent (none if `to` already had enough).
-    pub async fn fund(&self, to: Address) -> Result<Vec<alloy::primitives::B256>, String> {
+    pub async fn fund(&self, to: Address) -> Result<Vec<alloy::primitives::B256>, FaucetError> {
+        let node = |e: alloy::transports::TransportError| FaucetError::Node(e.to_string());
         let _turn = self.turn.lock().await;
         let mut sent = Vec::new();
-        let balance = self.provider.get_balance(to).await.map_err(|e| e.to_string())?;
+        let balance = self.provider.get_balance(to).await.map_err(node)?;
         if balance < self.eth {
             let tx = alloy::rpc::types::TransactionRequest::default().to(to).value(self.eth - balance);
-            let receipt = self
-                .provider
-                .send_transaction(tx)
-                .await
-                .map_err(|e| e.to_string())?
-                .get_receipt()
-                .await
-                .map_err(|e| e.to_string())?;
+            let pending = self.provider.send_transaction(tx).await.map_err(rejected)?;
+            let receipt = pending.get_receipt().await.map_err(|e| FaucetError::Node(e.to_string()))?;
             sent.push(receipt.transaction_hash);
         }
         if let Some((token, amount)) = self.token {
             let erc20 = valet_client::contracts::ValetToken::new(token, &self.provider);
-            let held = erc20.balanceOf(to).call().await.map_err(|e| e.to_string())?;
+            let held = erc20.balanceOf(to).call().await.map_err(|e| FaucetError::Node(e.to_string()))?;
             if held < amount {
-                let receipt = erc20
-                    .faucet(to, amount - held)
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .get_receipt()
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let pending = erc20.faucet(to, amount - held).send().await.map_err(|e| match e {
+                    alloy::contract::Error::TransportError(e) => rejected(e),
+                    other => FaucetError::Node(other.to_string()),
+                })?;
+                let receipt = pending.get_receipt().await.map_err(|e| FaucetError::Node(e.to_string()))?;
                 sent.push(receipt.transaction_hash);
             }
         }
         Ok(sent)
+    }
+}
+
+/// Why the faucet could not fund an address.
+#[derive(Debug, thiserror::Error)]
+pub enum FaucetError {
+    /// The chain refused the transfer (decoded when it is a known contract error).
+    #[error("the chain refused to fund it: {0}")]
+    Rejected(String),
+    /// The node failed.
+    #[error("node: {0}")]
+    Node(String),
+}
+
+/// A send that failed: refused by the chain when the node answered with revert data.
+fn rejected(e: alloy::transports::TransportError) -> FaucetError {
+    match e.as_error_resp() {
+        Some(payload) => FaucetError::Rejected(
+            payload
+                .as_revert_data()
+                .and_then(|d| valet_client::submit::decode_revert(&d))
+                .unwrap_or_else(|| payload.message.to_string()),
+        ),
+        None => FaucetError::Node(e.to_string()),
     }
 }
 
