@@ -132,7 +132,9 @@ async function refresh(): Promise<void> {
     state.sessions = sessions.sessions.sort((a, b) => b.chain.valid_after - a.chain.valid_after);
     state.events = audit.events;
     const first = state.sessions[0];
-    if (first) state.clockOffset = first.chain.now - Math.floor(Date.now() / 1000);
+    // The chain's clock is its last block's: behind the wall clock while a devnet idles (the next
+    // block takes the wall clock), ahead after time travel. Only the latter moves expiry.
+    if (first) state.clockOffset = Math.max(0, first.chain.now - Math.floor(Date.now() / 1000));
     showBanner(null);
   } catch (e) {
     showBanner(`Could not read the account: ${message(e)}`);

@@ -38,9 +38,10 @@ export class WalletError extends Error {
   }
 }
 
+/// `doing` as in "you declined to sign in your wallet" / "the wallet could not sign: …".
 function walletError(e: unknown, doing: string): WalletError {
   const err = e as { code?: number; message?: string } | undefined;
-  if (err?.code === 4001) return new WalletError(`you declined ${doing} in your wallet`, 4001);
+  if (err?.code === 4001) return new WalletError(`you declined to ${doing} in your wallet`, 4001);
   return new WalletError(`the wallet could not ${doing}: ${err?.message ?? String(e)}`, err?.code);
 }
 

@@ -323,6 +323,14 @@ describe('the dApp in Chromium: one grant, mints without prompts, refusals, revo
     await untilText('grant-summary', (t) => /mint/i.test(t) && /\b10\b/.test(t), 'mentions mint and 10 uses');
   });
 
+  step('a declined signature grants nothing and says so', 'declined', async () => {
+    wallet.declineNextSignature();
+    await page.getByTestId('approve').click();
+    await untilText('grant-error', (t) => t.includes('you declined to sign in your wallet'), 'the decline, in words');
+    expect(await page.getByTestId('session').count(), 'session cards').toBe(0);
+    await page.getByTestId('grant-summary').waitFor({ state: 'visible' });
+  });
+
   step('approving asks the wallet for exactly one typed-data signature', 'approved', async () => {
     const typedBefore = wallet.count('eth_signTypedData_v4');
     const signingBefore = wallet.count('signing');

@@ -404,7 +404,18 @@ export class TestWallet {
     }
   }
 
+  private declineNext = false;
+
+  /** The next signing request is declined, as a user pressing "Reject" would (EIP-1193 4001). */
+  declineNextSignature(): void {
+    this.declineNext = true;
+  }
+
   private async handle(method: string, params: unknown[]): Promise<unknown> {
+    if (this.declineNext && signingMethods.has(method)) {
+      this.declineNext = false;
+      throw new ProviderRpcError(4001, 'User rejected the request.');
+    }
     switch (method) {
       case 'eth_requestAccounts':
         this.connected = true;
