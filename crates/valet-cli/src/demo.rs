@@ -250,16 +250,7 @@ pub(crate) async fn run(json: bool, alto: bool) -> anyhow::Result<()> {
     // 2. DAO votes: one session, three proposals.
     story.say("\n2. Voting in a DAO with a session key");
     let dao = ValetDAO::new(a.dao, &devnet.provider);
-    let deadline = valet.now().await? + 7 * 86_400;
-    let mut proposals = Vec::new();
-    for title in ["Fund the public goods pool", "Adopt the new logo", "Move the meetup to Lisbon"] {
-        dao.propose(title.to_string(), alloy::primitives::aliases::U48::from(deadline))
-            .send()
-            .await?
-            .get_receipt()
-            .await?;
-        proposals.push((dao.proposalCount().call().await?.to::<u64>(), title));
-    }
+    let proposals = open_proposals(&devnet, valet.now().await? + 7 * 86_400).await?;
     let proposal = valet.propose(&account, &SessionSpec::from_toml(DEMO_VOTE_SPEC)?, &names, &labels).await?;
     for line in &proposal.summary {
         story.say(format!("  • {line}"));
@@ -405,4 +396,19 @@ pub(crate) async fn run(json: bool, alto: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Opens the demo's three DAO proposals until `deadline`: their ids and titles.
+pub(crate) async fn open_proposals(devnet: &Devnet, deadline: u64) -> anyhow::Result<Vec<(u64, &'static str)>> {
+    let dao = ValetDAO::new(devnet.addresses.dao, &devnet.provider);
+    let mut proposals = Vec::new();
+    for title in ["Fund the public goods pool", "Adopt the new logo", "Move the meetup to Lisbon"] {
+        dao.propose(title.to_string(), alloy::primitives::aliases::U48::from(deadline))
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+        proposals.push((dao.proposalCount().call().await?.to::<u64>(), title));
+    }
+    Ok(proposals)
 }

@@ -121,17 +121,12 @@ pub(crate) async fn up(port: u16, dir: PathBuf, alto: bool, json: bool, web: &Pa
     service.faucet =
         Some(Faucet::new(devnet.provider_for(2), ether, Some((a.token, ether * alloy::primitives::U256::from(100)))));
     // Three open proposals, so a DAO voting session has something to vote on.
-    let dao = valet_client::contracts::ValetDAO::new(a.dao, &devnet.provider);
-    let deadline = service.valet.now().await? + 30 * 86_400;
-    let mut proposals = Vec::new();
-    for title in ["Fund the public goods pool", "Adopt the new logo", "Move the meetup to Lisbon"] {
-        dao.propose(title.to_string(), alloy::primitives::aliases::U48::from(deadline))
-            .send()
+    let proposals: Vec<serde_json::Value> =
+        crate::demo::open_proposals(&devnet, service.valet.now().await? + 30 * 86_400)
             .await?
-            .get_receipt()
-            .await?;
-        proposals.push(json!({ "id": dao.proposalCount().call().await?.to::<u64>(), "title": title }));
-    }
+            .into_iter()
+            .map(|(id, title)| json!({ "id": id, "title": title }))
+            .collect();
     let dapp = if web.join("index.html").is_file() {
         // The page is public on loopback, and so is its key: this app exists for the devnet dApp.
         let (_, api_key) = service.vault.create_app("dApp (devnet)").await?;
