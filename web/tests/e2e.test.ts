@@ -489,6 +489,38 @@ describe('the dApp in Chromium: one grant, mints without prompts, refusals, revo
     await until(() => card.getByTestId('action-error').innerText().catch(() => ''), (t) => t.includes('AlreadyVoted(proposalId=1'), 30_000, 'AlreadyVoted(proposalId=1, …)');
   });
 
+  step('a custom grant: a mistake named by the service, then granted as typed', 'custom', async () => {
+    await page.getByTestId('preset-custom').click();
+    await page.getByTestId('custom-function').fill('mint(address to, uint256 quantity)');
+    await page.getByTestId('rule-0-arg').fill('amount');
+    await page.getByTestId('review').click();
+    await untilText(
+      'grant-error',
+      (t) => t.includes('`amount` is not an argument of mint(address,uint256) (arguments: to, quantity)'),
+      'the bad argument, named',
+    );
+    await page.getByTestId('rule-0-arg').fill('quantity');
+    await page.getByTestId('rule-0-op').selectOption('lte');
+    await page.getByTestId('rule-0-value').fill('2');
+    await page.getByTestId('custom-max-uses').fill('4');
+    await page.getByTestId('review').click();
+    await untilText(
+      'grant-summary',
+      (t) => /at most 4 times, only if quantity ≤ 2/.test(t),
+      'the custom limits in the summary',
+    );
+    const before = await page.getByTestId('session').count();
+    await page.getByTestId('approve').click();
+    await until(() => page.getByTestId('session').count(), (n) => n === before + 1, 30_000, 'the custom session card');
+    // The mint panel now mints through the newest usable minting session: this one.
+    await untilText('uses-left', (t) => t.includes('4 of 4'), '4 of 4 uses left');
+    await mintOne('3');
+    await untilText('mint-error', (t) => t.includes('quantity = 3, but the session requires quantity ≤ 2'), 'its own rule');
+    await mintOne('2');
+    await untilText('nft-count', (t) => t === '5', '5 NFTs');
+    await untilText('uses-left', (t) => t.includes('3 of 4'), '3 of 4 uses left');
+  });
+
   step('without an injected wallet, the page offers the labelled development wallet', 'development-wallet', async () => {
     // A second browser, with no wallet injected.
     const bare = await launchChromium();
