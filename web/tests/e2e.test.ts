@@ -521,7 +521,7 @@ describe('the dApp in Chromium: one grant, mints without prompts, refusals, revo
     await untilText('uses-left', (t) => t.includes('3 of 4'), '3 of 4 uses left');
   });
 
-  step('without an injected wallet, the page offers the labelled development wallet', 'development-wallet', async () => {
+  step('without an injected wallet, the page offers the labelled development wallet', undefined, async () => {
     // A second browser, with no wallet injected.
     const bare = await launchChromium();
     await blockOffLoopback(bare.context);
@@ -532,7 +532,9 @@ describe('the dApp in Chromium: one grant, mints without prompts, refusals, revo
     await until(() => second.getByTestId('wallet-kind').innerText().catch(() => ''), (t) => t.includes('Development wallet') && t.includes('devnet only'), 30_000, 'the development wallet, labelled');
     await until(() => second.getByTestId('account-address').innerText().catch(() => ''), (t) => /0x[0-9a-fA-F]{40}/.test(t), 30_000, 'its smart account');
     expect(secondWatch.problems()).toEqual([]);
-    await second.screenshot({ path: join(screenshotDir, 'development-wallet.png'), fullPage: true });
+    const shot = join(screenshotDir, `${String(screenshots.length + 1).padStart(2, '0')}-development-wallet.png`);
+    await second.screenshot({ path: shot, fullPage: true });
+    screenshots.push(shot);
     await bare.close();
   });
 
