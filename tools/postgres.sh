@@ -16,7 +16,7 @@ start)
     if [ -z "$bin" ]; then
         sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
         $sudo apt-get update -q >/dev/null
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q postgresql >/dev/null
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null
         bin=$(find_bin)
     fi
     mkdir -p "$dir"

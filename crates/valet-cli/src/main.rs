@@ -245,9 +245,22 @@ pub(crate) async fn submitter_for(devnet: &Devnet) -> anyhow::Result<Arc<dyn Sub
     })
 }
 
+/// Logs to stderr, filtered by `RUST_LOG` (default: warnings, and the service's own info lines).
+/// Nothing that can sign is ever a field of a log line.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,valet_server=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    init_logging();
     let result = match cli.command {
         Command::Demo { json, bundler } => demo::run(json, bundler == BundlerChoice::Alto).await,
         Command::Devnet { json, bundler, data } => {
