@@ -38,7 +38,7 @@ const TRANSFER_SELECTOR = toFunctionSelector('transfer(address,uint256)');
 const VOTE_FUNCTION = 'castVote(uint256 proposalId, uint8 support)';
 const VOTE_SELECTOR = toFunctionSelector('castVote(uint256,uint8)');
 
-/// What a session card's own action (pay, vote) is doing.
+/// What an action (the Mint panel, a session card's Pay or Vote form) is doing.
 interface ActionState {
   busy: boolean;
   result: Execution | null;
@@ -47,11 +47,10 @@ interface ActionState {
   fields: Record<string, string>;
 }
 
-interface MintState {
-  quantity: string;
-  busy: boolean;
-  result: (Execution & { minted: string[] }) | null;
-  error: string | null;
+/// The Mint panel's action, and the ids the account held when it started (what is new after it
+/// is derived from them).
+interface MintState extends ActionState {
+  heldBefore: Set<string>;
 }
 
 interface State {
@@ -96,7 +95,7 @@ const state: State = {
   approving: false,
   grantError: null,
   granted: null,
-  mint: { quantity: '1', busy: false, result: null, error: null },
+  mint: { busy: false, result: null, error: null, fields: { quantity: '1' }, heldBefore: new Set() },
   revoking: new Set(),
   actions: new Map(),
   revokeNotes: new Map(),
@@ -144,6 +143,16 @@ async function refresh(): Promise<void> {
 
 function nft(): [string, TokenHolding] | undefined {
   return Object.entries(state.account?.tokens ?? {}).find(([, t]) => t.kind === 'erc721');
+}
+
+/// The ids of the collection the account holds.
+function heldIds(): string[] {
+  return nft()?.[1].token_ids ?? [];
+}
+
+/// The ids the last mint added.
+function newlyMinted(): string[] {
+  return state.mint.result ? heldIds().filter((id) => !state.mint.heldBefore.has(id)) : [];
 }
 
 function token(): [string, TokenHolding] | undefined {
@@ -194,16 +203,16 @@ async function connect(kind: 'injected' | 'development'): Promise<void> {
   }
 }
 
-function specForPreset(): { spec: Spec } {
+function specForPreset(): Spec {
   switch (state.preset) {
     case 'mint':
-      return { spec: mintSpec() };
+      return mintSpec();
     case 'payment':
-      return { spec: paymentSpec(state.payee, state.perDay) };
+      return paymentSpec(state.payee, state.perDay);
     case 'vote':
-      return { spec: voteSpec() };
+      return voteSpec();
     case 'custom':
-      return { spec: customSpec(state.custom) };
+      return customSpec(state.custom);
   }
 }
 
@@ -214,7 +223,7 @@ async function review(): Promise<void> {
   state.granted = null;
   state.proposal = null;
   try {
-    const { spec } = specForPreset();
+    const spec = specForPreset();
     state.proposing = true;
     renderGrant();
     state.proposal = await api.propose(wallet.address, spec);
@@ -250,36 +259,23 @@ async function approve(): Promise<void> {
 }
 
 async function mint(): Promise<void> {
-  const { api, account } = state;
+  const { account } = state;
   const session = mintSession();
-  if (!api || !account || !session || state.mint.busy) return;
-  const quantity = state.mint.quantity.trim();
-  state.mint.result = null;
-  if (!/^\d+$/.test(quantity) || Number(quantity) < 1) {
-    state.mint.error = `quantity \`${quantity}\` is not a whole number of at least 1`;
-    renderMint();
-    return;
-  }
-  state.mint.error = null;
-  state.mint.busy = true;
-  renderMint();
-  const before = new Set(nft()?.[1].token_ids ?? []);
-  try {
-    const execution = await api.execute(
-      session.session_id,
-      [{ to: 'ValetNFT', function: MINT_FUNCTION, args: [account.address, quantity] }],
-      crypto.randomUUID(),
-    );
-    await refresh();
-    const minted = (nft()?.[1].token_ids ?? []).filter((id) => !before.has(id));
-    state.mint.result = { ...execution, minted };
-  } catch (e) {
-    state.mint.error = message(e);
-    await refresh();
-  } finally {
-    state.mint.busy = false;
-    renderAll();
-  }
+  if (!account || !session) return;
+  const m = state.mint;
+  m.heldBefore = new Set(heldIds());
+  await act(
+    session,
+    m,
+    () => {
+      const quantity = (m.fields.quantity ?? '').trim();
+      if (!/^\d+$/.test(quantity) || Number(quantity) < 1) {
+        throw new Error(`quantity \`${quantity}\` is not a whole number of at least 1`);
+      }
+      return [{ to: 'ValetNFT', function: MINT_FUNCTION, args: [account.address, quantity] }];
+    },
+    renderMint,
+  );
 }
 
 function actionOf(id: string, defaults: Record<string, string>): ActionState {
@@ -291,8 +287,15 @@ function actionOf(id: string, defaults: Record<string, string>): ActionState {
   return action;
 }
 
-/// Runs a session card's action: `build` turns its fields into calls (or throws naming the bad one).
-async function act(session: SessionInfo, action: ActionState, build: () => CallRequest[]): Promise<void> {
+/// Runs calls through `session` for `action` (the Mint panel, or a card's Pay or Vote form):
+/// `build` turns its fields into calls, or throws naming the bad one; `show` renders its section
+/// while it runs. No wallet is involved: the service signs with the session key.
+async function act(
+  session: SessionInfo,
+  action: ActionState,
+  build: () => CallRequest[],
+  show: () => void,
+): Promise<void> {
   const { api } = state;
   if (!api || action.busy) return;
   action.result = null;
@@ -302,11 +305,11 @@ async function act(session: SessionInfo, action: ActionState, build: () => CallR
     calls = build();
   } catch (e) {
     action.error = message(e);
-    renderSessions();
+    show();
     return;
   }
   action.busy = true;
-  renderSessions();
+  show();
   try {
     action.result = await api.execute(session.session_id, calls, crypto.randomUUID());
   } catch (e) {
@@ -415,7 +418,8 @@ function renderAccount(): void {
   }
   const collection = nft();
   const erc20 = token();
-  const ids = collection?.[1].token_ids ?? [];
+  const ids = heldIds();
+  const minted = newlyMinted();
   replace(
     $('account'),
     title,
@@ -443,7 +447,7 @@ function renderAccount(): void {
       ids.map((id) =>
         h(
           'li',
-          { class: state.mint.result?.minted.includes(id) ? 'nft new' : 'nft', testid: 'nft' },
+          { class: minted.includes(id) ? 'nft new' : 'nft', testid: 'nft' },
           h('span', { class: 'nft-art', 'aria-hidden': 'true' }, `#${id}`),
           h('span', { class: 'nft-name' }, `${collection?.[1].symbol ?? 'NFT'} #${id}`),
         ),
@@ -693,6 +697,7 @@ function renderMint(): void {
   const permission = session.chain.permissions.find((p) => p.selector === MINT_SELECTOR);
   const uses = permission && permission.max_uses > 0 ? usesLeft(permission.uses ?? 0, permission.max_uses) : usesLeft(session.chain.uses, session.chain.max_uses);
   const result = m.result;
+  const minted = newlyMinted();
   replace(
     $('mint'),
     title,
@@ -732,10 +737,10 @@ function renderMint(): void {
         h('input', {
           id: 'mint-quantity',
           testid: 'mint-quantity',
-          value: m.quantity,
+          value: m.fields.quantity ?? '',
           inputmode: 'numeric',
           autocomplete: 'off',
-          oninput: (e: Event) => (state.mint.quantity = (e.target as HTMLInputElement).value),
+          oninput: (e: Event) => (m.fields.quantity = (e.target as HTMLInputElement).value),
         }),
       ),
       h(
@@ -758,7 +763,7 @@ function renderMint(): void {
         h(
           'div',
           { class: 'ok', testid: 'mint-result', role: 'status' },
-          h('p', {}, result.minted.length ? `Minted ${result.minted.map((id) => `#${id}`).join(', ')}: ` : 'Minted: ', result.status, '.'),
+          h('p', {}, minted.length ? `Minted ${minted.map((id) => `#${id}`).join(', ')}: ` : 'Minted: ', result.status, '.'),
           h('p', { class: 'hashes' }, 'userOp ', h('code', {}, result.user_op_hash ?? '—')),
           h('p', { class: 'hashes' }, 'tx ', h('code', {}, result.transaction_hash ?? '—')),
         ),
@@ -888,7 +893,7 @@ function sessionAction(s: SessionInfo): HTMLElement | null {
         class: 'action',
         onsubmit: (e: Event) => {
           e.preventDefault();
-          void act(s, action, run);
+          void act(s, action, run, renderSessions);
         },
       },
       h('div', { class: 'fields' }, fields),

@@ -47,6 +47,7 @@ async fn shutdown_signal() {
 }
 
 async fn run(service: Service, port: u16, dir: &Path, json: bool, extra: serde_json::Value) -> anyhow::Result<()> {
+    let serves_dapp = service.web.is_some();
     let service = Arc::new(service);
     let reconciled = service.reconcile().await.context("reconciling executions in flight")?;
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
@@ -58,7 +59,7 @@ async fn run(service: Service, port: u16, dir: &Path, json: bool, extra: serde_j
     };
     let url = format!("http://{bound}");
     let mut extra = extra;
-    if extra["dapp"] == json!(true) {
+    if serves_dapp {
         extra["dapp"] = json!(format!("{url}/"));
     }
     if json {
@@ -150,9 +151,9 @@ pub(crate) async fn up(port: u16, dir: PathBuf, alto: bool, json: bool, web: &Pa
                 },
             }),
         });
-        json!(true)
+        None
     } else {
-        json!(format!("not built: no {} (run `make web`)", web.join("index.html").display()))
+        Some(format!("not built: no {} (run `make web`)", web.join("index.html").display()))
     };
     let extra = json!({ "dapp": dapp, "rpc_url": devnet.endpoint(), "bundler_url": devnet.bundler_url(), "chain_id": devnet.chain_id(), "contracts": names, "validator": a.validator, "factory": a.factory });
     let result = run(service, port, &dir, json, extra).await;

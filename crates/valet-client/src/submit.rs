@@ -451,27 +451,30 @@ fn refusal(e: alloy::contract::Error) -> Error {
 
 /// The validator's custom error in revert data, as `Name(field=value, …)`.
 pub fn decode_validator_error(data: &[u8]) -> Option<String> {
-    static ABI: std::sync::OnceLock<alloy::json_abi::JsonAbi> = std::sync::OnceLock::new();
-    decode_error_in(ABI.get_or_init(crate::contracts::SessionKeyValidator::abi::contract), data)
+    decode_error_in(&known_abis()[0], data)
 }
 
 /// Revert data as `Name(field=value, …)`: an error of the validator or of the demo contracts
 /// (with OpenZeppelin's ERC-20/ERC-721 errors), or `Error(string)`'s message.
 pub fn decode_revert(data: &[u8]) -> Option<String> {
     use alloy::sol_types::SolError as _;
+    if let Ok(revert) = alloy::sol_types::Revert::abi_decode(data) {
+        return Some(format!("Error(\"{}\")", revert.reason));
+    }
+    known_abis().iter().find_map(|abi| decode_error_in(abi, data))
+}
+
+/// The ABIs whose errors are decoded, parsed once: the validator's first.
+fn known_abis() -> &'static [alloy::json_abi::JsonAbi] {
     static ABIS: std::sync::OnceLock<Vec<alloy::json_abi::JsonAbi>> = std::sync::OnceLock::new();
-    let abis = ABIS.get_or_init(|| {
+    ABIS.get_or_init(|| {
         vec![
             crate::contracts::SessionKeyValidator::abi::contract(),
             crate::contracts::ValetDAO::abi::contract(),
             crate::contracts::ValetNFT::abi::contract(),
             crate::contracts::ValetToken::abi::contract(),
         ]
-    });
-    if let Ok(revert) = alloy::sol_types::Revert::abi_decode(data) {
-        return Some(format!("Error(\"{}\")", revert.reason));
-    }
-    abis.iter().find_map(|abi| decode_error_in(abi, data))
+    })
 }
 
 fn decode_error_in(abi: &alloy::json_abi::JsonAbi, data: &[u8]) -> Option<String> {
