@@ -11,25 +11,26 @@ const measured = args.find((a, i) => !a.startsWith('--') && i !== checkAt + 1) |
 const g = JSON.parse(fs.readFileSync(measured, 'utf8'));
 
 const rows = [
-  ['mint (ValetNFT.mint, 1 token)', 'owner_mint', 'session_mint', 'session_mint_overhead', 12000],
+  ['mint (2 rules, use count, fee budget)', 'owner_mint', 'session_mint', 'session_mint_overhead', 12000],
   ['enable in first use + mint', 'session_mint', 'session_enable_and_mint', 'enable_overhead', 60000],
-  ['ERC-20 transfer (cumulative limit)', 'owner_erc20_transfer', 'session_erc20_transfer', null, null],
+  ['ERC-20 transfer (limit, fee budget)', 'owner_erc20_transfer', 'session_erc20_transfer', null, null],
+  ['ERC-20 transfer (limit, sponsored)', 'owner_sponsored_erc20_transfer', 'session_sponsored_erc20_transfer', null, null],
 ];
 const n = (x) => (x === undefined ? '-' : Number(x).toLocaleString('en-US'));
 const pad = (s, w) => String(s).padStart(w);
 console.log('One UserOperation per handleOps, same account, nonce lanes used once.');
 console.log('Execution gas of handleOps; the whole transaction (21,000 + calldata + execution) in brackets.\n');
-console.log(`${'operation'.padEnd(36)}${pad('baseline', 20)}${pad('session', 20)}${pad('overhead', 18)}${pad('target', 16)}`);
+console.log(`${'operation'.padEnd(38)}${pad('baseline', 20)}${pad('session', 20)}${pad('overhead', 18)}${pad('target', 16)}`);
 for (const [label, base, sess, over, target] of rows) {
   const overhead = over ? g[over] : g[sess] - g[base];
   const overheadTx = over ? g[`${over}_tx`] : g[`${sess}_tx`] - g[`${base}_tx`];
   const verdict = target ? `<= ${n(target)} ${overhead <= target ? 'met' : 'MISSED'}` : '';
   console.log(
-    `${label.padEnd(36)}${pad(`${n(g[base])} (${n(g[`${base}_tx`])})`, 20)}` +
+    `${label.padEnd(38)}${pad(`${n(g[base])} (${n(g[`${base}_tx`])})`, 20)}` +
     `${pad(`${n(g[sess])} (${n(g[`${sess}_tx`])})`, 20)}` +
     `${pad(`${n(overhead)} (${n(overheadTx)})`, 18)}${pad(verdict, 16)}`);
 }
-console.log(`\nsignature bytes: owner ${g.owner_signature_bytes}, session use ${g.session_signature_bytes}, ` +
+console.log(`\nsignature bytes: owner ${g.owner_signature_bytes}, session use ${g.session_signature_bytes} (target <= 304), ` +
   `session enable ${g.session_enable_signature_bytes}; handleOps calldata bytes: owner ${g.owner_calldata_bytes}, ` +
   `session ${g.session_calldata_bytes}`);
 

@@ -11,13 +11,19 @@ import {ExecutionLib} from "./libraries/ExecutionLib.sol";
 /// @title SessionKeyValidator
 /// @notice An ERC-7579 validator module that lets a session key act for an account within the
 ///         limits the account's owner granted: which contracts and functions, which argument
-///         values, how long, how much and how often. Any ERC-7579 account can install it.
+///         values, how long, how much, how often, and how much of the account's ETH may go to
+///         network fees. Any ERC-7579 account can install it.
 ///
-/// @dev **Grant.** The owner signs the EIP-712 digest of `Grant(address account, Session session)`
-///      (domain: name "Valet", version "1", this chain, this contract); the signature is checked
-///      through the account's ERC-1271 `isValidSignature`. A session is enabled either inside its
-///      first use (the session and the grant ride in the operation's signature) or by the account
-///      calling {enableSession}.
+/// @dev **Owner.** Installing the module names the owner whose signature grants and revokes
+///      sessions: `onInstall(abi.encode(owner))`. Grants and revocations are checked against that
+///      owner alone — an ECDSA signature (65 bytes, low s), or, for an owner that is a contract,
+///      its ERC-1271 answer — never against the account's own ERC-1271, which an ERC-7579 account
+///      routes to whichever validator module a signature names.
+///
+///      **Grant.** The owner signs the EIP-712 digest of `Grant(address account, Session session)`
+///      (domain: name "Valet", version "1", this chain, this contract). A session is enabled either
+///      inside its first use (the session and the grant ride in the operation's signature) or by
+///      the account calling {enableSession}.
 ///
 ///      **Use.** The operation's nonce key selects this validator; its signature is
 ///      `mode (1) ‖ session length (2) ‖ session ‖ claimedTime (6) ‖ call count n (1) ‖
@@ -29,44 +35,71 @@ import {ExecutionLib} from "./libraries/ExecutionLib.sol";
 ///      rule. `claimedTime` places the operation in a period of each periodic allowance it
 ///      spends from; the period's window is returned in validationData, so the EntryPoint refuses
 ///      the operation outside it. Time is never read here (ERC-7562 bans TIMESTAMP in validation):
-///      the session's window, narrowed by periods, goes out in validationData.
+///      the session's window, narrowed by periods, goes out in validationData, and no window can
+///      end at 0, which the EntryPoint would read as "no expiry" (validAfter is at least 1).
+///
+///      **Fees.** The key holder chooses every field of the operation, fees included, and may
+///      submit it itself with any beneficiary. Whatever the account may pay for an operation — its
+///      maximum cost, `(verificationGasLimit + callGasLimit + paymasterVerificationGasLimit +
+///      paymasterPostOpGasLimit + preVerificationGas) × maxFeePerGas`, when no paymaster pays — is
+///      counted against the session's `feeBudget` (and any fee limits, which may refill per period)
+///      before the EntryPoint takes it. A session with no fee budget can only be used through a
+///      paymaster (one of its listed `paymasters`, if it lists any): it never spends the account's
+///      ETH on fees.
+///
+///      **Revocation.** One session by id ({revokeSession}), or all at once: {revokeAllSessions}
+///      moves the account to a new, unpredictable epoch. Every session is used and granted under
+///      the epoch it names, so the move ends every enabled session and every grant signed before
+///      it, whatever the key holders do; nothing needs listing, so nothing can block it. The epoch
+///      derives from the previous block's hash, so no grant can be signed for it in advance.
+///      Uninstalling moves the epoch too.
 ///
 ///      **Storage** is account-associated (the account is the innermost mapping key), as ERC-7562
 ///      requires of a module's storage during validation.
 ///
-///      **Counters** (session uses, permission uses, limit spending) are updated during
+///      **Counters** (session uses, permission uses, limit and fee spending) are updated during
 ///      validation. If the execution then reverts they stay spent, exactly like the nonce: the
 ///      operation was authorised and paid for. Off-chain pre-flight (valet-core's evaluator) keeps
 ///      this rare.
 ///
 ///      **Failures.** A session key signature that does not match returns SIG_VALIDATION_FAILED
 ///      (as ERC-4337 requires, so bundlers can estimate gas with a dummy signature). Everything
-///      else reverts with a custom error naming the offending values — unknown, revoked or
-///      exhausted sessions, calls outside the session, malformed encodings, a bad grant signature —
-///      because those are not signature mismatches, a revert carries its reason to the bundler's
-///      answer (AA23), and the operation is refused either way.
+///      else reverts with a custom error naming the offending values — unknown, revoked, voided or
+///      exhausted sessions, calls outside the session, fees above the budget, malformed encodings,
+///      a bad grant signature — because those are not signature mismatches, a revert carries its
+///      reason to the bundler's answer (AA23), and the operation is refused either way.
 ///
 ///      **Never allowed**, whatever a session says: calls to the account itself (module
-///      management, upgrades, `execute` re-entry), calls to this validator, delegatecall and
+///      management, upgrades, `execute` re-entry), to this validator, or to a canonical
+///      EntryPoint (v0.6 to v0.9: the account's deposit and stake live there), delegatecall and
 ///      every execution mode other than single and batch with the default exec type, and ERC-1271
 ///      signatures by session keys ({isValidSignatureWithSender} always says no: a session key
 ///      signing arbitrary messages, such as permits, would escape every limit).
 contract SessionKeyValidator is IERC7579Validator, EIP712 {
     using SessionLib for bytes;
 
-    /// @notice Where a session stands for an account.
+    /// @notice Where a session stands for an account ({sessionState}). Storage holds None,
+    ///         Enabled and Revoked; Voided and NotInstalled are read from the account's state.
     enum SessionState {
+        /// Never enabled: its grant may enable it.
         None,
+        /// Enabled and usable (within its window, uses, limits and fee budget).
         Enabled,
-        Revoked
+        /// Revoked by id, for good.
+        Revoked,
+        /// Granted under another epoch: all sessions were revoked, or the module uninstalled, since.
+        Voided,
+        /// This module is not installed on the account now.
+        NotInstalled
     }
 
     /// @dev What one operation's validation carries from check to check. {_matchCall} reads and
     ///      writes these fields by their memory offsets (32 bytes each, in this order), so the
     ///      order is part of the code: account 0x00, id 0x20, word 0x40, calls 0x60, indices 0x80,
     ///      claimedTime 0xa0, validAfter 0xc0, validUntil 0xe0, spend 0x100, failure 0x120, its
-    ///      values 0x140 and 0x160, the offset of the call's permission 0x180, and the state
-    ///      word's storage slot 0x1a0 (0 until loaded).
+    ///      values 0x140 and 0x160, the offset of the call's permission 0x180, the state word's
+    ///      storage slot 0x1a0 (0 until loaded), the offset of the permission count 0x1c0, the
+    ///      offset of the limit count 0x1e0, the operation's fee 0x200 and its paymaster 0x220.
     struct Use {
         address account;
         bytes32 id;
@@ -82,60 +115,68 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
         uint256 failure2;
         uint256 permission;
         uint256 slot;
+        uint256 permissions;
+        uint256 limits;
+        uint256 fee;
+        address paymaster;
     }
 
     uint8 internal constant MODE_USE = 0;
     uint8 internal constant MODE_ENABLE = 1;
     uint256 internal constant KEY_SIGNATURE_LENGTH = 65;
 
+    // The session word: state (8 bits) | session uses (24) | uses of permission k (16 each,
+    // k = 0..8) | wei spent on fees (80).
     uint256 internal constant STATE_MASK = 0xff;
-    uint256 internal constant COUNT_MASK = 0xffffff;
+    uint256 internal constant STATE_ENABLED = 1;
+    uint256 internal constant STATE_REVOKED = 2;
     uint256 internal constant SESSION_USES_SHIFT = 8;
+    uint256 internal constant SESSION_USES_MASK = 0xffffff;
     uint256 internal constant PERMISSION_USES_SHIFT = 32;
-    uint256 internal constant AMOUNT_MASK = type(uint128).max;
-    uint256 internal constant EPOCH_MASK = 0xffffffff;
-    uint256 internal constant ENABLED_ONE = 1 << 32;
-    uint256 internal constant INSTALLED = 1 << 255;
+    uint256 internal constant PERMISSION_USES_BITS = 16;
+    uint256 internal constant PERMISSION_USES_MASK = 0xffff;
+    uint256 internal constant FEES_SHIFT = 176;
 
-    bytes4 internal constant ERC20_TRANSFER = 0xa9059cbb;
-    bytes4 internal constant ERC20_APPROVE = 0x095ea7b3;
-    bytes4 internal constant ERC20_INCREASE_ALLOWANCE = 0x39509351;
-    bytes4 internal constant ERC20_TRANSFER_FROM = 0x23b872dd;
+    // The account word: owner (bits 0..159) | epoch (160..223) | installed (bit 255).
+    uint256 internal constant OWNER_MASK = type(uint160).max;
+    uint256 internal constant EPOCH_SHIFT = 160;
+    uint256 internal constant EPOCH_MASK = type(uint64).max;
+    uint256 internal constant INSTALLED = 1 << 255;
 
     bytes32 internal constant GRANT_TYPEHASH = keccak256(
         "Grant(address account,Session session)"
         "Limit(uint8 kind,address token,uint128 amount,uint48 period)"
-        "Permission(address target,bytes4 selector,uint128 valueLimit,uint24 maxUses,Rule[] rules)"
+        "Permission(address target,bytes4 selector,uint128 valueLimit,uint16 maxUses,Rule[] rules)"
         "Rule(uint8 arg,uint8 op,bytes32[] values)"
-        "Session(address sessionKey,uint48 validAfter,uint48 validUntil,uint32 epoch,uint32 salt,uint24 maxUses,"
-        "Limit[] limits,Permission[] permissions)"
+        "Session(address sessionKey,uint48 validAfter,uint48 validUntil,uint64 epoch,uint32 salt,uint24 maxUses,"
+        "uint80 feeBudget,address[] paymasters,Limit[] limits,Permission[] permissions)"
     );
     bytes32 internal constant REVOKE_SESSION_TYPEHASH = keccak256("RevokeSession(address account,bytes32 sessionId)");
-    bytes32 internal constant REVOKE_ALL_TYPEHASH =
-        keccak256("RevokeAllSessions(address account,uint32 epoch,bytes32[] sessionIds)");
+    bytes32 internal constant REVOKE_ALL_TYPEHASH = keccak256("RevokeAllSessions(address account,uint64 epoch)");
 
-    /// @dev state (8 bits) | session uses (24) | uses of permission k (24 each, k = 0..8).
+    /// @dev State word of each session (layout above).
     mapping(bytes32 sessionId => mapping(address account => uint256)) internal _sessionWords;
     /// @dev Per limit (key = keccak(sessionId, index)): spent (low 128 bits) | period index (high 128).
     mapping(bytes32 limitKey => mapping(address account => uint256)) internal _limitWords;
-    /// @dev epoch (bits 0..31: grants made under an older epoch can no longer be enabled) |
-    ///      enabled sessions (bits 32..63: enabled, not revoked) | bit 255 while installed (set by
-    ///      onInstall, cleared by onUninstall; it also keeps the word nonzero, so enabling never
-    ///      pays for a zero-to-nonzero write here).
+    /// @dev The account word (layout above). Read by every operation: it carries the epoch that
+    ///      revoke-all moves and the installed bit, and (for grants) the owner.
     mapping(address account => uint256) internal _accountWords;
 
     // ------------------------------------------------------------------ events
 
+    /// @notice The module was installed on `account`, with `owner` signing its grants.
+    event Installed(address indexed account, address indexed owner);
+    /// @notice The module was uninstalled from `account` (every session and grant is void).
+    event Uninstalled(address indexed account);
     /// @notice A session was enabled for `account`.
     event SessionEnabled(
         address indexed account, bytes32 indexed sessionId, address indexed sessionKey, uint48 validAfter, uint48 validUntil
     );
     /// @notice A session was revoked for `account` (it may never have been enabled).
     event SessionRevoked(address indexed account, bytes32 indexed sessionId);
-    /// @notice Grants of `account` made under an epoch before `epoch` can no longer enable a
-    ///         session (emitted by a revoke-all, after a {SessionRevoked} per session, and by
-    ///         uninstalling).
-    event GrantsVoided(address indexed account, uint32 epoch);
+    /// @notice `account` moved to epoch `epoch`: every session enabled and every grant signed under
+    ///         an earlier epoch is void (a revoke-all, or uninstalling).
+    event SessionsVoided(address indexed account, uint64 epoch);
 
     // ------------------------------------------------------------------ errors
 
@@ -143,29 +184,28 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
     error MalformedSignature(uint256 offset, string reason);
     /// @notice The signature's first byte is not 0 (use) or 1 (enable and use).
     error UnknownSignatureMode(uint8 mode);
-    /// @notice The session was granted under epoch `sessionEpoch`, but the account is at
-    ///         `accountEpoch` (it revoked all sessions since): grant it again.
-    error SessionEpochMismatch(bytes32 sessionId, uint32 sessionEpoch, uint32 accountEpoch);
-    /// @notice The account's ERC-1271 check refused the owner's signature over `digest` (a revoke).
-    error InvalidOwnerSignature(address account, bytes32 digest);
-    /// @notice Sessions can only be enabled for an account that has this validator installed.
+    /// @notice `onInstall` data must be `abi.encode(owner)` with a nonzero owner.
+    error InvalidInstallData(bytes data);
+    /// @notice The module is installed on `account` already.
+    error AlreadyInstalled(address account);
+    /// @notice The module is not installed on `account`: no session can be used or enabled.
     error NotInstalled(address account);
-    /// @notice The account revoked all sessions 2^32 - 1 times; no epoch is left.
-    error EpochExhausted(address account);
-    /// @notice `count` sessions of the account are still enabled: a revoke-all must list every
-    ///         enabled session (see {SessionEnabled} events), and a reinstall needs none left.
-    error SessionsStillEnabled(uint256 count);
+    /// @notice The session was granted under epoch `sessionEpoch`, but the account is at
+    ///         `accountEpoch`: all its sessions were revoked (or the module reinstalled) since.
+    error SessionEpochMismatch(bytes32 sessionId, uint64 sessionEpoch, uint64 accountEpoch);
+    /// @notice The owner's signature over `digest` (a revoke) is not valid.
+    error InvalidOwnerSignature(address account, bytes32 digest);
     /// @notice The session is not enabled for this account: enable it (mode 1) first.
     error SessionNotEnabled(bytes32 sessionId);
     /// @notice The session is enabled already: use mode 0.
     error SessionAlreadyEnabled(bytes32 sessionId);
     /// @notice The session was revoked.
     error SessionIsRevoked(bytes32 sessionId);
-    /// @notice The account's ERC-1271 check refused the owner's grant signature for the session.
+    /// @notice The owner's grant signature for the session is not valid.
     error InvalidGrantSignature(address account, bytes32 sessionId);
     /// @notice The signature names `indices` permissions for `calls` calls.
     error CallCountMismatch(uint256 calls, uint256 indices);
-    /// @notice Call `callIndex` targets the account itself or this validator.
+    /// @notice Call `callIndex` targets the account itself, this validator or an EntryPoint.
     error ForbiddenTarget(uint256 callIndex, address target);
     /// @notice Call `callIndex` names permission `permissionIndex`, but the session has `count`.
     error PermissionIndexOutOfRange(uint256 callIndex, uint256 permissionIndex, uint256 count);
@@ -192,34 +232,47 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
     error ClaimedTimeBeforeSession(uint48 claimedTime, uint48 validAfter);
     /// @notice The operation claims period `period` of limit `limitIndex`, but `storedPeriod` has begun.
     error PeriodElapsed(bytes32 sessionId, uint256 limitIndex, uint256 period, uint256 storedPeriod);
+    /// @notice The session may not spend the account's ETH on fees (its fee budget is 0): the
+    ///         operation must name a paymaster.
+    error PaymasterRequired(bytes32 sessionId);
+    /// @notice The session's operations have committed `spent` wei of the account's ETH to fees
+    ///         of its `budget`; this operation may cost up to `fee` more.
+    error FeeBudgetExceeded(bytes32 sessionId, uint256 spent, uint256 fee, uint256 budget);
+    /// @notice The operation names `paymaster`, which is not one of the session's paymasters.
+    error PaymasterNotAllowed(bytes32 sessionId, address paymaster);
+    /// @notice A gas limit, preVerificationGas or maxFeePerGas is above 2^120 - 1 (the EntryPoint
+    ///         refuses such operations too, AA94).
+    error GasValuesOverflow();
 
     constructor() EIP712("Valet", "1") {}
 
     // ------------------------------------------------------------------ ERC-7579 module
 
-    /// @notice Marks the account as installed. Refused while sessions from an earlier
-    ///         installation are still enabled, so that a reinstall never brings them back.
-    function onInstall(bytes calldata) external {
+    /// @notice Installs the module on the calling account. `data` is `abi.encode(owner)`: the
+    ///         one key (or ERC-1271 contract) whose signature grants and revokes sessions. The
+    ///         account keeps its epoch across installations, so sessions and grants from an
+    ///         earlier installation stay void.
+    function onInstall(bytes calldata data) external {
+        if (data.length != 32) revert InvalidInstallData(data);
+        uint256 owner = uint256(bytes32(data));
+        if (owner == 0 || owner > OWNER_MASK) revert InvalidInstallData(data);
         uint256 w = _accountWords[msg.sender];
-        uint256 enabled = (w >> 32) & EPOCH_MASK;
-        if (enabled != 0) revert SessionsStillEnabled(enabled);
-        _accountWords[msg.sender] = w | INSTALLED;
+        if (w & INSTALLED != 0) revert AlreadyInstalled(msg.sender);
+        _accountWords[msg.sender] = (w & (EPOCH_MASK << EPOCH_SHIFT)) | INSTALLED | owner;
+        emit Installed(msg.sender, address(uint160(owner)));
     }
 
-    /// @notice Uninstalling stops every session at once (the account no longer routes operations
-    ///         here) and voids grants not yet enabled. `data` may be `abi.encode(bytes32[] ids)`
-    ///         of enabled sessions to revoke for good; any left enabled block a reinstall until
-    ///         revoked.
-    function onUninstall(bytes calldata data) external {
-        if (data.length != 0) {
-            bytes32[] memory ids = abi.decode(data, (bytes32[]));
-            for (uint256 i = 0; i < ids.length; ++i) {
-                _revoke(msg.sender, ids[i]);
-            }
-        }
-        // Uninstalling must always work: at the last epoch, grants stay void without a bump.
-        if (_accountWords[msg.sender] & EPOCH_MASK != EPOCH_MASK) _bumpEpoch(msg.sender);
+    /// @notice Uninstalling stops every session and voids every grant of the account at once
+    ///         (it moves the epoch); it never fails. `data` is ignored.
+    function onUninstall(bytes calldata) external {
         _accountWords[msg.sender] &= ~INSTALLED;
+        _newEpoch(msg.sender);
+        emit Uninstalled(msg.sender);
+    }
+
+    /// @notice Whether the module is installed on `account` (ERC-7579 `isInitialized`).
+    function isInitialized(address account) external view returns (bool) {
+        return _accountWords[account] & INSTALLED != 0;
     }
 
     /// @notice This module is a validator (ERC-7579 type 1) only.
@@ -247,11 +300,15 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
         Use memory use;
         use.account = msg.sender;
         (bytes calldata session, uint256 mode, uint256 o) = _readSignature(sig, use);
-        o = _authorize(use, session, sig, mode, o);
+        uint256 accountWord = _accountWords[msg.sender];
+        if (accountWord & INSTALLED == 0) revert NotInstalled(msg.sender);
+        o = _authorize(use, session, sig, mode, o, accountWord);
         if (sig.length != o + KEY_SIGNATURE_LENGTH) revert MalformedSignature(o, "session key signature not 65 bytes");
 
+        _readFee(use, userOp);
         uint256 before = use.word;
         _checkCalls(use, userOp.callData, session);
+        _chargeFee(use, session);
         if (use.word != before) _storeWord(use);
 
         bool sigFailed = _recover(_keyDigest(userOpHash, use, sig, 3 + session.length), sig, o) != session.sessionKey();
@@ -276,7 +333,7 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
             o := add(3, len)
             // header (3) ‖ session ‖ claimedTime (6) ‖ call count (1) must fit, and so must the
             // session's fixed header.
-            switch or(lt(size, add(o, 7)), lt(len, 44))
+            switch or(lt(size, add(o, 7)), lt(len, 58))
             case 1 { bad := 1 }
             default {
                 session.offset := add(sig.offset, 3)
@@ -372,10 +429,11 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
     /// @return id The session's id.
     function enableSession(bytes calldata session) external returns (bytes32 id) {
         address account = msg.sender;
-        if (_accountWords[account] & INSTALLED == 0) revert NotInstalled(account);
+        uint256 accountWord = _accountWords[account];
+        if (accountWord & INSTALLED == 0) revert NotInstalled(account);
         id = keccak256(session);
         session.checkEncoding();
-        _checkEnableable(account, session, id);
+        _checkEnableable(session, id, _sessionWords[id][account], accountWord);
         _markEnabled(account, session, id);
     }
 
@@ -385,32 +443,31 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
         _revoke(msg.sender, id);
     }
 
-    /// @notice Revokes every session of the calling account, including grants not yet enabled.
-    /// @param enabledIds Every session of the account that is enabled and not revoked (from its
-    ///        {SessionEnabled} events); the call reverts with {SessionsStillEnabled} if one is
-    ///        missing, so a revoke-all can never leave a session running. Keeping the list off
-    ///        chain is what lets a session operation skip reading a per-account epoch (2,100 gas
-    ///        on every use).
-    function revokeAllSessions(bytes32[] calldata enabledIds) external {
-        _revokeAll(msg.sender, enabledIds);
+    /// @notice Revokes every session of the calling account and voids every grant signed before:
+    ///         the account moves to a new epoch, which nothing signed earlier can name. Nothing
+    ///         needs listing, so no key holder can make it fail.
+    function revokeAllSessions() external {
+        _newEpoch(msg.sender);
     }
 
-    /// @notice Revokes a session with the owner's signature over {revokeSessionDigest}, checked
-    ///         through `account`'s ERC-1271: anyone (a relayer, the app) may submit it.
+    /// @notice Revokes a session with the owner's signature over {revokeSessionDigest}: anyone (a
+    ///         relayer, the app) may submit it.
     function revokeSessionWithSignature(address account, bytes32 id, bytes calldata signature) external {
         bytes32 digest = revokeSessionDigest(account, id);
-        if (!_isOwnerSignature(account, digest, signature)) revert InvalidOwnerSignature(account, digest);
+        if (!_isOwnerSignature(_accountWords[account], account, digest, signature)) {
+            revert InvalidOwnerSignature(account, digest);
+        }
         _revoke(account, id);
     }
 
-    /// @notice {revokeAllSessions} with the owner's signature over {revokeAllSessionsDigest}
-    ///         (for the current epoch and exactly these ids), checked through `account`'s ERC-1271.
-    function revokeAllSessionsWithSignature(address account, bytes32[] calldata enabledIds, bytes calldata signature)
-        external
-    {
-        bytes32 digest = revokeAllSessionsDigest(account, enabledIds);
-        if (!_isOwnerSignature(account, digest, signature)) revert InvalidOwnerSignature(account, digest);
-        _revokeAll(account, enabledIds);
+    /// @notice {revokeAllSessions} with the owner's signature over {revokeAllSessionsDigest} (for
+    ///         the account's current epoch, so it works once): anyone may submit it.
+    function revokeAllSessionsWithSignature(address account, bytes calldata signature) external {
+        bytes32 digest = revokeAllSessionsDigest(account);
+        if (!_isOwnerSignature(_accountWords[account], account, digest, signature)) {
+            revert InvalidOwnerSignature(account, digest);
+        }
+        _newEpoch(account);
     }
 
     // ------------------------------------------------------------------ views
@@ -436,35 +493,55 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
         return _hashTypedDataV4(keccak256(abi.encode(REVOKE_SESSION_TYPEHASH, account, id)));
     }
 
-    /// @notice The EIP-712 digest the owner signs to revoke every session: the current epoch and
-    ///         the ids of the enabled sessions, so a relayer can neither replay it later nor add ids.
-    function revokeAllSessionsDigest(address account, bytes32[] calldata sessionIds) public view returns (bytes32) {
-        return _hashTypedDataV4(
-            keccak256(abi.encode(REVOKE_ALL_TYPEHASH, account, accountEpoch(account), keccak256(abi.encodePacked(sessionIds))))
-        );
+    /// @notice The EIP-712 digest the owner signs to revoke every session: bound to the account's
+    ///         current epoch, so a relayer can submit it once and never replay it.
+    function revokeAllSessionsDigest(address account) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(REVOKE_ALL_TYPEHASH, account, accountEpoch(account))));
     }
 
-    /// @notice The account's revoke-all epoch; new grants must carry it.
-    function accountEpoch(address account) public view returns (uint32) {
-        return uint32(_accountWords[account] & EPOCH_MASK);
+    /// @notice The account's epoch: new grants must carry it. It changes, to a value no one can
+    ///         know in advance, on every revoke-all and uninstall.
+    function accountEpoch(address account) public view returns (uint64) {
+        return uint64(_accountWords[account] >> EPOCH_SHIFT);
     }
 
-    /// @notice How many sessions of the account are enabled and not revoked (expired ones count
-    ///         until revoked).
-    function enabledSessionCount(address account) external view returns (uint256) {
-        return (_accountWords[account] >> 32) & EPOCH_MASK;
+    /// @notice Whose signature grants and revokes the account's sessions (zero if the module was
+    ///         never installed).
+    function accountOwner(address account) external view returns (address) {
+        return address(uint160(_accountWords[account]));
     }
 
-    /// @notice A session's state and how many operations it has made.
-    function sessionState(address account, bytes32 id) external view returns (SessionState state, uint256 uses) {
-        uint256 word = _sessionWords[id][account];
-        return (SessionState(word & STATE_MASK), (word >> SESSION_USES_SHIFT) & COUNT_MASK);
+    /// @notice Where `session` stands for `account`, how many operations it has made and how much
+    ///         of the account's ETH they committed to fees. Reverts with
+    ///         {SessionLib.MalformedSession} for a malformed session.
+    function sessionState(address account, bytes calldata session)
+        external
+        view
+        returns (SessionState state, uint256 uses, uint256 feesSpent)
+    {
+        session.checkEncoding();
+        uint256 word = _sessionWords[keccak256(session)][account];
+        uint256 accountWord = _accountWords[account];
+        uint256 stored = word & STATE_MASK;
+        if (accountWord & INSTALLED == 0) state = SessionState.NotInstalled;
+        else if (stored == STATE_REVOKED) state = SessionState.Revoked;
+        else if (session.epoch() != uint64(accountWord >> EPOCH_SHIFT)) state = SessionState.Voided;
+        else state = SessionState(stored);
+        uses = (word >> SESSION_USES_SHIFT) & SESSION_USES_MASK;
+        feesSpent = word >> FEES_SHIFT;
+    }
+
+    /// @notice Whether session `id` was revoked on `account` by id (a revoke-all or an uninstall
+    ///         voids sessions without marking each: see {sessionState}).
+    function isRevoked(address account, bytes32 id) external view returns (bool) {
+        return _sessionWords[id][account] & STATE_MASK == STATE_REVOKED;
     }
 
     /// @notice How many calls permission `permissionIndex` (0..8) of the session has made.
     function permissionUses(address account, bytes32 id, uint256 permissionIndex) external view returns (uint256) {
         if (permissionIndex >= SessionLib.MAX_COUNTED_PERMISSIONS) return 0;
-        return (_sessionWords[id][account] >> (PERMISSION_USES_SHIFT + 24 * permissionIndex)) & COUNT_MASK;
+        return (_sessionWords[id][account] >> (PERMISSION_USES_SHIFT + PERMISSION_USES_BITS * permissionIndex))
+            & PERMISSION_USES_MASK;
     }
 
     /// @notice What limit `limitIndex` of the session has spent, and in which period (0 for a
@@ -475,17 +552,21 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
         returns (uint256 spent, uint256 period)
     {
         uint256 w = _limitWords[_limitKey(id, limitIndex)][account];
-        return (w & AMOUNT_MASK, w >> 128);
+        return (w & type(uint128).max, w >> 128);
     }
 
     // ------------------------------------------------------------------ internals
 
     /// @dev Enables the session (mode 1) or checks it is usable (mode 0); loads its state word
     ///      into `use`. Returns the offset of the session key signature.
-    function _authorize(Use memory use, bytes calldata session, bytes calldata sig, uint256 mode, uint256 o)
-        internal
-        returns (uint256)
-    {
+    function _authorize(
+        Use memory use,
+        bytes calldata session,
+        bytes calldata sig,
+        uint256 mode,
+        uint256 o,
+        uint256 accountWord
+    ) internal returns (uint256) {
         if (mode == MODE_USE) {
             // The state word's slot, `_sessionWords[id][account]`, computed once for the load here
             // and the store after the checks.
@@ -503,74 +584,153 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
             }
             use.word = word;
             use.slot = slot;
-            _checkUsable(use.id, use.word);
+            uint256 state = word & STATE_MASK;
+            if (state == STATE_REVOKED) revert SessionIsRevoked(id);
+            uint64 current = uint64(accountWord >> EPOCH_SHIFT);
+            if (session.epoch() != current) revert SessionEpochMismatch(id, session.epoch(), current);
+            if (state != STATE_ENABLED) revert SessionNotEnabled(id);
             return o;
         }
         if (mode != MODE_ENABLE) revert UnknownSignatureMode(uint8(mode));
         if (sig.length < o + 2) revert MalformedSignature(sig.length, "grant length cut short");
         uint256 grantEnd = o + 2 + (SessionLib.word(sig, o) >> 240);
         if (sig.length < grantEnd) revert MalformedSignature(sig.length, "grant signature cut short");
-        use.word = _enable(use.account, session, use.id, sig[o + 2:grantEnd]);
+        use.word = _enable(use.account, session, use.id, sig[o + 2:grantEnd], accountWord);
         return grantEnd;
     }
 
-    function _enable(address account, bytes calldata session, bytes32 id, bytes calldata grant)
+    function _enable(address account, bytes calldata session, bytes32 id, bytes calldata grant, uint256 accountWord)
         internal
         returns (uint256 word)
     {
         session.checkEncoding();
-        _checkEnableable(account, session, id);
+        _checkEnableable(session, id, _sessionWords[id][account], accountWord);
         bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(GRANT_TYPEHASH, account, session.hashStruct())));
-        if (!_isOwnerSignature(account, digest, grant)) revert InvalidGrantSignature(account, id);
+        if (!_isOwnerSignature(accountWord, account, digest, grant)) revert InvalidGrantSignature(account, id);
         return _markEnabled(account, session, id);
     }
 
-    function _checkEnableable(address account, bytes calldata session, bytes32 id) internal view {
-        uint256 word = _sessionWords[id][account];
-        if (word & STATE_MASK == uint256(SessionState.Revoked)) revert SessionIsRevoked(id);
-        if (word != 0) revert SessionAlreadyEnabled(id);
-        uint32 current = uint32(_accountWords[account] & EPOCH_MASK);
+    /// @dev A session can be enabled once, under the account's current epoch, unless revoked.
+    function _checkEnableable(bytes calldata session, bytes32 id, uint256 word, uint256 accountWord) internal pure {
+        if (word & STATE_MASK == STATE_REVOKED) revert SessionIsRevoked(id);
+        uint64 current = uint64(accountWord >> EPOCH_SHIFT);
         if (session.epoch() != current) revert SessionEpochMismatch(id, session.epoch(), current);
+        if (word != 0) revert SessionAlreadyEnabled(id);
     }
 
     function _markEnabled(address account, bytes calldata session, bytes32 id) internal returns (uint256 word) {
-        word = uint256(SessionState.Enabled);
+        word = STATE_ENABLED;
         _sessionWords[id][account] = word;
-        _accountWords[account] += ENABLED_ONE;
         emit SessionEnabled(account, id, session.sessionKey(), session.validAfter(), session.validUntil());
     }
 
-    /// @dev A session that is enabled stays usable until revoked (by id, or by a revoke-all,
-    ///      which revokes every enabled id), expired (validationData) or used up.
-    function _checkUsable(bytes32 id, uint256 word) internal pure {
-        uint256 state = word & STATE_MASK;
-        if (state != uint256(SessionState.Enabled)) {
-            if (state == uint256(SessionState.Revoked)) revert SessionIsRevoked(id);
-            revert SessionNotEnabled(id);
-        }
-    }
-
-    /// @dev Whether `account`'s ERC-1271 `isValidSignature` accepts `signature` over `digest`.
-    ///      Any failure (no code, a revert, a short or wrong answer) is a no.
-    function _isOwnerSignature(address account, bytes32 digest, bytes calldata signature)
+    /// @dev Whether `signature` over `digest` is the owner's, the owner being the one named when
+    ///      the module was installed (in `accountWord`): an ECDSA signature by that key, or, if the
+    ///      owner is a contract other than the account, its ERC-1271 answer. The account's own
+    ///      ERC-1271 is never asked: an ERC-7579 account hands a signature to whichever installed
+    ///      validator it names, so any of them could otherwise grant sessions.
+    function _isOwnerSignature(uint256 accountWord, address account, bytes32 digest, bytes calldata signature)
         internal
         view
         returns (bool)
     {
-        (bool ok, bytes memory ret) =
-            account.staticcall(abi.encodeCall(IERC1271.isValidSignature, (digest, signature)));
-        return ok && ret.length >= 32 && abi.decode(ret, (bytes32)) == bytes32(IERC1271.isValidSignature.selector);
+        address owner = address(uint160(accountWord));
+        if (owner == address(0)) return false;
+        if (signature.length == KEY_SIGNATURE_LENGTH && _recover(digest, signature, 0) == owner) return true;
+        if (owner == account || owner.code.length == 0) return false;
+        (bool ok, bytes memory ret) = owner.staticcall(abi.encodeCall(IERC1271.isValidSignature, (digest, signature)));
+        return ok && ret.length >= 32 && bytes4(abi.decode(ret, (bytes32))) == IERC1271.isValidSignature.selector;
+    }
+
+    /// @dev What the account may pay for the operation: nothing when a paymaster pays (it is
+    ///      recorded for {_chargeFee}); else the EntryPoint's required prefund, the most it can
+    ///      take — every gas limit, paymaster ones included, plus preVerificationGas, at
+    ///      maxFeePerGas.
+    ///
+    ///      Assembly, reading the operation's fields at their ABI offsets (the EntryPoint encodes
+    ///      the operation for the account, which forwards it unchanged), because every session
+    ///      operation pays for this and the checked Solidity costs several hundred gas more.
+    ///      The EntryPoint refuses gas values above 2^120 - 1 (AA94) before the account is
+    ///      called; the same bound is checked here, so the sum and product cannot overflow.
+    function _readFee(Use memory use, PackedUserOperation calldata userOp) internal pure {
+        bool tooLarge;
+        assembly ("memory-safe") {
+            // PackedUserOperation head: accountGasLimits 0x80, preVerificationGas 0xa0,
+            // gasFees 0xc0, paymasterAndData's offset 0xe0 (from the struct's start).
+            let pmd := add(userOp, calldataload(add(userOp, 0xe0)))
+            let length := calldataload(pmd)
+            let paymaster := 0
+            let paymasterGas := 0
+            if iszero(lt(length, 20)) {
+                paymaster := shr(96, calldataload(add(pmd, 0x20)))
+                if and(iszero(paymaster), iszero(lt(length, 52))) {
+                    // paymaster (20) ‖ verification gas limit (16) ‖ postOp gas limit (16)
+                    let verification := shr(128, calldataload(add(pmd, 52)))
+                    let postOp := shr(128, calldataload(add(pmd, 68)))
+                    tooLarge := shr(120, or(verification, postOp))
+                    paymasterGas := add(verification, postOp)
+                }
+            }
+            switch paymaster
+            case 0 {
+                let limits := calldataload(add(userOp, 0x80))
+                let verification := shr(128, limits)
+                let execution := and(limits, 0xffffffffffffffffffffffffffffffff)
+                let pre := calldataload(add(userOp, 0xa0))
+                let maxFee := and(calldataload(add(userOp, 0xc0)), 0xffffffffffffffffffffffffffffffff)
+                tooLarge := or(tooLarge, shr(120, or(or(verification, execution), or(pre, maxFee))))
+                mstore(add(use, 0x200), mul(add(add(verification, execution), add(pre, paymasterGas)), maxFee))
+            }
+            default { mstore(add(use, 0x220), paymaster) }
+        }
+        if (tooLarge) revert GasValuesOverflow();
+    }
+
+    /// @dev The fee rule, after the calls and limits: an operation through a paymaster must name
+    ///      one the session lists (if it lists any); one the account pays for must fit in what is
+    ///      left of the fee budget, which it then spends.
+    function _chargeFee(Use memory use, bytes calldata session) internal pure {
+        address paymaster = use.paymaster;
+        if (paymaster != address(0)) {
+            if (session.paymasterCount() != 0 && !session.listsPaymaster(paymaster)) {
+                revert PaymasterNotAllowed(use.id, paymaster);
+            }
+            return;
+        }
+        uint256 fee = use.fee;
+        if (fee == 0) return;
+        uint256 budget = session.feeBudget();
+        uint256 word = use.word;
+        uint256 spent = word >> FEES_SHIFT;
+        // spent > budget only for a word written under another rule: refuse that too.
+        if (spent > budget || fee > budget - spent) {
+            if (budget == 0) revert PaymasterRequired(use.id);
+            revert FeeBudgetExceeded(use.id, spent, fee, budget);
+        }
+        // spent + fee <= budget < 2^80: the sum stays in its 80 bits.
+        unchecked {
+            use.word = word + (fee << FEES_SHIFT);
+        }
     }
 
     function _checkCalls(Use memory use, bytes calldata callData, bytes calldata session) internal {
         // One operation is one use of the session.
         uint256 sessionMax = session.maxUses();
         if (sessionMax != 0) {
-            if ((use.word >> SESSION_USES_SHIFT) & COUNT_MASK >= sessionMax) revert SessionUsesExhausted(use.id, sessionMax);
+            if ((use.word >> SESSION_USES_SHIFT) & SESSION_USES_MASK >= sessionMax) {
+                revert SessionUsesExhausted(use.id, sessionMax);
+            }
             use.word += 1 << SESSION_USES_SHIFT;
         }
 
-        uint256 limits = session.limitCount();
+        uint256 base;
+        uint256 limits;
+        unchecked {
+            base = SessionLib.HEADER_LENGTH + session.paymasterCount() * SessionLib.PAYMASTER_LENGTH;
+            limits = SessionLib.word(session, base) >> 248;
+            use.limits = base;
+            use.permissions = base + 1 + limits * SessionLib.LIMIT_LENGTH;
+        }
         if (limits != 0) use.spend = new uint256[](limits);
         (bool batch, bytes calldata exec) = ExecutionLib.executionOf(callData);
         if (!batch) {
@@ -591,6 +751,8 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
         }
 
         for (uint256 l = 0; l < limits; ++l) {
+            (uint8 kind,,,) = session.limitAt(base, l);
+            if (kind == SessionLib.KIND_FEES) use.spend[l] = use.fee;
             if (use.spend[l] != 0) _spend(use, session, l);
         }
     }
@@ -639,12 +801,25 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
     ) internal view {
         assembly ("memory-safe") {
             let k := byte(i, mload(add(use, 0x80)))
-            // p: the offset of permission k, past the header and the limits (43 bytes each), then
-            // k permissions of 44 bytes plus their rules (3 bytes plus 32 per value).
-            let p := add(44, mul(byte(0, calldataload(add(session.offset, 43))), 43))
+            // p: the offset of the permission count, then of permission k, past k permissions of
+            // 43 bytes plus their rules (3 bytes plus 32 per value).
+            let p := mload(add(use, 0x1c0))
             for {} 1 {} {
-                // Never the account itself (module management, upgrades) or this validator.
-                if or(eq(target, mload(use)), eq(target, address())) {
+                // Never the account itself (module management, upgrades), this validator, or a
+                // canonical EntryPoint (v0.6, v0.7, v0.8, v0.9: the account's deposit and stake).
+                if or(
+                    or(eq(target, mload(use)), eq(target, address())),
+                    or(
+                        or(
+                            eq(target, 0x5FF137D4b0FDCD49DcA30c7CF57E578a026d2789),
+                            eq(target, 0x0000000071727De22E5E9d8BAf0edAc6f37da032)
+                        ),
+                        or(
+                            eq(target, 0x4337084D9E255Ff0702461CF8895CE9E3b5Ff108),
+                            eq(target, 0x433709009B8330FDa32311DF1C2AFA402eD8D009)
+                        )
+                    )
+                ) {
                     mstore(add(use, 0x120), 1) // CALL_FORBIDDEN_TARGET
                     break
                 }
@@ -658,8 +833,8 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
                 }
                 p := add(p, 1)
                 for { let j := 0 } lt(j, k) { j := add(j, 1) } {
-                    let rules := byte(0, calldataload(add(session.offset, add(p, 43))))
-                    p := add(p, 44)
+                    let rules := byte(0, calldataload(add(session.offset, add(p, 42))))
+                    p := add(p, 43)
                     for { let q := 0 } lt(q, rules) { q := add(q, 1) } {
                         p := add(p, add(3, shl(5, byte(2, calldataload(add(session.offset, p))))))
                     }
@@ -691,8 +866,8 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
                     }
                 }
                 // Rules: arg (1) ‖ op (1) ‖ n (1) ‖ n values; x is ABI word `arg` after the selector.
-                let r := add(p, 44)
-                for { let j := byte(0, calldataload(add(session.offset, add(p, 43)))) } j { j := sub(j, 1) } {
+                let r := add(p, 43)
+                for { let j := byte(0, calldataload(add(session.offset, add(p, 42)))) } j { j := sub(j, 1) } {
                     let head := calldataload(add(session.offset, r))
                     let pos := add(4, shl(5, byte(0, head)))
                     if gt(add(pos, 32), data.length) {
@@ -737,12 +912,12 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
                     r := add(r, add(3, shl(5, byte(2, head))))
                 }
                 if mload(add(use, 0x120)) { break }
-                // The use count of permission k (0..8) lives in the state word, 24 bits each.
-                let maxUses := shr(232, calldataload(add(session.offset, add(p, 40))))
+                // The use count of permission k (0..8) lives in the state word, 16 bits each.
+                let maxUses := shr(240, calldataload(add(session.offset, add(p, 40))))
                 if maxUses {
-                    let shift := add(32, mul(24, k))
+                    let shift := add(32, shl(4, k))
                     let word := mload(add(use, 0x40))
-                    if iszero(lt(and(shr(shift, word), 0xffffff), maxUses)) {
+                    if iszero(lt(and(shr(shift, word), 0xffff), maxUses)) {
                         mstore(add(use, 0x120), 7) // CALL_USES_EXHAUSTED
                         mstore(add(use, 0x140), maxUses)
                         break
@@ -779,7 +954,8 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
         revert RuleViolated(i, k, j, arg, use.failure2);
     }
 
-    /// @dev Adds what call `i` spends to every limit it counts against.
+    /// @dev Adds what call `i` spends to every limit it counts against (fee limits are charged
+    ///      per operation, in {_checkCalls}).
     function _addSpend(
         Use memory use,
         bytes calldata session,
@@ -790,31 +966,35 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
     ) internal pure {
         bytes4 selector = data.length >= 4 ? bytes4(bytes32(SessionLib.word(data, 0))) : bytes4(0);
         for (uint256 l = 0; l < use.spend.length; ++l) {
-            (uint8 kind, address token,,) = session.limitAt(l);
+            (uint8 kind, address token,,) = session.limitAt(use.limits, l);
             uint256 amount;
             if (kind == SessionLib.KIND_NATIVE) amount = value;
-            else if (target == token) amount = _tokenAmount(i, selector, data);
+            else if (kind == SessionLib.KIND_ERC20 && target == token) amount = _tokenAmount(i, selector, data);
             use.spend[l] = _saturatingAdd(use.spend[l], amount);
         }
     }
 
     /// @dev The spending power an ERC-20 call grants: the amount of `transfer`, `transferFrom`,
     ///      `approve` and `increaseAllowance` (an approval is spending power: it counts in full).
+    ///      No other function of a limited token can be permitted (SessionLib.checkEncoding).
     function _tokenAmount(uint256 i, bytes4 selector, bytes calldata data) internal pure returns (uint256) {
         uint256 pos;
-        if (selector == ERC20_TRANSFER || selector == ERC20_APPROVE || selector == ERC20_INCREASE_ALLOWANCE) pos = 36;
-        else if (selector == ERC20_TRANSFER_FROM) pos = 68;
+        if (
+            selector == SessionLib.ERC20_TRANSFER || selector == SessionLib.ERC20_APPROVE
+                || selector == SessionLib.ERC20_INCREASE_ALLOWANCE
+        ) pos = 36;
+        else if (selector == SessionLib.ERC20_TRANSFER_FROM) pos = 68;
         else return 0;
         if (data.length < pos + 32) revert TokenAmountMissing(i);
         return SessionLib.word(data, pos);
     }
 
     function _spend(Use memory use, bytes calldata session, uint256 l) internal {
-        (,, uint128 limit, uint48 period) = session.limitAt(l);
+        (,, uint128 limit, uint48 period) = session.limitAt(use.limits, l);
         uint256 amount = use.spend[l];
         bytes32 key = _limitKey(use.id, l);
         uint256 w = _limitWords[key][use.account];
-        uint256 spent = w & AMOUNT_MASK;
+        uint256 spent = w & type(uint128).max;
         uint256 periodIndex;
         if (period != 0) {
             uint48 start = session.validAfter();
@@ -823,6 +1003,7 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
             uint256 stored = w >> 128;
             if (periodIndex < stored) revert PeriodElapsed(use.id, l, periodIndex, stored);
             if (periodIndex > stored) spent = 0;
+            // start >= 1 (checkEncoding), so periodEnd >= 1: never the EntryPoint's "no expiry".
             uint256 periodStart = start + periodIndex * period;
             uint256 periodEnd = periodStart + period - 1;
             if (periodStart > use.validAfter) use.validAfter = uint48(periodStart);
@@ -834,28 +1015,23 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
 
     function _revoke(address account, bytes32 id) internal {
         uint256 word = _sessionWords[id][account];
-        uint256 state = word & STATE_MASK;
-        if (state == uint256(SessionState.Revoked)) return;
-        if (state == uint256(SessionState.Enabled)) _accountWords[account] -= ENABLED_ONE;
-        _sessionWords[id][account] = (word & ~STATE_MASK) | uint256(SessionState.Revoked);
+        if (word & STATE_MASK == STATE_REVOKED) return;
+        _sessionWords[id][account] = (word & ~STATE_MASK) | STATE_REVOKED;
         emit SessionRevoked(account, id);
     }
 
-    function _revokeAll(address account, bytes32[] calldata enabledIds) internal {
-        for (uint256 i = 0; i < enabledIds.length; ++i) {
-            _revoke(account, enabledIds[i]);
-        }
-        uint256 left = (_accountWords[account] >> 32) & EPOCH_MASK;
-        if (left != 0) revert SessionsStillEnabled(left);
-        _bumpEpoch(account);
-    }
-
-    function _bumpEpoch(address account) internal {
+    /// @dev Moves `account` to a new epoch: a hash of the previous one and of the previous block,
+    ///      so no one can sign a grant for it before that block exists (a counter could be
+    ///      predicted, and a grant made for "the next epoch" would come alive at the next
+    ///      revoke-all). Every session and grant naming an older epoch is void from now on.
+    function _newEpoch(address account) internal {
         uint256 w = _accountWords[account];
-        uint256 next = (w & EPOCH_MASK) + 1;
-        if (next > EPOCH_MASK) revert EpochExhausted(account);
-        _accountWords[account] = (w & ~EPOCH_MASK) | next;
-        emit GrantsVoided(account, uint32(next));
+        uint64 previous = uint64(w >> EPOCH_SHIFT);
+        bytes32 recent;
+        if (block.number != 0) recent = blockhash(block.number - 1);
+        uint64 next = uint64(uint256(keccak256(abi.encode(account, previous, recent, block.prevrandao, block.number))));
+        _accountWords[account] = (w & ~(EPOCH_MASK << EPOCH_SHIFT)) | (uint256(next) << EPOCH_SHIFT);
+        emit SessionsVoided(account, next);
     }
 
     function _limitKey(bytes32 id, uint256 l) internal pure returns (bytes32) {

@@ -19,6 +19,12 @@ import {Initializable} from "@openzeppelin/contracts/proxy/utils/Initializable.s
 /// @dev Which validator checks an operation is chosen by the operation's nonce key, as ERC-7579
 ///      accounts do: the key's top 20 bytes name an installed validator module. A key whose top
 ///      20 bytes are not an installed validator (for example key 0) is checked against the owner.
+///      The {SessionKeyValidator} the implementation was built for is the exception: operations
+///      naming it go to it without a look at the module list, because it keeps its own record of
+///      the accounts it is installed on (set by `onInstall`, cleared by `onUninstall`, both called
+///      by `installModule`/`uninstallModule`) and refuses the others (`NotInstalled`). It reads
+///      that record anyway — it holds the account's revoke-all epoch — so reading the module list
+///      too would cost every session operation a second cold storage read (2,100 gas).
 ///
 ///      The owner signs operations over `MessageHashUtils.toEthSignedMessageHash(userOpHash)`
 ///      (EIP-191, what `personal_sign` of the 32-byte hash produces), so browser wallets can sign
@@ -28,24 +34,31 @@ import {Initializable} from "@openzeppelin/contracts/proxy/utils/Initializable.s
 ///      ERC-1271: a 65-byte signature is checked against the owner over the hash as given; longer
 ///      signatures are `validator address ‖ inner signature` and go to that installed validator.
 ///      The owner's ERC-1271 answer is not bound to this account, so a contract that accepts it
-///      must put the account into what is signed (Valet's grant digest does: see
-///      {SessionKeyValidator}).
+///      must put the account into what is signed. (The {SessionKeyValidator} does not ask this
+///      account at all: it checks grants and revocations against the owner named at install.)
 contract ValetAccount is AccountERC7579, SignerECDSA, ERC721Holder, ERC1155Holder, Initializable {
+    /// @notice The {SessionKeyValidator} every account of this implementation starts with.
+    address public immutable sessionValidator;
+
     /// @notice The owner address given to {initialize} is zero.
     error ZeroOwner();
 
     /// @notice The implementation is never initialised; clones are, once, by the factory.
-    constructor() SignerECDSA(address(0)) {
+    /// @param validator The {SessionKeyValidator} installed by {initialize} (zero: none).
+    constructor(address validator) SignerECDSA(address(0)) {
+        sessionValidator = validator;
         _disableInitializers();
     }
 
-    /// @notice Sets the owner and installs `sessionValidator` as a validator module.
+    /// @notice Sets the owner and installs the {SessionKeyValidator} with the owner as the one who
+    ///         grants and revokes sessions.
     /// @param initialOwner The account's ECDSA owner.
-    /// @param sessionValidator The {SessionKeyValidator} to install (zero: install none).
-    function initialize(address initialOwner, address sessionValidator) external initializer {
+    function initialize(address initialOwner) external initializer {
         if (initialOwner == address(0)) revert ZeroOwner();
         _setSigner(initialOwner);
-        if (sessionValidator != address(0)) _installModule(MODULE_TYPE_VALIDATOR, sessionValidator, "");
+        if (sessionValidator != address(0)) {
+            _installModule(MODULE_TYPE_VALIDATOR, sessionValidator, abi.encode(initialOwner));
+        }
     }
 
     /// @notice EntryPoint v0.7 at its canonical address.
@@ -60,7 +73,7 @@ contract ValetAccount is AccountERC7579, SignerECDSA, ERC721Holder, ERC1155Holde
 
     /// @inheritdoc AccountERC7579
     function accountId() public pure override returns (string memory) {
-        return "valet.ValetAccount.v0.1.0";
+        return "valet.ValetAccount.v0.2.0";
     }
 
     /// @notice ERC-1271: 65 bytes are the owner's ECDSA signature over `hash`; anything longer is
@@ -72,9 +85,10 @@ contract ValetAccount is AccountERC7579, SignerECDSA, ERC721Holder, ERC1155Holde
         return super.isValidSignature(hash, signature);
     }
 
-    /// @dev As AccountERC7579 (the nonce key's validator if installed, else the owner), but the
-    ///      operation goes to the validator as this call's own calldata with only the selector
-    ///      swapped, instead of being ABI-encoded again: ~1,000 gas less on every
+    /// @dev As AccountERC7579 (the nonce key's validator if installed, else the owner), except
+    ///      that the {sessionValidator} checks its own installation (see the contract notes), and
+    ///      that the operation goes to the validator as this call's own calldata with only the
+    ///      selector swapped, instead of being ABI-encoded again: ~1,000 gas less on every
     ///      module-validated operation (measured by the gas table).
     function _validateUserOp(PackedUserOperation calldata userOp, bytes32 userOpHash, bytes calldata signature)
         internal
@@ -82,6 +96,7 @@ contract ValetAccount is AccountERC7579, SignerECDSA, ERC721Holder, ERC1155Holde
         returns (uint256)
     {
         address module = _extractUserOpValidator(userOp);
+        if (module == sessionValidator && module != address(0)) return _forwardToValidator(module);
         if (!isModuleInstalled(MODULE_TYPE_VALIDATOR, module, Calldata.emptyBytes())) {
             return _rawSignatureValidation(_signableUserOpHash(userOp, userOpHash), signature)
                 ? ERC4337Utils.SIG_VALIDATION_SUCCESS

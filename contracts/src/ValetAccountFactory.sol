@@ -24,7 +24,7 @@ contract ValetAccountFactory is Ownable {
     /// @param validator The {SessionKeyValidator} to install in every account.
     /// @param factoryOwner Who may manage the factory's EntryPoint stake.
     constructor(address validator, address factoryOwner) Ownable(factoryOwner) {
-        accountImplementation = new ValetAccount();
+        accountImplementation = new ValetAccount(validator);
         sessionValidator = validator;
     }
 
@@ -38,7 +38,7 @@ contract ValetAccountFactory is Ownable {
         address predicted = getAddress(owner, salt);
         if (predicted.code.length > 0) return ValetAccount(payable(predicted));
         account = ValetAccount(payable(Clones.cloneDeterministic(address(accountImplementation), _salt(owner, salt))));
-        account.initialize(owner, sessionValidator);
+        account.initialize(owner);
         emit AccountCreated(address(account), owner, salt);
     }
 

@@ -23,16 +23,19 @@ contract AccountTest is ValetTestBase {
 
     function test_account_installsTheValidatorAndPointsAtEntryPointV07() public view {
         assertTrue(account.isModuleInstalled(MODULE_TYPE_VALIDATOR, address(validator), ""), "validator installed");
+        assertTrue(validator.isInitialized(address(account)), "the validator knows it");
+        assertEq(validator.accountOwner(address(account)), owner, "grants are the owner's");
+        assertEq(account.sessionValidator(), address(validator), "the implementation's validator");
         assertEq(address(account.entryPoint()), address(entryPoint), "EntryPoint v0.7");
         assertEq(account.owner(), owner, "owner");
     }
 
     function test_account_initializesOnce() public {
         vm.expectRevert(Initializable.InvalidInitialization.selector);
-        account.initialize(address(0xBAD), address(0));
+        account.initialize(address(0xBAD));
         ValetAccount implementation = factory.accountImplementation();
         vm.expectRevert(Initializable.InvalidInitialization.selector);
-        implementation.initialize(address(0xBAD), address(0));
+        implementation.initialize(address(0xBAD));
     }
 
     function test_factory_refusesAZeroOwner() public {

@@ -270,7 +270,42 @@ contract BypassTest is ValetTestBase {
 
         bad = mintSession();
         bad = bad.withLimit(0, address(token), 1, 0);
-        _expectMalformed(bad, "native limit names a token");
+        _expectMalformed(bad, "native or fee limit names a token");
+
+        bad = mintSession();
+        bad = bad.withLimit(Sessions.FEES, address(token), 1, 0);
+        _expectMalformed(bad, "native or fee limit names a token");
+
+        bad = mintSession();
+        bad = bad.withLimit(3, address(0), 1, 0);
+        _expectMalformed(bad, "unknown limit kind");
+
+        bad = mintSession();
+        bad.validAfter = 0;
+        _expectMalformed(bad, "validAfter is zero");
+
+        bad = mintSession();
+        bad = bad.withPaymaster(address(0));
+        _expectMalformed(bad, "paymaster is zero");
+
+        bad = mintSession();
+        for (uint256 i = 1; i <= 9; ++i) {
+            bad = bad.withPaymaster(address(uint160(i)));
+        }
+        _expectMalformed(bad, "more than 8 paymasters");
+    }
+
+    function test_paymastersCutShort_refused() public {
+        bytes memory full = s.encode();
+        // The header and two bytes more, claiming a paymaster: its 20 bytes are not there.
+        bytes memory packed = new bytes(60);
+        for (uint256 i = 0; i < 60; ++i) {
+            packed[i] = full[i];
+        }
+        packed[57] = 0x01;
+        (bool ok, bytes memory ret) = address(validator).call(abi.encodeCall(validator.checkSessionEncoding, (packed)));
+        assertTrue(!ok, "refused");
+        assertEq(ret, abi.encodeWithSelector(SessionLib.MalformedSession.selector, 58, "paymasters cut short"), "reason");
     }
 
     function _expectMalformed(Session memory bad, string memory reason) internal {

@@ -139,20 +139,27 @@ contract FuzzTest is ValetTestBase {
     // ------------------------------------------------------------------ session encoding
 
     function _randomSession(uint256 seed) internal pure returns (Session memory s) {
-        s = Sessions.session(vm.addr(1 + seed % 1000), uint48(seed % 1e9), uint48(seed % 1e9) + 1 + uint48(seed % 1e6));
-        s.epoch = uint32(seed >> 20);
+        uint48 start = 1 + uint48(seed % 1e9);
+        s = Sessions.session(vm.addr(1 + seed % 1000), start, start + 1 + uint48(seed % 1e6));
+        s.epoch = uint64(seed >> 20);
         s.salt = uint32(seed >> 52);
         s.maxUses = uint24(seed >> 84);
+        s.feeBudget = uint80(seed >> 36);
+        uint256 paymasters = (seed >> 200) % 3;
+        for (uint256 i = 0; i < paymasters; ++i) {
+            s = s.withPaymaster(address(uint160(uint256(keccak256(abi.encode(seed, "paymaster", i)))) | 1));
+        }
         uint256 limits = (seed >> 108) % 4;
         for (uint256 l = 0; l < limits; ++l) {
-            bool native = (seed >> (112 + l)) & 1 == 0;
-            s = s.withLimit(native ? 0 : 1, native ? address(0) : address(uint160(uint256(keccak256(abi.encode(seed, l)))) | 1), uint128(seed >> l), uint48(seed >> 120));
+            uint8 kind = uint8((seed >> (112 + 2 * l)) % 3);
+            address token = kind == 1 ? address(uint160(uint256(keccak256(abi.encode(seed, l)))) | 1) : address(0);
+            s = s.withLimit(kind, token, uint128(seed >> l), uint48(seed >> 120));
         }
         uint256 permissions = 1 + (seed >> 130) % 4;
         for (uint256 k = 0; k < permissions; ++k) {
             Permission memory p = Sessions.permission(address(uint160(seed >> k) | 1), bytes4(bytes32(seed << k)));
             p.valueLimit = uint128(seed >> (140 + k));
-            p.maxUses = uint24(seed >> (150 + k));
+            p.maxUses = uint16(seed >> (150 + k));
             uint256 rules = (seed >> (160 + 2 * k)) % 4;
             for (uint256 i = 0; i < rules; ++i) {
                 uint8 op = uint8((seed >> (170 + 3 * i + k)) % 9);

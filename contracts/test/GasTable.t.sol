@@ -5,9 +5,13 @@ import {PackedUserOperation} from "@openzeppelin/contracts/interfaces/IERC4337.s
 import {ValetTestBase, IEntryPointV07} from "./utils/ValetTestBase.sol";
 import {Session, Sessions} from "./utils/Sessions.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {TestPaymaster} from "./mocks/TestPaymaster.sol";
 
 /// @notice The headline gas table (`make gas`): owner and session operations side by side, one
-///         operation per `handleOps`, same account, every nonce lane already used once. Run with
+///         operation per `handleOps`, same account, every nonce lane already used once. Session
+///         operations pay their fees from the session's fee budget (counted in the session's
+///         state word), except in the sponsored row, where a paymaster pays for both the owner's
+///         and the session's operation and the session has no fee budget. Run with
 ///         `--isolate` so each `handleOps` is its own transaction (cold/warm access as on chain).
 ///         Headline figures are the execution gas of the `handleOps` call (what forge gas
 ///         snapshots and the published account benchmarks report); `*_tx` figures are the whole
@@ -54,6 +58,21 @@ contract GasTable is ValetTestBase {
         (uint256 sessionTransferTx, uint256 sessionTransfer) =
             _measure(sessionOp(address(account), 3, _transfer(1 ether), usePrefix(pay, 0, hex"00"), SESSION_KEY));
 
+        // Sponsored: the same transfer, owner and session, both paid by a paymaster; the session
+        // has no fee budget, so no fee accounting happens.
+        TestPaymaster paymaster = new TestPaymaster(address(entryPoint));
+        paymaster.deposit{value: 10 ether}();
+        Session memory sponsoredPay = pay;
+        sponsoredPay.feeBudget = 0;
+        sponsoredPay.salt = 4;
+        submit(_sponsored(ownerOp(address(account), _transfer(1 ether)), paymaster, 0, ""));
+        submit(_sponsored(_sessionOp(4, _transfer(1 ether)), paymaster, SESSION_KEY, enablePrefix(sponsoredPay, 0, hex"00", grant(sponsoredPay, address(account)))));
+        (uint256 ownerSponsoredTx, uint256 ownerSponsored) =
+            _measure(_sponsored(ownerOp(address(account), _transfer(1 ether)), paymaster, 0, ""));
+        (uint256 sessionSponsoredTx, uint256 sessionSponsored) = _measure(
+            _sponsored(_sessionOp(4, _transfer(1 ether)), paymaster, SESSION_KEY, usePrefix(sponsoredPay, 0, hex"00"))
+        );
+
         PackedUserOperation memory ownerMintOp = ownerOp(address(account), mintCall(address(account), 1));
         string memory j = "gas";
         vm.serializeUint(j, "owner_mint", ownerMint);
@@ -70,6 +89,10 @@ contract GasTable is ValetTestBase {
         vm.serializeUint(j, "enable_overhead_tx", enableAndMintTx - sessionMintTx);
         vm.serializeUint(j, "owner_erc20_transfer_tx", ownerTransferTx);
         vm.serializeUint(j, "session_erc20_transfer_tx", sessionTransferTx);
+        vm.serializeUint(j, "owner_sponsored_erc20_transfer", ownerSponsored);
+        vm.serializeUint(j, "session_sponsored_erc20_transfer", sessionSponsored);
+        vm.serializeUint(j, "owner_sponsored_erc20_transfer_tx", ownerSponsoredTx);
+        vm.serializeUint(j, "session_sponsored_erc20_transfer_tx", sessionSponsoredTx);
         vm.serializeUint(j, "owner_calldata_bytes", _calldataBytes(ownerMintOp));
         vm.serializeUint(j, "session_calldata_bytes", _calldataBytes(sessionMintOp));
         vm.serializeUint(j, "owner_signature_bytes", ownerMintOp.signature.length);
@@ -79,6 +102,26 @@ contract GasTable is ValetTestBase {
 
         assertLe(sessionMint - ownerMint, 12_000, "session_mint_overhead target");
         assertLe(enableAndMint - sessionMint, 60_000, "enable_overhead target");
+        assertLe(sessionMintOp.signature.length, 304, "session signature target");
+    }
+
+    function _sessionOp(uint32 lane, bytes memory callData) internal view returns (PackedUserOperation memory op) {
+        op = newOp(address(account), sessionNonceKey(lane), callData);
+    }
+
+    /// @dev `op` through `paymaster`, signed by the owner (`key` 0) or the session key after `prefix`.
+    function _sponsored(PackedUserOperation memory op, TestPaymaster paymaster, uint256 key, bytes memory prefix)
+        internal
+        view
+        returns (PackedUserOperation memory)
+    {
+        op.paymasterAndData = abi.encodePacked(address(paymaster), uint128(100_000), uint128(0));
+        if (key == 0) {
+            op.signature = sign65(OWNER_KEY, signedHash(op));
+        } else {
+            op.signature = abi.encodePacked(prefix, sign65(key, keyDigest(entryPoint.getUserOpHash(op), prefix)));
+        }
+        return op;
     }
 
     function _calldataBytes(PackedUserOperation memory op) internal view returns (uint256) {

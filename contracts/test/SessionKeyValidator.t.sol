@@ -87,9 +87,8 @@ contract SessionKeyValidatorTest is ValetTestBase {
         vm.expectEmit(true, true, true, true, address(validator));
         emit SessionKeyValidator.SessionEnabled(address(account), id(s), sessionSigner, s.validAfter, s.validUntil);
         submit(enableOp(s, mintCall(address(account), 2), 0));
-        (SessionKeyValidator.SessionState state,) = validator.sessionState(address(account), id(s));
+        (SessionKeyValidator.SessionState state,,) = validator.sessionState(address(account), s.encode());
         assertEq(uint256(state), uint256(SessionKeyValidator.SessionState.Enabled), "enabled");
-        assertEq(validator.enabledSessionCount(address(account)), 1, "one enabled session");
         assertEq(nft.balanceOf(address(account)), 2, "minted");
     }
 
@@ -395,7 +394,7 @@ contract SessionKeyValidatorTest is ValetTestBase {
         s.maxUses = 2;
         submit(enableOp(s, recordCall(1, 0, 0), 0));
         submit(useOp(s, recordCall(2, 0, 0), 0));
-        (, uint256 uses) = validator.sessionState(address(account), id(s));
+        (, uint256 uses,) = validator.sessionState(address(account), s.encode());
         assertEq(uses, 2, "two operations");
         submitExpectingRevert(
             useOp(s, recordCall(3, 0, 0), 0), abi.encodeWithSelector(SessionKeyValidator.SessionUsesExhausted.selector, id(s), 2)
@@ -546,7 +545,8 @@ contract SessionKeyValidatorTest is ValetTestBase {
         Session memory s = mintSession();
         submit(enableOp(s, mintCall(address(account), 1), 0));
         submit(ownerOp(address(account), single(address(validator), 0, abi.encodeCall(validator.revokeSession, (id(s))))));
-        assertEq(validator.enabledSessionCount(address(account)), 0, "no enabled session left");
+        (SessionKeyValidator.SessionState state,,) = validator.sessionState(address(account), s.encode());
+        assertEq(uint256(state), uint256(SessionKeyValidator.SessionState.Revoked), "revoked");
         submitExpectingRevert(
             useOp(s, mintCall(address(account), 1), 0), abi.encodeWithSelector(SessionKeyValidator.SessionIsRevoked.selector, id(s))
         );
@@ -566,25 +566,24 @@ contract SessionKeyValidatorTest is ValetTestBase {
         );
     }
 
-    function test_revokeAll_needsEveryEnabledSession() public {
+    function test_revokeAll_endsEveryEnabledSession() public {
         Session memory a = mintSession();
         Session memory b = mintSession();
         b.salt = 1;
         submit(enableOp(a, mintCall(address(account), 1), 0));
         submit(sessionOp(address(account), 2, mintCall(address(account), 1), enablePrefix(b, 0, hex"00", grant(b, address(account))), SESSION_KEY));
-        bytes32[] memory onlyA = new bytes32[](1);
-        onlyA[0] = id(a);
-        vm.prank(address(account));
-        vm.expectRevert(abi.encodeWithSelector(SessionKeyValidator.SessionsStillEnabled.selector, 1));
-        validator.revokeAllSessions(onlyA);
-
-        bytes32[] memory both = new bytes32[](2);
-        (both[0], both[1]) = (id(a), id(b));
-        submit(ownerOp(address(account), single(address(validator), 0, abi.encodeCall(validator.revokeAllSessions, (both)))));
-        assertEq(validator.accountEpoch(address(account)), 1, "epoch moved");
+        vm.expectEmit(true, false, false, false, address(validator));
+        emit SessionKeyValidator.SessionsVoided(address(account), 0);
+        submit(ownerOp(address(account), single(address(validator), 0, abi.encodeCall(validator.revokeAllSessions, ()))));
+        uint64 epoch = validator.accountEpoch(address(account));
+        assertTrue(epoch != 0, "epoch moved");
+        submitExpectingRevert(
+            useOp(a, mintCall(address(account), 1), 0),
+            abi.encodeWithSelector(SessionKeyValidator.SessionEpochMismatch.selector, id(a), 0, epoch)
+        );
         submitExpectingRevert(
             sessionOp(address(account), 2, mintCall(address(account), 1), usePrefix(b, 0, hex"00"), SESSION_KEY),
-            abi.encodeWithSelector(SessionKeyValidator.SessionIsRevoked.selector, id(b))
+            abi.encodeWithSelector(SessionKeyValidator.SessionEpochMismatch.selector, id(b), 0, epoch)
         );
     }
 
@@ -592,15 +591,16 @@ contract SessionKeyValidatorTest is ValetTestBase {
         Session memory s = mintSession();
         bytes memory grantAtEpoch0 = grant(s, address(account));
         vm.prank(address(account));
-        validator.revokeAllSessions(new bytes32[](0));
+        validator.revokeAllSessions();
+        uint64 epoch = validator.accountEpoch(address(account));
         submitExpectingRevert(
             sessionOp(address(account), 1, mintCall(address(account), 1), enablePrefix(s, 0, hex"00", grantAtEpoch0), SESSION_KEY),
-            abi.encodeWithSelector(SessionKeyValidator.SessionEpochMismatch.selector, id(s), 0, 1)
+            abi.encodeWithSelector(SessionKeyValidator.SessionEpochMismatch.selector, id(s), 0, epoch)
         );
         // A new grant carries the new epoch.
-        s.epoch = 1;
+        s.epoch = epoch;
         submit(enableOp(s, mintCall(address(account), 1), 0));
-        assertEq(nft.balanceOf(address(account)), 1, "granted again under epoch 1");
+        assertEq(nft.balanceOf(address(account)), 1, "granted again under the new epoch");
     }
 
     function test_revokeWithOwnerSignature_byAnyone() public {
@@ -625,55 +625,44 @@ contract SessionKeyValidatorTest is ValetTestBase {
     function test_revokeAllWithOwnerSignature_byAnyone() public {
         Session memory s = mintSession();
         submit(enableOp(s, mintCall(address(account), 1), 0));
-        bytes32[] memory ids = new bytes32[](1);
-        ids[0] = id(s);
-        bytes memory sig = sign65(OWNER_KEY, validator.revokeAllSessionsDigest(address(account), ids));
-        // A relayer can't add ids the owner did not sign (and so revoke a future session).
-        bytes32[] memory more = new bytes32[](2);
-        (more[0], more[1]) = (id(s), keccak256("a session granted later"));
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                SessionKeyValidator.InvalidOwnerSignature.selector, address(account), validator.revokeAllSessionsDigest(address(account), more)
-            )
-        );
-        validator.revokeAllSessionsWithSignature(address(account), more, sig);
-        validator.revokeAllSessionsWithSignature(address(account), ids, sig);
-        assertEq(validator.accountEpoch(address(account)), 1, "epoch moved");
-        // The same signature was for epoch 0 only.
-        bytes32 digestNow = validator.revokeAllSessionsDigest(address(account), ids);
+        bytes32 digest = validator.revokeAllSessionsDigest(address(account));
+        bytes memory sig = sign65(OWNER_KEY, digest);
+        vm.expectRevert(abi.encodeWithSelector(SessionKeyValidator.InvalidOwnerSignature.selector, address(account), digest));
+        validator.revokeAllSessionsWithSignature(address(account), sign65(OTHER_KEY, digest));
+        vm.prank(address(0xBEEF));
+        validator.revokeAllSessionsWithSignature(address(account), sig);
+        uint64 epoch = validator.accountEpoch(address(account));
+        assertTrue(epoch != 0, "epoch moved");
+        // The signature named the old epoch: it works once.
+        bytes32 digestNow = validator.revokeAllSessionsDigest(address(account));
         vm.expectRevert(abi.encodeWithSelector(SessionKeyValidator.InvalidOwnerSignature.selector, address(account), digestNow));
-        validator.revokeAllSessionsWithSignature(address(account), ids, sig);
+        validator.revokeAllSessionsWithSignature(address(account), sig);
+        submitExpectingRevert(
+            useOp(s, mintCall(address(account), 1), 0),
+            abi.encodeWithSelector(SessionKeyValidator.SessionEpochMismatch.selector, id(s), 0, epoch)
+        );
     }
 
-    function test_uninstall_stopsSessions_andReinstallWaitsForRevocation() public {
+    function test_uninstall_stopsSessions_andReinstallKeepsThemVoid() public {
         Session memory s = mintSession();
         submit(enableOp(s, mintCall(address(account), 1), 0));
         submit(ownerOp(address(account), single(address(account), 0, abi.encodeCall(IERC7579ModuleConfig.uninstallModule, (MODULE_TYPE_VALIDATOR, address(validator), "")))));
-        // Not installed: the account checks the operation against its owner, and that fails.
-        submitExpectingFailedOp(useOp(s, mintCall(address(account), 1), 0), "AA24 signature error");
-        vm.prank(address(account));
-        vm.expectRevert(abi.encodeWithSelector(SessionKeyValidator.SessionsStillEnabled.selector, 1));
-        account.installModule(MODULE_TYPE_VALIDATOR, address(validator), "");
-        vm.prank(address(account));
-        validator.revokeSession(id(s));
-        vm.prank(address(account));
-        account.installModule(MODULE_TYPE_VALIDATOR, address(validator), "");
         submitExpectingRevert(
-            useOp(s, mintCall(address(account), 1), 0), abi.encodeWithSelector(SessionKeyValidator.SessionIsRevoked.selector, id(s))
+            useOp(s, mintCall(address(account), 1), 0), abi.encodeWithSelector(SessionKeyValidator.NotInstalled.selector, address(account))
         );
-    }
-
-    function test_uninstall_withIds_revokesThem() public {
-        Session memory s = mintSession();
-        submit(enableOp(s, mintCall(address(account), 1), 0));
-        bytes32[] memory ids = new bytes32[](1);
-        ids[0] = id(s);
         vm.prank(address(account));
-        account.uninstallModule(MODULE_TYPE_VALIDATOR, address(validator), abi.encode(ids));
-        assertEq(validator.enabledSessionCount(address(account)), 0, "revoked on uninstall");
+        vm.expectRevert(abi.encodeWithSelector(SessionKeyValidator.NotInstalled.selector, address(account)));
+        validator.enableSession(s.encode());
         vm.prank(address(account));
-        account.installModule(MODULE_TYPE_VALIDATOR, address(validator), "");
-        assertTrue(account.isModuleInstalled(MODULE_TYPE_VALIDATOR, address(validator), ""), "reinstalled");
+        account.installModule(MODULE_TYPE_VALIDATOR, address(validator), abi.encode(owner));
+        uint64 epoch = validator.accountEpoch(address(account));
+        submitExpectingRevert(
+            useOp(s, mintCall(address(account), 1), 0),
+            abi.encodeWithSelector(SessionKeyValidator.SessionEpochMismatch.selector, id(s), 0, epoch)
+        );
+        vm.prank(address(account));
+        vm.expectRevert(abi.encodeWithSelector(SessionKeyValidator.AlreadyInstalled.selector, address(account)));
+        validator.onInstall(abi.encode(owner));
     }
 
     // ------------------------------------------------------------------ accounting
@@ -696,7 +685,10 @@ contract SessionKeyValidatorTest is ValetTestBase {
         vm.prank(bundler, bundler);
         entryPoint.handleOps(ops, bundler);
         assertEq(nft.balanceOf(address(account)), 3, "both executed");
-        assertEq(validator.enabledSessionCount(address(account)), 2, "both enabled");
+        (SessionKeyValidator.SessionState stateA,,) = validator.sessionState(address(account), a.encode());
+        (SessionKeyValidator.SessionState stateB,,) = validator.sessionState(address(account), b.encode());
+        assertEq(uint256(stateA), uint256(SessionKeyValidator.SessionState.Enabled), "a enabled");
+        assertEq(uint256(stateB), uint256(SessionKeyValidator.SessionState.Enabled), "b enabled");
     }
 
     function test_ownerOperations_andOwnerSignatures_keepWorking() public {

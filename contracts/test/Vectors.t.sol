@@ -21,29 +21,47 @@ contract VectorsTest is ValetTestBase {
     uint256 internal constant VECTOR_KEY = 0x5E551;
 
     function _sessions() internal view returns (string[] memory names, Session[] memory list, bytes[] memory indices, uint48[] memory times) {
-        names = new string[](4);
-        list = new Session[](4);
-        indices = new bytes[](4);
-        times = new uint48[](4);
+        names = new string[](5);
+        list = new Session[](5);
+        indices = new bytes[](5);
+        times = new uint48[](5);
 
         names[0] = "mint";
         list[0] = mintSession();
         indices[0] = hex"00";
 
         names[1] = "recurring_payment";
-        Session memory pay = Sessions.session(vm.addr(VECTOR_KEY), T0, T0 + 30 days);
-        pay.salt = 7;
-        pay = pay.withPermission(
-            Sessions.withRule(Sessions.permission(address(token), IERC20.transfer.selector), Sessions.rule(0, Sessions.EQ, uint256(uint160(address(0xFEE)))))
-        );
-        pay = pay.withLimit(1, address(token), 10 ether, 1 days);
-        pay = pay.withLimit(1, address(token), 100 ether, 0);
-        list[1] = pay;
+        list[1] = _payment();
         indices[1] = hex"00";
         times[1] = T0 + 1 days + 5;
 
         names[2] = "dao_votes";
-        Session memory vote = Sessions.session(vm.addr(VECTOR_KEY), T0, T0 + 7 days);
+        list[2] = _votes();
+        indices[2] = hex"0000";
+
+        names[3] = "every_op_and_native";
+        list[3] = _everyOp();
+        indices[3] = hex"0100";
+
+        names[4] = "sponsored_with_fee_limits";
+        list[4] = _sponsored();
+        indices[4] = hex"00";
+        times[4] = T0 + 3 hours;
+    }
+
+    function _payment() internal view returns (Session memory pay) {
+        pay = Sessions.session(vm.addr(VECTOR_KEY), T0, T0 + 30 days);
+        pay.salt = 7;
+        pay.feeBudget = 0.05 ether;
+        pay = pay.withPermission(
+            Sessions.withRule(Sessions.permission(address(token), IERC20.transfer.selector), Sessions.rule(0, Sessions.EQ, uint256(uint160(address(0xFEE)))))
+        );
+        pay = pay.withLimit(Sessions.ERC20, address(token), 10 ether, 1 days);
+        pay = pay.withLimit(Sessions.ERC20, address(token), 100 ether, 0);
+    }
+
+    function _votes() internal view returns (Session memory vote) {
+        vote = Sessions.session(vm.addr(VECTOR_KEY), T0, T0 + 7 days);
         vote.maxUses = 3;
         uint256[] memory proposals = new uint256[](3);
         (proposals[0], proposals[1], proposals[2]) = (1, 2, 3);
@@ -51,16 +69,16 @@ contract VectorsTest is ValetTestBase {
         p = Sessions.withRule(p, Sessions.oneOf(0, proposals));
         p = Sessions.withRule(p, Sessions.range(1, 0, 2));
         vote = vote.withPermission(p);
-        list[2] = vote;
-        indices[2] = hex"0000";
+    }
 
-        names[3] = "every_op_and_native";
-        Session memory all = Sessions.session(vm.addr(VECTOR_KEY), 0, type(uint48).max);
-        all.epoch = 3;
+    function _everyOp() internal view returns (Session memory all) {
+        all = Sessions.session(vm.addr(VECTOR_KEY), 1, type(uint48).max);
+        all.epoch = 0x0123456789abcdef;
         all.salt = type(uint32).max;
+        all.feeBudget = type(uint80).max;
         Permission memory q = Sessions.permission(address(0xFEE), bytes4(0));
         q.valueLimit = 1 ether;
-        q.maxUses = 2;
+        q.maxUses = type(uint16).max;
         all = all.withPermission(q);
         Permission memory r = Sessions.permission(address(0xBEEF), bytes4(0x12345678));
         r = Sessions.withRule(r, Sessions.rule(0, Sessions.NE, 1));
@@ -69,9 +87,16 @@ contract VectorsTest is ValetTestBase {
         r = Sessions.withRule(r, Sessions.rule(3, Sessions.LT, type(uint256).max));
         r = Sessions.withRule(r, Sessions.self(4));
         all = all.withPermission(r);
-        all = all.withLimit(0, address(0), 5 ether, 0);
-        list[3] = all;
-        indices[3] = hex"0100";
+        all = all.withLimit(Sessions.NATIVE, address(0), 5 ether, 0);
+    }
+
+    function _sponsored() internal view returns (Session memory s) {
+        s = Sessions.session(vm.addr(VECTOR_KEY), T0, T0 + 1 days);
+        s.feeBudget = 0;
+        s = s.withPaymaster(address(0x9A7));
+        s = s.withPaymaster(address(0x9A8));
+        s = s.withPermission(Sessions.withRule(Sessions.permission(address(nft), ValetNFT.mint.selector), Sessions.self(0)));
+        s = s.withLimit(Sessions.FEES, address(0), 0.001 ether, 1 hours);
     }
 
     /// @dev A fixed operation with every field set, deploying an account through a paymaster-less

@@ -64,7 +64,7 @@ export interface PermissionStatus {
 }
 
 export interface LimitStatus {
-  kind: 'native' | 'erc20';
+  kind: 'native' | 'erc20' | 'fees';
   token: Address;
   cap: number | string;
   spent: number | string;
@@ -74,9 +74,19 @@ export interface LimitStatus {
   current_period: number;
 }
 
+/// What a session may spend on network fees (wei), and has.
+export interface FeeStatus {
+  /// `per_period`: only a fee allowance per period (in `limits`, kind `fees`) bounds it.
+  mode: 'sponsored' | 'budget' | 'per_period';
+  budget: number | string;
+  spent: number | string;
+  left: number | string;
+  paymasters: Address[];
+}
+
 export interface ChainStatus {
   id: Hex;
-  state: 'none' | 'enabled' | 'revoked';
+  state: 'none' | 'enabled' | 'revoked' | 'voided' | 'not_installed';
   usable: boolean;
   reason: string | null;
   now: number;
@@ -86,6 +96,7 @@ export interface ChainStatus {
   max_uses: number;
   permissions: PermissionStatus[];
   limits: LimitStatus[];
+  fees: FeeStatus;
 }
 
 export interface SessionInfo {

@@ -569,6 +569,9 @@ function customForm(): Node[] {
         placeholder: 'none',
         inputmode: 'decimal',
       }),
+      field('Network fees: ETH budget', 'custom-fee-budget', form.feeBudget, (v) => (form.feeBudget = v), {
+        inputmode: 'decimal',
+      }),
     ),
     h('fieldset', { class: 'rules' }, h('legend', {}, 'Rules on arguments'), rules,
       h('button', { class: 'ghost', testid: 'add-rule', onclick: () => {
@@ -774,10 +777,18 @@ function renderMint(): void {
 
 function limitLine(limit: SessionInfo['chain']['limits'][number]): string {
   const held = limit.kind === 'erc20' ? tokenByAddress(limit.token) : undefined;
-  const decimals = limit.kind === 'native' ? 18 : (held?.decimals ?? 18);
-  const symbol = limit.kind === 'native' ? 'ETH' : (held?.symbol ?? short(limit.token));
+  const decimals = limit.kind === 'erc20' ? (held?.decimals ?? 18) : 18;
+  const symbol = limit.kind === 'erc20' ? (held?.symbol ?? short(limit.token)) : 'ETH';
   const per = limit.period_seconds ? ` per ${duration(limit.period_seconds)}` : ' in all';
-  return `${units(limit.left.toString(), decimals)} of ${units(limit.cap.toString(), decimals)} ${symbol}${per} left`;
+  const what = limit.kind === 'fees' ? ' for fees' : '';
+  return `${units(limit.left.toString(), decimals)} of ${units(limit.cap.toString(), decimals)} ${symbol}${what}${per} left`;
+}
+
+/// The fee rule in the card's words.
+function feeLine(fees: SessionInfo['chain']['fees'], limits: SessionInfo['chain']['limits']): string {
+  if (fees.mode === 'sponsored') return 'paid by a sponsor; none of your ETH';
+  if (fees.mode === 'per_period') return limits.filter((l) => l.kind === 'fees').map(limitLine).join('; ');
+  return `${units(fees.left.toString(), 18)} ETH of ${units(fees.budget.toString(), 18)} ETH left`;
 }
 
 function renderSessions(): void {
@@ -818,6 +829,8 @@ function renderSessions(): void {
         h('dd', { testid: 'session-uses' }, uses.length ? uses.join('; ') : 'not counted'),
         s.chain.limits.length > 0 && h('dt', {}, 'Budget'),
         s.chain.limits.length > 0 && h('dd', { testid: 'session-budget' }, s.chain.limits.map(limitLine).join('; ')),
+        h('dt', {}, 'Fees'),
+        h('dd', { testid: 'session-fees' }, feeLine(s.chain.fees, s.chain.limits)),
         h('dt', {}, 'Time'),
         h(
           'dd',
@@ -828,7 +841,13 @@ function renderSessions(): void {
         h(
           'dd',
           { testid: 'session-onchain' },
-          { none: 'granted; enabled with its first use', enabled: 'enabled', revoked: 'revoked' }[s.chain.state],
+          {
+            none: 'granted; enabled with its first use',
+            enabled: 'enabled',
+            revoked: 'revoked',
+            voided: 'void: all sessions were revoked since',
+            not_installed: 'the session validator is not installed',
+          }[s.chain.state],
         ),
       ),
       !s.usable && s.reason && h('p', { class: 'hint' }, s.reason),

@@ -16,6 +16,7 @@ describe('presets', () => {
           max_uses: 10,
         },
       ],
+      fees: { budget: '0.01 ether' },
     });
   });
 
@@ -23,6 +24,7 @@ describe('presets', () => {
     const spec = paymentSpec(' 0x976EA74026E726554dB657fA54763abd0C3a0aa9 ', '2.5');
     expect(spec.permission[0]?.rules).toEqual([{ arg: 'to', eq: '0x976EA74026E726554dB657fA54763abd0C3a0aa9' }]);
     expect(spec.limit).toEqual([{ token: 'ValetToken', amount: '2.5 ether', period: '1d' }]);
+    expect(spec.fees).toEqual({ per_period: '0.005 ether', period: '1d' });
     expect(() => paymentSpec('0x123', '1')).toThrow('payee `0x123` is not an address');
     expect(() => paymentSpec('0x976EA74026E726554dB657fA54763abd0C3a0aa9', '-1')).toThrow('amount per day `-1`');
   });
@@ -44,7 +46,11 @@ describe('presets', () => {
         },
       ],
       limit: [{ native: '1 ether', period: '1d' }],
+      fees: { budget: '0.01 ether' },
     });
+    expect(customSpec({ ...EMPTY_CUSTOM, feeBudget: '0.2' }).fees).toEqual({ budget: '0.2 ether' });
+    expect(() => customSpec({ ...EMPTY_CUSTOM, feeBudget: '' })).toThrow('network fees ``');
+    expect(() => customSpec({ ...EMPTY_CUSTOM, feeBudget: '0' })).toThrow('network fees `0`');
     expect(() => customSpec({ ...EMPTY_CUSTOM, target: ' ' })).toThrow('contract');
     expect(() => customSpec({ ...EMPTY_CUSTOM, function: 'mint(' })).toThrow('function `mint(` is not');
     expect(() => customSpec({ ...EMPTY_CUSTOM, validFor: 'soon' })).toThrow('valid for `soon`');

@@ -7,7 +7,22 @@ export interface Spec {
   max_uses?: number;
   permission: PermissionSpec[];
   limit?: LimitSpec[];
+  /// How the session's operations pay network fees: from a budget of the account's ETH, or
+  /// `'sponsored'` (a paymaster pays; none of the account's ETH). Every session says which.
+  fees: FeesSpec | 'sponsored';
 }
+
+export interface FeesSpec {
+  /// The most of the account's ETH its operations may commit to fees, e.g. `'0.01 ether'`.
+  budget?: string;
+  /// Or per period: at most `per_period` every `period`.
+  per_period?: string;
+  period?: string;
+}
+
+/// The fee budget the presets give a session on this devnet: 0.01 ETH, a few dozen operations at
+/// the devnet's fees (each counted at its maximum cost).
+export const DEFAULT_FEE_BUDGET = '0.01';
 
 export interface PermissionSpec {
   target: string;
@@ -59,6 +74,7 @@ export function mintSpec(): Spec {
         max_uses: 10,
       },
     ],
+    fees: { budget: `${DEFAULT_FEE_BUDGET} ether` },
   };
 }
 
@@ -80,6 +96,7 @@ export function paymentSpec(payee: string, perDay: string): Spec {
       },
     ],
     limit: [{ token: 'ValetToken', amount: `${perDay.trim()} ether`, period: '1d' }],
+    fees: { per_period: '0.005 ether', period: '1d' },
   };
 }
 
@@ -95,6 +112,7 @@ export function voteSpec(): Spec {
         max_uses: 3,
       },
     ],
+    fees: { budget: '0.005 ether' },
   };
 }
 
@@ -109,6 +127,8 @@ export interface CustomForm {
   limitToken: string;
   limitAmount: string;
   limitPeriod: string;
+  /// ETH the session's operations may spend on network fees.
+  feeBudget: string;
 }
 
 export const EMPTY_CUSTOM: CustomForm = {
@@ -121,6 +141,7 @@ export const EMPTY_CUSTOM: CustomForm = {
   limitToken: '',
   limitAmount: '',
   limitPeriod: '',
+  feeBudget: DEFAULT_FEE_BUDGET,
 };
 
 /// The custom form as a spec; throws an error naming the first bad field. The service checks the
@@ -148,7 +169,11 @@ export function customSpec(form: CustomForm): Spec {
     if (!r.value.trim()) throw new Error(`rule ${i + 1}: give a value for ${r.arg.trim()}`);
   }
   if (rules.length) permission.rules = rules.map((r) => ({ arg: r.arg.trim(), [r.op]: r.value.trim() }));
-  const spec: Spec = { valid_for: validFor, permission: [permission] };
+  const feeBudget = form.feeBudget.trim();
+  if (!/^\d+(\.\d+)?$/.test(feeBudget) || Number(feeBudget) <= 0) {
+    throw new Error(`network fees \`${feeBudget}\` is not a positive number of ETH (the account pays its own fees here)`);
+  }
+  const spec: Spec = { valid_for: validFor, permission: [permission], fees: { budget: `${feeBudget} ether` } };
   if (form.limitAmount.trim()) {
     const amount = form.limitAmount.trim();
     if (!/^\d+(\.\d+)?$/.test(amount)) throw new Error(`limit amount \`${amount}\` is not a number`);

@@ -321,6 +321,11 @@ describe('the dApp in Chromium: one grant, mints without prompts, refusals, revo
     await page.keyboard.press('Enter');
     await page.getByTestId('grant-summary').waitFor({ state: 'visible' });
     await untilText('grant-summary', (t) => /mint/i.test(t) && /\b10\b/.test(t), 'mentions mint and 10 uses');
+    await untilText(
+      'grant-summary',
+      (t) => t.includes('May spend up to 0.01 ETH of your ETH on network fees'),
+      'the fee rule: a 0.01 ETH budget',
+    );
   });
 
   step('a declined signature grants nothing and says so', 'declined', async () => {
@@ -372,6 +377,12 @@ describe('the dApp in Chromium: one grant, mints without prompts, refusals, revo
     expect(await text('nft-count')).toBe('3');
     expect(await text('uses-left')).toContain('7 of 10');
     expect(wallet.count('signing'), 'signing requests during a refused mint').toBe(signingBefore);
+    // Three mints spent some of the 0.01 ETH fee budget, counted on chain.
+    const fees = await page.getByTestId('session-fees').first().textContent();
+    const left = ethAmount(fees ?? '');
+    expect(left, `fees left: ${fees}`).toBeGreaterThan(0);
+    expect(left, `fees left: ${fees}`).toBeLessThan(0.01);
+    expect(fees).toContain('of 0.01 ETH left');
   });
 
   step('lists the mints in the activity, with user operation and transaction hashes', undefined, async () => {
@@ -423,16 +434,16 @@ describe('the dApp in Chromium: one grant, mints without prompts, refusals, revo
     });
     expect(owned).toBe(3n);
     const abi = parseAbi([
-      'function sessionState(address account, bytes32 id) view returns (uint8 state, uint256 uses)',
+      'function isRevoked(address account, bytes32 id) view returns (bool)',
       'function permissionUses(address account, bytes32 id, uint256 permissionIndex) view returns (uint256)',
     ]);
-    const [state] = await client.readContract({
+    const revoked = await client.readContract({
       address: validator,
       abi,
-      functionName: 'sessionState',
+      functionName: 'isRevoked',
       args: [smartAccount, mintSessionId],
     });
-    expect(state, 'SessionState.Revoked').toBe(2);
+    expect(revoked, 'revoked in the validator').toBe(true);
     const mints = await client.readContract({
       address: validator,
       abi,

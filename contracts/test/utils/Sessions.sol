@@ -12,7 +12,7 @@ struct Permission {
     address target;
     bytes4 selector;
     uint128 valueLimit;
-    uint24 maxUses;
+    uint16 maxUses;
     Rule[] rules;
 }
 
@@ -27,9 +27,11 @@ struct Session {
     address sessionKey;
     uint48 validAfter;
     uint48 validUntil;
-    uint32 epoch;
+    uint64 epoch;
     uint32 salt;
     uint24 maxUses;
+    uint80 feeBudget;
+    address[] paymasters;
     Limit[] limits;
     Permission[] permissions;
 }
@@ -48,10 +50,22 @@ library Sessions {
     uint8 internal constant ONE_OF = 7;
     uint8 internal constant SELF = 8;
 
+    uint8 internal constant NATIVE = 0;
+    uint8 internal constant ERC20 = 1;
+    uint8 internal constant FEES = 2;
+
+    /// @dev The fee budget sessions get unless a test says otherwise: the tests' operations may
+    ///      cost up to 0.00412 ETH each ((1M + 1M + 60k gas) x 2 gwei).
+    uint80 internal constant TEST_FEE_BUDGET = 10 ether;
+
     function encode(Session memory s) internal pure returns (bytes memory out) {
         out = abi.encodePacked(
-            s.sessionKey, s.validAfter, s.validUntil, s.epoch, s.salt, s.maxUses, uint8(s.limits.length)
+            s.sessionKey, s.validAfter, s.validUntil, s.epoch, s.salt, s.maxUses, s.feeBudget, uint8(s.paymasters.length)
         );
+        for (uint256 i = 0; i < s.paymasters.length; ++i) {
+            out = abi.encodePacked(out, s.paymasters[i]);
+        }
+        out = abi.encodePacked(out, uint8(s.limits.length));
         for (uint256 l = 0; l < s.limits.length; ++l) {
             Limit memory lim = s.limits[l];
             out = abi.encodePacked(out, lim.kind, lim.token, lim.amount, lim.period);
@@ -98,7 +112,7 @@ library Sessions {
             permissionHashes[k] = keccak256(
                 abi.encode(
                     keccak256(
-                        "Permission(address target,bytes4 selector,uint128 valueLimit,uint24 maxUses,Rule[] rules)Rule(uint8 arg,uint8 op,bytes32[] values)"
+                        "Permission(address target,bytes4 selector,uint128 valueLimit,uint16 maxUses,Rule[] rules)Rule(uint8 arg,uint8 op,bytes32[] values)"
                     ),
                     p.target,
                     p.selector,
@@ -111,7 +125,7 @@ library Sessions {
         return keccak256(
             abi.encode(
                 keccak256(
-                    "Session(address sessionKey,uint48 validAfter,uint48 validUntil,uint32 epoch,uint32 salt,uint24 maxUses,Limit[] limits,Permission[] permissions)Limit(uint8 kind,address token,uint128 amount,uint48 period)Permission(address target,bytes4 selector,uint128 valueLimit,uint24 maxUses,Rule[] rules)Rule(uint8 arg,uint8 op,bytes32[] values)"
+                    "Session(address sessionKey,uint48 validAfter,uint48 validUntil,uint64 epoch,uint32 salt,uint24 maxUses,uint80 feeBudget,address[] paymasters,Limit[] limits,Permission[] permissions)Limit(uint8 kind,address token,uint128 amount,uint48 period)Permission(address target,bytes4 selector,uint128 valueLimit,uint16 maxUses,Rule[] rules)Rule(uint8 arg,uint8 op,bytes32[] values)"
                 ),
                 s.sessionKey,
                 s.validAfter,
@@ -119,6 +133,8 @@ library Sessions {
                 s.epoch,
                 s.salt,
                 s.maxUses,
+                s.feeBudget,
+                keccak256(abi.encodePacked(s.paymasters)),
                 keccak256(abi.encodePacked(limitHashes)),
                 keccak256(abi.encodePacked(permissionHashes))
             )
@@ -143,7 +159,7 @@ library Sessions {
         bytes32 grantHash = keccak256(
             abi.encode(
                 keccak256(
-                    "Grant(address account,Session session)Limit(uint8 kind,address token,uint128 amount,uint48 period)Permission(address target,bytes4 selector,uint128 valueLimit,uint24 maxUses,Rule[] rules)Rule(uint8 arg,uint8 op,bytes32[] values)Session(address sessionKey,uint48 validAfter,uint48 validUntil,uint32 epoch,uint32 salt,uint24 maxUses,Limit[] limits,Permission[] permissions)"
+                    "Grant(address account,Session session)Limit(uint8 kind,address token,uint128 amount,uint48 period)Permission(address target,bytes4 selector,uint128 valueLimit,uint16 maxUses,Rule[] rules)Rule(uint8 arg,uint8 op,bytes32[] values)Session(address sessionKey,uint48 validAfter,uint48 validUntil,uint64 epoch,uint32 salt,uint24 maxUses,uint80 feeBudget,address[] paymasters,Limit[] limits,Permission[] permissions)"
                 ),
                 account,
                 hashStruct(s)
@@ -201,10 +217,13 @@ library Sessions {
         return p;
     }
 
+    /// @dev A session without permissions yet, with the tests' fee budget and no paymaster list.
     function session(address key, uint48 validAfter, uint48 validUntil) internal pure returns (Session memory s) {
         s.sessionKey = key;
         s.validAfter = validAfter;
         s.validUntil = validUntil;
+        s.feeBudget = TEST_FEE_BUDGET;
+        s.paymasters = new address[](0);
         s.limits = new Limit[](0);
         s.permissions = new Permission[](0);
     }
@@ -216,6 +235,16 @@ library Sessions {
         }
         ps[s.permissions.length] = p;
         s.permissions = ps;
+        return s;
+    }
+
+    function withPaymaster(Session memory s, address paymaster) internal pure returns (Session memory) {
+        address[] memory ps = new address[](s.paymasters.length + 1);
+        for (uint256 i = 0; i < s.paymasters.length; ++i) {
+            ps[i] = s.paymasters[i];
+        }
+        ps[s.paymasters.length] = paymaster;
+        s.paymasters = ps;
         return s;
     }
 

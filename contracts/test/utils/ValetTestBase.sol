@@ -254,7 +254,7 @@ abstract contract ValetTestBase is Test {
 
     function _withMaxUses(
         // forgefmt: disable-next-line
-        Permission_ memory p, uint24 maxUses
+        Permission_ memory p, uint16 maxUses
     ) internal pure returns (Permission_ memory) {
         p.maxUses = maxUses;
         return p;

@@ -17,6 +17,10 @@ interface Vm {
     function etch(address target, bytes calldata code) external;
     function deal(address account, uint256 balance) external;
     function warp(uint256 timestamp) external;
+    function roll(uint256 blockNumber) external;
+    function prevrandao(bytes32 value) external;
+    function store(address target, bytes32 slot, bytes32 value) external;
+    function load(address target, bytes32 slot) external view returns (bytes32);
     function chainId(uint256 id) external;
     function prank(address sender) external;
     function prank(address sender, address origin) external;

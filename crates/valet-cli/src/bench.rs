@@ -74,7 +74,8 @@ async fn measure(alto: bool, sessions: usize, per_session: usize) -> anyhow::Res
     // One owner, account and session per worker; the first execution (deploy + enable) is
     // warm-up, outside the figures.
     let spec = "valid_for = \"1h\"\n[[permission]]\ntarget = \"ValetNFT\"\n\
-                function = \"mint(address to, uint256 quantity)\"\nrules = [{ arg = \"to\", eq = \"$account\" }]\n";
+                function = \"mint(address to, uint256 quantity)\"\nrules = [{ arg = \"to\", eq = \"$account\" }]\n\
+                [fees]\nbudget = \"1 ether\"\n";
     let mint = json!({ "calls": [{ "to": "ValetNFT", "function": "mint(address to, uint256 quantity)", "args": ["$account", 1] }] });
     let mut ids = Vec::new();
     for _ in 0..sessions {

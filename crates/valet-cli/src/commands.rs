@@ -16,7 +16,7 @@ use valet_client::submit::{BoxFuture, Fees, OpReceipt};
 use valet_client::{
     Account, Bundler, BundlerClient, Deployment, Devnet, DevnetOptions, Direct, Error, SessionHandle, Submitter, Valet,
 };
-use valet_core::spec::{Function, Labels, SessionSpec, explain, utc};
+use valet_core::spec::{Function, Labels, SessionSpec, explain, units, utc};
 use valet_core::{Call, Session, UserOperation};
 
 use crate::store::{self, DevnetInfo, StoredSession};
@@ -359,6 +359,15 @@ pub(crate) async fn show(id: &str, chain: &ChainArgs) -> anyhow::Result<()> {
         }
         for (i, l) in status.limits.iter().enumerate() {
             println!("  limit {i}: {} left of {} ({} spent in period {})", l.left, l.cap, l.spent, l.period);
+        }
+        match status.fees.mode {
+            "sponsored" => println!("  fees: paid by a paymaster; none from the account's ETH"),
+            _ => println!(
+                "  fees: {} ETH left of a {} ETH budget ({} ETH committed)",
+                units(status.fees.left, 18),
+                units(status.fees.budget, 18),
+                units(status.fees.spent, 18)
+            ),
         }
         match &status.reason {
             None => println!("  usable now"),

@@ -22,6 +22,9 @@ target = "ValetNFT"
 function = "mint(address to, uint256 quantity)"
 rules = [{ arg = "to", eq = "$account" }, { arg = "quantity", lte = 5 }]
 max_uses = 3
+
+[fees]
+budget = "0.05 ether"
 "#;
 
 /// A fresh data directory, removed when dropped.
@@ -389,7 +392,8 @@ fn sessions_from_grant_to_revocation_on_a_devnet() {
     let named_spec = home.join("named.toml");
     std::fs::write(
         &named_spec,
-        SPEC.replace("\"ValetNFT\"", "\"Collectible\"").replace("max_uses = 3\n\n", "salt = 1\n\n"),
+        SPEC.replace("\"ValetNFT\"", "\"Collectible\"")
+            .replace("max_uses = 3\n\n[[permission]]", "salt = 1\n\n[[permission]]"),
     )
     .expect("writing the spec");
     let named_spec = named_spec.to_str().expect("UTF-8");

@@ -37,6 +37,9 @@ valid_for = "1h"
 target = "ValetNFT"
 function = "mint(address to, uint256 quantity)"
 rules = [{ arg = "to", eq = "$account" }]
+
+[fees]
+budget = "1 ether"
 "#;
 
 /// The test's admin token (32 characters).

@@ -13,7 +13,8 @@ use serde::Serialize;
 use valet_core::session::MAX_COUNTED_PERMISSIONS;
 use valet_core::spec::{Labels, SessionSpec, SpecContext, summary};
 use valet_core::{
-    Call, Counters, Execution, LimitKind, Request, Session, SessionState, UserOperation, assign_permissions, eip712,
+    Call, Counters, Execution, LimitKind, OpGas, Request, Session, SessionState, UserOperation, assign_permissions,
+    eip712, evaluate,
 };
 
 use crate::bundler::apply_estimate;
@@ -144,12 +145,31 @@ pub struct LimitStatus {
     pub current_period: u64,
 }
 
+/// What a session may spend on network fees, and has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FeeStatus {
+    /// `sponsored` (a paymaster must pay every operation), `budget` (a budget over the whole
+    /// session, and perhaps fee limits per period too) or `per_period` (only fee limits per
+    /// period, in `limits`).
+    pub mode: &'static str,
+    /// The budget in wei (over the whole session).
+    pub budget: u128,
+    /// Wei committed so far, at each operation's maximum cost.
+    pub spent: u128,
+    /// Wei left of the budget.
+    pub left: u128,
+    /// The paymasters allowed to pay (any, if empty).
+    pub paymasters: Vec<Address>,
+}
+
 /// Where a session stands on an account, read from the validator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SessionStatus {
     /// Session id.
     pub id: B256,
-    /// `none` (granted, not yet enabled), `enabled` or `revoked`.
+    /// `none` (granted, not yet enabled), `enabled`, `revoked`, `voided` (all sessions of the
+    /// account were revoked, or the validator reinstalled, since its grant) or `not_installed`
+    /// (the validator is not installed on the account).
     pub state: &'static str,
     /// Whether an operation would be accepted now (state, window, epoch, uses); see `reason`.
     pub usable: bool,
@@ -169,6 +189,17 @@ pub struct SessionStatus {
     pub permissions: Vec<PermissionStatus>,
     /// Per limit.
     pub limits: Vec<LimitStatus>,
+    /// Network fees.
+    pub fees: FeeStatus,
+}
+
+/// The counters of a session and where the validator says it stands (`sessionState`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainState {
+    /// The counters, for the evaluator.
+    pub counters: Counters,
+    /// `none`, `enabled`, `revoked`, `voided` or `not_installed`.
+    pub state: &'static str,
 }
 
 /// The client: a chain, a submitter, and Valet's deployment.
@@ -289,16 +320,36 @@ impl Valet {
 
     /// The session's counters on `account`, from the validator's views.
     pub async fn counters(&self, account: Address, session: &Session) -> Result<Counters, Error> {
+        Ok(self.chain_state(account, session).await?.counters)
+    }
+
+    /// The session's counters on `account` and where the validator says it stands.
+    pub async fn chain_state(&self, account: Address, session: &Session) -> Result<ChainState, Error> {
         let validator = SessionKeyValidator::new(self.deployment.validator, &self.provider);
         let id = session.id()?;
-        let state = validator.sessionState(account, id).call().await.map_err(rpc)?;
+        let packed = session.encode()?;
+        let view = validator.sessionState(account, packed).call().await.map_err(rpc)?;
+        let mut installed = validator.isInitialized(account).call().await.map_err(rpc)?;
+        let (stored, state) = match view.state {
+            0 => (SessionState::None, "none"),
+            1 => (SessionState::Enabled, "enabled"),
+            2 => (SessionState::Revoked, "revoked"),
+            // Voided and not installed: the evaluator refuses on the epoch or the installation
+            // before the stored state matters.
+            3 => (SessionState::None, "voided"),
+            // An account not deployed yet: its first operation deploys it with the validator
+            // installed, before validation.
+            _ if !self.is_deployed(account).await? => {
+                installed = true;
+                (SessionState::None, "none")
+            }
+            _ => (SessionState::None, "not_installed"),
+        };
         let mut counters = Counters {
-            state: match state.state {
-                0 => SessionState::None,
-                1 => SessionState::Enabled,
-                _ => SessionState::Revoked,
-            },
-            session_uses: state.uses.saturating_to(),
+            state: stored,
+            session_uses: view.uses.saturating_to(),
+            fees_spent: view.feesSpent.saturating_to(),
+            installed,
             account_epoch: validator.accountEpoch(account).call().await.map_err(rpc)?,
             ..Counters::default()
         };
@@ -312,7 +363,7 @@ impl Valet {
             let usage = validator.limitUsage(account, id, U256::from(l)).call().await.map_err(rpc)?;
             counters.limits.push((usage.spent.saturating_to(), usage.period.saturating_to()));
         }
-        Ok(counters)
+        Ok(ChainState { counters, state })
     }
 
     /// Proposes a session for `account` from `spec`: a fresh session key, the session resolved
@@ -325,8 +376,7 @@ impl Valet {
         names: &BTreeMap<String, Address>,
         labels: &Labels,
     ) -> Result<Proposal, Error> {
-        let validator = SessionKeyValidator::new(self.deployment.validator, &self.provider);
-        let account_epoch = validator.accountEpoch(account.address).call().await.map_err(rpc)?;
+        let account_epoch = self.account_epoch(account.address).await?;
         let key = PrivateKeySigner::random();
         let ctx =
             SpecContext { now: self.now().await?, session_key: key.address(), account_epoch, names: names.clone() };
@@ -377,6 +427,8 @@ impl Valet {
         let deployed = self.is_deployed(account.address).await?;
         let now = self.now().await?;
         let enable = counters.state == SessionState::None;
+        // First pass: the calls, with a nominal fee of 1 wei (no paymaster), so that a session
+        // that may not pay fees at all is refused before estimating.
         let request = Request {
             account: account.address,
             validator: self.deployment.validator,
@@ -384,26 +436,39 @@ impl Valet {
             indices: &[],
             claimed_time: now,
             enable,
+            gas: nominal_gas(),
             now,
         };
-        let (indices, counters) = match assign_permissions(&session.session, &counters, &request) {
-            Ok((indices, verdict)) => (indices, verdict.counters),
+        let indices = match assign_permissions(&session.session, &counters, &request) {
+            Ok((indices, _)) => indices,
             Err(refusal) if check => return Err(refusal.into()),
-            // Forced: the failing call is sent under the permission it was refused by.
-            Err(refusal) => {
-                let mut indices = vec![0u8; execution.calls().len()];
-                if let Some((call, permission)) = refusal.call_permission() {
-                    indices[call] = u8::try_from(permission).unwrap_or(u8::MAX);
+            // Forced: the calls' permissions as a free operation would have them, or the failing
+            // call sent under the permission it was refused by.
+            Err(_) => match assign_permissions(
+                &session.session,
+                &counters,
+                &Request { gas: OpGas::default(), ..request.clone() },
+            ) {
+                Ok((indices, _)) => indices,
+                Err(refusal) => {
+                    let mut indices = vec![0u8; execution.calls().len()];
+                    if let Some((call, permission)) = refusal.call_permission() {
+                        indices[call] = u8::try_from(permission).unwrap_or(u8::MAX);
+                    }
+                    indices
                 }
-                (indices, counters)
-            }
+            },
         };
         let nonce = self.nonce(account.address, session.nonce_key()).await?;
         let dummy = session.dummy_signature(now, &indices, enable)?;
-        let mut op = self.draft(account, deployed, nonce, call_data, dummy).await?;
+        let mut op = self.draft(account, deployed, nonce, call_data.clone(), dummy).await?;
+        let mut after = counters.clone();
         if check {
             let estimate = self.submitter.estimate(&op).await?;
             apply_estimate(&mut op, &estimate)?;
+            // Second pass: the operation as it will be signed, fees included.
+            let final_request = Request { indices: &indices, gas: OpGas::of(&op.pack()), ..request };
+            after = evaluate(&session.session, &counters, &final_request)?.counters;
         } else {
             let limits = crate::GasLimits::default();
             op.verification_gas_limit = limits.verification;
@@ -411,7 +476,7 @@ impl Valet {
             op.pre_verification_gas = U256::from(limits.pre_verification);
         }
         session.authorize(&mut op, now, &indices, enable, self.chain_id)?;
-        Ok(Prepared { op, indices, counters, deploys: !deployed, enables: enable })
+        Ok(Prepared { op, indices, counters: after, deploys: !deployed, enables: enable })
     }
 
     /// Executes `calls` with `session` on `account` (see [`Valet::prepare`]) and waits for the
@@ -468,7 +533,7 @@ impl Valet {
     pub async fn revoke(&self, account: &Account, owner: &PrivateKeySigner, id: B256) -> Result<OpReceipt, Error> {
         check_owner(account, owner)?;
         let validator = SessionKeyValidator::new(self.deployment.validator, &self.provider);
-        if validator.sessionState(account.address, id).call().await.map_err(rpc)?.state == 2 {
+        if validator.isRevoked(account.address, id).call().await.map_err(rpc)? {
             return Err(Error::Config(format!("session {id} is already revoked: nothing to do")));
         }
         let data = SessionKeyValidator::revokeSessionCall { id }.abi_encode();
@@ -476,12 +541,28 @@ impl Valet {
         self.owner_execute(account, owner, &[call]).await
     }
 
+    /// Revokes every session of `account` and voids every grant signed before, with an
+    /// owner-signed operation: the account moves to a new epoch that no earlier grant can name.
+    /// Nothing a session key holder does first can make it fail.
+    pub async fn revoke_all(&self, account: &Account, owner: &PrivateKeySigner) -> Result<OpReceipt, Error> {
+        check_owner(account, owner)?;
+        let data = SessionKeyValidator::revokeAllSessionsCall {}.abi_encode();
+        let call = Call { target: self.deployment.validator, value: U256::ZERO, data: data.into() };
+        self.owner_execute(account, owner, &[call]).await
+    }
+
+    /// The account's epoch (grants must carry it; it moves on every revoke-all).
+    pub async fn account_epoch(&self, account: Address) -> Result<u64, Error> {
+        let validator = SessionKeyValidator::new(self.deployment.validator, &self.provider);
+        validator.accountEpoch(account).call().await.map_err(rpc)
+    }
+
     /// What `session` has left on `account`, and whether it can be used now (and if not, why and
     /// what to do).
     pub async fn status(&self, account: Address, session: &Session) -> Result<SessionStatus, Error> {
-        let counters = self.counters(account, session).await?;
+        let chain = self.chain_state(account, session).await?;
         let now = self.now().await?;
-        Ok(status_of(session, session.id()?, &counters, now))
+        Ok(status_of(session, session.id()?, &chain, now))
     }
 }
 
@@ -506,16 +587,25 @@ fn check_owner(account: &Account, owner: &PrivateKeySigner) -> Result<(), Error>
     Ok(())
 }
 
-/// A session's status from its counters at `now`.
-pub fn status_of(session: &Session, id: B256, counters: &Counters, now: u64) -> SessionStatus {
-    let reason = if counters.state == SessionState::Revoked {
+/// Gas fields that may cost the account 1 wei: enough for the evaluator to say whether a session
+/// may spend any of the account's ETH on fees, before the real fields are known.
+fn nominal_gas() -> OpGas {
+    OpGas { pre_verification_gas: U256::from(1), gas_fees: B256::with_last_byte(1), ..OpGas::default() }
+}
+
+/// A session's status from where the chain says it stands, at `now`.
+pub fn status_of(session: &Session, id: B256, chain: &ChainState, now: u64) -> SessionStatus {
+    let counters = &chain.counters;
+    let reason = if chain.state == "not_installed" {
+        Some("the session key validator is not installed on this account; no session can act for it".to_string())
+    } else if counters.state == SessionState::Revoked {
         Some(format!("session {id} was revoked; grant a new one"))
+    } else if chain.state == "voided" {
+        Some("all sessions of the account were revoked after this one was granted; grant a new one".to_string())
     } else if now > session.valid_until {
         Some(format!("session expired at {}; grant a new one", valet_core::spec::utc(session.valid_until)))
     } else if now < session.valid_after {
         Some(format!("session starts at {}; wait until then", valet_core::spec::utc(session.valid_after)))
-    } else if counters.state == SessionState::None && session.epoch != counters.account_epoch {
-        Some("all sessions of the account were revoked after this one was granted; grant a new one".to_string())
     } else if session.max_uses != 0 && counters.session_uses >= session.max_uses {
         Some(format!("session has used all {} of its operations; grant a new one", session.max_uses))
     } else {
@@ -529,7 +619,7 @@ pub fn status_of(session: &Session, id: B256, counters: &Counters, now: u64) -> 
             target: p.target,
             selector: p.selector,
             uses: (i < MAX_COUNTED_PERMISSIONS && p.max_uses != 0).then(|| counters.permission_uses[i]),
-            max_uses: p.max_uses,
+            max_uses: u32::from(p.max_uses),
         })
         .collect();
     let limits = session
@@ -544,6 +634,7 @@ pub fn status_of(session: &Session, id: B256, counters: &Counters, now: u64) -> 
                 kind: match l.kind {
                     LimitKind::Native => "native",
                     LimitKind::Erc20 => "erc20",
+                    LimitKind::Fees => "fees",
                 },
                 token: l.token,
                 cap: l.amount,
@@ -557,11 +648,7 @@ pub fn status_of(session: &Session, id: B256, counters: &Counters, now: u64) -> 
         .collect();
     SessionStatus {
         id,
-        state: match counters.state {
-            SessionState::None => "none",
-            SessionState::Enabled => "enabled",
-            SessionState::Revoked => "revoked",
-        },
+        state: chain.state,
         usable: reason.is_none(),
         reason,
         now,
@@ -571,5 +658,18 @@ pub fn status_of(session: &Session, id: B256, counters: &Counters, now: u64) -> 
         max_uses: session.max_uses,
         permissions,
         limits,
+        fees: FeeStatus {
+            mode: match session.fee_budget {
+                0 => "sponsored",
+                valet_core::session::MAX_FEE_BUDGET if session.limits.iter().any(|l| l.kind == LimitKind::Fees) => {
+                    "per_period"
+                }
+                _ => "budget",
+            },
+            budget: session.fee_budget,
+            spent: counters.fees_spent,
+            left: session.fee_budget.saturating_sub(counters.fees_spent),
+            paymasters: session.paymasters.clone(),
+        },
     }
 }

@@ -24,6 +24,14 @@ alloy::sol!(
     ValetAccountFactory,
     "../../contracts/artifacts/ValetAccountFactory.json"
 );
+/// The account itself: its `validateUserOp` (measured by the direct submitter) and owner views.
+pub mod account {
+    alloy::sol!(
+        #[sol(rpc)]
+        ValetAccount,
+        "../../contracts/artifacts/ValetAccount.json"
+    );
+}
 alloy::sol!(
     #[sol(rpc, abi)]
     ValetNFT,
@@ -41,6 +49,22 @@ alloy::sol!(
 );
 
 impl From<&valet_core::PackedUserOperation> for entry_point::PackedUserOperation {
+    fn from(op: &valet_core::PackedUserOperation) -> Self {
+        Self {
+            sender: op.sender,
+            nonce: op.nonce,
+            initCode: op.init_code.clone(),
+            callData: op.call_data.clone(),
+            accountGasLimits: op.account_gas_limits,
+            preVerificationGas: op.pre_verification_gas,
+            gasFees: op.gas_fees,
+            paymasterAndData: op.paymaster_and_data.clone(),
+            signature: op.signature.clone(),
+        }
+    }
+}
+
+impl From<&valet_core::PackedUserOperation> for account::ValetAccount::PackedUserOperation {
     fn from(op: &valet_core::PackedUserOperation) -> Self {
         Self {
             sender: op.sender,

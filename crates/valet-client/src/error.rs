@@ -84,6 +84,9 @@ pub enum Error {
     /// Executing the calls would revert in the target contract (found while estimating gas).
     #[error("the calls would revert when executed: {0}")]
     ExecutionWouldRevert(String),
+    /// Validating the operation would revert (found while measuring its validation gas).
+    #[error("the operation would be refused in validation: {0}")]
+    ValidationWouldFail(String),
     /// The operation was included but its execution reverted (its counters are spent).
     #[error("operation {user_op_hash} was included but its calls reverted ({reason})")]
     ExecutionReverted {

@@ -13,7 +13,7 @@ pub mod submit;
 pub use valet_core as core;
 
 pub use bundler::BundlerClient;
-pub use client::{Account, Deployment, Executed, Prepared, Proposal, SessionStatus, Valet};
+pub use client::{Account, ChainState, Deployment, Executed, FeeStatus, Prepared, Proposal, SessionStatus, Valet};
 pub use devnet::{Devnet, DevnetAddresses, DevnetOptions};
 pub use error::Error;
 pub use session::{GasLimits, SessionCall, SessionHandle};

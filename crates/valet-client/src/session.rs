@@ -10,6 +10,8 @@ use valet_core::{Counters, Refusal, Request, Session, UserOperation, Verdict, ev
 use crate::Error;
 
 /// Gas limits that cover Valet's session operations on the devnet (a bundler estimates them).
+/// A session's fee budget counts each operation at its maximum cost, so these are not padded
+/// more than a first operation (deploy + enable + a call) needs: 0.00172 ETH at most at 2 gwei.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GasLimits {
     /// Validation (and deployment) gas.
@@ -27,12 +29,27 @@ pub struct GasLimits {
 impl Default for GasLimits {
     fn default() -> Self {
         Self {
-            verification: 1_000_000,
-            call: 400_000,
+            verification: 500_000,
+            call: 300_000,
             pre_verification: 60_000,
-            max_fee: 10_000_000_000,
+            max_fee: 2_000_000_000,
             max_priority_fee: 1_000_000_000,
         }
+    }
+}
+
+impl GasLimits {
+    /// These limits as the gas fields of an operation no paymaster pays for.
+    pub fn op_gas(&self) -> valet_core::OpGas {
+        let op = UserOperation {
+            verification_gas_limit: self.verification,
+            call_gas_limit: self.call,
+            pre_verification_gas: U256::from(self.pre_verification),
+            max_fee_per_gas: self.max_fee,
+            max_priority_fee_per_gas: self.max_priority_fee,
+            ..UserOperation::default()
+        };
+        valet_core::OpGas::of(&op.pack())
     }
 }
 
@@ -84,13 +101,14 @@ impl SessionHandle {
         validator_nonce_key(self.validator, session_lane(self.id))
     }
 
-    /// Pre-flight: whether the validator would accept `call` on `account` at `now` with the
-    /// session's on-chain `counters`, and if not exactly why (valet-core's evaluator).
+    /// Pre-flight: whether the validator would accept `call` with `gas` on `account` at `now`
+    /// with the session's on-chain `counters`, and if not exactly why (valet-core's evaluator).
     pub fn preflight(
         &self,
         account: Address,
         counters: &Counters,
         call: &SessionCall,
+        gas: GasLimits,
         now: u64,
     ) -> Result<Verdict, Refusal> {
         let request = Request {
@@ -100,6 +118,7 @@ impl SessionHandle {
             indices: &call.indices,
             claimed_time: call.claimed_time,
             enable: call.enable,
+            gas: gas.op_gas(),
             now,
         };
         evaluate(&self.session, counters, &request)

@@ -89,10 +89,18 @@ struct Waiting {
     reply: tokio::sync::oneshot::Sender<Result<Vec<OpReceipt>, Error>>,
 }
 
-/// Gas limits [`Direct`] uses where it cannot measure: generous for validation (only prefunded,
-/// never charged), and a fallback for the execution of an account from another factory.
-const DIRECT_VERIFICATION_GAS: u128 = 1_000_000;
+/// Gas limits [`Direct`] uses where it cannot measure. An account's first operation deploys it,
+/// so its validation cannot be simulated beforehand: the deployment is measured and this much is
+/// added for validating (enable-in-first-use with a large session stays well under it). A
+/// fallback for the execution of an account from another factory.
+const DIRECT_FIRST_VALIDATION_GAS: u128 = 250_000;
+/// What the EntryPoint spends in an operation's validation phase besides the account's
+/// `validateUserOp`: the nonce (a new lane's first write, 22,100), the prefund the account sends
+/// it (a transfer and a deposit write), hashing the operation.
+const DIRECT_ENTRY_POINT_VALIDATION_GAS: u128 = 60_000;
 const DIRECT_UNDEPLOYED_CALL_GAS: u128 = 400_000;
+/// EntryPoint v0.7's SenderCreator, which runs initCode.
+const SENDER_CREATOR: Address = alloy::primitives::address!("0xEFC2c1444eBCC4Db75e7613d20C6a62fF67A167C");
 const DIRECT_PER_OP_OVERHEAD: u64 = 10_000;
 /// EIP-1167 minimal proxy runtime code around the implementation's address.
 const EIP1167_HEAD: [u8; 10] = [0x36, 0x3d, 0x3d, 0x37, 0x3d, 0x3d, 0x3d, 0x36, 0x3d, 0x73];
@@ -144,6 +152,7 @@ impl Direct {
                 }
             }
         };
+        let verification = self.verification_gas(op).await?;
         // Pre-verification: the operation's share of the transaction (21,000, as one operation per
         // transaction is the worst case), its calldata and the EntryPoint's per-operation overhead.
         let packed = op.pack();
@@ -153,11 +162,47 @@ impl Direct {
         let pre_verification = 21_000 + DIRECT_PER_OP_OVERHEAD + calldata + 12 * 32 * 4;
         Ok(GasEstimate {
             pre_verification_gas: Quantity(U256::from(pre_verification)),
-            verification_gas_limit: Quantity(U256::from(DIRECT_VERIFICATION_GAS)),
+            verification_gas_limit: Quantity(U256::from(verification)),
             call_gas_limit: Quantity(U256::from(call_gas)),
             paymaster_verification_gas_limit: None,
             paymaster_post_op_gas_limit: None,
         })
+    }
+
+    /// Validation gas as the node measures it. A deployed account's `validateUserOp` is called
+    /// from the EntryPoint with the operation as it stands (its dummy signature makes the
+    /// validator answer "signature failed" rather than revert) and no fee (so a fee budget is not
+    /// what the measure depends on), plus [`DIRECT_ENTRY_POINT_VALIDATION_GAS`] for what the
+    /// EntryPoint does around it. A first operation is measured as its factory call (from the
+    /// SenderCreator, as the EntryPoint makes it) plus [`DIRECT_FIRST_VALIDATION_GAS`]. The
+    /// node's figures include a transaction's 21,000 and calldata, a margin.
+    async fn verification_gas(&self, op: &UserOperation) -> Result<u128, Error> {
+        let measure = |tx: TransactionRequest| async move {
+            self.relayer.estimate_gas(tx).await.map_err(|e| {
+                let decoded = e.as_error_resp().and_then(|r| r.as_revert_data()).and_then(|d| decode_revert(&d));
+                Error::ValidationWouldFail(decoded.unwrap_or_else(|| e.to_string()))
+            })
+        };
+        if let Some(factory) = op.factory {
+            // The factory itself: SenderCreator swallows a failed call, so measuring it would
+            // find the gas at which the factory runs out, not the gas it needs.
+            let tx =
+                TransactionRequest::default().from(SENDER_CREATOR).to(factory).input(op.factory_data.clone().into());
+            return Ok(u128::from(measure(tx).await?) + DIRECT_FIRST_VALIDATION_GAS);
+        }
+        let free = UserOperation { max_fee_per_gas: 0, max_priority_fee_per_gas: 0, ..op.clone() };
+        let packed = free.pack();
+        let hash = packed.hash(self.entry_point, self.chain_id);
+        let call = crate::contracts::account::ValetAccount::validateUserOpCall {
+            userOp: (&packed).into(),
+            userOpHash: hash,
+            missingAccountFunds: U256::ZERO,
+        };
+        let tx = TransactionRequest::default()
+            .from(self.entry_point)
+            .to(op.sender)
+            .input(alloy::sol_types::SolCall::abi_encode(&call).into());
+        Ok(u128::from(measure(tx).await?) + DIRECT_ENTRY_POINT_VALIDATION_GAS)
     }
 
     /// Queues `ops`; whoever gets the lock next sends every queued submission in one

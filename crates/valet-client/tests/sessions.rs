@@ -45,8 +45,12 @@ async fn setup() -> Setup {
 }
 
 impl Setup {
+    /// Grants `spec`; unless it says how fees are paid, with a fee budget of 0.5 ETH (the
+    /// tests' operations pay their own fees).
     async fn grant(&self, spec: &str) -> SessionHandle {
-        let spec = SessionSpec::from_toml(spec).expect("spec parses");
+        let spec =
+            if spec.contains("fees") { spec.to_string() } else { format!("{spec}\n[fees]\nbudget = \"0.5 ether\"\n") };
+        let spec = SessionSpec::from_toml(&spec).expect("spec parses");
         let proposal =
             self.valet.propose(&self.account, &spec, &self.names, &Labels::default()).await.expect("propose");
         let signature = self.owner.sign_hash_sync(&proposal.digest).expect("owner signs").as_bytes();

@@ -10,16 +10,16 @@ pub const RULE_TYPE: &str = "Rule(uint8 arg,uint8 op,bytes32[] values)";
 pub const LIMIT_TYPE: &str = "Limit(uint8 kind,address token,uint128 amount,uint48 period)";
 /// `Permission(...)` without the types it references.
 pub const PERMISSION_TYPE: &str =
-    "Permission(address target,bytes4 selector,uint128 valueLimit,uint24 maxUses,Rule[] rules)";
+    "Permission(address target,bytes4 selector,uint128 valueLimit,uint16 maxUses,Rule[] rules)";
 /// `Session(...)` without the types it references.
-pub const SESSION_TYPE: &str = "Session(address sessionKey,uint48 validAfter,uint48 validUntil,uint32 epoch,\
-uint32 salt,uint24 maxUses,Limit[] limits,Permission[] permissions)";
+pub const SESSION_TYPE: &str = "Session(address sessionKey,uint48 validAfter,uint48 validUntil,uint64 epoch,\
+uint32 salt,uint24 maxUses,uint80 feeBudget,address[] paymasters,Limit[] limits,Permission[] permissions)";
 /// `Grant(address account,Session session)` without the types it references.
 pub const GRANT_TYPE: &str = "Grant(address account,Session session)";
 /// What the owner signs to revoke one session.
 pub const REVOKE_SESSION_TYPE: &str = "RevokeSession(address account,bytes32 sessionId)";
 /// What the owner signs to revoke every session.
-pub const REVOKE_ALL_TYPE: &str = "RevokeAllSessions(address account,uint32 epoch,bytes32[] sessionIds)";
+pub const REVOKE_ALL_TYPE: &str = "RevokeAllSessions(address account,uint64 epoch)";
 
 fn typehash(parts: &[&str]) -> B256 {
     keccak256(parts.concat())
@@ -78,6 +78,7 @@ pub fn session_hash(s: &Session) -> B256 {
             .0
         })
         .collect();
+    let paymasters: Vec<[u8; 32]> = s.paymasters.iter().map(|p| address_word(*p)).collect();
     hash_words(&[
         typehash(&[SESSION_TYPE, LIMIT_TYPE, PERMISSION_TYPE, RULE_TYPE]).0,
         address_word(s.session_key),
@@ -86,6 +87,8 @@ pub fn session_hash(s: &Session) -> B256 {
         word(s.epoch),
         word(s.salt),
         word(s.max_uses),
+        word(s.fee_budget),
+        hash_words(&paymasters).0,
         hash_words(&limits).0,
         hash_words(&permissions).0,
     ])
@@ -128,16 +131,10 @@ pub fn revoke_session_digest(account: Address, session_id: B256, validator: Addr
     typed_digest(validator, chain_id, revoke)
 }
 
-/// The digest the owner signs to revoke every session at `epoch`, listing the enabled ones.
-pub fn revoke_all_digest(
-    account: Address,
-    epoch: u32,
-    session_ids: &[B256],
-    validator: Address,
-    chain_id: u64,
-) -> B256 {
-    let ids: Vec<[u8; 32]> = session_ids.iter().map(|id| id.0).collect();
-    let revoke = hash_words(&[typehash(&[REVOKE_ALL_TYPE]).0, address_word(account), word(epoch), hash_words(&ids).0]);
+/// The digest the owner signs to revoke every session of `account`, which is at `epoch` (the
+/// signature works once: the revoke-all moves the epoch).
+pub fn revoke_all_digest(account: Address, epoch: u64, validator: Address, chain_id: u64) -> B256 {
+    let revoke = hash_words(&[typehash(&[REVOKE_ALL_TYPE]).0, address_word(account), word(epoch)]);
     typed_digest(validator, chain_id, revoke)
 }
 
@@ -194,8 +191,9 @@ pub fn grant_typed_data(
             "Grant": [{ "name": "account", "type": "address" }, { "name": "session", "type": "Session" }],
             "Session": [
                 { "name": "sessionKey", "type": "address" }, { "name": "validAfter", "type": "uint48" },
-                { "name": "validUntil", "type": "uint48" }, { "name": "epoch", "type": "uint32" },
+                { "name": "validUntil", "type": "uint48" }, { "name": "epoch", "type": "uint64" },
                 { "name": "salt", "type": "uint32" }, { "name": "maxUses", "type": "uint24" },
+                { "name": "feeBudget", "type": "uint80" }, { "name": "paymasters", "type": "address[]" },
                 { "name": "limits", "type": "Limit[]" }, { "name": "permissions", "type": "Permission[]" }
             ],
             "Limit": [
@@ -204,7 +202,7 @@ pub fn grant_typed_data(
             ],
             "Permission": [
                 { "name": "target", "type": "address" }, { "name": "selector", "type": "bytes4" },
-                { "name": "valueLimit", "type": "uint128" }, { "name": "maxUses", "type": "uint24" },
+                { "name": "valueLimit", "type": "uint128" }, { "name": "maxUses", "type": "uint16" },
                 { "name": "rules", "type": "Rule[]" }
             ],
             "Rule": [
@@ -220,10 +218,24 @@ pub fn grant_typed_data(
                 "sessionKey": session.session_key, "validAfter": session.valid_after.to_string(),
                 "validUntil": session.valid_until.to_string(), "epoch": session.epoch.to_string(),
                 "salt": session.salt.to_string(), "maxUses": session.max_uses.to_string(),
+                "feeBudget": session.fee_budget.to_string(), "paymasters": session.paymasters,
                 "limits": limits, "permissions": permissions
             }
         }
     }))
+}
+
+/// The revocation of every session as `eth_signTypedData_v4` JSON ([`revoke_all_digest`]).
+pub fn revoke_all_typed_data(account: Address, epoch: u64, validator: Address, chain_id: u64) -> serde_json::Value {
+    serde_json::json!({
+        "types": {
+            "EIP712Domain": domain_type(),
+            "RevokeAllSessions": [{ "name": "account", "type": "address" }, { "name": "epoch", "type": "uint64" }]
+        },
+        "primaryType": "RevokeAllSessions",
+        "domain": domain_json(validator, chain_id),
+        "message": { "account": account, "epoch": epoch.to_string() }
+    })
 }
 
 /// The revocation of one session as `eth_signTypedData_v4` JSON ([`revoke_session_digest`]).

@@ -1,22 +1,26 @@
-//! The policy evaluator: would the validator accept these calls for this session, now, with
+//! The policy evaluator: would the validator accept this operation for this session, now, with
 //! these counters — and if not, exactly why. A mirror of `SessionKeyValidator.validateUserOp`
-//! and the EntryPoint's time check, in the same order, with the same refusals
-//! (`docs/encoding.md` §9). Pure: the time and the on-chain counters are inputs.
+//! and of the EntryPoint's checks around it (gas values, paymasterAndData, time), in the same
+//! order, with the same refusals (`docs/encoding.md` §9). Pure: the time, the operation's gas
+//! fields and the on-chain counters are inputs.
 
 use std::num::NonZeroU64;
 
-use alloy_primitives::{Address, B256, FixedBytes, U256};
+use alloy_primitives::{Address, B256, Bytes, FixedBytes, U256};
 
+use crate::PackedUserOperation;
 use crate::execution::{self, Call};
 use crate::session::{LimitKind, MAX_COUNTED_PERMISSIONS, RuleOp, Session};
 
-/// Where a session stands for an account (`SessionKeyValidator.SessionState`).
+/// Where a session stands in the validator's storage (its state word): `None`, `Enabled` or
+/// `Revoked`. Whether it is usable also depends on the account ([`Counters::installed`],
+/// [`Counters::account_epoch`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum SessionState {
     /// Never enabled (nor revoked): the first use must carry the grant.
     #[default]
     None,
-    /// Enabled and usable.
+    /// Enabled.
     Enabled,
     /// Revoked for good.
     Revoked,
@@ -25,7 +29,7 @@ pub enum SessionState {
 /// The on-chain counters of one session on one account, as the validator's views report them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Counters {
-    /// The session's state.
+    /// The session's stored state.
     pub state: SessionState,
     /// Operations made.
     pub session_uses: u32,
@@ -33,8 +37,98 @@ pub struct Counters {
     pub permission_uses: [u32; MAX_COUNTED_PERMISSIONS],
     /// Per limit: (spent, period index) — spent in that period, for a periodic limit.
     pub limits: Vec<(u128, u64)>,
-    /// The account's revoke-all epoch.
-    pub account_epoch: u32,
+    /// Wei of the account's ETH the session's operations committed to fees (of its fee budget).
+    pub fees_spent: u128,
+    /// Whether the validator is installed on the account.
+    pub installed: bool,
+    /// The account's epoch.
+    pub account_epoch: u64,
+}
+
+/// The fields of an operation that decide what it may cost the account: its gas limits, fees and
+/// paymaster, as packed for the EntryPoint.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OpGas {
+    /// verificationGasLimit (16 bytes) ‖ callGasLimit (16 bytes).
+    pub account_gas_limits: B256,
+    /// preVerificationGas.
+    pub pre_verification_gas: U256,
+    /// maxPriorityFeePerGas (16 bytes) ‖ maxFeePerGas (16 bytes).
+    pub gas_fees: B256,
+    /// paymaster ‖ verification gas (16) ‖ postOp gas (16) ‖ data, or empty.
+    pub paymaster_and_data: Bytes,
+}
+
+impl OpGas {
+    /// The gas fields of `op`.
+    pub fn of(op: &PackedUserOperation) -> Self {
+        Self {
+            account_gas_limits: op.account_gas_limits,
+            pre_verification_gas: op.pre_verification_gas,
+            gas_fees: op.gas_fees,
+            paymaster_and_data: op.paymaster_and_data.clone(),
+        }
+    }
+
+    /// The paymaster named (the first 20 bytes of paymasterAndData), if not zero.
+    pub fn paymaster(&self) -> Option<Address> {
+        let p = self.paymaster_and_data.get(..20).map(Address::from_slice)?;
+        (p != Address::ZERO).then_some(p)
+    }
+
+    /// What the account may pay: the EntryPoint's required prefund when no paymaster pays —
+    /// `(verificationGasLimit + callGasLimit + paymasterVerificationGasLimit +
+    /// paymasterPostOpGasLimit + preVerificationGas) × maxFeePerGas` — and 0 when one does.
+    /// The values must be at most 2^120 - 1 ([`OpGas::check`]).
+    pub fn max_cost(&self) -> U256 {
+        if self.paymaster().is_some() {
+            return U256::ZERO;
+        }
+        let (verification, call) = halves(self.account_gas_limits);
+        let (_, max_fee) = halves(self.gas_fees);
+        let (pm_verification, pm_post_op) = self.paymaster_gas();
+        (U256::from(verification)
+            + U256::from(call)
+            + U256::from(pm_verification)
+            + U256::from(pm_post_op)
+            + self.pre_verification_gas)
+            * U256::from(max_fee)
+    }
+
+    fn paymaster_gas(&self) -> (u128, u128) {
+        let pmd = &self.paymaster_and_data;
+        if pmd.len() < 52 {
+            return (0, 0);
+        }
+        let g = |at: usize| u128::from_be_bytes(pmd[at..at + 16].try_into().expect("16 bytes"));
+        (g(20), g(36))
+    }
+
+    /// The EntryPoint's own checks before the account is called: paymasterAndData empty or at
+    /// least 52 bytes (AA93), every gas value at most 2^120 - 1 (AA94; the validator checks the
+    /// same bound).
+    pub fn check(&self) -> Result<(), Refusal> {
+        let length = self.paymaster_and_data.len();
+        if length != 0 && length < 52 {
+            return Err(Refusal::InvalidPaymasterAndData { length });
+        }
+        let (verification, call) = halves(self.account_gas_limits);
+        let (priority, max_fee) = halves(self.gas_fees);
+        let (pm_verification, pm_post_op) = self.paymaster_gas();
+        let bound = U256::from(1u128 << 120);
+        let too_large = [verification, call, priority, max_fee, pm_verification, pm_post_op]
+            .iter()
+            .any(|v| U256::from(*v) >= bound)
+            || self.pre_verification_gas >= bound;
+        if too_large { Err(Refusal::GasValuesOverflow) } else { Ok(()) }
+    }
+}
+
+fn halves(w: B256) -> (u128, u128) {
+    (
+        u128::from_be_bytes(w[..16].try_into().expect("16 bytes")),
+        u128::from_be_bytes(w[16..].try_into().expect("16 bytes")),
+    )
 }
 
 /// What one operation asks of a session.
@@ -52,6 +146,8 @@ pub struct Request<'a> {
     pub claimed_time: u64,
     /// Whether the operation enables the session (carries the grant).
     pub enable: bool,
+    /// Its gas limits, fees and paymaster.
+    pub gas: OpGas,
     /// The chain's time when the operation is included.
     pub now: u64,
 }
@@ -79,16 +175,49 @@ pub enum Refusal {
     /// The operation carries a grant, but the session is enabled already.
     #[error("session {0} is already enabled: send operations without the grant")]
     AlreadyEnabled(B256),
-    /// The grant was made under another revoke-all epoch.
-    #[error("session {id} was granted under epoch {session_epoch}, the account is at {account_epoch}: grant it again")]
+    /// The session was granted under another epoch: all sessions of the account were revoked,
+    /// or the validator reinstalled, since.
+    #[error(
+        "session {id} was granted under epoch {session_epoch:#x}, the account is at {account_epoch:#x}: all its sessions were revoked since; grant a new one"
+    )]
     EpochMismatch {
         /// Session id.
         id: B256,
         /// Its epoch.
-        session_epoch: u32,
+        session_epoch: u64,
         /// The account's.
-        account_epoch: u32,
+        account_epoch: u64,
     },
+    /// The validator is not installed on the account.
+    #[error("the session key validator is not installed on account {0}")]
+    NotInstalled(Address),
+    /// paymasterAndData is 1 to 51 bytes (the EntryPoint's AA93).
+    #[error("paymasterAndData is {length} bytes: empty, or a paymaster and its two gas limits (52 bytes or more)")]
+    InvalidPaymasterAndData {
+        /// Its length.
+        length: usize,
+    },
+    /// A gas value is above 2^120 - 1 (the EntryPoint's AA94).
+    #[error("a gas limit, preVerificationGas or fee is above 2^120 - 1")]
+    GasValuesOverflow,
+    /// The session may not spend the account's ETH on fees: a paymaster must pay.
+    #[error("session {0} may not spend the account's ETH on fees: its operations must be paid by a paymaster")]
+    PaymasterRequired(B256),
+    /// The operation's maximum cost does not fit in what is left of the fee budget.
+    #[error(
+        "this operation may cost up to {fee} wei in fees, but {spent} of the session's {budget} wei fee budget is spent"
+    )]
+    FeeBudgetExceeded {
+        /// Wei committed so far.
+        spent: u128,
+        /// The operation's maximum cost.
+        fee: U256,
+        /// The budget.
+        budget: u128,
+    },
+    /// The operation names a paymaster the session does not list.
+    #[error("paymaster {0} is not one the session allows")]
+    PaymasterNotAllowed(Address),
     /// The session's operations are used up.
     #[error("session {id} has used all {max_uses} of its operations")]
     SessionUsesExhausted {
@@ -108,8 +237,8 @@ pub enum Refusal {
         /// Indices.
         indices: usize,
     },
-    /// A call targets the account itself or the validator.
-    #[error("call {call} targets {target}: a session may never call the account or the validator")]
+    /// A call targets the account itself, the validator or an EntryPoint.
+    #[error("call {call} targets {target}: a session may never call the account, the validator or an EntryPoint")]
     ForbiddenTarget {
         /// Call index.
         call: usize,
@@ -186,7 +315,7 @@ pub enum Refusal {
         /// Permission index.
         permission: usize,
         /// Its limit.
-        max_uses: u32,
+        max_uses: u16,
     },
     /// An ERC-20 call on a limited token has no amount word.
     #[error("call {call} is an ERC-20 transfer or approval without an amount")]
@@ -255,32 +384,53 @@ const ERC20_APPROVE: [u8; 4] = [0x09, 0x5e, 0xa7, 0xb3];
 const ERC20_INCREASE_ALLOWANCE: [u8; 4] = [0x39, 0x50, 0x93, 0x51];
 const ERC20_TRANSFER_FROM: [u8; 4] = [0x23, 0xb8, 0x72, 0xdd];
 
-/// Evaluates `request` against `session` with `counters`, as the validator would.
+/// The canonical EntryPoints (v0.6, v0.7, v0.8, v0.9): never a session's target (the account's
+/// deposit and stake live there).
+pub const ENTRY_POINTS: [Address; 4] = [
+    alloy_primitives::address!("0x5FF137D4b0FDCD49DcA30c7CF57E578a026d2789"),
+    alloy_primitives::address!("0x0000000071727De22E5E9d8BAf0edAc6f37da032"),
+    alloy_primitives::address!("0x4337084D9E255Ff0702461CF8895CE9E3b5Ff108"),
+    alloy_primitives::address!("0x433709009B8330FDa32311DF1C2AFA402eD8D009"),
+];
+
+/// Evaluates `request` against `session` with `counters`, as the EntryPoint and the validator
+/// would.
 pub fn evaluate(session: &Session, counters: &Counters, request: &Request<'_>) -> Result<Verdict, Refusal> {
     let id = session.id()?;
+    request.gas.check()?;
+    if !counters.installed {
+        return Err(Refusal::NotInstalled(request.account));
+    }
     let mut next = counters.clone();
     next.limits.resize(session.limits.len(), (0, 0));
+    let epoch_mismatch =
+        || Refusal::EpochMismatch { id, session_epoch: session.epoch, account_epoch: counters.account_epoch };
 
     if request.enable {
-        match counters.state {
-            SessionState::Revoked => return Err(Refusal::Revoked(id)),
-            SessionState::Enabled => return Err(Refusal::AlreadyEnabled(id)),
-            SessionState::None => {}
+        if counters.state == SessionState::Revoked {
+            return Err(Refusal::Revoked(id));
         }
         if session.epoch != counters.account_epoch {
-            return Err(Refusal::EpochMismatch {
-                id,
-                session_epoch: session.epoch,
-                account_epoch: counters.account_epoch,
-            });
+            return Err(epoch_mismatch());
         }
-        next = Counters { state: SessionState::Enabled, account_epoch: counters.account_epoch, ..Counters::default() };
-        next.limits = vec![(0, 0); session.limits.len()];
+        if counters.state == SessionState::Enabled {
+            return Err(Refusal::AlreadyEnabled(id));
+        }
+        // Enabling writes a fresh state word (uses and fees spent 0); limit words are not
+        // touched (a session never enabled has never spent from them).
+        next.state = SessionState::Enabled;
+        next.session_uses = 0;
+        next.permission_uses = [0; MAX_COUNTED_PERMISSIONS];
+        next.fees_spent = 0;
     } else {
-        match counters.state {
-            SessionState::Enabled => {}
-            SessionState::Revoked => return Err(Refusal::Revoked(id)),
-            SessionState::None => return Err(Refusal::NotEnabled(id)),
+        if counters.state == SessionState::Revoked {
+            return Err(Refusal::Revoked(id));
+        }
+        if session.epoch != counters.account_epoch {
+            return Err(epoch_mismatch());
+        }
+        if counters.state == SessionState::None {
+            return Err(Refusal::NotEnabled(id));
         }
     }
 
@@ -291,6 +441,7 @@ pub fn evaluate(session: &Session, counters: &Counters, request: &Request<'_>) -
         next.session_uses += 1;
     }
 
+    let fee = request.gas.max_cost();
     let mut spend = vec![U256::ZERO; session.limits.len()];
     let indices = request.indices.len();
     execution::visit(
@@ -301,7 +452,10 @@ pub fn evaluate(session: &Session, counters: &Counters, request: &Request<'_>) -
 
     let mut valid_after = session.valid_after;
     let mut valid_until = session.valid_until;
-    for (l, amount) in spend.iter().enumerate() {
+    for (l, amount) in spend.iter_mut().enumerate() {
+        if session.limits[l].kind == LimitKind::Fees {
+            *amount = fee;
+        }
         if amount.is_zero() {
             continue;
         }
@@ -335,6 +489,25 @@ pub fn evaluate(session: &Session, counters: &Counters, request: &Request<'_>) -
         next.limits[l] = (spent + amount.to::<u128>(), period);
     }
 
+    match request.gas.paymaster() {
+        Some(paymaster) => {
+            if !session.paymasters.is_empty() && !session.paymasters.contains(&paymaster) {
+                return Err(Refusal::PaymasterNotAllowed(paymaster));
+            }
+        }
+        None if fee.is_zero() => {}
+        None => {
+            let (spent, budget) = (next.fees_spent, session.fee_budget);
+            if spent > budget || fee > U256::from(budget - spent) {
+                if budget == 0 {
+                    return Err(Refusal::PaymasterRequired(id));
+                }
+                return Err(Refusal::FeeBudgetExceeded { spent, fee, budget });
+            }
+            next.fees_spent = spent + fee.to::<u128>();
+        }
+    }
+
     if request.now < valid_after || request.now > valid_until {
         return Err(Refusal::OutsideWindow { valid_after, valid_until, now: request.now });
     }
@@ -350,7 +523,7 @@ fn check_call(
     i: usize,
     call: &Call,
 ) -> Result<(), Refusal> {
-    if call.target == request.account || call.target == request.validator {
+    if call.target == request.account || call.target == request.validator || ENTRY_POINTS.contains(&call.target) {
         return Err(Refusal::ForbiddenTarget { call: i, target: call.target });
     }
     let k = usize::from(request.indices[i]);
@@ -400,7 +573,7 @@ fn check_call(
     }
     if p.max_uses != 0 {
         let uses = &mut next.permission_uses[k];
-        if *uses >= p.max_uses {
+        if *uses >= u32::from(p.max_uses) {
             return Err(Refusal::PermissionUsesExhausted { id, permission: k, max_uses: p.max_uses });
         }
         *uses += 1;
@@ -409,7 +582,7 @@ fn check_call(
         let amount = match limit.kind {
             LimitKind::Native => call.value,
             LimitKind::Erc20 if call.target == limit.token => token_amount(i, data)?,
-            LimitKind::Erc20 => U256::ZERO,
+            LimitKind::Erc20 | LimitKind::Fees => U256::ZERO,
         };
         spend[l] = spend[l].saturating_add(amount);
     }

@@ -4,14 +4,18 @@ use alloy_primitives::{Address, B256, Bytes, FixedBytes, keccak256};
 
 use crate::Error;
 
-/// Bytes of the fixed session header.
-pub const HEADER_LENGTH: usize = 44;
+/// Bytes of the fixed session header, up to and including the paymaster count.
+pub const HEADER_LENGTH: usize = 58;
+/// Bytes of one paymaster.
+pub const PAYMASTER_LENGTH: usize = 20;
 /// Bytes of one limit.
 pub const LIMIT_LENGTH: usize = 43;
 /// Bytes of a permission before its rules.
-pub const PERMISSION_HEADER_LENGTH: usize = 44;
+pub const PERMISSION_HEADER_LENGTH: usize = 43;
 /// Bytes of a rule before its values.
 pub const RULE_HEADER_LENGTH: usize = 3;
+/// Most paymasters a session lists.
+pub const MAX_PAYMASTERS: usize = 8;
 /// Most limits in a session.
 pub const MAX_LIMITS: usize = 8;
 /// Most permissions in a session.
@@ -25,8 +29,16 @@ pub const MAX_COUNTED_PERMISSIONS: usize = 9;
 /// Longest packed session (its length travels as a uint16).
 pub const MAX_SESSION_LENGTH: usize = u16::MAX as usize;
 
+/// The largest fee budget (uint80 wei, about 1.2 million ETH).
+pub const MAX_FEE_BUDGET: u128 = (1 << 80) - 1;
+
 const U48_MAX: u64 = (1 << 48) - 1;
 const U24_MAX: u32 = (1 << 24) - 1;
+
+/// The ERC-20 functions a token limit counts: `transfer`, `approve`, `increaseAllowance`,
+/// `transferFrom`. A permission on a limited token may call only these.
+pub const COUNTED_TOKEN_SELECTORS: [[u8; 4]; 4] =
+    [[0xa9, 0x05, 0x9c, 0xbb], [0x09, 0x5e, 0xa7, 0xb3], [0x39, 0x50, 0x93, 0x51], [0x23, 0xb8, 0x72, 0xdd]];
 
 /// A condition on one static ABI word of a call's arguments; the codes are the validator's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -89,6 +101,9 @@ pub enum LimitKind {
     Native = 0,
     /// An ERC-20's transfers, transferFroms, approvals and allowance increases.
     Erc20 = 1,
+    /// The account's ETH committed to network fees: each operation's maximum cost when no
+    /// paymaster pays (a fee allowance, usually per period, beside the session's fee budget).
+    Fees = 2,
 }
 
 /// A cumulative bound, over the whole session (`period == 0`) or refilled every `period` seconds.
@@ -113,8 +128,8 @@ pub struct Permission {
     pub selector: FixedBytes<4>,
     /// The most native value one call may send (0 = none).
     pub value_limit: u128,
-    /// Calls allowed in all (uint24; 0 = not counted). Only permissions 0..8 may count.
-    pub max_uses: u32,
+    /// Calls allowed in all (uint16; 0 = not counted). Only permissions 0..8 may count.
+    pub max_uses: u16,
     /// Conditions on the arguments; all must pass.
     pub rules: Vec<Rule>,
 }
@@ -124,16 +139,22 @@ pub struct Permission {
 pub struct Session {
     /// The key that signs the session's operations.
     pub session_key: Address,
-    /// First valid second (uint48, inclusive).
+    /// First valid second (uint48, inclusive; at least 1).
     pub valid_after: u64,
     /// Last valid second (uint48, inclusive; after `valid_after`).
     pub valid_until: u64,
-    /// The account's revoke-all epoch when granted.
-    pub epoch: u32,
+    /// The account's epoch when granted (it changes, unpredictably, on every revoke-all).
+    pub epoch: u64,
     /// Distinguishes otherwise identical sessions.
     pub salt: u32,
     /// Operations allowed in all (uint24; 0 = not counted).
     pub max_uses: u32,
+    /// The most of the account's ETH (wei, uint80) the session's operations may commit to
+    /// network fees, counted at each operation's maximum cost; 0 = none: every operation must
+    /// be paid by a paymaster.
+    pub fee_budget: u128,
+    /// The only paymasters an operation may name (any, if empty).
+    pub paymasters: Vec<Address>,
     /// Cumulative limits.
     pub limits: Vec<Limit>,
     /// Allowed calls (1..16).
@@ -147,15 +168,22 @@ impl Session {
         fits("valid_after", self.valid_after.into(), U48_MAX.into())?;
         fits("valid_until", self.valid_until.into(), U48_MAX.into())?;
         fits("max_uses", self.max_uses.into(), U24_MAX.into())?;
+        fits("fee_budget", self.fee_budget, MAX_FEE_BUDGET)?;
+        fits("paymaster count", self.paymasters.len() as u128, MAX_PAYMASTERS as u128)?;
         fits("limit count", self.limits.len() as u128, MAX_LIMITS as u128)?;
         fits("permission count", self.permissions.len() as u128, MAX_PERMISSIONS as u128)?;
-        let mut out = Vec::with_capacity(HEADER_LENGTH + 1 + 64 * self.permissions.len());
+        let mut out = Vec::with_capacity(HEADER_LENGTH + 2 + 64 * self.permissions.len());
         out.extend_from_slice(self.session_key.as_slice());
         out.extend_from_slice(&self.valid_after.to_be_bytes()[2..]);
         out.extend_from_slice(&self.valid_until.to_be_bytes()[2..]);
         out.extend_from_slice(&self.epoch.to_be_bytes());
         out.extend_from_slice(&self.salt.to_be_bytes());
         out.extend_from_slice(&self.max_uses.to_be_bytes()[1..]);
+        out.extend_from_slice(&self.fee_budget.to_be_bytes()[6..]);
+        out.push(self.paymasters.len() as u8);
+        for paymaster in &self.paymasters {
+            out.extend_from_slice(paymaster.as_slice());
+        }
         out.push(self.limits.len() as u8);
         for limit in &self.limits {
             fits("limit period", limit.period.into(), U48_MAX.into())?;
@@ -166,12 +194,11 @@ impl Session {
         }
         out.push(self.permissions.len() as u8);
         for p in &self.permissions {
-            fits("permission max_uses", p.max_uses.into(), U24_MAX.into())?;
             fits("rule count", p.rules.len() as u128, MAX_RULES as u128)?;
             out.extend_from_slice(p.target.as_slice());
             out.extend_from_slice(p.selector.as_slice());
             out.extend_from_slice(&p.value_limit.to_be_bytes());
-            out.extend_from_slice(&p.max_uses.to_be_bytes()[1..]);
+            out.extend_from_slice(&p.max_uses.to_be_bytes());
             out.push(p.rules.len() as u8);
             for r in &p.rules {
                 fits("rule value count", r.values.len() as u128, MAX_ONE_OF_VALUES as u128)?;
@@ -199,13 +226,20 @@ impl Session {
         let session_key = r.address();
         let valid_after = r.uint(6) as u64;
         let valid_until = r.uint(6) as u64;
-        let epoch = r.uint(4) as u32;
+        let epoch = r.uint(8) as u64;
         let salt = r.uint(4) as u32;
         let max_uses = r.uint(3) as u32;
+        let fee_budget = r.uint(10);
+        let paymaster_count = r.uint(1) as usize;
+        let paymasters = (0..paymaster_count).map(|_| r.address()).collect();
         let limit_count = r.uint(1) as usize;
         let mut limits = Vec::with_capacity(limit_count);
         for _ in 0..limit_count {
-            let kind = if r.uint(1) == 0 { LimitKind::Native } else { LimitKind::Erc20 };
+            let kind = match r.uint(1) {
+                0 => LimitKind::Native,
+                1 => LimitKind::Erc20,
+                _ => LimitKind::Fees,
+            };
             let token = r.address();
             let amount = r.uint(16);
             let period = r.uint(6) as u64;
@@ -217,7 +251,7 @@ impl Session {
             let target = r.address();
             let selector = FixedBytes::from_slice(r.take(4));
             let value_limit = r.uint(16);
-            let max_uses = r.uint(3) as u32;
+            let max_uses = r.uint(2) as u16;
             let rule_count = r.uint(1) as usize;
             let mut rules = Vec::with_capacity(rule_count);
             for _ in 0..rule_count {
@@ -230,7 +264,18 @@ impl Session {
             }
             permissions.push(Permission { target, selector, value_limit, max_uses, rules });
         }
-        Ok(Self { session_key, valid_after, valid_until, epoch, salt, max_uses, limits, permissions })
+        Ok(Self {
+            session_key,
+            valid_after,
+            valid_until,
+            epoch,
+            salt,
+            max_uses,
+            fee_budget,
+            paymasters,
+            limits,
+            permissions,
+        })
     }
 }
 
@@ -272,7 +317,7 @@ fn malformed(offset: usize, reason: &'static str) -> Error {
 /// same offsets and reasons.
 pub fn check_encoding(s: &[u8]) -> Result<(), Error> {
     let len = s.len();
-    if len < HEADER_LENGTH + 1 {
+    if len < HEADER_LENGTH {
         return Err(malformed(len, "shorter than the header"));
     }
     if len > MAX_SESSION_LENGTH {
@@ -281,27 +326,50 @@ pub fn check_encoding(s: &[u8]) -> Result<(), Error> {
     if s[0..20].iter().all(|b| *b == 0) {
         return Err(malformed(0, "session key is zero"));
     }
+    if be(s, 20, 6) == 0 {
+        return Err(malformed(20, "validAfter is zero"));
+    }
     if be(s, 26, 6) <= be(s, 20, 6) {
         return Err(malformed(26, "validUntil is not after validAfter"));
     }
-    let limits = s[43] as usize;
-    if limits > MAX_LIMITS {
-        return Err(malformed(43, "more than 8 limits"));
+    let paymasters = s[57] as usize;
+    if paymasters > MAX_PAYMASTERS {
+        return Err(malformed(57, "more than 8 paymasters"));
     }
     let mut o = HEADER_LENGTH;
+    if len < o + paymasters * PAYMASTER_LENGTH + 2 {
+        return Err(malformed(o, "paymasters cut short"));
+    }
+    for _ in 0..paymasters {
+        if s[o..o + 20].iter().all(|b| *b == 0) {
+            return Err(malformed(o, "paymaster is zero"));
+        }
+        o += PAYMASTER_LENGTH;
+    }
+    let limit_base = o;
+    let limits = s[o] as usize;
+    if limits > MAX_LIMITS {
+        return Err(malformed(o, "more than 8 limits"));
+    }
+    o += 1;
     for _ in 0..limits {
         if len < o + LIMIT_LENGTH + 1 {
             return Err(malformed(o, "limit cut short"));
         }
         let token_is_zero = s[o + 1..o + 21].iter().all(|b| *b == 0);
         match s[o] {
-            0 if !token_is_zero => return Err(malformed(o + 1, "native limit names a token")),
             1 if token_is_zero => return Err(malformed(o + 1, "ERC-20 limit without a token")),
-            0 | 1 => {}
+            0 | 2 if !token_is_zero => return Err(malformed(o + 1, "native or fee limit names a token")),
+            0..=2 => {}
             _ => return Err(malformed(o, "unknown limit kind")),
         }
         o += LIMIT_LENGTH;
     }
+    let limited_tokens: Vec<&[u8]> = (0..limits)
+        .map(|l| limit_base + 1 + l * LIMIT_LENGTH)
+        .filter(|&at| s[at] == LimitKind::Erc20 as u8)
+        .map(|at| &s[at + 1..at + 21])
+        .collect();
     let permissions = s[o] as usize;
     if permissions == 0 || permissions > MAX_PERMISSIONS {
         return Err(malformed(o, "not 1..16 permissions"));
@@ -314,12 +382,16 @@ pub fn check_encoding(s: &[u8]) -> Result<(), Error> {
         if s[o..o + 20].iter().all(|b| *b == 0) {
             return Err(malformed(o, "permission target is zero"));
         }
-        if k >= MAX_COUNTED_PERMISSIONS && be(s, o + 40, 3) != 0 {
+        let selector: [u8; 4] = [s[o + 20], s[o + 21], s[o + 22], s[o + 23]];
+        if !COUNTED_TOKEN_SELECTORS.contains(&selector) && limited_tokens.contains(&&s[o..o + 20]) {
+            return Err(malformed(o + 20, "function on a limited token that its limit does not count"));
+        }
+        if k >= MAX_COUNTED_PERMISSIONS && be(s, o + 40, 2) != 0 {
             return Err(malformed(o + 40, "only permissions 0..8 may have maxUses"));
         }
-        let rules = s[o + 43] as usize;
+        let rules = s[o + 42] as usize;
         if rules > MAX_RULES {
-            return Err(malformed(o + 43, "more than 16 rules"));
+            return Err(malformed(o + 42, "more than 16 rules"));
         }
         o += PERMISSION_HEADER_LENGTH;
         for _ in 0..rules {

@@ -9,7 +9,11 @@
 //! function = "mint(address to, uint256 quantity)"
 //! rules    = [{ arg = "to", eq = "$account" }, { arg = "quantity", lte = 5 }]
 //! max_uses = 10
+//! [fees]
+//! budget   = "0.01 ether"                     # what the account's ETH may pay in network fees
 //! ```
+//!
+//! Without `[fees]` a session spends none of the account's ETH on fees: a paymaster must pay.
 
 use std::collections::BTreeMap;
 
@@ -18,10 +22,10 @@ use serde::Deserialize;
 
 use crate::Error;
 use crate::evaluator::Refusal;
-use crate::session::{Limit, LimitKind, Permission, Rule, RuleOp, Session};
+use crate::session::{COUNTED_TOKEN_SELECTORS, Limit, LimitKind, MAX_FEE_BUDGET, Permission, Rule, RuleOp, Session};
 
 /// The demo's session: mint on the demo NFT to the account itself, at most 5 per call, 10
-/// times, for an hour.
+/// times, for an hour, with up to 0.01 ETH of the account's ETH for network fees.
 pub const DEMO_MINT_SPEC: &str = r#"
 valid_for = "1h"
 [[permission]]
@@ -29,10 +33,12 @@ target   = "ValetNFT"
 function = "mint(address to, uint256 quantity)"
 rules    = [{ arg = "to", eq = "$account" }, { arg = "quantity", lte = 5 }]
 max_uses = 10
+[fees]
+budget = "0.01 ether"
 "#;
 
 /// The demo's recurring payment: ValetToken transfers to one payee, at most 10 tokens a day,
-/// for a week.
+/// for a week, with up to 0.005 ETH a day of the account's ETH for network fees.
 pub const DEMO_PAYMENT_SPEC: &str = r#"
 valid_for = "7d"
 [[permission]]
@@ -43,9 +49,13 @@ rules    = [{ arg = "to", eq = "Payee" }]
 token  = "ValetToken"
 amount = "10 ether"
 period = "1d"
+[fees]
+per_period = "0.005 ether"
+period     = "1d"
 "#;
 
-/// The demo's DAO session: votes (for, against or abstain) on the demo DAO, three in all, for a day.
+/// The demo's DAO session: votes (for, against or abstain) on the demo DAO, three in all, for a
+/// day, with up to 0.005 ETH of the account's ETH for network fees.
 pub const DEMO_VOTE_SPEC: &str = r#"
 valid_for = "1d"
 [[permission]]
@@ -53,6 +63,8 @@ target   = "ValetDAO"
 function = "castVote(uint256 proposalId, uint8 support)"
 rules    = [{ arg = "support", in_range = [0, 2] }]
 max_uses = 3
+[fees]
+budget = "0.005 ether"
 "#;
 
 /// A number in a spec: an integer, or a string ("5", "0x10", "1.5 ether", "10 gwei").
@@ -111,7 +123,7 @@ pub struct PermissionSpec {
     pub function: Option<String>,
     /// Native value one call may send ("0.1 ether"); none by default.
     pub value_limit: Option<Amount>,
-    /// Calls allowed in all.
+    /// Calls allowed in all (at most 65,535).
     pub max_uses: Option<u32>,
     /// Conditions on arguments.
     #[serde(default)]
@@ -130,6 +142,33 @@ pub struct LimitSpec {
     pub amount: Option<Amount>,
     /// Refill period ("1d", "12h"); absent = over the whole session.
     pub period: Option<String>,
+}
+
+/// How a session's operations pay their network fees, as written: `fees = "sponsored"`, or a
+/// table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum FeesSpec {
+    /// `"sponsored"`: a paymaster pays every operation; none of the account's ETH goes to fees
+    /// (what a session without `fees` means too).
+    Mode(String),
+    /// A budget, an allowance per period, paymasters.
+    Rule(FeeRuleSpec),
+}
+
+/// The fee rule as a table.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeeRuleSpec {
+    /// The most of the account's ETH the operations may commit to fees over the whole session
+    /// ("0.01 ether"), counted at each operation's maximum cost.
+    pub budget: Option<Amount>,
+    /// The most per `period` ("0.001 ether"), refilled every period.
+    pub per_period: Option<Amount>,
+    /// The period of `per_period` ("1d").
+    pub period: Option<String>,
+    /// Paymasters (addresses or names) that may pay instead; only these, if given.
+    pub paymasters: Option<Vec<String>>,
 }
 
 /// A session as an app writes it.
@@ -152,6 +191,8 @@ pub struct SessionSpec {
     /// Cumulative limits.
     #[serde(default, rename = "limit")]
     pub limits: Vec<LimitSpec>,
+    /// How fees are paid; absent: by a paymaster only.
+    pub fees: Option<FeesSpec>,
 }
 
 /// What resolving a spec needs from outside: the time, the key, the account's epoch, names.
@@ -161,8 +202,8 @@ pub struct SpecContext {
     pub now: u64,
     /// The session key the session is for.
     pub session_key: Address,
-    /// The account's current revoke-all epoch.
-    pub account_epoch: u32,
+    /// The account's current epoch.
+    pub account_epoch: u64,
     /// Names usable for targets and tokens (e.g. the devnet's contracts).
     pub names: BTreeMap<String, Address>,
 }
@@ -357,6 +398,12 @@ impl SessionSpec {
     /// and rules on arguments it cannot compare (dynamic types, ordering on signed integers).
     pub fn resolve(&self, ctx: &SpecContext) -> Result<Session, Error> {
         let valid_after = self.valid_after.unwrap_or(ctx.now);
+        if valid_after == 0 {
+            return Err(spec_error(
+                "valid_after",
+                "0 is not a start time (a window ending at second 0 would read as \"no expiry\"): give unix seconds from 1",
+            ));
+        }
         let valid_until = match (self.valid_until, &self.valid_for) {
             (Some(_), Some(_)) => return Err(spec_error("session", "give valid_for or valid_until, not both")),
             (Some(until), None) => until,
@@ -388,9 +435,14 @@ impl SessionSpec {
             };
             limits.push(limit);
         }
+        let (fee_budget, paymasters, fee_limit) = self.resolve_fees(ctx)?;
+        limits.extend(fee_limit);
         let mut permissions = Vec::new();
         for (k, spec) in self.permissions.iter().enumerate() {
-            permissions.push(resolve_permission(spec, ctx, &format!("permission {k}"))?);
+            let at = format!("permission {k}");
+            let permission = resolve_permission(spec, ctx, &at)?;
+            check_counted_on_limited_token(&permission, spec, &limits, &at)?;
+            permissions.push(permission);
         }
         let session = Session {
             session_key: ctx.session_key,
@@ -399,12 +451,97 @@ impl SessionSpec {
             epoch: ctx.account_epoch,
             salt: self.salt.unwrap_or(0),
             max_uses: self.max_uses.unwrap_or(0),
+            fee_budget,
+            paymasters,
             limits,
             permissions,
         };
         session.encode()?;
         Ok(session)
     }
+
+    /// The fee budget, the paymaster list and the fee allowance per period, if any.
+    fn resolve_fees(&self, ctx: &SpecContext) -> Result<(u128, Vec<Address>, Option<Limit>), Error> {
+        let rule = match &self.fees {
+            None => return Ok((0, Vec::new(), None)),
+            Some(FeesSpec::Mode(mode)) if mode == "sponsored" => return Ok((0, Vec::new(), None)),
+            Some(FeesSpec::Mode(other)) => {
+                return Err(spec_error(
+                    "fees",
+                    format!(
+                        "`{other}`: write fees = \"sponsored\", or a table with budget, per_period and period, paymasters"
+                    ),
+                ));
+            }
+            Some(FeesSpec::Rule(rule)) => rule,
+        };
+        let at = "fees";
+        let amount = |a: &Amount, what: &str| -> Result<u128, Error> {
+            let wei = parse_amount(a, &format!("fees.{what}"))?;
+            if wei > U256::from(MAX_FEE_BUDGET) {
+                return Err(spec_error(
+                    at,
+                    format!("{what} = {wei} wei is above the most a session may hold ({MAX_FEE_BUDGET} wei)"),
+                ));
+            }
+            Ok(wei.to::<u128>())
+        };
+        let budget = rule.budget.as_ref().map(|b| amount(b, "budget")).transpose()?;
+        let fee_limit = match (&rule.per_period, &rule.period) {
+            (Some(per), Some(period)) => {
+                let seconds = parse_duration(period)?;
+                if seconds == 0 {
+                    return Err(spec_error(at, "period must be at least one second"));
+                }
+                Some(Limit {
+                    kind: LimitKind::Fees,
+                    token: Address::ZERO,
+                    amount: amount(per, "per_period")?,
+                    period: seconds,
+                })
+            }
+            (Some(_), None) => return Err(spec_error(at, "per_period needs a period (\"1d\")")),
+            (None, Some(_)) => return Err(spec_error(at, "period needs per_period (the amount per period)")),
+            (None, None) => None,
+        };
+        // An allowance per period alone caps nothing else: the budget is then the largest.
+        let budget = budget.unwrap_or(if fee_limit.is_some() { MAX_FEE_BUDGET } else { 0 });
+        let mut paymasters = Vec::new();
+        for (i, name) in rule.paymasters.iter().flatten().enumerate() {
+            paymasters.push(address_of(name, ctx, &format!("fees.paymasters[{i}]"))?);
+        }
+        if budget == 0 && fee_limit.is_none() && rule.paymasters.is_none() {
+            return Err(spec_error(
+                at,
+                "give budget (\"0.01 ether\"), per_period with period, or paymasters; or write fees = \"sponsored\"",
+            ));
+        }
+        Ok((budget, paymasters, fee_limit))
+    }
+}
+
+/// A permission on the token of an ERC-20 limit may only call what the limit counts: any other
+/// function of the token (`burn`, `transferAndCall`, a plain transfer into it, …) could move it
+/// uncounted (the validator refuses such sessions too).
+fn check_counted_on_limited_token(
+    permission: &Permission,
+    spec: &PermissionSpec,
+    limits: &[Limit],
+    at: &str,
+) -> Result<(), Error> {
+    let limited = limits.iter().any(|l| l.kind == LimitKind::Erc20 && l.token == permission.target);
+    if limited && !COUNTED_TOKEN_SELECTORS.contains(&permission.selector.0) {
+        let function = spec.function.as_deref().unwrap_or("a plain transfer (no function)");
+        return Err(spec_error(
+            at,
+            format!(
+                "{function} on {}: the session limits this token, and the limit counts only transfer, \
+                 transferFrom, approve and increaseAllowance; any other function could move it uncounted",
+                spec.target
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn resolve_permission(spec: &PermissionSpec, ctx: &SpecContext, at: &str) -> Result<Permission, Error> {
@@ -424,12 +561,41 @@ fn resolve_permission(spec: &PermissionSpec, ctx: &SpecContext, at: &str) -> Res
     for (j, r) in spec.rules.iter().enumerate() {
         let at = format!("{at}, rule {j}");
         let f = function.as_ref().ok_or_else(|| spec_error(&at, "a plain transfer has no arguments to rule on"))?;
-        rules.push(resolve_rule(r, f, &at, ctx)?);
+        rules.extend(resolve_rule(r, f, &at, ctx)?);
     }
-    Ok(Permission { target, selector, value_limit, max_uses: spec.max_uses.unwrap_or(0), rules })
+    let max_uses = u16::try_from(spec.max_uses.unwrap_or(0)).map_err(|_| {
+        spec_error(
+            at,
+            format!(
+                "max_uses = {} is above 65535, the most calls one permission counts (use the session's max_uses)",
+                spec.max_uses.unwrap_or(0)
+            ),
+        )
+    })?;
+    Ok(Permission { target, selector, value_limit, max_uses, rules })
 }
 
-fn resolve_rule(r: &RuleSpec, f: &Function, at: &str, ctx: &SpecContext) -> Result<Rule, Error> {
+/// The largest clean word of a type narrower than 256 bits whose clean words are exactly
+/// `0..=max` (unsigned integers, addresses, bools); `None` for full words and for the types
+/// that are not such a range (signed integers, `bytesN`), whose rules are restricted instead.
+fn word_max(ty: &str) -> Option<U256> {
+    let bits: usize = match ty {
+        "address" => 160,
+        "bool" => 1,
+        t if t.starts_with("uint") => t[4..].parse().unwrap_or(256),
+        _ => return None,
+    };
+    (bits < 256).then(|| (U256::from(1) << bits) - U256::from(1))
+}
+
+/// The rules one written rule becomes. Rules compare whole 32-byte words, but a target may read
+/// an argument narrower than a word by truncating it (hand-written assembly, old compilers), so
+/// a word with bits beyond the type could pass a rule and mean something else to the target. The
+/// compiler therefore only emits rules that refuse such words: on `uintN` (N < 256), `address`
+/// and `bool`, `gt`/`gte` become `in_range` up to the type's largest value and `ne` gets a
+/// second rule `≤` that value (eq, one_of, lt, lte, in_range with values of the type already
+/// refuse them); on `intN` (N < 256) and `bytesN` (N < 32) only eq and one_of are accepted.
+fn resolve_rule(r: &RuleSpec, f: &Function, at: &str, ctx: &SpecContext) -> Result<Vec<Rule>, Error> {
     let arg = f.arg(&r.arg).ok_or_else(|| {
         let names: Vec<&str> = f.args.iter().map(|a| a.name.as_str()).collect();
         spec_error(at, format!("`{}` is not an argument of {} (arguments: {})", r.arg, f.signature(), names.join(", ")))
@@ -473,11 +639,39 @@ fn resolve_rule(r: &RuleSpec, f: &Function, at: &str, ctx: &SpecContext) -> Resu
             ),
         ));
     }
+    let narrow_signed = signed && arg.ty != "int256";
+    let narrow_bytes = arg.ty.starts_with("bytes") && arg.ty != "bytes32";
+    if (narrow_signed || narrow_bytes) && !matches!(op, RuleOp::Eq | RuleOp::OneOf) {
+        return Err(spec_error(
+            at,
+            format!(
+                "`{}` is {}, narrower than a word: only eq and one_of refuse words with bits beyond the type, \
+                 which a target that truncates would read as another value",
+                r.arg, arg.ty
+            ),
+        ));
+    }
     if *op == RuleOp::Eq && matches!(values[0], Value::Text(t) if t == "$account") && arg.ty == "address" {
-        return Ok(Rule { arg: word, op: RuleOp::SelfAccount, values: vec![] });
+        return Ok(vec![Rule { arg: word, op: RuleOp::SelfAccount, values: vec![] }]);
     }
     let words = values.iter().map(|v| encode_value(v, &arg.ty, ctx, at)).collect::<Result<Vec<_>, _>>()?;
-    Ok(Rule { arg: word, op: *op, values: words })
+    let Some(max) = word_max(&arg.ty) else {
+        return Ok(vec![Rule { arg: word, op: *op, values: words }]);
+    };
+    let v0 = U256::from_be_bytes(words[0].0);
+    let range = |lo: U256| Rule { arg: word, op: RuleOp::InRange, values: vec![B256::from(lo), B256::from(max)] };
+    Ok(match op {
+        RuleOp::Gt if v0 >= max => {
+            return Err(spec_error(at, format!("no {} is greater than {v0}", arg.ty)));
+        }
+        RuleOp::Gt => vec![range(v0 + U256::from(1))],
+        RuleOp::Gte => vec![range(v0)],
+        RuleOp::Ne => vec![
+            Rule { arg: word, op: RuleOp::Ne, values: words },
+            Rule { arg: word, op: RuleOp::Lte, values: vec![B256::from(max)] },
+        ],
+        _ => vec![Rule { arg: word, op: *op, values: words }],
+    })
 }
 
 fn encode_value(v: &Value, ty: &str, ctx: &SpecContext, at: &str) -> Result<B256, Error> {
@@ -548,6 +742,13 @@ impl Labels {
         }
     }
 
+    fn name_or_address(&self, a: Address) -> String {
+        match self.tokens.get(&a) {
+            Some((symbol, _)) => symbol.clone(),
+            None => self.address(a),
+        }
+    }
+
     fn token_amount(&self, token: Address, amount: u128) -> String {
         match self.tokens.get(&token) {
             Some((symbol, decimals)) => format!("{} {symbol}", units(amount, *decimals)),
@@ -596,6 +797,13 @@ fn span(seconds: u64) -> String {
     if n == 1 { format!("1 {unit}") } else { format!("{n} {unit}s") }
 }
 
+/// Whether `rule` is the compiler's guard that a narrow argument holds a value of its type (the
+/// second rule of an `ne`, see [`resolve_rule`]); summaries leave it out.
+fn is_type_guard(rule: &Rule, arg: Option<&Arg>) -> bool {
+    let max = arg.and_then(|a| word_max(&a.ty));
+    rule.op == RuleOp::Lte && max.is_some_and(|m| U256::from_be_bytes(rule.values[0].0) == m)
+}
+
 fn rule_text(rule: &Rule, arg: Option<&Arg>, labels: &Labels) -> String {
     let name = arg.map(|a| if a.name.is_empty() { format!("argument {}", rule.arg) } else { a.name.clone() });
     let name = name.unwrap_or_else(|| format!("argument {}", rule.arg));
@@ -606,6 +814,7 @@ fn rule_text(rule: &Rule, arg: Option<&Arg>, labels: &Labels) -> String {
         _ => U256::from_be_bytes(w.0).to_string(),
     };
     let values: Vec<String> = rule.values.iter().map(value).collect();
+    let type_max = arg.and_then(|a| word_max(&a.ty));
     match rule.op {
         RuleOp::Eq => format!("{name} = {}", values[0]),
         RuleOp::Ne => format!("{name} ≠ {}", values[0]),
@@ -613,10 +822,52 @@ fn rule_text(rule: &Rule, arg: Option<&Arg>, labels: &Labels) -> String {
         RuleOp::Gte => format!("{name} ≥ {}", values[0]),
         RuleOp::Lt => format!("{name} < {}", values[0]),
         RuleOp::Lte => format!("{name} ≤ {}", values[0]),
+        // `gte` on a narrow type, compiled to a range up to the type's largest value.
+        RuleOp::InRange if type_max.is_some_and(|m| U256::from_be_bytes(rule.values[1].0) == m) => {
+            format!("{name} ≥ {}", values[0])
+        }
         RuleOp::InRange => format!("{name} from {} to {}", values[0], values[1]),
         RuleOp::OneOf => format!("{name} is one of {}", values.join(", ")),
         RuleOp::SelfAccount => format!("{name} is this account"),
     }
+}
+
+fn eth(wei: u128) -> String {
+    format!("{} ETH", units(wei, 18))
+}
+
+/// What the summary says of fees: who pays, and how much of the account's ETH it may take.
+fn fee_lines(session: &Session, labels: &Labels) -> Vec<String> {
+    let allowances: Vec<&crate::session::Limit> = session.limits.iter().filter(|l| l.kind == LimitKind::Fees).collect();
+    let listed: Vec<String> = session.paymasters.iter().map(|p| labels.address(*p)).collect();
+    if session.fee_budget == 0 {
+        let mut line = "Network fees are paid by a sponsor (a paymaster), never from your ETH".to_string();
+        if !listed.is_empty() {
+            line += &format!("; only {} may pay", listed.join(" or "));
+        }
+        return vec![line + "."];
+    }
+    let whole = (session.fee_budget != crate::session::MAX_FEE_BUDGET || allowances.is_empty())
+        .then(|| eth(session.fee_budget));
+    let periodic: Vec<String> = allowances
+        .iter()
+        .map(|l| match l.period {
+            0 => format!("{} in all", eth(l.amount)),
+            p => format!("{} per {} (it refills)", eth(l.amount), span(p)),
+        })
+        .collect();
+    let line = match (whole, periodic.is_empty()) {
+        (Some(total), true) => format!("May spend up to {total} of your ETH on network fees"),
+        (Some(total), false) => {
+            format!("May spend up to {total} of your ETH on network fees, and at most {}", periodic.join(" and "))
+        }
+        (None, _) => format!("May spend up to {} of your ETH on network fees", periodic.join(" and ")),
+    };
+    let mut lines = vec![line + ", counted at each operation's maximum cost."];
+    if !listed.is_empty() {
+        lines.push(format!("Fees may instead be paid by {}.", listed.join(" or ")));
+    }
+    lines
 }
 
 /// The plain-language summary an owner reads before granting: one line per fact.
@@ -634,7 +885,12 @@ pub fn summary(session: &Session, functions: &[Option<Function>], labels: &Label
                 let args: Vec<&str> = f.args.iter().map(|a| a.name.as_str()).collect();
                 format!("call {}({}) on {}", f.name, args.join(", "), labels.address(p.target))
             }
-            None if p.selector == FixedBytes::ZERO => format!("send native value to {}", labels.address(p.target)),
+            None if p.selector == FixedBytes::ZERO && p.value_limit != 0 => {
+                format!("send ETH to {}", labels.address(p.target))
+            }
+            None if p.selector == FixedBytes::ZERO => {
+                format!("make plain calls (no data, no ETH) to {}", labels.address(p.target))
+            }
             None => format!("call function {} on {}", p.selector, labels.address(p.target)),
         };
         let mut line = format!("May {what}");
@@ -642,12 +898,14 @@ pub fn summary(session: &Session, functions: &[Option<Function>], labels: &Label
             line += &format!(", at most {} time{}", p.max_uses, if p.max_uses == 1 { "" } else { "s" });
         }
         if p.value_limit != 0 {
-            line += &format!(", sending at most {} ETH per call", units(p.value_limit, 18));
+            line += &format!(", sending at most {} per call", eth(p.value_limit));
         }
         let conditions: Vec<String> = p
             .rules
             .iter()
-            .map(|r| rule_text(r, function.and_then(|f| f.args.iter().find(|a| a.word == usize::from(r.arg))), labels))
+            .map(|r| (r, function.and_then(|f| f.args.iter().find(|a| a.word == usize::from(r.arg)))))
+            .filter(|(r, arg)| !is_type_guard(r, *arg))
+            .map(|(r, arg)| rule_text(r, arg, labels))
             .collect();
         if !conditions.is_empty() {
             line += &format!(", only if {}", conditions.join(" and "));
@@ -656,20 +914,33 @@ pub fn summary(session: &Session, functions: &[Option<Function>], labels: &Label
     }
     for limit in &session.limits {
         let amount = match limit.kind {
-            LimitKind::Native => format!("{} ETH", units(limit.amount, 18)),
+            LimitKind::Native => eth(limit.amount),
             LimitKind::Erc20 => labels.token_amount(limit.token, limit.amount),
+            LimitKind::Fees => continue,
         };
         let per = match limit.period {
             0 => "in all".to_string(),
             p => format!("per {} (it refills)", span(p)),
         };
-        lines.push(format!("At most {amount} {per}."));
+        let what = match limit.kind {
+            LimitKind::Native => "sent with its calls",
+            _ => "transferred or approved",
+        };
+        lines.push(format!("At most {amount} {per} {what}."));
+        let others = session.permissions.iter().any(|p| p.target != limit.token && p.selector != FixedBytes::ZERO);
+        if limit.kind == LimitKind::Erc20 && others {
+            lines.push(format!(
+                "That limit counts {} this session moves itself; it does not see what other contracts take through approvals you gave them.",
+                labels.name_or_address(limit.token)
+            ));
+        }
     }
     if session.max_uses != 0 {
         lines.push(format!("At most {} operations in all.", session.max_uses));
     }
+    lines.extend(fee_lines(session, labels));
     if session.permissions.iter().all(|p| p.value_limit == 0) {
-        lines.push("It cannot send your ETH.".to_string());
+        lines.push("Its calls cannot send any of your ETH.".to_string());
     }
     lines.push(
         "Nothing else: no other contract or function, no change to the account, and no signing on its behalf."
@@ -690,6 +961,21 @@ pub fn explain(refusal: &Refusal, session: &Session, functions: &[Option<Functio
         }
     };
     match refusal {
+        Refusal::RuleViolated { permission, rule, arg, value, .. }
+            if session.permissions.get(*permission).and_then(|p| p.rules.get(*rule)).is_some_and(|r| {
+                let function = functions.get(*permission).and_then(Option::as_ref);
+                let argument = function.and_then(|f| f.args.iter().find(|a| a.word == usize::from(*arg)));
+                argument.and_then(|a| word_max(&a.ty)).is_some_and(|m| *value > m)
+                    && matches!(r.op, RuleOp::Lte | RuleOp::InRange)
+            }) =>
+        {
+            let function = functions.get(*permission).and_then(Option::as_ref);
+            let argument = function.and_then(|f| f.args.iter().find(|a| a.word == usize::from(*arg)));
+            let (name, ty) = argument.map(|a| (a.name.clone(), a.ty.clone())).unwrap_or_default();
+            format!(
+                "{name} = {value:#x} is not a {ty}: the word has bits beyond the type, which the session refuses (a target could read it as another value)"
+            )
+        }
         Refusal::RuleViolated { call, permission, rule, arg, value, .. } => {
             let function = functions.get(*permission).and_then(Option::as_ref);
             let argument = function.and_then(|f| f.args.iter().find(|a| a.word == usize::from(*arg)));
@@ -714,12 +1000,36 @@ pub fn explain(refusal: &Refusal, session: &Session, functions: &[Option<Functio
         Refusal::SessionUsesExhausted { max_uses, .. } => {
             format!("the session has made all {max_uses} operations it allows; grant a new session for more")
         }
+        Refusal::PaymasterRequired(_) => "the session may not spend your ETH on network fees: a sponsor (paymaster) \
+             must pay for its operations; grant a fee budget to let the account pay"
+            .to_string(),
+        Refusal::FeeBudgetExceeded { spent, fee, budget } => {
+            let fee = u128::try_from(*fee).map(eth).unwrap_or_else(|_| format!("{fee} wei"));
+            format!(
+                "this operation may cost up to {fee} in network fees, but {} of the session's {} fee budget is already committed; grant a new session or use a paymaster",
+                eth(*spent),
+                eth(*budget)
+            )
+        }
+        Refusal::PaymasterNotAllowed(paymaster) => {
+            let listed: Vec<String> = session.paymasters.iter().map(|p| labels.address(*p)).collect();
+            format!("paymaster {} is not one the session allows ({})", labels.address(*paymaster), listed.join(", "))
+        }
         Refusal::LimitExceeded { limit, spent, amount, cap } => {
             let l = &session.limits[*limit];
             let show = |v: u128| match l.kind {
-                LimitKind::Native => format!("{} ETH", units(v, 18)),
+                LimitKind::Native | LimitKind::Fees => eth(v),
                 LimitKind::Erc20 => labels.token_amount(l.token, v),
             };
+            let amount_text = u128::try_from(*amount).map(show).unwrap_or_else(|_| amount.to_string());
+            if l.kind == LimitKind::Fees {
+                return format!(
+                    "this operation may cost up to {amount_text} in network fees, but {} of the {} allowed per {} is already committed this period; it refills at the next period",
+                    show(*spent),
+                    show(*cap),
+                    span(l.period)
+                );
+            }
             let amount = u128::try_from(*amount).map(show).unwrap_or_else(|_| amount.to_string());
             match l.period {
                 0 => format!(
@@ -736,7 +1046,27 @@ pub fn explain(refusal: &Refusal, session: &Session, functions: &[Option<Functio
             }
         }
         Refusal::NotPermitted { call, target, selector, .. } => {
-            format!("call {call} ({} function {selector}) is not one the session allows", labels.address(*target))
+            let allowed: Vec<String> = session
+                .permissions
+                .iter()
+                .enumerate()
+                .map(|(k, p)| match functions.get(k).and_then(Option::as_ref) {
+                    Some(f) => format!("{} on {}", f.signature(), labels.address(p.target)),
+                    None if p.selector == FixedBytes::ZERO => format!("plain calls to {}", labels.address(p.target)),
+                    None => format!("function {} on {}", p.selector, labels.address(p.target)),
+                })
+                .collect();
+            format!(
+                "call {call} ({} function {selector}) is not one the session allows; it allows {}",
+                labels.address(*target),
+                allowed.join("; ")
+            )
+        }
+        Refusal::EpochMismatch { .. } => {
+            "all sessions of this account were revoked (or the validator reinstalled) after this one was granted; grant a new one".to_string()
+        }
+        Refusal::NotInstalled(account) => {
+            format!("the session key validator is not installed on account {account}: no session can act for it")
         }
         Refusal::OutsideWindow { valid_after, valid_until, now } if now > valid_until => {
             format!("the session expired at {} (it is {}); grant a new one", utc(*valid_until + 1), utc(*now))
@@ -881,5 +1211,7 @@ pub fn from_erc7715(request: &serde_json::Value, chain_id: u64) -> Result<Sessio
         salt: None,
         permissions,
         limits,
+        // ERC-7715 has no word for fees: the caller states them, or a paymaster pays.
+        fees: None,
     })
 }

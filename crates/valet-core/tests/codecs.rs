@@ -30,14 +30,12 @@ fn rule() -> impl Strategy<Value = Rule> {
 
 fn session() -> impl Strategy<Value = Session> {
     let limit =
-        (any::<bool>(), address(), any::<u128>(), 0u64..(1 << 48)).prop_map(|(native, token, amount, period)| {
-            if native {
-                Limit { kind: LimitKind::Native, token: Address::ZERO, amount, period }
-            } else {
-                Limit { kind: LimitKind::Erc20, token, amount, period }
-            }
+        (0u8..3, address(), any::<u128>(), 0u64..(1 << 48)).prop_map(|(kind, token, amount, period)| match kind {
+            0 => Limit { kind: LimitKind::Native, token: Address::ZERO, amount, period },
+            1 => Limit { kind: LimitKind::Erc20, token, amount, period },
+            _ => Limit { kind: LimitKind::Fees, token: Address::ZERO, amount, period },
         });
-    let permission = (address(), any::<[u8; 4]>(), any::<u128>(), 0u32..(1 << 24), prop::collection::vec(rule(), 0..4))
+    let permission = (address(), any::<[u8; 4]>(), any::<u128>(), any::<u16>(), prop::collection::vec(rule(), 0..4))
         .prop_map(|(target, selector, value_limit, max_uses, rules)| Permission {
             target,
             selector: FixedBytes::from(selector),
@@ -46,25 +44,32 @@ fn session() -> impl Strategy<Value = Session> {
             rules,
         });
     (
-        address(),
-        0u64..(1 << 47),
-        1u64..(1 << 47),
-        any::<u32>(),
-        any::<u32>(),
-        0u32..(1 << 24),
+        (address(), 1u64..(1 << 47), 1u64..(1 << 47), any::<u64>(), any::<u32>(), 0u32..(1 << 24)),
+        (0u128..(1 << 80), prop::collection::vec(address(), 0..=8)),
         prop::collection::vec(limit, 0..=8),
         prop::collection::vec(permission, 1..=9),
     )
-        .prop_map(|(session_key, valid_after, span, epoch, salt, max_uses, limits, permissions)| Session {
-            session_key,
-            valid_after,
-            valid_until: valid_after + span,
-            epoch,
-            salt,
-            max_uses,
-            limits,
-            permissions,
-        })
+        .prop_map(
+            |(
+                (session_key, valid_after, span, epoch, salt, max_uses),
+                (fee_budget, paymasters),
+                limits,
+                permissions,
+            )| {
+                Session {
+                    session_key,
+                    valid_after,
+                    valid_until: valid_after + span,
+                    epoch,
+                    salt,
+                    max_uses,
+                    fee_budget,
+                    paymasters,
+                    limits,
+                    permissions,
+                }
+            },
+        )
 }
 
 fn call() -> impl Strategy<Value = Call> {
@@ -123,6 +128,8 @@ fn refusals_name_the_validators_reason() {
         epoch: 0,
         salt: 0,
         max_uses: 0,
+        fee_budget: 0,
+        paymasters: vec![],
         limits: vec![],
         permissions: vec![Permission {
             target: Address::repeat_byte(2),
@@ -133,12 +140,34 @@ fn refusals_name_the_validators_reason() {
         }],
     };
     assert_eq!(s.encode(), Err(Error::MalformedSession { offset: 26, reason: "validUntil is not after validAfter" }));
+    s.valid_after = 0;
+    assert_eq!(s.encode(), Err(Error::MalformedSession { offset: 20, reason: "validAfter is zero" }));
+    s.valid_after = 10;
     s.valid_until = 11;
+    // header 58, the limit count, the permission count, a 43-byte permission: the rule at 103.
     s.permissions[0].rules.push(Rule { arg: 0, op: RuleOp::InRange, values: vec![B256::repeat_byte(9), B256::ZERO] });
-    assert_eq!(s.encode(), Err(Error::MalformedSession { offset: 92, reason: "IN_RANGE minimum above maximum" }));
+    assert_eq!(s.encode(), Err(Error::MalformedSession { offset: 106, reason: "IN_RANGE minimum above maximum" }));
     s.permissions[0].rules[0] = Rule { arg: 0, op: RuleOp::SelfAccount, values: vec![B256::ZERO] };
-    assert_eq!(s.encode(), Err(Error::MalformedSession { offset: 91, reason: "SELF takes no values" }));
+    assert_eq!(s.encode(), Err(Error::MalformedSession { offset: 105, reason: "SELF takes no values" }));
     s.permissions[0].rules.clear();
+    s.paymasters = vec![Address::ZERO];
+    assert_eq!(s.encode(), Err(Error::MalformedSession { offset: 58, reason: "paymaster is zero" }));
+    s.paymasters = vec![];
+    s.limits = vec![Limit { kind: LimitKind::Fees, token: Address::repeat_byte(2), amount: 1, period: 0 }];
+    assert_eq!(s.encode(), Err(Error::MalformedSession { offset: 60, reason: "native or fee limit names a token" }));
+    // A limit on the permission's target (the limit at 59, the permission at 103): only
+    // functions the limit counts may be called there.
+    s.limits = vec![Limit { kind: LimitKind::Erc20, token: Address::repeat_byte(2), amount: 1, period: 0 }];
+    assert_eq!(
+        s.encode(),
+        Err(Error::MalformedSession {
+            offset: 59 + 43 + 1 + 20,
+            reason: "function on a limited token that its limit does not count"
+        })
+    );
+    s.permissions[0].selector = FixedBytes::new([0xa9, 0x05, 0x9c, 0xbb]);
+    s.encode().expect("transfer is counted");
+    s.limits.clear();
     s.valid_after = 1 << 48;
     assert_eq!(s.encode(), Err(Error::OutOfRange { field: "valid_after", value: 1 << 48, max: (1 << 48) - 1 }));
 }

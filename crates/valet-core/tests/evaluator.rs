@@ -2,8 +2,8 @@
 
 use alloy_primitives::{Address, B256, Bytes, FixedBytes, U256, address};
 use valet_core::{
-    Call, Counters, Execution, Limit, LimitKind, Permission, Refusal, Request, Rule, RuleOp, Session, SessionState,
-    evaluate,
+    Call, Counters, Execution, Limit, LimitKind, OpGas, Permission, Refusal, Request, Rule, RuleOp, Session,
+    SessionState, evaluate,
 };
 
 const ACCOUNT: Address = address!("0x00000000000000000000000000000000000aCC01");
@@ -38,6 +38,8 @@ fn mint_session() -> Session {
         epoch: 0,
         salt: 0,
         max_uses: 0,
+        fee_budget: 10u128.pow(16),
+        paymasters: vec![],
         limits: vec![],
         permissions: vec![Permission {
             target: NFT,
@@ -52,14 +54,47 @@ fn mint_session() -> Session {
     }
 }
 
+/// Gas fields whose maximum cost is `gas` × `max_fee`, paid by `paymaster` if given.
+fn gas(verification: u128, call: u128, pre: u64, max_fee: u128, paymaster: Option<Address>) -> OpGas {
+    let pack = |hi: u128, lo: u128| {
+        let mut w = [0u8; 32];
+        w[..16].copy_from_slice(&hi.to_be_bytes());
+        w[16..].copy_from_slice(&lo.to_be_bytes());
+        B256::from(w)
+    };
+    OpGas {
+        account_gas_limits: pack(verification, call),
+        pre_verification_gas: U256::from(pre),
+        gas_fees: pack(1, max_fee),
+        paymaster_and_data: match paymaster {
+            Some(p) => [p.as_slice(), &100_000u128.to_be_bytes(), &0u128.to_be_bytes()].concat().into(),
+            None => Bytes::new(),
+        },
+    }
+}
+
+/// 200,000 gas at 1 gwei: 0.0002 ETH at most, paid by the account.
 fn request(call_data: &[u8], enable: bool, now: u64, claimed_time: u64) -> Request<'_> {
-    Request { account: ACCOUNT, validator: VALIDATOR, call_data, indices: &[0], claimed_time, enable, now }
+    Request {
+        account: ACCOUNT,
+        validator: VALIDATOR,
+        call_data,
+        indices: &[0],
+        claimed_time,
+        enable,
+        gas: gas(100_000, 50_000, 50_000, 1_000_000_000, None),
+        now,
+    }
+}
+
+fn installed() -> Counters {
+    Counters { installed: true, ..Counters::default() }
 }
 
 #[test]
 fn ten_mints_then_the_eleventh_is_refused_with_its_reason() {
     let s = mint_session();
-    let mut counters = Counters::default();
+    let mut counters = installed();
     let first = mint(ACCOUNT, 5);
     counters = evaluate(&s, &counters, &request(&first, true, T0, 0)).expect("enable and mint").counters;
     assert_eq!(counters.state, SessionState::Enabled);
@@ -87,7 +122,7 @@ fn ten_mints_then_the_eleventh_is_refused_with_its_reason() {
 #[test]
 fn minting_to_someone_else_breaks_the_self_rule() {
     let data = mint(Address::repeat_byte(0xba), 1);
-    let refusal = evaluate(&mint_session(), &Counters::default(), &request(&data, true, T0, 0)).expect_err("refused");
+    let refusal = evaluate(&mint_session(), &installed(), &request(&data, true, T0, 0)).expect_err("refused");
     assert!(matches!(refusal, Refusal::RuleViolated { rule: 0, op: RuleOp::SelfAccount, .. }), "{refusal}");
 }
 
@@ -96,16 +131,24 @@ fn state_time_and_epoch_refusals() {
     let s = mint_session();
     let data = mint(ACCOUNT, 1);
     let id = s.id().expect("id");
-    assert_eq!(evaluate(&s, &Counters::default(), &request(&data, false, T0, 0)), Err(Refusal::NotEnabled(id)));
-    let revoked = Counters { state: SessionState::Revoked, ..Counters::default() };
+    assert_eq!(evaluate(&s, &installed(), &request(&data, false, T0, 0)), Err(Refusal::NotEnabled(id)));
+    let revoked = Counters { state: SessionState::Revoked, ..installed() };
     assert_eq!(evaluate(&s, &revoked, &request(&data, true, T0, 0)), Err(Refusal::Revoked(id)));
-    let moved = Counters { account_epoch: 1, ..Counters::default() };
+    let moved = Counters { account_epoch: 1, ..installed() };
     assert_eq!(
         evaluate(&s, &moved, &request(&data, true, T0, 0)),
         Err(Refusal::EpochMismatch { id, session_epoch: 0, account_epoch: 1 })
     );
+    // An enabled session dies with a revoke-all too: its epoch is checked on every use.
+    let voided = Counters { state: SessionState::Enabled, account_epoch: 7, ..installed() };
     assert_eq!(
-        evaluate(&s, &Counters::default(), &request(&data, true, T0 + 3601, 0)),
+        evaluate(&s, &voided, &request(&data, false, T0, 0)),
+        Err(Refusal::EpochMismatch { id, session_epoch: 0, account_epoch: 7 })
+    );
+    let uninstalled = Counters { state: SessionState::Enabled, ..Counters::default() };
+    assert_eq!(evaluate(&s, &uninstalled, &request(&data, false, T0, 0)), Err(Refusal::NotInstalled(ACCOUNT)));
+    assert_eq!(
+        evaluate(&s, &installed(), &request(&data, true, T0 + 3601, 0)),
         Err(Refusal::OutsideWindow { valid_after: T0, valid_until: T0 + 3600, now: T0 + 3601 })
     );
 }
@@ -123,7 +166,7 @@ fn a_daily_allowance_refills_and_narrows_the_window() {
     }];
     s.limits = vec![Limit { kind: LimitKind::Erc20, token: TOKEN, amount: 10, period: 86_400 }];
     let six = transfer(6);
-    let v = evaluate(&s, &Counters::default(), &request(&six, true, T0, T0)).expect("first payment");
+    let v = evaluate(&s, &installed(), &request(&six, true, T0, T0)).expect("first payment");
     assert_eq!((v.valid_after, v.valid_until), (T0, T0 + 86_399));
     let five = transfer(5);
     assert_eq!(
@@ -143,13 +186,94 @@ fn forbidden_targets_and_modes() {
     let s = mint_session();
     let to_self = Execution::Single(Call { target: ACCOUNT, value: U256::ZERO, data: Bytes::new() }).encode();
     assert_eq!(
-        evaluate(&s, &Counters::default(), &request(&to_self, true, T0, 0)),
+        evaluate(&s, &installed(), &request(&to_self, true, T0, 0)),
         Err(Refusal::ForbiddenTarget { call: 0, target: ACCOUNT })
     );
     let mut delegate = mint(ACCOUNT, 1).to_vec();
     delegate[4] = 0xff;
     assert!(matches!(
-        evaluate(&s, &Counters::default(), &request(&delegate, true, T0, 0)),
+        evaluate(&s, &installed(), &request(&delegate, true, T0, 0)),
         Err(Refusal::Execution(valet_core::Error::UnsupportedExecutionMode(_)))
     ));
+}
+
+#[test]
+fn fees_come_from_the_budget_at_the_maximum_cost_or_from_a_paymaster() {
+    let mut s = mint_session();
+    s.fee_budget = 5 * 10u128.pow(14); // 0.0005 ETH
+    let id = s.id().expect("id");
+    let data = mint(ACCOUNT, 1);
+    let first = evaluate(&s, &installed(), &request(&data, true, T0, 0)).expect("0.0002 ETH");
+    assert_eq!(first.counters.fees_spent, 2 * 10u128.pow(14));
+    let second = evaluate(&s, &first.counters, &request(&data, false, T0, 0)).expect("0.0004 ETH");
+    assert_eq!(
+        evaluate(&s, &second.counters, &request(&data, false, T0, 0)),
+        Err(Refusal::FeeBudgetExceeded {
+            spent: 4 * 10u128.pow(14),
+            fee: U256::from(2 * 10u128.pow(14)),
+            budget: 5 * 10u128.pow(14)
+        })
+    );
+    // The paymaster pays: the budget is not touched.
+    let paymaster = Address::repeat_byte(0x9a);
+    let sponsored =
+        Request { gas: gas(100_000, 50_000, 50_000, 1_000_000_000, Some(paymaster)), ..request(&data, false, T0, 0) };
+    let v = evaluate(&s, &second.counters, &sponsored).expect("sponsored");
+    assert_eq!(v.counters.fees_spent, second.counters.fees_spent);
+    // Listed paymasters only, when the session lists them.
+    s.paymasters = vec![Address::repeat_byte(0x9b)];
+    let enabled = Counters { state: SessionState::Enabled, ..installed() };
+    assert_eq!(evaluate(&s, &enabled, &sponsored), Err(Refusal::PaymasterNotAllowed(paymaster)));
+    // No budget: a paymaster must pay.
+    s.paymasters.clear();
+    s.fee_budget = 0;
+    let id0 = s.id().expect("id");
+    assert_ne!(id, id0);
+    assert_eq!(evaluate(&s, &enabled, &request(&data, false, T0, 0)), Err(Refusal::PaymasterRequired(id0)));
+    assert!(evaluate(&s, &enabled, &sponsored).is_ok());
+}
+
+#[test]
+fn the_entry_points_checks_come_first() {
+    let s = mint_session();
+    let data = mint(ACCOUNT, 1);
+    let mut short = request(&data, true, T0, 0);
+    short.gas.paymaster_and_data = Bytes::from(vec![0x9a; 20]);
+    assert_eq!(evaluate(&s, &installed(), &short), Err(Refusal::InvalidPaymasterAndData { length: 20 }));
+    let huge = Request { gas: gas(1 << 120, 0, 0, 1, None), ..request(&data, true, T0, 0) };
+    assert_eq!(evaluate(&s, &installed(), &huge), Err(Refusal::GasValuesOverflow));
+}
+
+#[test]
+fn a_fee_allowance_refills_per_period() {
+    let mut s = mint_session();
+    s.valid_until = T0 + 30 * 86_400;
+    s.permissions[0].max_uses = 0;
+    s.fee_budget = valet_core::session::MAX_FEE_BUDGET;
+    s.limits = vec![Limit { kind: LimitKind::Fees, token: Address::ZERO, amount: 3 * 10u128.pow(14), period: 86_400 }];
+    let data = mint(ACCOUNT, 1);
+    let v = evaluate(&s, &installed(), &request(&data, true, T0, T0)).expect("day 0");
+    assert_eq!((v.valid_after, v.valid_until), (T0, T0 + 86_399));
+    assert_eq!(
+        evaluate(&s, &v.counters, &request(&data, false, T0, T0)),
+        Err(Refusal::LimitExceeded {
+            limit: 0,
+            spent: 2 * 10u128.pow(14),
+            amount: U256::from(2 * 10u128.pow(14)),
+            cap: 3 * 10u128.pow(14)
+        })
+    );
+    evaluate(&s, &v.counters, &request(&data, false, T0 + 86_400, T0 + 86_400)).expect("day 1");
+}
+
+#[test]
+fn entry_points_are_never_targets() {
+    let s = mint_session();
+    for ep in valet_core::evaluator::ENTRY_POINTS {
+        let call = Execution::Single(Call { target: ep, value: U256::ZERO, data: Bytes::new() }).encode();
+        assert_eq!(
+            evaluate(&s, &installed(), &request(&call, true, T0, 0)),
+            Err(Refusal::ForbiddenTarget { call: 0, target: ep })
+        );
+    }
 }

@@ -79,6 +79,10 @@ rules = [{ arg = "delta", lt = 5 }]
 "#;
     assert!(refusal(signed).contains("only eq, ne and one_of apply"), "{}", refusal(signed));
     let too_big = MINT.replace("lte = 5", "lte = \"0x1\", gt = 1");
+    let zero_start = MINT.replace("valid_for = \"1h\"", "valid_after = 0\nvalid_for = \"1h\"");
+    assert!(refusal(&zero_start).starts_with("valid_after: 0 is not a start time"), "{}", refusal(&zero_start));
+    let many = MINT.replace("max_uses = 10", "max_uses = 70000");
+    assert!(refusal(&many).contains("max_uses = 70000 is above 65535"), "{}", refusal(&many));
     assert_eq!(
         refusal(&too_big),
         "permission 0, rule 1: give exactly one of eq, ne, gt, gte, lt, lte, in_range, one_of"
@@ -108,7 +112,183 @@ fn the_summary_says_what_the_owner_grants() {
         lines[1],
         "May call mint(to, quantity) on ValetNFT (0x0000…00f7), at most 10 times, only if to is this account and quantity ≤ 5."
     );
-    assert!(lines.contains(&"It cannot send your ETH.".to_string()));
+    assert_eq!(
+        lines[2],
+        "May spend up to 0.01 ETH of your ETH on network fees, counted at each operation's maximum cost."
+    );
+    assert!(lines.contains(&"Its calls cannot send any of your ETH.".to_string()));
+    assert_eq!(session.fee_budget, ETHER / 100);
+}
+
+/// Every session states how fees are paid: by a sponsor (the default), from a budget, per period.
+#[test]
+fn fee_rules_resolve_and_say_who_pays() {
+    let labels = Labels::default();
+    let sponsored = MINT.replace("[fees]\nbudget = \"0.01 ether\"\n", "");
+    assert_ne!(sponsored, MINT, "the demo spec has a fee rule");
+    let spec = SessionSpec::from_toml(&sponsored).expect("parses");
+    let s = spec.resolve(&ctx()).expect("resolves");
+    assert_eq!((s.fee_budget, s.paymasters.len()), (0, 0));
+    let lines = summary(&s, &spec.functions().expect("functions"), &labels);
+    assert!(
+        lines.contains(&"Network fees are paid by a sponsor (a paymaster), never from your ETH.".to_string()),
+        "{lines:?}"
+    );
+
+    let explicit = "fees = \"sponsored\"\n".to_string() + &sponsored;
+    let s2 = SessionSpec::from_toml(&explicit).expect("parses").resolve(&ctx()).expect("resolves");
+    assert_eq!(s2, s, "fees = \"sponsored\" is the default said aloud");
+
+    let listed = sponsored.clone() + "[fees]\npaymasters = [\"0x00000000000000000000000000000000000000aa\"]\n";
+    let s3 = SessionSpec::from_toml(&listed).expect("parses").resolve(&ctx()).expect("resolves");
+    assert_eq!(
+        (s3.fee_budget, s3.paymasters.clone()),
+        (0, vec![address!("0x00000000000000000000000000000000000000aa")])
+    );
+    let lines = summary(&s3, &spec.functions().expect("functions"), &labels);
+    assert!(lines.iter().any(|l| l.ends_with("never from your ETH; only 0x0000…00AA may pay.")), "{lines:?}");
+
+    let daily = sponsored.clone() + "[fees]\nper_period = \"0.001 ether\"\nperiod = \"1d\"\n";
+    let s4 = SessionSpec::from_toml(&daily).expect("parses").resolve(&ctx()).expect("resolves");
+    assert_eq!(s4.fee_budget, valet_core::session::MAX_FEE_BUDGET);
+    assert_eq!((s4.limits[0].kind, s4.limits[0].amount, s4.limits[0].period), (LimitKind::Fees, ETHER / 1000, 86_400));
+    let lines = summary(&s4, &spec.functions().expect("functions"), &labels);
+    assert!(
+        lines.contains(&"May spend up to 0.001 ETH per 1 day (it refills) of your ETH on network fees, counted at each operation's maximum cost.".to_string()),
+        "{lines:?}"
+    );
+    let both = daily.replace("period = \"1d\"", "period = \"1d\"\nbudget = \"0.005 ether\"");
+    let s5 = SessionSpec::from_toml(&both).expect("parses").resolve(&ctx()).expect("resolves");
+    let lines = summary(&s5, &spec.functions().expect("functions"), &labels);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l
+                .starts_with("May spend up to 0.005 ETH of your ETH on network fees, and at most 0.001 ETH per 1 day")),
+        "{lines:?}"
+    );
+
+    assert_eq!(refusal(&("fees = \"free\"\n".to_string() + &sponsored)).split(':').next(), Some("fees"));
+    assert!(refusal(&(sponsored.clone() + "[fees]\nper_period = \"1 gwei\"\n")).contains("per_period needs a period"));
+    assert!(
+        refusal(&(sponsored.clone() + "[fees]\nbudget = \"2000000 ether\"\n"))
+            .contains("above the most a session may hold")
+    );
+    assert!(refusal(&(sponsored + "[fees]\n")).contains("give budget"));
+}
+
+/// Rules on arguments narrower than a word compile to rules that refuse words with bits beyond
+/// the type (a target that truncates would read them as other values).
+#[test]
+fn narrow_arguments_compile_to_rules_that_refuse_dirty_words() {
+    let spec = |rule: &str, function: &str| {
+        format!(
+            "valid_for = \"1h\"\n[[permission]]\ntarget = \"ValetNFT\"\nfunction = \"{function}\"\nrules = [{rule}]\n"
+        )
+    };
+    let resolve = |text: String| SessionSpec::from_toml(&text).expect("parses").resolve(&ctx());
+    let word = |x: u64| B256::from(U256::from(x));
+    let max8 = B256::from(U256::from(255));
+
+    let gte = resolve(spec("{ arg = \"level\", gte = 100 }", "setLevel(uint8 level)")).expect("resolves");
+    assert_eq!(gte.permissions[0].rules.len(), 1);
+    let r = &gte.permissions[0].rules[0];
+    assert_eq!((r.op, r.values.clone()), (RuleOp::InRange, vec![word(100), max8]));
+
+    let gt = resolve(spec("{ arg = \"level\", gt = 100 }", "setLevel(uint8 level)")).expect("resolves");
+    assert_eq!(gt.permissions[0].rules[0].values, vec![word(101), max8]);
+
+    let ne = resolve(spec("{ arg = \"level\", ne = 3 }", "setLevel(uint8 level)")).expect("resolves");
+    let rules = &ne.permissions[0].rules;
+    assert_eq!((rules[0].op, rules[1].op, rules[1].values[0]), (RuleOp::Ne, RuleOp::Lte, max8));
+
+    let flag = resolve(spec("{ arg = \"on\", ne = true }", "set(bool on)")).expect("resolves");
+    assert_eq!(flag.permissions[0].rules[1].values[0], word(1), "a bool is 0 or 1");
+
+    let addr = resolve(spec("{ arg = \"to\", gt = \"0x0000000000000000000000000000000000000001\" }", "f(address to)"))
+        .expect("ok");
+    let max160 = B256::from((U256::from(1) << 160) - U256::from(1));
+    assert_eq!(addr.permissions[0].rules[0].values[1], max160);
+
+    // Full words are left as written; lte/lt/eq on narrow types already refuse dirty words.
+    let full = resolve(spec("{ arg = \"x\", gte = 100 }", "f(uint256 x)")).expect("resolves");
+    assert_eq!(full.permissions[0].rules[0].op, RuleOp::Gte);
+    let lte = resolve(spec("{ arg = \"level\", lte = 5 }", "setLevel(uint8 level)")).expect("resolves");
+    assert_eq!(lte.permissions[0].rules[0].op, RuleOp::Lte);
+
+    // The summary states the rule as written, without the compiler's guard.
+    let text = spec("{ arg = \"level\", ne = 3 }", "setLevel(uint8 level)");
+    let parsed = SessionSpec::from_toml(&text).expect("parses");
+    let lines = summary(&ne, &parsed.functions().expect("functions"), &Labels::default());
+    assert!(lines[1].ends_with("only if level ≠ 3."), "{lines:?}");
+    let text = spec("{ arg = \"level\", gte = 100 }", "setLevel(uint8 level)");
+    let parsed = SessionSpec::from_toml(&text).expect("parses");
+    let lines = summary(&gte, &parsed.functions().expect("functions"), &Labels::default());
+    assert!(lines[1].ends_with("only if level ≥ 100."), "{lines:?}");
+
+    // The evaluator (and so the validator) refuses the dirty word 0x103 under the compiled rule.
+    use valet_core::spec::explain;
+    let violated = valet_core::Refusal::RuleViolated {
+        call: 0,
+        permission: 0,
+        rule: 0,
+        arg: 0,
+        op: RuleOp::InRange,
+        value: U256::from(0x103),
+    };
+    let text = spec("{ arg = \"level\", gte = 100 }", "setLevel(uint8 level)");
+    let parsed = SessionSpec::from_toml(&text).expect("parses");
+    assert_eq!(
+        explain(&violated, &gte, &parsed.functions().expect("functions"), &Labels::default()),
+        "level = 0x103 is not a uint8: the word has bits beyond the type, which the session refuses (a target could read it as another value)"
+    );
+
+    // Signed and bytesN narrower than a word: only eq and one_of.
+    assert!(refusal(&spec("{ arg = \"d\", ne = 1 }", "f(int8 d)")).contains("only eq and one_of"));
+    assert!(refusal(&spec("{ arg = \"b\", lte = \"0x01\" }", "f(bytes4 b)")).contains("only eq and one_of"));
+    assert!(
+        refusal(&spec("{ arg = \"level\", gt = 255 }", "setLevel(uint8 level)"))
+            .contains("no uint8 is greater than 255")
+    );
+}
+
+/// A token limit counts only what the token's counted functions move: a session may not also
+/// permit another function of the same token.
+#[test]
+fn a_limited_token_permits_only_counted_functions() {
+    let text = r#"
+valid_for = "1h"
+[[permission]]
+target   = "ValetToken"
+function = "burn(uint256 amount)"
+[[limit]]
+token  = "ValetToken"
+amount = "10 ether"
+"#;
+    assert_eq!(
+        refusal(text),
+        "permission 0: burn(uint256 amount) on ValetToken: the session limits this token, and the limit counts only \
+         transfer, transferFrom, approve and increaseAllowance; any other function could move it uncounted"
+    );
+    // Calls to other contracts are allowed, and the summary says what the limit does not see.
+    let other = r#"
+valid_for = "1h"
+[[permission]]
+target   = "ValetToken"
+function = "approve(address spender, uint256 amount)"
+[[permission]]
+target   = "ValetNFT"
+function = "buy(uint256 id)"
+[[limit]]
+token  = "ValetToken"
+amount = "10 ether"
+"#;
+    let spec = SessionSpec::from_toml(other).expect("parses");
+    let s = spec.resolve(&ctx()).expect("resolves");
+    let labels = Labels { tokens: BTreeMap::from([(TOKEN, ("VLT".to_string(), 18))]), ..Labels::default() };
+    let lines = summary(&s, &spec.functions().expect("functions"), &labels);
+    assert!(lines.contains(&"At most 10 VLT in all transferred or approved.".to_string()), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("does not see what other contracts take through approvals")), "{lines:?}");
 }
 
 /// The demo's other two sessions resolve as their summaries say.

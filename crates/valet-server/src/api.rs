@@ -432,6 +432,10 @@ struct Propose {
     /// …or an ERC-7715-style permission request.
     #[serde(default)]
     permission_request: Option<Value>,
+    /// How fees are paid (a spec's `fees`: `"sponsored"` or `{budget, per_period, period,
+    /// paymasters}`), for a permission request, which has no word for them; absent: sponsored.
+    #[serde(default)]
+    fees: Option<Value>,
     #[serde(default)]
     names: BTreeMap<String, String>,
 }
@@ -471,6 +475,17 @@ async fn propose(State(service): State<Arc<Service>>, headers: HeaderMap, body: 
         (None, None) => return Err(ApiError::bad("give spec (TOML or JSON) or permission_request (ERC-7715)")),
     }
     .map_err(|e| ApiError::bad(e.to_string()))?;
+    let mut spec = spec;
+    if let Some(fees) = &req.fees {
+        if req.permission_request.is_none() {
+            return Err(ApiError::bad(
+                "fees go inside the spec (its [fees] table); the top-level fees is for permission_request",
+            ));
+        }
+        let parsed: valet_core::spec::FeesSpec = serde_json::from_value(fees.clone())
+            .map_err(|e| ApiError::bad(format!("fees: {e} (\"sponsored\", or {{\"budget\": \"0.01 ether\"}})")))?;
+        spec.fees = Some(parsed);
+    }
     let mut names = service.names.clone();
     for (name, address) in &req.names {
         names.insert(name.clone(), parse_address(address, &format!("names.{name}"))?);

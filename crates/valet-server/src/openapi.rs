@@ -87,6 +87,7 @@ pub fn document() -> Value {
                         "salt": { "type": "string", "pattern": "^[0-9]+$" },
                         "spec": { "description": "A TOML spec (string) or a JSON spec (object)", "type": ["string", "object"] },
                         "permission_request": { "description": "Or an ERC-7715-style request: {chainId, permission: {type, data}, rules: [{type, data}]}", "type": "object" },
+                        "fees": { "description": "With permission_request: how fees are paid, \"sponsored\" (the default) or {budget, per_period, period, paymasters}", "type": ["string", "object"] },
                         "names": { "type": "object", "additionalProperties": { "$ref": "#/components/schemas/Address" } }
                     }, "required": ["owner"], "additionalProperties": false })),
                     "responses": errors(json!({ "201": json_response("Proposed", json!({ "$ref": "#/components/schemas/Session" })) }), AUTH_ERRORS) },

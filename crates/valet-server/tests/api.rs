@@ -156,6 +156,9 @@ async fn granted(
     owner: &alloy::signers::local::PrivateKeySigner,
     spec: &str,
 ) -> (String, Address) {
+    // Unless the spec says how fees are paid, the account pays them from a 0.5 ETH budget.
+    let spec =
+        if spec.contains("fees") { spec.to_string() } else { format!("{spec}\n[fees]\nbudget = \"0.5 ether\"\n") };
     let (status, proposed) =
         s.call("POST", "/v1/sessions", Some(key), Some(json!({ "owner": owner.address(), "spec": spec }))).await;
     assert_eq!(status, 201, "{proposed}");
@@ -468,6 +471,21 @@ async fn story(database: Option<String>) {
             Some(json!({ "owner": owner.address(), "spec": spec, "extra": 1 }).to_string()),
             400,
         ),
+        // Fees go in the spec; beside a permission request they must be a fee rule.
+        (
+            "POST",
+            "/v1/sessions".into(),
+            Some(&key),
+            Some(json!({ "owner": owner.address(), "spec": spec, "fees": "sponsored" }).to_string()),
+            400,
+        ),
+        (
+            "POST",
+            "/v1/sessions".into(),
+            Some(&key),
+            Some(json!({ "owner": owner.address(), "permission_request": {}, "fees": 5 }).to_string()),
+            400,
+        ),
         ("GET", "/v1/sessions/0x1234".into(), Some(&key), None, 400),
         ("GET", format!("/v1/sessions/0x{}", "ab".repeat(32)), Some(&key), None, 404),
         ("GET", "/v1/sessions".into(), None, None, 401),
@@ -536,12 +554,13 @@ async fn the_scheduler_pays_once_per_period_across_downtime() {
             "POST",
             "/v1/sessions",
             Some(&key),
-            Some(json!({ "owner": owner.address(), "permission_request": request })),
+            Some(json!({ "owner": owner.address(), "permission_request": request, "fees": { "budget": "0.5 ether" } })),
         )
         .await;
     assert_eq!(status, 201, "{proposed}");
     let lines: Vec<&str> = proposed["summary"].as_array().expect("summary").iter().filter_map(Value::as_str).collect();
-    assert!(lines.contains(&"At most 10 VLT per 1 day (it refills)."), "{lines:?}");
+    assert!(lines.contains(&"At most 10 VLT per 1 day (it refills) transferred or approved."), "{lines:?}");
+    assert!(lines.iter().any(|l| l.starts_with("May spend up to 0.5 ETH of your ETH on network fees")), "{lines:?}");
     assert!(lines[0].starts_with("Valid for 30 days"), "{lines:?}");
     let pay = json!({ "to": "ValetToken", "function": "transfer(address to, uint256 amount)", "args": [payee.to_string(), "10000000000000000000"] });
     let schedules = format!("/v1/sessions/{id}/schedules");
