@@ -30,7 +30,8 @@ for (const [label, base, sess, over, target] of rows) {
     `${pad(`${n(g[sess])} (${n(g[`${sess}_tx`])})`, 20)}` +
     `${pad(`${n(overhead)} (${n(overheadTx)})`, 18)}${pad(verdict, 16)}`);
 }
-console.log(`\nsignature bytes: owner ${g.owner_signature_bytes}, session use ${g.session_signature_bytes} (target <= 304), ` +
+console.log(`\nrevoke-all (an owner operation): ${n(g.owner_revoke_all)}; after 20 more sessions: ${n(g.owner_revoke_all_after_20_more_sessions)}`);
+console.log(`signature bytes: owner ${g.owner_signature_bytes}, session use ${g.session_signature_bytes} (target <= 304), ` +
   `session enable ${g.session_enable_signature_bytes}; handleOps calldata bytes: owner ${g.owner_calldata_bytes}, ` +
   `session ${g.session_calldata_bytes}`);
 

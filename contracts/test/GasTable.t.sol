@@ -73,6 +73,18 @@ contract GasTable is ValetTestBase {
             _sponsored(_sessionOp(4, _transfer(1 ether)), paymaster, SESSION_KEY, usePrefix(sponsoredPay, 0, hex"00"))
         );
 
+        // Revoke-all is one write whatever the number of sessions: measured with the sessions
+        // above enabled, and again with 20 more.
+        bytes memory revokeAll = single(address(validator), 0, abi.encodeCall(validator.revokeAllSessions, ()));
+        (, uint256 revokeAllFew) = _measure(ownerOp(address(account), revokeAll));
+        for (uint32 i = 0; i < 20; ++i) {
+            Session memory more = mintSession();
+            more.epoch = validator.accountEpoch(address(account));
+            more.salt = 100 + i;
+            enableByOwner(more);
+        }
+        (, uint256 revokeAllMany) = _measure(ownerOp(address(account), revokeAll));
+
         PackedUserOperation memory ownerMintOp = ownerOp(address(account), mintCall(address(account), 1));
         string memory j = "gas";
         vm.serializeUint(j, "owner_mint", ownerMint);
@@ -89,6 +101,8 @@ contract GasTable is ValetTestBase {
         vm.serializeUint(j, "enable_overhead_tx", enableAndMintTx - sessionMintTx);
         vm.serializeUint(j, "owner_erc20_transfer_tx", ownerTransferTx);
         vm.serializeUint(j, "session_erc20_transfer_tx", sessionTransferTx);
+        vm.serializeUint(j, "owner_revoke_all", revokeAllFew);
+        vm.serializeUint(j, "owner_revoke_all_after_20_more_sessions", revokeAllMany);
         vm.serializeUint(j, "owner_sponsored_erc20_transfer", ownerSponsored);
         vm.serializeUint(j, "session_sponsored_erc20_transfer", sessionSponsored);
         vm.serializeUint(j, "owner_sponsored_erc20_transfer_tx", ownerSponsoredTx);
@@ -103,6 +117,7 @@ contract GasTable is ValetTestBase {
         assertLe(sessionMint - ownerMint, 12_000, "session_mint_overhead target");
         assertLe(enableAndMint - sessionMint, 60_000, "enable_overhead target");
         assertLe(sessionMintOp.signature.length, 304, "session signature target");
+        assertEq(revokeAllMany, revokeAllFew, "revoke-all costs the same whatever the number of sessions");
     }
 
     function _sessionOp(uint32 lane, bytes memory callData) internal view returns (PackedUserOperation memory op) {

@@ -527,6 +527,34 @@ pub(crate) async fn revoke(id: &str, key: &OwnerKey, chain: &ChainArgs) -> anyho
     )
 }
 
+/// `valet session revoke --all`: every session of the owner's account ends, and every grant
+/// signed for it so far is void.
+pub(crate) async fn revoke_all(salt: U256, key: &OwnerKey, chain: &ChainArgs) -> anyhow::Result<()> {
+    let owner = require_owner(key)?;
+    let c = connect(chain).await?;
+    let account = c.valet.account(owner.address(), salt).await?;
+    let before = c.valet.account_epoch(account.address).await?;
+    let receipt = c.valet.revoke_all(&account, &owner).await.map_err(|e| submit_error(e, account.address))?;
+    let epoch = c.valet.account_epoch(account.address).await?;
+    print(
+        chain.json,
+        json!({
+            "status": "revoked_all",
+            "account": account.address,
+            "previous_epoch": before.to_string(),
+            "epoch": epoch.to_string(),
+            "user_op_hash": receipt.user_op_hash,
+            "transaction_hash": receipt.transaction_hash
+        }),
+        || {
+            println!(
+                "revoked every session of account {} and voided every grant signed before (epoch {before:#x} → {epoch:#x}; transaction {})",
+                account.address, receipt.transaction_hash
+            )
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

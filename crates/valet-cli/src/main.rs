@@ -168,10 +168,19 @@ enum SessionCommand {
         #[command(flatten)]
         chain: ChainArgs,
     },
-    /// Revoke a session on chain (an owner-signed operation), effective at once.
+    /// Revoke a session on chain (an owner-signed operation), effective at once; or, with
+    /// `--all`, every session of the owner's account and every grant signed before.
     Revoke {
         /// The session id (or a unique prefix).
-        id: String,
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Revoke every session of the owner's account, and void every grant not used yet: the
+        /// account moves to a new epoch that nothing signed before can name.
+        #[arg(long)]
+        all: bool,
+        /// With `--all`: the account's salt.
+        #[arg(long, default_value = "0", requires = "all")]
+        salt: U256,
         #[command(flatten)]
         owner_key: OwnerKey,
         #[command(flatten)]
@@ -283,7 +292,12 @@ async fn main() -> std::process::ExitCode {
             SessionCommand::Exec { id, to, function, args, value, chain } => {
                 commands::exec(&id, &to, function.as_deref(), &args, value, &chain).await
             }
-            SessionCommand::Revoke { id, owner_key, chain } => commands::revoke(&id, &owner_key, &chain).await,
+            SessionCommand::Revoke { id: Some(id), owner_key, chain, .. } => {
+                commands::revoke(&id, &owner_key, &chain).await
+            }
+            SessionCommand::Revoke { id: None, salt, owner_key, chain, .. } => {
+                commands::revoke_all(salt, &owner_key, &chain).await
+            }
         },
     };
     match result {

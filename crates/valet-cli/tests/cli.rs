@@ -439,6 +439,40 @@ fn sessions_from_grant_to_revocation_on_a_devnet() {
     expected.sort();
     assert_eq!(states, expected, "{listed}");
 
+    // Revoke-all: every session of the account ends, and a grant not used yet is void too.
+    let unused = ok(home, env, &["session", "grant", "--spec", named_spec, "--name", &collectible, "--json"]);
+    let unused_id = unused["session_id"].as_str().expect("session_id").to_string();
+    let all = ok(home, env, &["session", "revoke", "--all", "--json"]);
+    assert_eq!(all["status"], "revoked_all", "{all}");
+    assert_ne!(all["epoch"], all["previous_epoch"], "the epoch moved: {all}");
+    for session in [&named_id, &unused_id] {
+        let shown = ok(home, env, &["session", "show", session, "--json"]);
+        assert_eq!(shown["status"]["state"], "voided", "{shown}");
+        assert!(shown["status"]["reason"].as_str().is_some_and(|r| r.contains("revoked after")), "{shown}");
+    }
+    let e = error(
+        home,
+        env,
+        &[
+            "session",
+            "exec",
+            &named_id,
+            "--to",
+            "Collectible",
+            "--function",
+            MINT,
+            "--arg",
+            "$account",
+            "--arg",
+            "1",
+            "--json",
+        ],
+    );
+    assert!(e.contains("refused before sending") && e.contains("revoked"), "{e}");
+    // Neither an id nor --all: clap's usage error.
+    let out = valet(home, env, &["session", "revoke", "--json"]);
+    assert!(!out.status.success() && stderr_of(&out).contains("<ID>"), "{}", stderr_of(&out));
+
     // Stopping the devnet: by its PID, cleanly, devnet.json removed; the commands then say so.
     let status = devnet.stop();
     assert!(status.success(), "valet devnet exited with {status}");

@@ -124,18 +124,27 @@ pub struct PermissionStatus {
     pub max_uses: u32,
 }
 
+/// Serialises a `u128` amount as a decimal string: JSON numbers above 2^53 lose digits in most
+/// readers, and `serde_json::Value` holds no integer above `u64::MAX` at all.
+fn decimal<S: serde::Serializer>(value: &u128, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&value.to_string())
+}
+
 /// What a limit has left.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LimitStatus {
-    /// `native` or `erc20`.
+    /// `native`, `erc20` or `fees`.
     pub kind: &'static str,
-    /// The token (zero for native).
+    /// The token (zero for native and fees).
     pub token: Address,
-    /// The cap (per period, if periodic).
+    /// The cap (per period, if periodic), as a decimal string in JSON.
+    #[serde(serialize_with = "decimal")]
     pub cap: u128,
     /// Spent in `period` (or in all, for a whole-session limit).
+    #[serde(serialize_with = "decimal")]
     pub spent: u128,
     /// Left now: the cap if the current period has not been spent from yet.
+    #[serde(serialize_with = "decimal")]
     pub left: u128,
     /// Seconds per period (0 = whole session).
     pub period_seconds: u64,
@@ -152,11 +161,14 @@ pub struct FeeStatus {
     /// session, and perhaps fee limits per period too) or `per_period` (only fee limits per
     /// period, in `limits`).
     pub mode: &'static str,
-    /// The budget in wei (over the whole session).
+    /// The budget in wei (over the whole session), as a decimal string in JSON.
+    #[serde(serialize_with = "decimal")]
     pub budget: u128,
     /// Wei committed so far, at each operation's maximum cost.
+    #[serde(serialize_with = "decimal")]
     pub spent: u128,
     /// Wei left of the budget.
+    #[serde(serialize_with = "decimal")]
     pub left: u128,
     /// The paymasters allowed to pay (any, if empty).
     pub paymasters: Vec<Address>,
@@ -671,5 +683,51 @@ pub fn status_of(session: &Session, id: B256, chain: &ChainState, now: u64) -> S
             left: session.fee_budget.saturating_sub(counters.fees_spent),
             paymasters: session.paymasters.clone(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use valet_core::session::MAX_FEE_BUDGET;
+    use valet_core::{Limit, Permission};
+
+    /// Amounts above `u64::MAX` (a 2^80 fee budget, 100 tokens of 18 decimals) reach JSON intact:
+    /// as numbers they made `serde_json::json!` panic in the service.
+    #[test]
+    fn large_amounts_serialise_as_decimal_strings() {
+        let session = Session {
+            session_key: Address::repeat_byte(1),
+            valid_after: 1,
+            valid_until: 100,
+            epoch: 0,
+            salt: 0,
+            max_uses: 0,
+            fee_budget: MAX_FEE_BUDGET,
+            paymasters: vec![],
+            limits: vec![
+                Limit {
+                    kind: LimitKind::Erc20,
+                    token: Address::repeat_byte(2),
+                    amount: 100 * 10u128.pow(18),
+                    period: 0,
+                },
+                Limit { kind: LimitKind::Fees, token: Address::ZERO, amount: 10u128.pow(16), period: 86_400 },
+            ],
+            permissions: vec![Permission {
+                target: Address::repeat_byte(2),
+                selector: FixedBytes::new([0xa9, 0x05, 0x9c, 0xbb]),
+                value_limit: 0,
+                max_uses: 0,
+                rules: vec![],
+            }],
+        };
+        let chain = ChainState { counters: Counters { installed: true, ..Counters::default() }, state: "none" };
+        let status = status_of(&session, B256::ZERO, &chain, 50);
+        let value = serde_json::to_value(&status).expect("serialises");
+        assert_eq!(value["fees"]["budget"], "1208925819614629174706175");
+        assert_eq!(value["fees"]["mode"], "per_period");
+        assert_eq!(value["limits"][0]["cap"], "100000000000000000000");
+        assert_eq!(value["limits"][1]["kind"], "fees");
     }
 }

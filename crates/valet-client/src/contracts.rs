@@ -48,34 +48,25 @@ alloy::sol!(
     "../../contracts/artifacts/ValetDAO.json"
 );
 
-impl From<&valet_core::PackedUserOperation> for entry_point::PackedUserOperation {
-    fn from(op: &valet_core::PackedUserOperation) -> Self {
-        Self {
-            sender: op.sender,
-            nonce: op.nonce,
-            initCode: op.init_code.clone(),
-            callData: op.call_data.clone(),
-            accountGasLimits: op.account_gas_limits,
-            preVerificationGas: op.pre_verification_gas,
-            gasFees: op.gas_fees,
-            paymasterAndData: op.paymaster_and_data.clone(),
-            signature: op.signature.clone(),
+/// The packed operation as each binding that takes one spells it.
+macro_rules! packed_from_core {
+    ($($binding:ty),*) => {$(
+        impl From<&valet_core::PackedUserOperation> for $binding {
+            fn from(op: &valet_core::PackedUserOperation) -> Self {
+                Self {
+                    sender: op.sender,
+                    nonce: op.nonce,
+                    initCode: op.init_code.clone(),
+                    callData: op.call_data.clone(),
+                    accountGasLimits: op.account_gas_limits,
+                    preVerificationGas: op.pre_verification_gas,
+                    gasFees: op.gas_fees,
+                    paymasterAndData: op.paymaster_and_data.clone(),
+                    signature: op.signature.clone(),
+                }
+            }
         }
-    }
+    )*};
 }
 
-impl From<&valet_core::PackedUserOperation> for account::ValetAccount::PackedUserOperation {
-    fn from(op: &valet_core::PackedUserOperation) -> Self {
-        Self {
-            sender: op.sender,
-            nonce: op.nonce,
-            initCode: op.init_code.clone(),
-            callData: op.call_data.clone(),
-            accountGasLimits: op.account_gas_limits,
-            preVerificationGas: op.pre_verification_gas,
-            gasFees: op.gas_fees,
-            paymasterAndData: op.paymaster_and_data.clone(),
-            signature: op.signature.clone(),
-        }
-    }
-}
+packed_from_core!(entry_point::PackedUserOperation, account::ValetAccount::PackedUserOperation);

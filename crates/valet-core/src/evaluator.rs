@@ -403,35 +403,26 @@ pub fn evaluate(session: &Session, counters: &Counters, request: &Request<'_>) -
     }
     let mut next = counters.clone();
     next.limits.resize(session.limits.len(), (0, 0));
-    let epoch_mismatch =
-        || Refusal::EpochMismatch { id, session_epoch: session.epoch, account_epoch: counters.account_epoch };
-
-    if request.enable {
-        if counters.state == SessionState::Revoked {
-            return Err(Refusal::Revoked(id));
-        }
-        if session.epoch != counters.account_epoch {
-            return Err(epoch_mismatch());
-        }
-        if counters.state == SessionState::Enabled {
-            return Err(Refusal::AlreadyEnabled(id));
-        }
+    // The same order in both modes: revoked, then the epoch (a revoke-all or reinstall since the
+    // grant), then whether the session is enabled already.
+    if counters.state == SessionState::Revoked {
+        return Err(Refusal::Revoked(id));
+    }
+    if session.epoch != counters.account_epoch {
+        return Err(Refusal::EpochMismatch { id, session_epoch: session.epoch, account_epoch: counters.account_epoch });
+    }
+    match (request.enable, counters.state) {
+        (true, SessionState::Enabled) => return Err(Refusal::AlreadyEnabled(id)),
         // Enabling writes a fresh state word (uses and fees spent 0); limit words are not
         // touched (a session never enabled has never spent from them).
-        next.state = SessionState::Enabled;
-        next.session_uses = 0;
-        next.permission_uses = [0; MAX_COUNTED_PERMISSIONS];
-        next.fees_spent = 0;
-    } else {
-        if counters.state == SessionState::Revoked {
-            return Err(Refusal::Revoked(id));
+        (true, _) => {
+            next.state = SessionState::Enabled;
+            next.session_uses = 0;
+            next.permission_uses = [0; MAX_COUNTED_PERMISSIONS];
+            next.fees_spent = 0;
         }
-        if session.epoch != counters.account_epoch {
-            return Err(epoch_mismatch());
-        }
-        if counters.state == SessionState::None {
-            return Err(Refusal::NotEnabled(id));
-        }
+        (false, SessionState::None) => return Err(Refusal::NotEnabled(id)),
+        (false, _) => {}
     }
 
     if session.max_uses != 0 {
