@@ -31,6 +31,9 @@ struct Step {
     gas: Option<u128>,
     /// Gas of the transaction that carried it.
     tx_gas: Option<u64>,
+    /// What the account paid for it, in wei.
+    #[serde(skip)]
+    fee_wei: Option<U256>,
     user_op_hash: Option<B256>,
     transaction_hash: Option<B256>,
     detail: Option<String>,
@@ -90,6 +93,7 @@ impl Story {
             status: "included",
             gas: Some(done.receipt.actual_gas_used),
             tx_gas: done.receipt.transaction_gas_used,
+            fee_wei: Some(done.receipt.actual_gas_cost),
             user_op_hash: Some(done.receipt.user_op_hash),
             transaction_hash: Some(done.receipt.transaction_hash),
             detail: (!extra.is_empty()).then(|| extra.join(", ")),
@@ -130,6 +134,7 @@ impl Story {
             status: "refused",
             gas: None,
             tx_gas: None,
+            fee_wei: None,
             user_op_hash: None,
             transaction_hash: None,
             detail: Some(reason),
@@ -246,6 +251,15 @@ pub(crate) async fn run(json: bool, alto: bool) -> anyhow::Result<()> {
     let nft_balance = ValetNFT::new(a.nft, valet.provider()).balanceOf(account.address).call().await?;
     let mints = story.steps.iter().filter(|s| s.leg == "mint" && s.status == "included").count();
     story.say(format!("The account holds {nft_balance} NFTs."));
+    let fees = valet.status(account.address, &mint_session.session).await?.fees;
+    let paid: U256 =
+        story.steps.iter().filter(|s| s.leg == "mint").filter_map(|s| s.fee_wei).fold(U256::ZERO, |sum, fee| sum + fee);
+    story.say(format!(
+        "Fees: {} ETH of the session's {} ETH budget committed (each mint counted at its maximum cost); the account paid {} ETH.",
+        units(fees.spent, 18),
+        units(fees.budget, 18),
+        units(paid.saturating_to(), 18)
+    ));
 
     // 2. DAO votes: one session, three proposals.
     story.say("\n2. Voting in a DAO with a session key");
@@ -363,6 +377,7 @@ pub(crate) async fn run(json: bool, alto: bool) -> anyhow::Result<()> {
             "validator": a.validator,
             "summary": summary,
             "mints_succeeded": mints,
+            "mint_fees": { "budget_wei": fees.budget.to_string(), "committed_wei": fees.spent.to_string(), "paid_wei": paid.to_string() },
             "nft_balance": nft_balance.to::<u64>(),
             "refusals": story.refusals,
             "votes": { "session_id": vote_session.id, "cast": votes },

@@ -14,6 +14,19 @@ fn check_story(doc: &serde_json::Value, submitter: &str) {
     assert_eq!(doc["submitter"], submitter);
     assert_eq!(doc["mints_succeeded"], 10);
     assert_eq!(doc["nft_balance"], 10);
+    // The fee rule: the mints committed part of the 0.01 ETH budget (at their maximum cost), and
+    // paid no more than that.
+    let wei = |key: &str| doc["mint_fees"][key].as_str().and_then(|v| v.parse::<u128>().ok()).expect(key);
+    assert_eq!(wei("budget_wei"), 10u128.pow(16), "{doc}");
+    assert!(wei("committed_wei") > 0 && wei("committed_wei") <= wei("budget_wei"), "{doc}");
+    assert!(wei("paid_wei") > 0 && wei("paid_wei") <= wei("committed_wei"), "{doc}");
+    let summary: Vec<&str> = doc["summary"].as_array().expect("summary").iter().filter_map(|l| l.as_str()).collect();
+    assert!(
+        summary.contains(
+            &"May spend up to 0.01 ETH of your ETH on network fees, counted at each operation's maximum cost."
+        ),
+        "{doc}"
+    );
     let refusals = doc["refusals"].as_array().expect("refusals");
     assert_eq!(refusals.len(), 3, "{doc}");
     let field = |i: usize, key: &str| refusals[i][key].as_str().unwrap_or_default().to_string();
