@@ -688,29 +688,48 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
 
     /// @dev The fee rule, after the calls and limits: an operation through a paymaster must name
     ///      one the session lists (if it lists any); one the account pays for must fit in what is
-    ///      left of the fee budget, which it then spends.
+    ///      left of the fee budget, which it then spends (in the state word's top 80 bits).
+    ///      Assembly for the same reason as {_readFee}; {_revertFee} says why it failed.
     function _chargeFee(Use memory use, bytes calldata session) internal pure {
-        address paymaster = use.paymaster;
-        if (paymaster != address(0)) {
-            if (session.paymasterCount() != 0 && !session.listsPaymaster(paymaster)) {
-                revert PaymasterNotAllowed(use.id, paymaster);
+        uint256 failure; // 1 the budget, 2 the paymaster list
+        assembly ("memory-safe") {
+            let paymaster := mload(add(use, 0x220))
+            switch paymaster
+            case 0 {
+                let fee := mload(add(use, 0x200))
+                if fee {
+                    let word := mload(add(use, 0x40))
+                    let budget := shr(176, calldataload(add(session.offset, 47))) // feeBudget
+                    let spent := shr(176, word)
+                    // spent > budget only for a word written under another rule: refuse that too.
+                    switch or(gt(spent, budget), gt(fee, sub(budget, spent)))
+                    // spent + fee <= budget < 2^80: the sum stays in its 80 bits.
+                    case 0 { mstore(add(use, 0x40), add(word, shl(176, fee))) }
+                    default { failure := 1 }
+                }
             }
-            return;
+            default {
+                let count := byte(0, calldataload(add(session.offset, 57))) // paymaster count
+                if count {
+                    failure := 2
+                    for { let i := 0 } lt(i, count) { i := add(i, 1) } {
+                        if eq(shr(96, calldataload(add(session.offset, add(58, mul(i, 20))))), paymaster) {
+                            failure := 0
+                            break
+                        }
+                    }
+                }
+            }
         }
-        uint256 fee = use.fee;
-        if (fee == 0) return;
+        if (failure != 0) _revertFee(use, session, failure);
+    }
+
+    /// @dev Reverts with the error for a {_chargeFee} failure.
+    function _revertFee(Use memory use, bytes calldata session, uint256 failure) internal pure {
+        if (failure == 2) revert PaymasterNotAllowed(use.id, use.paymaster);
         uint256 budget = session.feeBudget();
-        uint256 word = use.word;
-        uint256 spent = word >> FEES_SHIFT;
-        // spent > budget only for a word written under another rule: refuse that too.
-        if (spent > budget || fee > budget - spent) {
-            if (budget == 0) revert PaymasterRequired(use.id);
-            revert FeeBudgetExceeded(use.id, spent, fee, budget);
-        }
-        // spent + fee <= budget < 2^80: the sum stays in its 80 bits.
-        unchecked {
-            use.word = word + (fee << FEES_SHIFT);
-        }
+        if (budget == 0) revert PaymasterRequired(use.id);
+        revert FeeBudgetExceeded(use.id, use.word >> FEES_SHIFT, use.fee, budget);
     }
 
     function _checkCalls(Use memory use, bytes calldata callData, bytes calldata session) internal {
