@@ -401,24 +401,23 @@ fn sessions_from_grant_to_revocation_on_a_devnet() {
     let granted = ok(home, env, &["session", "grant", "--spec", named_spec, "--name", &collectible, "--json"]);
     let named_id = granted["session_id"].as_str().expect("session_id").to_string();
     assert!(granted["summary"].to_string().contains("on Collectible"), "{granted}");
-    let done = ok(
-        home,
-        env,
-        &[
-            "session",
-            "exec",
-            &named_id,
-            "--to",
-            "Collectible",
-            "--function",
-            MINT,
-            "--arg",
-            "$account",
-            "--arg",
-            "1",
-            "--json",
-        ],
-    );
+    let mint_named: Vec<String> = [
+        "session",
+        "exec",
+        &named_id,
+        "--to",
+        "Collectible",
+        "--function",
+        MINT,
+        "--arg",
+        "$account",
+        "--arg",
+        "1",
+        "--json",
+    ]
+    .map(String::from)
+    .to_vec();
+    let done = ok(home, env, &args(&mint_named));
     assert_eq!(done["status"], "included", "{done}");
     assert_eq!(done["enabled_session"], true, "{done}");
     assert_eq!(done["deployed_account"], false, "{done}");
@@ -450,24 +449,7 @@ fn sessions_from_grant_to_revocation_on_a_devnet() {
         assert_eq!(shown["status"]["state"], "voided", "{shown}");
         assert!(shown["status"]["reason"].as_str().is_some_and(|r| r.contains("revoked after")), "{shown}");
     }
-    let e = error(
-        home,
-        env,
-        &[
-            "session",
-            "exec",
-            &named_id,
-            "--to",
-            "Collectible",
-            "--function",
-            MINT,
-            "--arg",
-            "$account",
-            "--arg",
-            "1",
-            "--json",
-        ],
-    );
+    let e = error(home, env, &args(&mint_named));
     assert!(e.contains("refused before sending") && e.contains("revoked"), "{e}");
     // Neither an id nor --all: clap's usage error.
     let out = valet(home, env, &["session", "revoke", "--json"]);
