@@ -408,7 +408,16 @@ impl SessionSpec {
             (Some(_), Some(_)) => return Err(spec_error("session", "give valid_for or valid_until, not both")),
             (Some(until), None) => until,
             // valid_until is inclusive: "1h" from 08:00:00 ends at 08:59:59.
-            (None, Some(d)) => (valid_after + parse_duration(d)?).saturating_sub(1),
+            (None, Some(d)) => valid_after
+                .checked_add(parse_duration(d)?)
+                .filter(|end| *end <= 1 << 48)
+                .ok_or_else(|| {
+                    spec_error(
+                        "valid_for",
+                        format!("`{d}` from {valid_after} ends after the year 8,921,556 (the largest uint48 second)"),
+                    )
+                })?
+                .saturating_sub(1),
             (None, None) => return Err(spec_error("session", "give valid_for (\"1h\") or valid_until")),
         };
         if self.permissions.is_empty() {

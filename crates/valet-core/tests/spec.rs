@@ -81,6 +81,8 @@ rules = [{ arg = "delta", lt = 5 }]
     let too_big = MINT.replace("lte = 5", "lte = \"0x1\", gt = 1");
     let zero_start = MINT.replace("valid_for = \"1h\"", "valid_after = 0\nvalid_for = \"1h\"");
     assert!(refusal(&zero_start).starts_with("valid_after: 0 is not a start time"), "{}", refusal(&zero_start));
+    let forever = MINT.replace("valid_for = \"1h\"", "valid_for = \"18446744073709551615s\"");
+    assert!(refusal(&forever).starts_with("valid_for: `18446744073709551615s` from"), "{}", refusal(&forever));
     let many = MINT.replace("max_uses = 10", "max_uses = 70000");
     assert!(refusal(&many).contains("max_uses = 70000 is above 65535"), "{}", refusal(&many));
     assert_eq!(

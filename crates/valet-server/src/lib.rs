@@ -5,6 +5,7 @@ pub mod crypto;
 mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod scheduler;
 pub mod vault;
 pub mod web;
 
@@ -199,7 +200,7 @@ pub async fn serve(
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                if let Err(e) = api::run_schedules(&service).await {
+                if let Err(e) = scheduler::run_schedules(&service).await {
                     tracing::warn!(error = %e, "scheduler pass failed");
                 }
             }

@@ -573,18 +573,18 @@ async fn the_scheduler_pays_once_per_period_across_downtime() {
 
     let token = valet_client::contracts::ValetToken::new(devnet.addresses.token, &devnet.provider);
     let balance = || async { token.balanceOf(payee).call().await.expect("balance") / U256::from(10u128.pow(18)) };
-    assert_eq!(valet_server::api::run_schedules(&service).await.expect("pass"), 1, "run 0 is due at once");
-    assert_eq!(valet_server::api::run_schedules(&service).await.expect("pass"), 0, "and runs once");
+    assert_eq!(valet_server::scheduler::run_schedules(&service).await.expect("pass"), 1, "run 0 is due at once");
+    assert_eq!(valet_server::scheduler::run_schedules(&service).await.expect("pass"), 0, "and runs once");
     assert_eq!(balance().await, U256::from(10));
 
     devnet.advance_time(86_400).await.expect("a day");
-    assert_eq!(valet_server::api::run_schedules(&service).await.expect("pass"), 1);
+    assert_eq!(valet_server::scheduler::run_schedules(&service).await.expect("pass"), 1);
     assert_eq!(balance().await, U256::from(20));
 
     // Three days of downtime: one run, not three.
     devnet.advance_time(3 * 86_400).await.expect("three days");
-    assert_eq!(valet_server::api::run_schedules(&service).await.expect("pass"), 1);
-    assert_eq!(valet_server::api::run_schedules(&service).await.expect("pass"), 0);
+    assert_eq!(valet_server::scheduler::run_schedules(&service).await.expect("pass"), 1);
+    assert_eq!(valet_server::scheduler::run_schedules(&service).await.expect("pass"), 0);
     assert_eq!(balance().await, U256::from(30));
     let (_, listed) = s.call("GET", &schedules, Some(&key), None).await;
     assert_eq!(listed["schedules"][0]["next_run"], 5, "{listed}");
@@ -599,7 +599,7 @@ async fn the_scheduler_pays_once_per_period_across_downtime() {
     let (status, _) = s.call("POST", &format!("/v1/sessions/{id}/revoke"), Some(&key), None).await;
     assert_eq!(status, 200);
     devnet.advance_time(86_400).await.expect("a day");
-    assert_eq!(valet_server::api::run_schedules(&service).await.expect("pass"), 0);
+    assert_eq!(valet_server::scheduler::run_schedules(&service).await.expect("pass"), 0);
     let (_, listed) = s.call("GET", &schedules, Some(&key), None).await;
     assert_eq!(
         (listed["schedules"][0]["status"].as_str(), listed["schedules"][0]["reason"].as_str()),

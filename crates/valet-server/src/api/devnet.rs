@@ -1,0 +1,61 @@
+//! The devnet faucet.
+
+use std::sync::Arc;
+
+use alloy::primitives::Address;
+use alloy::providers::Provider;
+use axum::body::Bytes as Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::Service;
+
+use super::*;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Fund {
+    pub(crate) address: String,
+}
+
+/// Tops an account up with ETH (and demo tokens) on a development chain.
+pub(crate) async fn devnet_fund(State(service): State<Arc<Service>>, headers: HeaderMap, body: Body) -> ApiResult {
+    let app = authenticate(&service, &headers).await?;
+    let req: Fund = parse_body(&headers, &body)?;
+    let address = parse_address(&req.address, "address")?;
+    if address == Address::ZERO {
+        return Err(ApiError::bad(format!("address {address} is the zero address: funds sent there are lost")));
+    }
+    let Some(faucet) = &service.faucet else {
+        return Err(ApiError::conflict(
+            "no_faucet",
+            "this service is not on a development chain: fund the account from a wallet",
+        ));
+    };
+    let sent = faucet.fund(address).await.map_err(|e| match e {
+        crate::web::FaucetError::Rejected(_) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected_by_chain", format!("funding {address}: {e}"))
+        }
+        crate::web::FaucetError::Node(_) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "chain_unavailable", format!("faucet: {e}"))
+        }
+    })?;
+    if !sent.is_empty() {
+        let detail = json!({ "transactions": sent });
+        service.vault.audit(&app.id, Some(&address.to_string()), None, "account.funded", &detail).await?;
+    }
+    let balance = service
+        .valet
+        .provider()
+        .get_balance(address)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "chain_unavailable", format!("node: {e}")))?;
+    ok(
+        StatusCode::OK,
+        json!({ "address": address, "funded": !sent.is_empty(), "transactions": sent, "balance_wei": balance.to_string() }),
+    )
+}
+
+// ------------------------------------------------------------------ schedules

@@ -1,0 +1,262 @@
+//! Executions: calls as a session's operation, idempotent, one at a time per session lane.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use alloy::primitives::{Address, B256, Bytes};
+use axum::body::Bytes as Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use valet_client::{Error as ClientError, SessionHandle};
+use valet_core::spec::{Function, explain};
+use valet_core::{Call, Session};
+
+use crate::Service;
+use crate::vault::{App, Audit, Begin, ExecutionRow, SessionRow, sha256_hex};
+
+use super::*;
+
+#[derive(Deserialize, serde::Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CallRequest {
+    pub(crate) to: String,
+    #[serde(default)]
+    pub(crate) value: Option<String>,
+    #[serde(default)]
+    pub(crate) data: Option<String>,
+    #[serde(default)]
+    pub(crate) function: Option<String>,
+    #[serde(default)]
+    pub(crate) args: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Execute {
+    pub(crate) calls: Vec<CallRequest>,
+}
+
+pub(crate) fn build_calls(
+    req: &Execute,
+    account: Address,
+    names: &BTreeMap<String, Address>,
+) -> Result<Vec<Call>, ApiError> {
+    if req.calls.is_empty() || req.calls.len() > valet_core::execution::MAX_BATCH_CALLS {
+        return Err(ApiError::bad(format!(
+            "calls: give 1 to {} calls, not {}",
+            valet_core::execution::MAX_BATCH_CALLS,
+            req.calls.len()
+        )));
+    }
+    req.calls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let at = |m: String| ApiError::bad(format!("calls[{i}]: {m}"));
+            let target = valet_client::abi::resolve_address(&c.to, names).map_err(|e| at(e.to_string()))?;
+            let value = c.value.as_deref().map(|v| parse_u256(v, "value")).transpose().map_err(|e| at(e.message))?;
+            let data = match (&c.function, &c.data) {
+                (Some(_), Some(_)) => return Err(at("give function + args or data, not both".into())),
+                (Some(f), None) => {
+                    let args: Vec<String> = c
+                        .args
+                        .iter()
+                        .map(|a| match a {
+                            Value::String(s) => Ok(s.clone()),
+                            Value::Number(n) => Ok(n.to_string()),
+                            Value::Bool(b) => Ok(b.to_string()),
+                            other => Err(at(format!("argument {other} must be a string, number or bool"))),
+                        })
+                        .collect::<Result<_, _>>()?;
+                    valet_client::abi::encode_call(f, &args, account, names).map_err(|e| at(e.to_string()))?
+                }
+                (None, Some(d)) => d.parse::<Bytes>().map_err(|_| at(format!("data `{d}` is not hex")))?,
+                (None, None) if c.args.is_empty() => Bytes::new(),
+                (None, None) => return Err(at("args given without function".into())),
+            };
+            Ok(Call { target, value: value.unwrap_or_default(), data })
+        })
+        .collect()
+}
+
+pub(crate) fn execution_json(e: &ExecutionRow) -> Value {
+    let detail: Value = e.detail.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or(Value::Null);
+    json!({
+        "execution_id": e.id,
+        "session_id": e.session_id,
+        "status": e.status,
+        "user_op_hash": e.user_op_hash,
+        "transaction_hash": e.transaction_hash,
+        "gas_used": e.gas_used,
+        "detail": detail,
+    })
+}
+
+pub(crate) async fn execute(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult {
+    let app = authenticate(&service, &headers).await?;
+    let idempotency_key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let key = v.to_str().map_err(|_| ApiError::bad("Idempotency-Key must be visible ASCII"))?.trim();
+            if key.is_empty() || key.len() > 200 {
+                return Err(ApiError::bad("Idempotency-Key must be 1 to 200 characters"));
+            }
+            Some(key.to_string())
+        }
+    };
+    let req: Execute = parse_body(&headers, &body)?;
+    let (row, session, id) = load(&service, &app, &id).await?;
+    let account = row_account(&row)?;
+    let names = session_names(&service, &row);
+    let calls = build_calls(&req, account.address, &names)?;
+    match row.status.as_str() {
+        "active" => {}
+        "revoked" => return Err(ApiError::conflict("revoked", format!("session {id} was revoked; grant a new one"))),
+        other => {
+            return Err(ApiError::conflict(
+                "not_active",
+                format!("session {id} is {other}: the owner must grant it first"),
+            ));
+        }
+    }
+    let request_hash = sha256_hex(&body);
+
+    // In a task of its own: a client that hangs up never leaves an execution half recorded.
+    let run = Run { service: service.clone(), app, row, session, id, calls, names, idempotency_key, request_hash };
+    tokio::spawn(run.execute())
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("execution task: {e}")))?
+}
+
+/// One execution, owned by its task.
+pub(crate) struct Run {
+    pub(crate) service: Arc<Service>,
+    pub(crate) app: App,
+    pub(crate) row: SessionRow,
+    pub(crate) session: Session,
+    pub(crate) id: B256,
+    pub(crate) calls: Vec<Call>,
+    pub(crate) names: BTreeMap<String, Address>,
+    pub(crate) idempotency_key: Option<String>,
+    pub(crate) request_hash: String,
+}
+
+impl Run {
+    pub(crate) async fn execute(self) -> ApiResult {
+        let Run { service, app, row, session, id, calls, names, idempotency_key, request_hash } = self;
+        let account = row_account(&row)?;
+        // One execution at a time on this session's lane.
+        let lane = service.lane(&row.id).await;
+        let _turn = lane.lock().await;
+        let _across_instances = service.vault.lane_lock(&row.id).await?;
+        let execution_id =
+            match service.vault.begin_execution(&app.id, &row.id, idempotency_key.as_deref(), &request_hash).await? {
+                Begin::New(execution_id) => execution_id,
+                Begin::Existing(previous) => {
+                    if previous.request_hash != request_hash || previous.session_id != row.id {
+                        return Err(ApiError::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "idempotency_key_reused",
+                            "this Idempotency-Key was used for a different request",
+                        ));
+                    }
+                    if previous.status == "pending" {
+                        return Err(ApiError::conflict(
+                            "in_progress",
+                            "an execution with this Idempotency-Key is in progress",
+                        ));
+                    }
+                    let status =
+                        if previous.status == "included" { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+                    let mut body = execution_json(&previous);
+                    body["replayed"] = Value::Bool(true);
+                    return ok(status, body);
+                }
+            };
+
+        let no_detail = Value::Null;
+        let audit =
+            Audit { app: &app.id, account: Some(&row.account), session: Some(&row.id), event: "", detail: &no_detail };
+        let key_bytes = alloy::hex::decode(&row.sealed_key)
+            .map_err(|_| ApiError::from(crate::Error::Database("sealed key is not hex".into())))?;
+        let key = service.master.open(id, &key_bytes)?;
+        let grant: Bytes = row.grant_sig.as_deref().unwrap_or_default().parse().unwrap_or_default();
+        let handle = SessionHandle::new(session.clone(), key, grant, service.valet.deployment().validator)
+            .map_err(ApiError::from)?;
+        let functions: Vec<Option<Function>> = serde_json::from_str::<Vec<Option<String>>>(&row.functions)
+            .unwrap_or_default()
+            .iter()
+            .map(|f| f.as_deref().and_then(|f| Function::parse(f).ok()))
+            .collect();
+
+        let prepared = match service.valet.prepare(&account, &handle, &calls).await {
+            Ok(p) => p,
+            Err(ClientError::Preflight(refusal)) => {
+                let tokens: Vec<Address> =
+                    session.limits.iter().filter(|l| l.token != Address::ZERO).map(|l| l.token).collect();
+                let reason = explain(&refusal, &session, &functions, &token_labels(&service, &names, &tokens).await);
+                let detail = json!({ "execution_id": execution_id, "reason": reason, "refusal": refusal.to_string() });
+                let audit = Audit { event: "execution.refused", detail: &detail, ..audit };
+                service.vault.finish_execution(&execution_id, "refused", None, None, &detail, &audit).await?;
+                service.metrics.inc("valet_executions_total", &[("outcome", "refused")]);
+                let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", reason);
+                e.extra = Some(json!({ "refusal": refusal.to_string(), "execution_id": execution_id }));
+                return Err(e);
+            }
+            Err(e) => {
+                let detail = json!({ "execution_id": execution_id, "error": e.to_string() });
+                let audit = Audit { event: "execution.failed", detail: &detail, ..audit };
+                service.vault.finish_execution(&execution_id, "failed", None, None, &detail, &audit).await?;
+                service.metrics.inc("valet_executions_total", &[("outcome", "failed")]);
+                return Err(e.into());
+            }
+        };
+        let user_op_hash = prepared.op.hash(service.valet.deployment().entry_point, service.valet.chain_id());
+        let operation = serde_json::to_string(&prepared.op).unwrap_or_default();
+        service.vault.execution_built(&execution_id, &user_op_hash.to_string(), &operation).await?;
+        match service.valet.submit(std::slice::from_ref(&prepared.op)).await {
+            Ok(mut receipts) => {
+                let receipt = receipts.remove(0);
+                let detail = json!({ "permission_indices": prepared.indices, "deployed_account": prepared.deploys, "enabled_session": prepared.enables });
+                let gas = receipt.actual_gas_used.to_string();
+                let tx = receipt.transaction_hash.to_string();
+                let event = json!({ "execution_id": execution_id, "user_op_hash": user_op_hash, "transaction_hash": tx, "gas_used": gas });
+                let audit = Audit { event: "execution.included", detail: &event, ..audit };
+                service
+                    .vault
+                    .finish_execution(&execution_id, "included", Some(&tx), Some(&gas), &detail, &audit)
+                    .await?;
+                service.metrics.inc("valet_executions_total", &[("outcome", "included")]);
+                ok(
+                    StatusCode::OK,
+                    json!({
+                        "execution_id": execution_id,
+                        "session_id": id,
+                        "status": "included",
+                        "user_op_hash": user_op_hash,
+                        "transaction_hash": receipt.transaction_hash,
+                        "gas_used": gas,
+                        "detail": detail,
+                    }),
+                )
+            }
+            Err(e) => {
+                let status = if matches!(e, ClientError::ExecutionReverted { .. }) { "reverted" } else { "failed" };
+                let detail =
+                    json!({ "execution_id": execution_id, "user_op_hash": user_op_hash, "error": e.to_string() });
+                let event = format!("execution.{status}");
+                let audit = Audit { event: &event, detail: &detail, ..audit };
+                service.vault.finish_execution(&execution_id, status, None, None, &detail, &audit).await?;
+                service.metrics.inc("valet_executions_total", &[("outcome", status)]);
+                Err(e.into())
+            }
+        }
+    }
+}

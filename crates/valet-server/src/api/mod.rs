@@ -1,0 +1,315 @@
+//! The HTTP API, one module per resource: every answer is JSON; every bad request gets a 4xx
+//! naming the problem (bodies, paths and queries are parsed here, not by extractors with
+//! plain-text rejections). The shared pieces — the error type, the router, parsing and
+//! authentication — are here.
+
+pub(crate) mod accounts;
+pub(crate) mod apps;
+pub(crate) mod audit;
+pub(crate) mod devnet;
+pub(crate) mod executions;
+pub(crate) mod health;
+pub(crate) mod schedules;
+pub(crate) mod sessions;
+
+use accounts::*;
+use apps::*;
+use audit::*;
+use devnet::*;
+use executions::*;
+use health::*;
+use schedules::*;
+use sessions::*;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use alloy::primitives::{Address, B256, Bytes, U256};
+use axum::Router;
+use axum::body::Bytes as Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use valet_client::Error as ClientError;
+
+use crate::Service;
+use crate::vault::{App, SessionRow};
+
+/// An HTTP error: status, a stable code, and a message naming the problem.
+#[derive(Debug)]
+pub struct ApiError {
+    pub(crate) status: StatusCode,
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+    pub(crate) extra: Option<Value>,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), extra: None }
+    }
+
+    pub(crate) fn bad(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub(crate) fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.code, "message": self.message });
+        if let (Some(Value::Object(extra)), Value::Object(map)) = (self.extra, &mut body) {
+            map.extend(extra);
+        }
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<crate::Error> for ApiError {
+    fn from(e: crate::Error) -> Self {
+        match e {
+            crate::Error::Client(c) => c.into(),
+            crate::Error::Core(c) => Self::bad(c.to_string()),
+            other => {
+                tracing::error!(error = %other, "internal error");
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", other.to_string())
+            }
+        }
+    }
+}
+
+impl From<ClientError> for ApiError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Core(c) => Self::bad(c.to_string()),
+            ClientError::Config(m) => Self::bad(m),
+            e @ (ClientError::Refused { .. } | ClientError::Bundler { .. } | ClientError::ExecutionWouldRevert(_)) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected_by_chain", e.to_string())
+            }
+            e @ ClientError::ExecutionReverted { .. } => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "execution_reverted", e.to_string())
+            }
+            e => {
+                tracing::warn!(error = %e, "chain unavailable");
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "chain_unavailable", e.to_string())
+            }
+        }
+    }
+}
+
+pub(crate) type ApiResult = Result<Response, ApiError>;
+
+pub(crate) fn ok(status: StatusCode, body: Value) -> ApiResult {
+    Ok((status, axum::Json(body)).into_response())
+}
+
+/// The API's routes.
+pub fn router(service: Arc<Service>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/apps", post(create_app))
+        .route("/v1/accounts/{owner}", get(account))
+        .route("/v1/sessions", post(propose).get(list))
+        .route("/v1/sessions/{id}", get(show))
+        .route("/v1/sessions/{id}/grant", post(grant))
+        .route("/v1/sessions/{id}/execute", post(execute))
+        .route("/v1/sessions/{id}/revoke", post(revoke))
+        .route("/v1/sessions/{id}/revoke/onchain", post(revoke_onchain))
+        .route("/v1/sessions/{id}/schedules", post(create_schedule).get(list_schedules))
+        .route("/v1/schedules/{id}", axum::routing::delete(cancel_schedule))
+        .route("/v1/audit", get(audit))
+        .route("/v1/devnet/fund", post(devnet_fund))
+        .route("/config.json", get(web_config))
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(service.clone(), count_requests))
+        .with_state(service)
+}
+
+pub(crate) async fn count_requests(
+    State(service): State<Arc<Service>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    service.metrics.inc(
+        "valet_http_requests_total",
+        &[("method", &method), ("route", &route), ("status", response.status().as_str())],
+    );
+    response
+}
+
+/// The dApp's files for any other GET outside the API (when the service serves it); else 404.
+pub(crate) async fn fallback(State(service): State<Arc<Service>>, method: Method, uri: Uri) -> Response {
+    let path = uri.path();
+    match &service.web {
+        Some(web) if (method == Method::GET || method == Method::HEAD) && !path.starts_with("/v1/") => {
+            crate::web::asset(web, path.trim_start_matches('/')).await
+        }
+        _ => ApiError::not_found(format!("no route {path}")).into_response(),
+    }
+}
+
+pub(crate) async fn web_config(State(service): State<Arc<Service>>) -> ApiResult {
+    match &service.web {
+        Some(web) => {
+            Ok(([(axum::http::header::CACHE_CONTROL, "no-store")], axum::Json(web.config.clone())).into_response())
+        }
+        None => Err(ApiError::not_found("this service does not serve the dApp")),
+    }
+}
+
+pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+// ------------------------------------------------------------------ parsing helpers
+
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &Body) -> Result<T, ApiError> {
+    if let Some(ct) = headers.get(axum::http::header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or_default();
+        if !ct.starts_with("application/json") {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("content type `{ct}`: send application/json"),
+            ));
+        }
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad(format!("request body: {e}")))
+}
+
+pub(crate) fn query_map(query: Option<String>) -> Result<BTreeMap<String, String>, ApiError> {
+    let mut out = BTreeMap::new();
+    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |s: &str| {
+            percent_decode(s)
+                .ok_or_else(|| ApiError::bad(format!("query parameter `{s}` is not valid percent-encoding")))
+        };
+        out.insert(decode(k)?, decode(v)?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+pub(crate) fn parse_address(text: &str, what: &str) -> Result<Address, ApiError> {
+    text.parse::<Address>()
+        .map_err(|_| ApiError::bad(format!("{what} `{text}` is not an address (0x + 40 hex digits)")))
+}
+
+pub(crate) fn parse_session_id(text: &str) -> Result<B256, ApiError> {
+    text.parse::<B256>().map_err(|_| ApiError::bad(format!("session id `{text}` is not 0x + 64 hex digits")))
+}
+
+pub(crate) fn parse_u256(text: &str, what: &str) -> Result<U256, ApiError> {
+    let bad = || ApiError::bad(format!("{what} `{text}` is not a non-negative integer (decimal or 0x hex)"));
+    if text.is_empty() || text == "0x" {
+        return Err(bad());
+    }
+    text.parse::<U256>().map_err(|_| bad())
+}
+
+/// A salt: decimal digits only.
+pub(crate) fn parse_salt(text: &str) -> Result<U256, ApiError> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::bad(format!("salt `{text}` is not a decimal integer")));
+    }
+    U256::from_str_radix(text, 10).map_err(|_| ApiError::bad(format!("salt `{text}` does not fit in 256 bits")))
+}
+
+pub(crate) fn parse_signature(text: &str) -> Result<Bytes, ApiError> {
+    let bytes = text.parse::<Bytes>().map_err(|_| ApiError::bad(format!("signature `{text}` is not hex")))?;
+    if bytes.len() != 65 {
+        return Err(ApiError::bad(format!("signature is {} bytes; an ECDSA signature is 65", bytes.len())));
+    }
+    Ok(bytes)
+}
+
+/// Checks `signature` of `digest` is `owner`'s: its signer, or 403 naming who signed.
+pub(crate) fn owners_signature(
+    signature: &Bytes,
+    digest: B256,
+    owner: Address,
+    what: &str,
+) -> Result<Address, ApiError> {
+    let parsed = alloy::primitives::Signature::try_from(signature.as_ref())
+        .map_err(|e| ApiError::bad(format!("signature: {e}")))?;
+    let signer = parsed.recover_address_from_prehash(&digest).map_err(|e| ApiError::bad(format!("signature: {e}")))?;
+    if signer != owner {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_the_owner",
+            format!("the {what} is signed by {signer}, not by the account's owner {owner}"),
+        ));
+    }
+    Ok(signer)
+}
+
+/// The names a session's calls may use: the service's, and those it was proposed with (which win).
+pub(crate) fn session_names(service: &Service, row: &SessionRow) -> BTreeMap<String, Address> {
+    let mut names = service.names.clone();
+    if let Ok(stored) = serde_json::from_str::<BTreeMap<String, Address>>(&row.names) {
+        names.extend(stored);
+    }
+    names
+}
+
+pub(crate) async fn authenticate(service: &Service, headers: &HeaderMap) -> Result<App, ApiError> {
+    let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| unauthorized("send `Authorization: Bearer <API key>`"))?;
+    let key = header
+        .to_str()
+        .ok()
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <API key>`"))?;
+    service.vault.app_by_key(key.trim()).await?.ok_or_else(|| unauthorized("unknown API key"))
+}
+
+// ------------------------------------------------------------------ handlers

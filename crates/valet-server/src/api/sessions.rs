@@ -1,0 +1,333 @@
+//! Sessions: propose, grant, show, list, revoke (in the service and on chain).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use alloy::primitives::{Address, B256, Bytes};
+use axum::body::Bytes as Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use valet_client::{Account, Error as ClientError};
+use valet_core::spec::{Function, SessionSpec};
+use valet_core::{Session, eip712};
+
+use crate::Service;
+use crate::vault::{App, Audit, SessionRow};
+
+use super::*;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Propose {
+    pub(crate) owner: String,
+    #[serde(default)]
+    pub(crate) salt: Option<String>,
+    /// A TOML spec (string) or a JSON spec (object)…
+    #[serde(default)]
+    pub(crate) spec: Option<Value>,
+    /// …or an ERC-7715-style permission request.
+    #[serde(default)]
+    pub(crate) permission_request: Option<Value>,
+    /// How fees are paid (a spec's `fees`: `"sponsored"` or `{budget, per_period, period,
+    /// paymasters}`), for a permission request, which has no word for them; absent: sponsored.
+    #[serde(default)]
+    pub(crate) fees: Option<Value>,
+    #[serde(default)]
+    pub(crate) names: BTreeMap<String, String>,
+}
+
+pub(crate) async fn propose(State(service): State<Arc<Service>>, headers: HeaderMap, body: Body) -> ApiResult {
+    let app = authenticate(&service, &headers).await?;
+    let req: Propose = parse_body(&headers, &body)?;
+    let owner = parse_address(&req.owner, "owner")?;
+    let salt = req.salt.as_deref().map(parse_salt).transpose()?.unwrap_or_default();
+    let spec = match (&req.spec, &req.permission_request) {
+        (Some(Value::String(toml)), None) => SessionSpec::from_toml(toml),
+        (Some(spec @ Value::Object(_)), None) => SessionSpec::from_json(&spec.to_string()),
+        (Some(_), None) => return Err(ApiError::bad("spec must be a TOML string or a JSON object")),
+        (None, Some(request @ Value::Object(_))) => valet_core::spec::from_erc7715(request, service.valet.chain_id()),
+        (None, Some(_)) => return Err(ApiError::bad("permission_request must be a JSON object")),
+        (Some(_), Some(_)) => return Err(ApiError::bad("give spec or permission_request, not both")),
+        (None, None) => return Err(ApiError::bad("give spec (TOML or JSON) or permission_request (ERC-7715)")),
+    }
+    .map_err(|e| ApiError::bad(e.to_string()))?;
+    let mut spec = spec;
+    if let Some(fees) = &req.fees {
+        if req.permission_request.is_none() {
+            return Err(ApiError::bad(
+                "fees go inside the spec (its [fees] table); the top-level fees is for permission_request",
+            ));
+        }
+        let parsed: valet_core::spec::FeesSpec = serde_json::from_value(fees.clone())
+            .map_err(|e| ApiError::bad(format!("fees: {e} (\"sponsored\", or {{\"budget\": \"0.01 ether\"}})")))?;
+        spec.fees = Some(parsed);
+    }
+    let mut names = service.names.clone();
+    for (name, address) in &req.names {
+        names.insert(name.clone(), parse_address(address, &format!("names.{name}"))?);
+    }
+    let account = service.valet.account(owner, salt).await?;
+    let tokens = spec
+        .limits
+        .iter()
+        .filter_map(|l| l.token.as_deref())
+        .filter_map(|t| valet_client::abi::resolve_address(t, &names).ok())
+        .collect::<Vec<_>>();
+    let labels = token_labels(&service, &names, &tokens).await;
+    let proposal = service.valet.propose(&account, &spec, &names, &labels).await.map_err(|e| match e {
+        ClientError::Core(c) => ApiError::bad(c.to_string()),
+        other => other.into(),
+    })?;
+    let functions: Vec<Option<String>> = spec
+        .functions()
+        .map_err(|e| ApiError::bad(e.to_string()))?
+        .iter()
+        .map(|f| f.as_ref().map(Function::signature_with_names))
+        .collect();
+    let deployment = service.valet.deployment();
+    let typed_data =
+        eip712::grant_typed_data(&proposal.session, account.address, deployment.validator, service.valet.chain_id())
+            .map_err(|e| ApiError::bad(e.to_string()))?;
+    let id = proposal.id;
+    let row = SessionRow {
+        id: id.to_string(),
+        app_id: app.id.clone(),
+        chain_id: service.valet.chain_id() as i64,
+        validator: deployment.validator.to_string(),
+        account: account.address.to_string(),
+        owner: owner.to_string(),
+        salt: salt.to_string(),
+        session_key: proposal.key.address().to_string(),
+        packed: proposal.session.encode().map_err(|e| ApiError::bad(e.to_string()))?.to_string(),
+        functions: serde_json::to_string(&functions).unwrap_or_default(),
+        names: serde_json::to_string(&names).unwrap_or_default(),
+        summary: serde_json::to_string(&proposal.summary).unwrap_or_default(),
+        sealed_key: alloy::hex::encode(service.master.seal(id, &proposal.key)?),
+        grant_sig: None,
+        status: "proposed".into(),
+        created_at: crate::vault::now(),
+    };
+    service.vault.insert_session(&row).await?;
+    service
+        .vault
+        .audit(&app.id, Some(&row.account), Some(&row.id), "session.proposed", &json!({ "summary": proposal.summary }))
+        .await?;
+    service.metrics.inc("valet_sessions_total", &[("event", "proposed")]);
+    ok(
+        StatusCode::CREATED,
+        json!({
+            "session_id": id,
+            "status": "proposed",
+            "account": account.address,
+            "account_deployed": account.deployed,
+            "session_key": proposal.key.address(),
+            "valid_after": proposal.session.valid_after,
+            "valid_until": proposal.session.valid_until,
+            "summary": proposal.summary,
+            "digest": proposal.digest,
+            "typed_data": typed_data,
+        }),
+    )
+}
+
+pub(crate) async fn load(service: &Service, app: &App, id: &str) -> Result<(SessionRow, Session, B256), ApiError> {
+    let parsed = parse_session_id(id)?;
+    let row = service
+        .vault
+        .session(&app.id, &parsed.to_string())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no session {parsed} for this app")))?;
+    let packed: Bytes =
+        row.packed.parse().map_err(|_| ApiError::from(crate::Error::Database("stored session is not hex".into())))?;
+    let session =
+        Session::decode(&packed).map_err(|e| ApiError::from(crate::Error::Database(format!("stored session: {e}"))))?;
+    Ok((row, session, parsed))
+}
+
+pub(crate) fn row_account(row: &SessionRow) -> Result<Account, ApiError> {
+    let bad = |what: &str| ApiError::from(crate::Error::Database(format!("stored {what} is malformed")));
+    Ok(Account {
+        address: row.account.parse().map_err(|_| bad("account"))?,
+        owner: row.owner.parse().map_err(|_| bad("owner"))?,
+        salt: row.salt.parse().map_err(|_| bad("salt"))?,
+        deployed: false,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Grant {
+    pub(crate) signature: String,
+}
+
+pub(crate) async fn grant(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult {
+    let app = authenticate(&service, &headers).await?;
+    let req: Grant = parse_body(&headers, &body)?;
+    let signature = parse_signature(&req.signature)?;
+    let (row, session, id) = load(&service, &app, &id).await?;
+    if row.status != "proposed" {
+        return Err(ApiError::conflict(
+            "not_proposed",
+            format!("session {id} is {}, not waiting for a grant", row.status),
+        ));
+    }
+    let account = row_account(&row)?;
+    let digest =
+        eip712::grant_digest(&session, account.address, service.valet.deployment().validator, service.valet.chain_id())
+            .map_err(|e| ApiError::bad(e.to_string()))?;
+    let signer = owners_signature(&signature, digest, account.owner, "grant")?;
+    let detail = json!({ "owner": signer });
+    let audit = Audit {
+        app: &app.id,
+        account: Some(&row.account),
+        session: Some(&row.id),
+        event: "session.granted",
+        detail: &detail,
+    };
+    if !service.vault.transition(&row.id, &["proposed"], "active", Some(&signature.to_string()), &audit).await? {
+        return Err(ApiError::conflict("not_proposed", format!("session {id} is no longer waiting for a grant")));
+    }
+    service.metrics.inc("valet_sessions_total", &[("event", "granted")]);
+    ok(StatusCode::OK, json!({ "session_id": id, "status": "active" }))
+}
+
+pub(crate) async fn session_json(service: &Service, row: &SessionRow, session: &Session) -> Result<Value, ApiError> {
+    let account: Address = row_account(row)?.address;
+    let status = service.valet.status(account, session).await?;
+    let summary: Value = serde_json::from_str(&row.summary).unwrap_or(Value::Null);
+    let (usable, reason) = match row.status.as_str() {
+        "revoked" => (false, Some("revoked in the service; grant a new one".to_string())),
+        "proposed" => (false, Some("waiting for the owner's grant".to_string())),
+        _ => (status.usable, status.reason.clone()),
+    };
+    Ok(json!({
+        "session_id": row.id,
+        "status": row.status,
+        "account": row.account,
+        "owner": row.owner,
+        "session_key": row.session_key,
+        "summary": summary,
+        "usable": usable,
+        "reason": reason,
+        "chain": status,
+    }))
+}
+
+pub(crate) async fn show(State(service): State<Arc<Service>>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    let app = authenticate(&service, &headers).await?;
+    let (row, session, _) = load(&service, &app, &id).await?;
+    ok(StatusCode::OK, session_json(&service, &row, &session).await?)
+}
+
+pub(crate) async fn list(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> ApiResult {
+    let app = authenticate(&service, &headers).await?;
+    let q = query_map(query)?;
+    let account = q.get("account").map(|a| parse_address(a, "account")).transpose()?;
+    let rows = service.vault.sessions(&app.id, account.map(|a| a.to_string()).as_deref()).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (_, session, _) = load(&service, &app, &row.id).await?;
+        out.push(session_json(&service, &row, &session).await?);
+    }
+    ok(StatusCode::OK, json!({ "sessions": out }))
+}
+
+pub(crate) async fn revoke(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let app = authenticate(&service, &headers).await?;
+    let (row, _, id) = load(&service, &app, &id).await?;
+    // Stop use in the service at once, before anything reaches the chain.
+    let detail = json!({ "by": "app" });
+    let audit = Audit {
+        app: &app.id,
+        account: Some(&row.account),
+        session: Some(&row.id),
+        event: "session.revoked",
+        detail: &detail,
+    };
+    let changed = service.vault.transition(&row.id, &["proposed", "active"], "revoked", None, &audit).await?;
+    if changed {
+        service.metrics.inc("valet_sessions_total", &[("event", "revoked")]);
+    }
+    let account: Address = row_account(&row)?.address;
+    let deployment = service.valet.deployment();
+    let chain_id = service.valet.chain_id();
+    ok(
+        StatusCode::OK,
+        json!({
+            "session_id": id,
+            "status": "revoked",
+            "onchain": {
+                "digest": eip712::revoke_session_digest(account, id, deployment.validator, chain_id),
+                "typed_data": eip712::revoke_session_typed_data(account, id, deployment.validator, chain_id),
+                "submit": format!("POST /v1/sessions/{id}/revoke/onchain with the owner's signature"),
+            },
+        }),
+    )
+}
+
+pub(crate) async fn revoke_onchain(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult {
+    let app = authenticate(&service, &headers).await?;
+    let req: Grant = parse_body(&headers, &body)?;
+    let signature = parse_signature(&req.signature)?;
+    let (row, _, id) = load(&service, &app, &id).await?;
+    let account = row_account(&row)?;
+    let deployment = service.valet.deployment();
+    let digest = eip712::revoke_session_digest(account.address, id, deployment.validator, service.valet.chain_id());
+    owners_signature(&signature, digest, account.owner, "revocation")?;
+    let Some(relayer) = &service.relayer else {
+        return Err(ApiError::conflict(
+            "no_relayer",
+            "this service has no relayer key: submit revokeSessionWithSignature(account, id, signature) to the validator yourself",
+        ));
+    };
+    let detail = json!({ "by": "owner" });
+    let audit = Audit {
+        app: &app.id,
+        account: Some(&row.account),
+        session: Some(&row.id),
+        event: "session.revoked",
+        detail: &detail,
+    };
+    service.vault.transition(&row.id, &["proposed", "active"], "revoked", None, &audit).await?;
+    let validator = valet_client::contracts::SessionKeyValidator::new(deployment.validator, relayer);
+    let pending = validator.revokeSessionWithSignature(account.address, id, signature).send().await.map_err(|e| {
+        let decoded = e.as_revert_data().and_then(|d| valet_client::submit::decode_validator_error(&d));
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected_by_chain", decoded.unwrap_or_else(|| e.to_string()))
+    })?;
+    let receipt = pending
+        .get_receipt()
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "chain_unavailable", e.to_string()))?;
+    let tx = receipt.transaction_hash;
+    service
+        .vault
+        .audit(
+            &app.id,
+            Some(&row.account),
+            Some(&row.id),
+            "session.revoked_onchain",
+            &json!({ "transaction_hash": tx }),
+        )
+        .await?;
+    ok(StatusCode::OK, json!({ "session_id": id, "status": "revoked", "transaction_hash": tx }))
+}
