@@ -1100,6 +1100,11 @@ pub fn from_erc7715(request: &serde_json::Value, chain_id: u64) -> Result<Sessio
     let text = |v: &serde_json::Value, at: &str| -> Result<String, Error> {
         match v {
             serde_json::Value::String(s) => Ok(s.clone()),
+            // A JSON integer above u64 arrives as a float, already rounded: refuse it.
+            serde_json::Value::Number(n) if n.is_f64() => Err(spec_error(
+                at,
+                format!("{n} is not an exact integer in JSON: give large numbers as decimal or 0x strings"),
+            )),
             serde_json::Value::Number(n) => Ok(n.to_string()),
             other => Err(spec_error(at, format!("{other} is not a number or string"))),
         }

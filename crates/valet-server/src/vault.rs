@@ -34,6 +34,23 @@ fn db(e: sqlx::Error) -> Error {
     Error::Database(e.to_string())
 }
 
+/// Creates the SQLite database file of `url` readable by its owner only (0600), or narrows an
+/// existing one to that, before SQLite opens it: SQLite creates the `-wal` and `-shm` files with
+/// the database file's permissions, and the vault holds sealed keys and the audit log.
+fn private_sqlite_file(url: &str) -> Result<(), Error> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    let path = std::path::Path::new(path);
+    let created = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path);
+    created.map_err(|e| Error::Config(format!("database file {}: {e}", path.display())))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::Config(format!("database file {}: {e}", path.display())))
+}
+
 /// An app allowed to use the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct App {
@@ -224,6 +241,9 @@ impl Vault {
         let sqlite = url.starts_with("sqlite:");
         if !sqlite && !url.starts_with("postgres:") && !url.starts_with("postgresql:") {
             return Err(Error::Config(format!("database URL `{url}`: expected sqlite://… or postgres://…")));
+        }
+        if sqlite {
+            private_sqlite_file(url)?;
         }
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 4 } else { 32 })

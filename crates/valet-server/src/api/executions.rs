@@ -65,6 +65,11 @@ pub(crate) fn build_calls(
                         .iter()
                         .map(|a| match a {
                             Value::String(s) => Ok(s.clone()),
+                            // serde_json keeps integers up to u64 exact; a larger one arrives as a
+                            // float already rounded: refuse it rather than use another number.
+                            Value::Number(n) if n.is_f64() => Err(at(format!(
+                                "argument {n} is not an exact integer in JSON: give large numbers as decimal strings"
+                            ))),
                             Value::Number(n) => Ok(n.to_string()),
                             Value::Bool(b) => Ok(b.to_string()),
                             other => Err(at(format!("argument {other} must be a string, number or bool"))),

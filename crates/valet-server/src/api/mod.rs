@@ -134,7 +134,61 @@ pub fn router(service: Arc<Service>) -> Router {
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(service.clone(), count_requests))
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(service)
+}
+
+/// Every error answer in the API's JSON shape, including those the framework writes itself
+/// (a body over the size limit, a path that is not UTF-8, a missing route's method, …), which
+/// come as plain text or empty.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // Framework rejections are short text; read at most 1 KiB of it.
+    let text = axum::body::to_bytes(body, 1024).await.unwrap_or_default();
+    let message = match std::str::from_utf8(&text).map(str::trim) {
+        Ok(t) if !t.is_empty() => t.to_string(),
+        _ => status.canonical_reason().unwrap_or("error").to_string(),
+    };
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::URI_TOO_LONG => "uri_too_long",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::NOT_FOUND => "not_found",
+        s if s.is_server_error() => "unavailable",
+        _ => "bad_request",
+    };
+    let mut answer = ApiError::new(status, code, message).into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    answer
+}
+
+/// The request methods counted by name; any other is counted as `OTHER`, so that a client cannot
+/// grow the metrics without bound by inventing methods.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
 }
 
 pub(crate) async fn count_requests(
@@ -147,11 +201,11 @@ pub(crate) async fn count_requests(
         .get::<axum::extract::MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let response = next.run(request).await;
     service.metrics.inc(
         "valet_http_requests_total",
-        &[("method", &method), ("route", &route), ("status", response.status().as_str())],
+        &[("method", method), ("route", &route), ("status", response.status().as_str())],
     );
     response
 }
@@ -189,7 +243,9 @@ pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &Body) -> Result<T, ApiError> {
     if let Some(ct) = headers.get(axum::http::header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or_default();
-        if !ct.starts_with("application/json") {
+        // The media type before any parameters (`application/json; charset=utf-8`), exactly.
+        let media = ct.split(';').next().unwrap_or_default().trim();
+        if !media.eq_ignore_ascii_case("application/json") {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -304,10 +360,13 @@ pub(crate) async fn authenticate(service: &Service, headers: &HeaderMap) -> Resu
     let header = headers
         .get(axum::http::header::AUTHORIZATION)
         .ok_or_else(|| unauthorized("send `Authorization: Bearer <API key>`"))?;
+    // The scheme is case-insensitive (RFC 9110 §11.1): `bearer`, `Bearer`, `BEARER`.
     let key = header
         .to_str()
         .ok()
-        .and_then(|h| h.strip_prefix("Bearer "))
+        .and_then(|h| h.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| key)
         .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <API key>`"))?;
     service.vault.app_by_key(key.trim()).await?.ok_or_else(|| unauthorized("unknown API key"))
 }

@@ -68,6 +68,15 @@ pub(crate) async fn propose(State(service): State<Arc<Service>>, headers: Header
     for (name, address) in &req.names {
         names.insert(name.clone(), parse_address(address, &format!("names.{name}"))?);
     }
+    // Everything that can be checked without the chain first — counts, sizes, names, rules —
+    // so that a spec with 25,000 limits is a 400 at once, not after 25,000 token lookups.
+    let offline = valet_core::spec::SpecContext {
+        now: crate::vault::now().max(1) as u64,
+        session_key: Address::repeat_byte(0x01),
+        account_epoch: 0,
+        names: names.clone(),
+    };
+    spec.resolve(&offline).map_err(|e| ApiError::bad(e.to_string()))?;
     let account = service.valet.account(owner, salt).await?;
     let tokens = spec
         .limits
