@@ -178,6 +178,21 @@ impl Service {
     async fn lane(&self, id: &str) -> Arc<Mutex<()>> {
         self.lanes.lock().await.entry(id.to_string()).or_default().clone()
     }
+
+    /// Holds session `id`'s lane in this instance and among every instance sharing the vault,
+    /// until the value is dropped: an execution of that session runs only while holding it.
+    pub(crate) async fn hold_lane(&self, id: &str) -> Result<HeldLane, Error> {
+        let lane = self.lane(id).await;
+        let local = lane.lock_owned().await;
+        let across = self.vault.lane_lock(id).await?;
+        Ok(HeldLane { _across: across, _local: local })
+    }
+}
+
+/// A session's lane, held (see [`Service::hold_lane`]).
+pub(crate) struct HeldLane {
+    _across: vault::LaneLock,
+    _local: tokio::sync::OwnedMutexGuard<()>,
 }
 
 /// Serves `service` on `addr` (127.0.0.1 unless told otherwise) until `shutdown` resolves.

@@ -77,6 +77,7 @@ pub async fn run_schedules(service: &Arc<Service>) -> Result<usize, crate::Error
             names,
             idempotency_key: Some(format!("schedule:{}:{due}", s.id)),
             request_hash: sha256_hex(s.body.as_bytes()),
+            schedule: Some(s.id.clone()),
         };
         let outcome = match run.execute().await {
             Ok(response) => json!({ "status": response.status().as_u16() }),

@@ -645,27 +645,47 @@ impl Vault {
         rows.iter().map(schedule_row).collect()
     }
 
-    /// Moves a schedule on: its next run, and its status (with the reason it stopped).
+    /// Moves an active schedule on: its next run, and its status (with the reason it stopped).
+    /// A schedule no longer active (cancelled meanwhile) is left as it is: false.
     pub async fn update_schedule(
         &self,
         id: &str,
         next_run: i64,
         status: &str,
         reason: Option<&str>,
-    ) -> Result<(), Error> {
-        sqlx::query("UPDATE schedules SET next_run = $1, status = $2, reason = $3 WHERE id = $4")
-            .bind(next_run)
-            .bind(status)
-            .bind(reason)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(())
+    ) -> Result<bool, Error> {
+        let done = sqlx::query(
+            "UPDATE schedules SET next_run = $1, status = $2, reason = $3 WHERE id = $4 AND status = 'active'",
+        )
+        .bind(next_run)
+        .bind(status)
+        .bind(reason)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() == 1)
     }
 
-    /// Cancels app `app`'s schedule `id`; false if it has none active by that id.
-    pub async fn cancel_schedule(&self, app: &str, id: &str) -> Result<bool, Error> {
+    /// Whether schedule `id` is still active.
+    pub async fn schedule_active(&self, id: &str) -> Result<bool, Error> {
+        let row = sqlx::query("SELECT status FROM schedules WHERE id = $1").bind(id).fetch_optional(&self.pool);
+        let status: Option<String> = row.await.map_err(db)?.map(|r| r.try_get("status")).transpose().map_err(db)?;
+        Ok(status.as_deref() == Some("active"))
+    }
+
+    /// Cancels app `app`'s schedule `id`: its session's id, or `None` if it has none active by
+    /// that id.
+    pub async fn cancel_schedule(&self, app: &str, id: &str) -> Result<Option<String>, Error> {
+        let session =
+            sqlx::query("SELECT session_id FROM schedules WHERE app_id = $1 AND id = $2 AND status = 'active'")
+                .bind(app)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+        let Some(session) = session else { return Ok(None) };
+        let session: String = session.try_get("session_id").map_err(db)?;
         let done = sqlx::query(
             "UPDATE schedules SET status = 'cancelled', reason = 'cancelled by the app' \
              WHERE app_id = $1 AND id = $2 AND status = 'active'",
@@ -675,6 +695,6 @@ impl Vault {
         .execute(&self.pool)
         .await
         .map_err(db)?;
-        Ok(done.rows_affected() == 1)
+        Ok((done.rows_affected() == 1).then_some(session))
     }
 }

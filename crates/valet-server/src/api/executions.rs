@@ -134,7 +134,18 @@ pub(crate) async fn execute(
     let request_hash = sha256_hex(&body);
 
     // In a task of its own: a client that hangs up never leaves an execution half recorded.
-    let run = Run { service: service.clone(), app, row, session, id, calls, names, idempotency_key, request_hash };
+    let run = Run {
+        service: service.clone(),
+        app,
+        row,
+        session,
+        id,
+        calls,
+        names,
+        idempotency_key,
+        request_hash,
+        schedule: None,
+    };
     tokio::spawn(run.execute())
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("execution task: {e}")))?
@@ -151,16 +162,16 @@ pub(crate) struct Run {
     pub(crate) names: BTreeMap<String, Address>,
     pub(crate) idempotency_key: Option<String>,
     pub(crate) request_hash: String,
+    /// The schedule this run belongs to, if any: it must still be active when the run gets the lane.
+    pub(crate) schedule: Option<String>,
 }
 
 impl Run {
     pub(crate) async fn execute(self) -> ApiResult {
-        let Run { service, app, row, session, id, calls, names, idempotency_key, request_hash } = self;
+        let Run { service, app, row, session, id, calls, names, idempotency_key, request_hash, schedule } = self;
         let account = row_account(&row)?;
         // One execution at a time on this session's lane.
-        let lane = service.lane(&row.id).await;
-        let _turn = lane.lock().await;
-        let _across_instances = service.vault.lane_lock(&row.id).await?;
+        let _lane = service.hold_lane(&row.id).await?;
         let execution_id =
             match service.vault.begin_execution(&app.id, &row.id, idempotency_key.as_deref(), &request_hash).await? {
                 Begin::New(execution_id) => execution_id,
@@ -189,6 +200,24 @@ impl Run {
         let no_detail = Value::Null;
         let audit =
             Audit { app: &app.id, account: Some(&row.account), session: Some(&row.id), event: "", detail: &no_detail };
+        // A revocation (or the schedule's cancellation) that landed while this request waited
+        // for the lane wins: nothing is signed or sent after it answered.
+        let still = service.vault.session(&app.id, &row.id).await?.map(|r| r.status).unwrap_or_default();
+        let stopped = if still != "active" {
+            Some(("revoked", format!("session {id} was revoked; grant a new one")))
+        } else if let Some(schedule) = &schedule {
+            (!service.vault.schedule_active(schedule).await?)
+                .then(|| ("cancelled", format!("schedule {schedule} was cancelled")))
+        } else {
+            None
+        };
+        if let Some((code, reason)) = stopped {
+            let detail = json!({ "execution_id": execution_id, "reason": reason, "sent": false });
+            let audit = Audit { event: "execution.refused", detail: &detail, ..audit };
+            service.vault.finish_execution(&execution_id, "refused", None, None, &detail, &audit).await?;
+            service.metrics.inc("valet_executions_total", &[("outcome", "refused")]);
+            return Err(ApiError::conflict(code, reason));
+        }
         let key_bytes = alloy::hex::decode(&row.sealed_key)
             .map_err(|_| ApiError::from(crate::Error::Database("sealed key is not hex".into())))?;
         let key = service.master.open(id, &key_bytes)?;

@@ -138,9 +138,13 @@ pub(crate) async fn cancel_schedule(
     if id.len() != 32 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(ApiError::bad(format!("schedule id `{id}` is not 32 hex digits")));
     }
-    if !service.vault.cancel_schedule(&app.id, &id).await? {
+    let Some(session) = service.vault.cancel_schedule(&app.id, &id).await? else {
         return Err(ApiError::not_found(format!("no active schedule {id} for this app")));
-    }
+    };
+    // A run already under way holds its session's lane: wait for it, so that once this answers
+    // the schedule has no run in flight and will start none (runs check it is still active once
+    // they hold the lane).
+    let _lanes = service.hold_lane(&session).await?;
     service.vault.audit(&app.id, None, None, "schedule.cancelled", &json!({ "schedule_id": id })).await?;
     ok(StatusCode::OK, json!({ "schedule_id": id, "status": "cancelled" }))
 }

@@ -272,6 +272,10 @@ pub(crate) async fn revoke(
     if changed {
         service.metrics.inc("valet_sessions_total", &[("event", "revoked")]);
     }
+    // An execution already under way holds the session's lane: wait for it, so that once this
+    // answers nothing of the session is in flight, and every request still queued sees it
+    // revoked when it gets the lane.
+    drop(service.hold_lane(&row.id).await?);
     let account: Address = row_account(&row)?.address;
     let deployment = service.valet.deployment();
     let chain_id = service.valet.chain_id();
@@ -318,6 +322,7 @@ pub(crate) async fn revoke_onchain(
         detail: &detail,
     };
     service.vault.transition(&row.id, &["proposed", "active"], "revoked", None, &audit).await?;
+    drop(service.hold_lane(&row.id).await?);
     let validator = valet_client::contracts::SessionKeyValidator::new(deployment.validator, relayer);
     let pending = validator.revokeSessionWithSignature(account.address, id, signature).send().await.map_err(|e| {
         let decoded = e.as_revert_data().and_then(|d| valet_client::submit::decode_validator_error(&d));
