@@ -22,7 +22,8 @@ use valet_core::{Call, Session, UserOperation};
 use crate::store::{self, DevnetInfo, StoredSession};
 use crate::{ChainArgs, OwnerKey};
 
-/// `valet devnet`: run until Ctrl-C (or SIGTERM), with `devnet.json` describing it meanwhile.
+/// `valet devnet`: run until Ctrl-C (or SIGTERM), with `devnet.json` describing it meanwhile; or
+/// fail, saying so, when anvil or Alto dies (nothing can use the devnet any more).
 pub(crate) async fn devnet(json: bool, alto: bool, dir: &Path) -> anyhow::Result<()> {
     if let Some(running) = store::read_devnet(dir)?
         && store::is_running(running.pid)
@@ -105,12 +106,16 @@ pub(crate) async fn devnet(json: bool, alto: bool, dir: &Path) -> anyhow::Result
     }
     use std::io::Write as _;
     std::io::stdout().flush()?;
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = terminate.recv() => {}
-    }
+    let exited = tokio::select! {
+        _ = interrupt.recv() => None,
+        _ = terminate.recv() => None,
+        exited = devnet.exited() => Some(exited),
+    };
     drop(devnet_file);
     drop(devnet);
+    if let Some(exited) = exited {
+        bail!("{exited}: the devnet is stopped");
+    }
     if !json {
         println!("devnet stopped");
     }

@@ -1,7 +1,8 @@
 //! `valet`: session keys for ERC-4337 accounts.
 //!
 //! - `valet demo` tells the story on a local devnet (one grant, ten mints, the eleventh refused).
-//! - `valet devnet` runs a devnet until Ctrl-C and prints its endpoints, addresses and dev keys.
+//! - `valet devnet` runs a devnet until Ctrl-C and prints its endpoints, addresses and dev keys;
+//!   `valet up` runs the service on one. Either fails, naming it, when anvil or Alto dies.
 //! - `valet account address`, `valet session grant|show|list|exec|revoke` work against any chain
 //!   with Valet deployed (the running devnet by default).
 
@@ -46,7 +47,8 @@ enum Command {
         #[arg(long, value_enum, default_value = "direct")]
         bundler: BundlerChoice,
     },
-    /// Run a local devnet until Ctrl-C, printing its endpoints, addresses and dev keys.
+    /// Run a local devnet until Ctrl-C, printing its endpoints, addresses and dev keys (fails if
+    /// anvil or the bundler dies).
     Devnet {
         /// Print one JSON document (then keep running).
         #[arg(long)]
@@ -57,7 +59,8 @@ enum Command {
         #[command(flatten)]
         data: DataDir,
     },
-    /// The session-key service on a fresh local devnet (and the contracts), until Ctrl-C.
+    /// The session-key service on a fresh local devnet (and the contracts), until Ctrl-C (fails
+    /// if anvil or the bundler dies).
     Up {
         /// Port on 127.0.0.1 (0 = any free port).
         #[arg(long, default_value = "8080")]

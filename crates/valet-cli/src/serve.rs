@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use alloy::network::EthereumWallet;
 use alloy::primitives::Address;
@@ -46,13 +47,31 @@ async fn shutdown_signal() {
     }
 }
 
-async fn run(service: Service, port: u16, dir: &Path, json: bool, extra: serde_json::Value) -> anyhow::Result<()> {
+/// Serves until Ctrl-C or SIGTERM, or until `broken` says what the service depends on is gone:
+/// then the service stops (in-flight requests get a few seconds to be answered) and so does the
+/// command, with `broken`'s error.
+async fn run(
+    service: Service,
+    port: u16,
+    dir: &Path,
+    json: bool,
+    extra: serde_json::Value,
+    broken: impl Future<Output = anyhow::Error>,
+) -> anyhow::Result<()> {
     let serves_dapp = service.web.is_some();
     let service = Arc::new(service);
     let reconciled = service.reconcile().await.context("reconciling executions in flight")?;
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let server = tokio::spawn(valet_server::serve(service, addr, bound_tx, shutdown_signal()));
+    // Stops the service when sent, or when dropped (this function ended early).
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            _ = stop_rx => {}
+        }
+    };
+    let mut server = tokio::spawn(valet_server::serve(service, addr, bound_tx, shutdown));
     let bound = match bound_rx.await {
         Ok(bound) => bound,
         Err(_) => return server.await?.map_err(Into::into),
@@ -90,7 +109,16 @@ async fn run(service: Service, port: u16, dir: &Path, json: bool, extra: serde_j
     }
     use std::io::Write as _;
     std::io::stdout().flush()?;
-    server.await?.map_err(Into::into)
+    tokio::select! {
+        served = &mut server => served?.map_err(Into::into),
+        error = broken => {
+            let _ = stop_tx.send(());
+            if tokio::time::timeout(Duration::from_secs(5), &mut server).await.is_err() {
+                server.abort();
+            }
+            Err(error)
+        }
+    }
 }
 
 /// The development wallet the dApp offers when the browser has none: anvil's dev account 7, whose
@@ -156,7 +184,8 @@ pub(crate) async fn up(port: u16, dir: PathBuf, alto: bool, json: bool, web: &Pa
         Some(format!("not built: no {} (run `make web`)", web.join("index.html").display()))
     };
     let extra = json!({ "dapp": dapp, "rpc_url": devnet.endpoint(), "bundler_url": devnet.bundler_url(), "chain_id": devnet.chain_id(), "contracts": names, "validator": a.validator, "factory": a.factory });
-    let result = run(service, port, &dir, json, extra).await;
+    let devnet_exited = async { anyhow!("{}: the service stops with its devnet", devnet.exited().await) };
+    let result = run(service, port, &dir, json, extra, devnet_exited).await;
     drop(devnet);
     result
 }
@@ -230,5 +259,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let names = args.names.into_iter().collect();
     let chain_id = provider.get_chain_id().await?;
     let service = Service::new(valet, vault, master, &token, names, relayer.map(|(w, _)| w));
-    run(service, args.port, &args.data_dir, args.json, json!({ "rpc_url": args.rpc_url, "chain_id": chain_id })).await
+    let extra = json!({ "rpc_url": args.rpc_url, "chain_id": chain_id });
+    // The chain is not ours to watch: a node that goes away shows in the answers.
+    run(service, args.port, &args.data_dir, args.json, extra, std::future::pending()).await
 }

@@ -1,12 +1,16 @@
 //! A local devnet: the pinned anvil on a free loopback port, EntryPoint v0.7 at its canonical
 //! address (CREATE2 through the deterministic deployer, from its published bytecode), and the
 //! Valet and demo contracts; optionally the Alto bundler, on loopback too. Dropping the
-//! [`Devnet`] stops them (each by its own PID).
+//! [`Devnet`] stops them (each by its own PID); a process that dies without dropping it (`kill
+//! -9`, a crash) takes them with it, and [`Devnet::exited`] tells when one of them dies first.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, PoisonError, mpsc};
+use std::time::Duration;
 
 use alloy::network::EthereumWallet;
-use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::{Address, Bytes, address, b256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionRequest;
@@ -47,7 +51,7 @@ pub struct DevnetOptions {
 pub struct Devnet {
     // Dropped first: Alto before the anvil it talks to.
     alto: Option<Alto>,
-    anvil: AnvilInstance,
+    anvil: Anvil,
     /// Contract addresses.
     pub addresses: DevnetAddresses,
     /// A provider signing with the deployer key.
@@ -89,14 +93,11 @@ impl Devnet {
         if !path.exists() {
             return Err(Error::ToolMissing(path.display().to_string()));
         }
-        let anvil = Anvil::at(&path)
-            .args(["--host", "127.0.0.1", "--hardfork", "prague"])
-            .try_spawn()
-            .map_err(|e| Error::Start { what: "anvil", reason: e.to_string() })?;
-        let deployer: PrivateKeySigner = anvil.keys()[0].clone().into();
+        let anvil = Anvil::start(&path).await?;
+        let deployer = anvil.keys[0].clone();
         let provider = ProviderBuilder::new()
             .wallet(EthereumWallet::from(deployer.clone()))
-            .connect_http(loopback_url(anvil.port()))
+            .connect_http(loopback_url(anvil.port))
             .erased();
 
         let entry_point = deploy_entry_point(&provider).await?;
@@ -122,18 +123,32 @@ impl Devnet {
             true => Some(Alto::start(&anvil).await?),
             false => None,
         };
-        tracing::info!(endpoint = %loopback_url(anvil.port()), ?addresses, "devnet ready");
+        tracing::info!(endpoint = %loopback_url(anvil.port), ?addresses, "devnet ready");
         Ok(Self { alto, anvil, addresses, provider })
     }
 
     /// The JSON-RPC endpoint (`http://127.0.0.1:PORT`).
     pub fn endpoint(&self) -> String {
-        loopback_url(self.anvil.port()).to_string()
+        loopback_url(self.anvil.port).to_string()
     }
 
     /// The Alto bundler's JSON-RPC endpoint, if it runs.
     pub fn bundler_url(&self) -> Option<String> {
         self.alto.as_ref().map(|a| loopback_url(a.port).to_string())
+    }
+
+    /// Waits until anvil or Alto ends on its own (killed, crashed: whatever did not come from
+    /// dropping the devnet) and says which and how. A program that offers the devnet to others
+    /// stops with it rather than serve a chain that is gone.
+    pub async fn exited(&self) -> Exited {
+        loop {
+            // anvil first: when both are gone, Alto most likely followed it.
+            let processes = std::iter::once(&self.anvil.process).chain(self.alto.as_ref().map(|a| &a.process));
+            if let Some(exited) = processes.filter_map(ChildProcess::exited).next() {
+                return exited;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Where Valet is deployed, for [`crate::Valet`].
@@ -168,19 +183,19 @@ impl Devnet {
 
     /// The chain id.
     pub fn chain_id(&self) -> u64 {
-        self.anvil.chain_id()
+        CHAIN_ID
     }
 
-    /// Dev key `i` (anvil's mnemonic accounts).
+    /// Dev key `i` (anvil's mnemonic accounts; it prints ten).
     pub fn key(&self, i: usize) -> PrivateKeySigner {
-        self.anvil.keys()[i].clone().into()
+        self.anvil.keys[i].clone()
     }
 
     /// A provider that signs with dev key `i`.
     pub fn provider_for(&self, i: usize) -> DynProvider {
         ProviderBuilder::new()
             .wallet(EthereumWallet::from(self.key(i)))
-            .connect_http(self.anvil.endpoint_url())
+            .connect_http(loopback_url(self.anvil.port))
             .erased()
     }
 }
@@ -203,23 +218,232 @@ async fn deploy_entry_point(provider: &DynProvider) -> Result<Address, Error> {
     Ok(valet_core::ENTRY_POINT_V07)
 }
 
+/// anvil's chain id, said explicitly so that nothing has to be read back for it.
+const CHAIN_ID: u64 = 31_337;
+
+/// How long anvil may take to say it listens.
+const ANVIL_READY: Duration = Duration::from_secs(30);
+
+/// The pinned anvil, run by us rather than by alloy's `Anvil` builder, which cannot tie the
+/// child to this process (see [`ChildProcess::spawn`]).
+struct Anvil {
+    process: ChildProcess,
+    port: u16,
+    /// The dev keys it printed (its default mnemonic's first ten accounts).
+    keys: Vec<PrivateKeySigner>,
+}
+
+/// What anvil printed before it listened.
+struct AnvilBanner {
+    port: u16,
+    keys: Vec<PrivateKeySigner>,
+}
+
+impl Anvil {
+    /// Starts anvil (Prague, 127.0.0.1, a port the OS picks) and waits until it listens.
+    async fn start(path: &Path) -> Result<Self, Error> {
+        let mut command = Command::new(path);
+        command
+            .args(["--host", "127.0.0.1", "--port", "0", "--hardfork", "prague"])
+            .args(["--chain-id", &CHAIN_ID.to_string()])
+            .env("FOUNDRY_DISABLE_NIGHTLY_WARNING", "")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut process = ChildProcess::spawn("anvil", command).await?;
+        let stdout = process.child.get_mut().unwrap_or_else(PoisonError::into_inner).stdout.take();
+        let stdout = stdout.ok_or_else(|| anvil_failed("no stdout"))?;
+        // Its banner is read on a thread of its own, which then reads (and drops) everything anvil
+        // writes until it exits, so that anvil never writes to a closed pipe.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("anvil-stdout".into())
+            .spawn(move || {
+                let mut reader = BufReader::new(stdout);
+                let _ = tx.send(read_banner(&mut reader));
+                let _ = std::io::copy(&mut reader, &mut std::io::sink());
+            })
+            .map_err(|e| anvil_failed(format!("no thread to read its output: {e}")))?;
+        let banner = match tokio::time::timeout(ANVIL_READY, rx).await {
+            Ok(Ok(banner)) => banner,
+            Ok(Err(_)) => Err("its output was not read".to_string()),
+            Err(_) => Err(format!("not listening after {ANVIL_READY:?}")),
+        };
+        // On an error `process` is dropped here, which stops anvil.
+        let banner = banner.map_err(|reason| match process.exited() {
+            Some(exited) => anvil_failed(format!("{reason} (it exited with {})", exited.status)),
+            None => anvil_failed(reason),
+        })?;
+        if banner.keys.len() < 10 {
+            return Err(anvil_failed(format!("it printed {} dev keys, not 10", banner.keys.len())));
+        }
+        Ok(Self { process, port: banner.port, keys: banner.keys })
+    }
+}
+
+fn anvil_failed(reason: impl Into<String>) -> Error {
+    Error::Start { what: "anvil", reason: reason.into() }
+}
+
+/// Reads anvil's banner up to `Listening on 127.0.0.1:PORT`: the port, and the dev keys from its
+/// `Private Keys` section (lines `(0) 0x…`).
+fn read_banner(reader: &mut BufReader<ChildStdout>) -> Result<AnvilBanner, String> {
+    let mut keys = Vec::new();
+    let mut in_keys = false;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) => return Err("it closed its output before listening".into()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("reading its output: {e}")),
+        }
+        let text = line.trim();
+        if let Some(addr) = text.strip_prefix("Listening on") {
+            let addr: std::net::SocketAddr =
+                addr.trim().parse().map_err(|e| format!("`{text}` names no address: {e}"))?;
+            return Ok(AnvilBanner { port: addr.port(), keys });
+        }
+        if text.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            in_keys = text == "Private Keys";
+        } else if in_keys && let Some((_, key)) = text.split_once(") ") {
+            keys.push(key.trim().parse().map_err(|e| format!("`{text}` holds no private key: {e}"))?);
+        }
+    }
+}
+
+/// A devnet process that ended on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exited {
+    /// `anvil` or `alto`.
+    pub what: &'static str,
+    /// Its PID.
+    pub pid: u32,
+    /// How it ended (an exit code, or the signal that killed it).
+    pub status: ExitStatus,
+}
+
+impl std::fmt::Display for Exited {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (PID {}) exited on its own ({})", self.what, self.pid, self.status)
+    }
+}
+
+/// A child process of the devnet: it dies with this process, and is stopped by its own PID when
+/// dropped.
+struct ChildProcess {
+    what: &'static str,
+    pid: u32,
+    /// Locked only for a `try_wait`, a `kill` or a `wait`, never across an `.await`.
+    child: Mutex<Child>,
+}
+
+/// A command for the spawner thread, and where its child goes.
+type SpawnJob = (Command, tokio::sync::oneshot::Sender<std::io::Result<Child>>);
+
+impl ChildProcess {
+    /// Spawns `command` tied to this process: Linux sends the child SIGKILL when this process
+    /// dies, however it dies (`kill -9` included, which runs no drop), so that a devnet never
+    /// outlives the program that started it.
+    ///
+    /// The parent-death signal is set in the child between fork and exec, and Linux sends it
+    /// when the *thread* that forked the child ends, not the process: a child forked from a
+    /// tokio worker or a test's thread would be killed when that thread ends. So every child is
+    /// forked by one thread that lives as long as the process.
+    async fn spawn(what: &'static str, mut command: Command) -> Result<Self, Error> {
+        let failed = |reason: String| Error::Start { what, reason };
+        let program = Path::new(command.get_program()).display().to_string();
+        die_with_this_process(&mut command);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        spawner()
+            .map_err(|e| failed(format!("no thread to start it from: {e}")))?
+            .send((command, tx))
+            .map_err(|_| failed("the thread that starts it is gone".into()))?;
+        let child = rx
+            .await
+            .map_err(|_| failed("the thread that starts it is gone".into()))?
+            .map_err(|e| failed(format!("{program}: {e}")))?;
+        Ok(Self { what, pid: child.id(), child: Mutex::new(child) })
+    }
+
+    /// How it ended, if it has. It is then reaped: its PID, which another process may get next,
+    /// is never signalled afterwards.
+    fn exited(&self) -> Option<Exited> {
+        let mut child = self.child.lock().unwrap_or_else(PoisonError::into_inner);
+        match child.try_wait() {
+            Ok(Some(status)) => Some(Exited { what: self.what, pid: self.pid, status }),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        let child = self.child.get_mut().unwrap_or_else(PoisonError::into_inner);
+        // SIGKILL by its own PID (nothing if it was already reaped), then reaped. Neither anvil
+        // nor Alto keeps anything worth a graceful stop.
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// The thread that forks every child of every devnet, started on first use; it lives as long as
+/// the process (its channel's sender is never dropped).
+fn spawner() -> std::io::Result<mpsc::Sender<SpawnJob>> {
+    static SPAWNER: Mutex<Option<mpsc::Sender<SpawnJob>>> = Mutex::new(None);
+    let mut spawner = SPAWNER.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(tx) = spawner.as_ref() {
+        return Ok(tx.clone());
+    }
+    let (tx, rx) = mpsc::channel::<SpawnJob>();
+    std::thread::Builder::new().name("devnet-spawner".into()).spawn(move || {
+        for (mut command, reply) in rx {
+            let _ = reply.send(command.spawn());
+        }
+    })?;
+    *spawner = Some(tx.clone());
+    Ok(tx)
+}
+
+/// Has the child ask Linux for SIGKILL when its parent dies (`PR_SET_PDEATHSIG`), and give up if
+/// the parent died before it asked.
+fn die_with_this_process(command: &mut Command) {
+    use std::os::unix::process::CommandExt as _;
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the child between fork and exec, where only async-signal-safe
+    // calls are allowed: it makes two system calls and builds errors without allocating.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Reparented already: the parent died before the signal was asked for.
+            if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
 /// The Alto bundler (`@pimlico/alto`, pinned in `tools/`), run by node with a preload that keeps
 /// every listening socket on 127.0.0.1 (Alto binds 0.0.0.0 and has no flag for it).
 struct Alto {
-    child: std::process::Child,
+    process: ChildProcess,
     port: u16,
     /// Alto's output (kept if it fails to start, removed when it stops).
     log: PathBuf,
 }
 
 impl Alto {
-    async fn start(anvil: &AnvilInstance) -> Result<Self, Error> {
+    async fn start(anvil: &Anvil) -> Result<Self, Error> {
         let tools = tools_dir();
         let script = tools.join("node_modules/@pimlico/alto/esm/cli/alto.js");
         if !script.exists() {
             return Err(Error::ToolMissing(script.display().to_string()));
         }
-        let key = |i: usize| format!("0x{}", alloy::hex::encode(anvil.keys()[i].to_bytes()));
+        let key = |i: usize| format!("0x{}", alloy::hex::encode(anvil.keys[i].to_bytes()));
         // The free port is released before Alto binds it; if another process takes it first,
         // Alto exits (with status 0): try another.
         let mut last = None;
@@ -229,13 +453,13 @@ impl Alto {
             let log = std::fs::File::create(&log_path)
                 .map_err(|e| Error::Start { what: "alto", reason: format!("{}: {e}", log_path.display()) })?;
             let log_err = log.try_clone().map_err(|e| Error::Start { what: "alto", reason: e.to_string() })?;
-            let mut command = std::process::Command::new("node");
+            let mut command = Command::new("node");
             command
                 .current_dir(&tools)
                 .arg("--require")
                 .arg(tools.join("loopback.js"))
                 .arg(&script)
-                .args(["--rpc-url", &anvil.endpoint()])
+                .args(["--rpc-url", loopback_url(anvil.port).as_str()])
                 .args(["--entrypoints", &valet_core::ENTRY_POINT_V07.to_string()])
                 .args(["--executor-private-keys", &key(4)])
                 .args(["--utility-private-key", &key(5)])
@@ -244,11 +468,11 @@ impl Alto {
                 // Alto reads ALTO_* variables as flags and a .env file as settings: give it none.
                 .env_clear()
                 .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-                .stdin(std::process::Stdio::null())
+                .stdin(Stdio::null())
                 .stdout(log)
                 .stderr(log_err);
-            let child = command.spawn().map_err(|e| Error::Start { what: "alto", reason: format!("node: {e}") })?;
-            let mut alto = Self { child, port, log: log_path.clone() };
+            let process = ChildProcess::spawn("alto", command).await?;
+            let mut alto = Self { process, port, log: log_path.clone() };
             match alto.wait_ready().await {
                 Ok(()) => {
                     tracing::info!(port, log = %log_path.display(), "alto ready");
@@ -266,8 +490,8 @@ impl Alto {
         let client = crate::BundlerClient::new(loopback_url(self.port).as_ref(), valet_core::ENTRY_POINT_V07)?;
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(Error::Start { what: "alto", reason: format!("exited with {status}") });
+            if let Some(exited) = self.process.exited() {
+                return Err(Error::Start { what: "alto", reason: format!("exited with {}", exited.status) });
             }
             if let Ok(entry_points) = client.supported_entry_points().await
                 && entry_points.contains(&valet_core::ENTRY_POINT_V07)
@@ -284,8 +508,7 @@ impl Alto {
 
 impl Drop for Alto {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // Its process is stopped right after, when the field is dropped.
         let _ = std::fs::remove_file(&self.log);
     }
 }

@@ -1,0 +1,361 @@
+//! A `valet` that starts a devnet does not outlive it, and the devnet does not outlive the `valet`:
+//! - `kill -9` of `valet up` (which runs no cleanup code) takes its anvil, and its Alto, with it;
+//! - `valet devnet` and `valet up` exit with an error naming anvil when their anvil is killed.
+//!
+//! Real processes, everything on 127.0.0.1. Every process the test starts, and every process it
+//! finds that `valet` started, is stopped by its own PID at the end, also when the test fails.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long a process may take to go after what should end it (it takes well under a second).
+const WITHIN: Duration = Duration::from_secs(5);
+
+/// Variables `valet` reads that must not leak in from the caller's environment.
+const VALET_VARS: [&str; 11] = [
+    "VALET_HOME",
+    "VALET_RPC_URL",
+    "VALET_BUNDLER_URL",
+    "VALET_RELAYER_KEY",
+    "VALET_DATABASE_URL",
+    "VALET_VALIDATOR",
+    "VALET_FACTORY",
+    "VALET_OWNER_KEY",
+    "VALET_OWNER_PASSWORD",
+    "VALET_PASSWORD",
+    "VALET_ADMIN_TOKEN",
+];
+
+/// A fresh temporary directory, removed when dropped (kept, and named, if the test panics).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let path = std::env::temp_dir().join(format!("valet-{name}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path).expect("creating the test's temp dir");
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept {} (valet.log) for a look", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A process seen in `/proc`: its PID, name, and start time (which tells it from a later
+/// process that gets the same PID).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    pid: u32,
+    name: String,
+    started: u64,
+}
+
+impl Seen {
+    /// `/proc/PID/stat`: `pid (name) state ppid …`, the start time its 22nd field. The name may
+    /// hold spaces and parentheses: the fields after it are counted from its last `)`.
+    fn read(pid: u32) -> Option<(Self, char, u32)> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let (head, tail) = stat.rsplit_once(')')?;
+        let name = head.split_once('(')?.1.to_string();
+        let fields: Vec<&str> = tail.split_whitespace().collect();
+        let state = fields.first()?.chars().next()?;
+        let parent = fields.get(1)?.parse().ok()?;
+        let started = fields.get(19)?.parse().ok()?;
+        Some((Self { pid, name, started }, state, parent))
+    }
+
+    /// Whether this very process still runs (a zombie does not: it is dead, only not yet reaped,
+    /// and holds no port).
+    fn alive(&self) -> bool {
+        matches!(Self::read(self.pid), Some((now, state, _)) if now == *self && state != 'Z')
+    }
+
+    /// SIGKILL by its own PID, if it is still this process.
+    fn kill(&self) {
+        if self.alive() {
+            let _ = Command::new("kill").args(["-KILL", &self.pid.to_string()]).status();
+        }
+    }
+}
+
+/// The live descendants of process `root` (children, their children, …).
+fn descendants(root: u32) -> Vec<Seen> {
+    let all: Vec<(Seen, char, u32)> = std::fs::read_dir("/proc")
+        .expect("reading /proc")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(Seen::read)
+        .filter(|(_, state, _)| *state != 'Z')
+        .collect();
+    let mut found: Vec<Seen> = Vec::new();
+    let mut parents = vec![root];
+    while let Some(parent) = parents.pop() {
+        for (seen, _, _) in all.iter().filter(|(_, _, p)| *p == parent) {
+            parents.push(seen.pid);
+            found.push(seen.clone());
+        }
+    }
+    found
+}
+
+/// A `valet` process that prints one JSON line when ready. When dropped (also when the test
+/// panics) it is stopped by its own PID (SIGTERM, SIGKILL after 30 s), and so is every process it
+/// was seen to start that is still alive: on the code this test guards against, those outlive it.
+struct Valet {
+    child: Child,
+    /// Kept open so that `valet` never writes to a closed pipe.
+    _stdout: Option<BufReader<ChildStdout>>,
+    log: PathBuf,
+    info: Value,
+    exited: Option<ExitStatus>,
+    /// What `valet` started (anvil, Alto), as found in `/proc`.
+    started: Vec<Seen>,
+}
+
+impl Valet {
+    /// Starts `valet args` (stderr to `<dir>/valet.log`), waits up to 2 minutes for its JSON line,
+    /// and notes the processes it started.
+    fn start(args: &[&str], dir: &Path) -> Self {
+        let log = dir.join("valet.log");
+        let stderr = std::fs::File::create(&log).expect("creating valet.log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_valet"));
+        for var in VALET_VARS {
+            command.env_remove(var);
+        }
+        let mut child = command
+            .args(args)
+            .env("VALET_ADMIN_TOKEN", "processes-test-admin-token-0123")
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("valet {args:?} starts: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut valet = Self { child, _stdout: None, log, info: Value::Null, exited: None, started: Vec::new() };
+        // Read the line in a thread of its own, so that a `valet` that hangs fails the test
+        // instead of hanging it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send((reader, line));
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok((reader, line)) if !line.trim().is_empty() => {
+                valet._stdout = Some(reader);
+                line
+            }
+            other => {
+                let status = valet.stop();
+                let why = if other.is_ok() { "printed nothing" } else { "printed nothing in 2 minutes" };
+                panic!("valet {args:?} {why} ({status}); its stderr:\n{}", valet.stderr());
+            }
+        };
+        valet.info = serde_json::from_str(&line).unwrap_or_else(|e| panic!("valet {args:?} printed `{line}`: {e}"));
+        valet.started = descendants(valet.pid());
+        valet
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The one process named `name` that `valet` started.
+    fn started(&self, name: &str) -> Seen {
+        let found: Vec<&Seen> = self.started.iter().filter(|p| p.name == name).collect();
+        match found.as_slice() {
+            [one] => (*one).clone(),
+            _ => panic!("valet (PID {}) started {:?}: expected one `{name}`", self.pid(), self.started),
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let _ = Command::new("kill").args([format!("-{signal}"), self.pid().to_string()]).status();
+    }
+
+    /// SIGKILL by its PID, at once; its exit status.
+    fn kill(&mut self) -> ExitStatus {
+        if let Some(status) = self.exited {
+            return status;
+        }
+        self.signal("KILL");
+        let status = self.child.wait().expect("waiting for valet");
+        self.exited = Some(status);
+        status
+    }
+
+    /// Its exit status, if it exits within `within`.
+    fn wait(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.exited {
+                return Some(status);
+            }
+            match self.child.try_wait() {
+                Ok(Some(status)) => self.exited = Some(status),
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// SIGTERM by its PID, then its exit status (SIGKILL after 30 s).
+    fn stop(&mut self) -> ExitStatus {
+        if let Some(status) = self.wait(Duration::ZERO) {
+            return status;
+        }
+        self.signal("TERM");
+        match self.wait(Duration::from_secs(30)) {
+            Some(status) => status,
+            None => {
+                eprintln!("valet (PID {}) ignored SIGTERM for 30 s: killing it", self.pid());
+                self.kill()
+            }
+        }
+    }
+}
+
+impl Drop for Valet {
+    fn drop(&mut self) {
+        self.stop();
+        for orphan in self.started.iter().filter(|p| p.alive()) {
+            eprintln!("{} (PID {}) outlived valet: killing it", orphan.name, orphan.pid);
+            orphan.kill();
+        }
+    }
+}
+
+/// The port of a `http://127.0.0.1:PORT` URL in `valet`'s JSON line.
+fn loopback_port(info: &Value, key: &str) -> SocketAddr {
+    let url = info[key].as_str().unwrap_or_else(|| panic!("no {key} in {info}"));
+    let addr = url.strip_prefix("http://").unwrap_or_else(|| panic!("{key} `{url}` is not http://…"));
+    let addr: SocketAddr = addr.trim_end_matches('/').parse().unwrap_or_else(|e| panic!("{key} `{url}`: {e}"));
+    assert!(addr.ip().is_loopback(), "{key} `{url}` is not on loopback");
+    addr
+}
+
+/// Whether something answers a TCP connection on `addr`.
+fn listening(addr: SocketAddr) -> bool {
+    TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+}
+
+/// Polls `done` every 20 ms until it holds or `within` has passed; whether it held.
+fn eventually(within: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `kill -9` of `valet up` with `extra` arguments: what it started goes with it, and nothing
+/// listens on the ports it printed any more. `expect` names what it must have started.
+fn kill_9_of_valet_up_leaves_nothing(extra: &[&str], expect: &[(&str, &str)]) {
+    let dir = TempDir::new("processes-up");
+    let data = dir.0.join("up");
+    let mut args = vec!["up", "--json", "--port", "0", "--data-dir", data.to_str().expect("a UTF-8 path")];
+    args.extend_from_slice(extra);
+    let mut valet = Valet::start(&args, &dir.0);
+    let started: Vec<(Seen, SocketAddr)> =
+        expect.iter().map(|(name, url)| (valet.started(name), loopback_port(&valet.info, url))).collect();
+    for (process, addr) in &started {
+        assert!(listening(*addr), "{} (PID {}) does not answer on {addr}", process.name, process.pid);
+    }
+
+    let status = valet.kill();
+    assert!(!status.success(), "valet up was killed, yet exited with {status}");
+    for (process, addr) in &started {
+        assert!(
+            eventually(WITHIN, || !process.alive()),
+            "{} (PID {}) still runs {WITHIN:?} after `kill -9` of valet up (PID {})",
+            process.name,
+            process.pid,
+            valet.pid()
+        );
+        // Its main thread may be a zombie a moment before its last thread exits and its sockets close.
+        assert!(
+            eventually(WITHIN, || !listening(*addr)),
+            "something still listens on {addr}, where {} was, {WITHIN:?} after it went",
+            process.name
+        );
+    }
+    let rest: Vec<Seen> = valet.started.iter().filter(|p| p.alive()).cloned().collect();
+    assert!(rest.is_empty(), "still running after valet up was killed: {rest:?}");
+}
+
+#[test]
+fn kill_9_of_valet_up_takes_its_anvil_with_it() {
+    kill_9_of_valet_up_leaves_nothing(&[], &[("anvil", "rpc_url")]);
+}
+
+#[test]
+fn kill_9_of_valet_up_takes_its_anvil_and_alto_with_it() {
+    kill_9_of_valet_up_leaves_nothing(&["--bundler", "alto"], &[("anvil", "rpc_url"), ("node", "bundler_url")]);
+}
+
+/// Kills the anvil of `valet args` (by its PID, SIGKILL): `valet` exits within seconds, with a
+/// failure status and a message naming anvil.
+fn valet_stops_when_its_anvil_dies(args: &[&str], dir: &TempDir) -> Valet {
+    let mut valet = Valet::start(args, &dir.0);
+    let anvil = valet.started("anvil");
+    anvil.kill();
+    let status = valet.wait(WITHIN).unwrap_or_else(|| {
+        panic!(
+            "valet {args:?} (PID {}) still runs {WITHIN:?} after its anvil (PID {}) was killed",
+            valet.pid(),
+            anvil.pid
+        )
+    });
+    let stderr = valet.stderr();
+    assert!(!status.success(), "valet {args:?} exited with {status} when its anvil died; its stderr:\n{stderr}");
+    let said = stderr.lines().filter(|l| l.starts_with("error:")).collect::<Vec<_>>().join("\n");
+    assert!(
+        said.contains("anvil") && said.contains(&anvil.pid.to_string()),
+        "valet {args:?} does not say that anvil (PID {}) died; its stderr:\n{stderr}",
+        anvil.pid
+    );
+    valet
+}
+
+#[test]
+fn valet_devnet_stops_with_an_error_when_its_anvil_dies() {
+    let dir = TempDir::new("processes-devnet");
+    let home = dir.0.join("home");
+    let home = home.to_str().expect("a UTF-8 path");
+    let valet = valet_stops_when_its_anvil_dies(&["devnet", "--json", "--data-dir", home], &dir);
+    assert!(!Path::new(home).join("devnet.json").exists(), "devnet.json describes a devnet that is gone");
+    drop(valet);
+}
+
+#[test]
+fn valet_up_stops_with_an_error_when_its_anvil_dies() {
+    let dir = TempDir::new("processes-up-anvil");
+    let data = dir.0.join("up");
+    let valet = valet_stops_when_its_anvil_dies(
+        &["up", "--json", "--port", "0", "--data-dir", data.to_str().expect("a UTF-8 path")],
+        &dir,
+    );
+    drop(valet);
+}
