@@ -226,16 +226,38 @@ export class Api {
     return this.request('GET', `/v1/sessions?account=${account}`);
   }
 
-  /// One execution; `idempotencyKey` makes a retried request run at most once.
-  execute(id: Hex, calls: CallRequest[], idempotencyKey: string): Promise<Execution> {
-    return this.request('POST', `/v1/sessions/${id}/execute`, { calls }, { 'idempotency-key': idempotencyKey });
+  /// One execution; `idempotencyKey` makes a retried request run at most once. An execution
+  /// whose outcome the service does not know yet (it may have reached the chain) is followed
+  /// until the service settles it, for up to a minute; after that it is returned as `unknown`.
+  async execute(id: Hex, calls: CallRequest[], idempotencyKey: string): Promise<Execution> {
+    let execution: Execution = await this.request(
+      'POST',
+      `/v1/sessions/${id}/execute`,
+      { calls },
+      { 'idempotency-key': idempotencyKey },
+    );
+    for (let i = 0; execution.status === 'unknown' && i < 60; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      execution = await this.execution(execution.execution_id);
+    }
+    return execution;
+  }
+
+  /// What the service knows of one execution.
+  execution(id: string): Promise<Execution> {
+    return this.request('GET', `/v1/executions/${encodeURIComponent(id)}`);
   }
 
   revoke(id: Hex): Promise<{ session_id: Hex; status: string; onchain: { digest: Hex; typed_data: TypedData } }> {
     return this.request('POST', `/v1/sessions/${id}/revoke`);
   }
 
-  revokeOnchain(id: Hex, signature: Hex): Promise<{ session_id: Hex; status: string; transaction_hash: Hex }> {
+  /// `onchain`: `included`, `not_needed` (never enabled on chain) or `pending` (the service retries);
+  /// `message` says which in words.
+  revokeOnchain(
+    id: Hex,
+    signature: Hex,
+  ): Promise<{ session_id: Hex; status: string; onchain: string; message: string; transaction_hash: Hex | null }> {
     return this.request('POST', `/v1/sessions/${id}/revoke/onchain`, { signature });
   }
 

@@ -333,7 +333,11 @@ async function revoke(session: SessionInfo): Promise<void> {
     await refresh();
     const signature = await wallet.signTypedData(stopped.onchain.typed_data);
     const onchain = await api.revokeOnchain(id, signature);
-    state.revokeNotes.set(id, { error: false, text: `Revoked on chain in transaction ${onchain.transaction_hash}.` });
+    const text =
+      onchain.onchain === 'included' && onchain.transaction_hash
+        ? `Revoked on chain in transaction ${onchain.transaction_hash}.`
+        : `${onchain.message.charAt(0).toUpperCase()}${onchain.message.slice(1)}.`;
+    state.revokeNotes.set(id, { error: false, text });
   } catch (e) {
     state.revokeNotes.set(id, {
       error: true,

@@ -162,8 +162,9 @@ const ETHER: u128 = 1_000_000_000_000_000_000;
 const DAY: u64 = 86_400;
 /// Seconds of the payment session's first period left when it is granted, on the Alto path: Alto
 /// refuses operations valid for less than 5 more seconds (by its clock), so day 1 must be paid
-/// well before the period turns.
-const ALTO_PERIOD_WAIT: u64 = 15;
+/// well before the period turns — and pre-flight refuses a claim on a period that turns within its
+/// 12 s inclusion margin.
+const ALTO_PERIOD_WAIT: u64 = 25;
 
 /// Runs the story; `alto` sends everything through the Alto bundler instead of direct submission.
 pub(crate) async fn run(json: bool, alto: bool) -> anyhow::Result<()> {

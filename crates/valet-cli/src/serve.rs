@@ -7,13 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::network::EthereumWallet;
 use alloy::primitives::Address;
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::providers::{DynProvider, Provider};
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, anyhow, bail};
 use serde_json::json;
-use valet_client::{Bundler, BundlerClient, Deployment, Devnet, DevnetOptions, Direct, Submitter, Valet};
+use valet_client::{Bundler, BundlerClient, Deployment, Devnet, DevnetOptions, Direct, Relayer, Submitter, Valet};
 use valet_server::{Faucet, MasterKey, Service, Vault, Web};
 
 /// The admin token: `VALET_ADMIN_TOKEN`, else `<dir>/admin.token` (created, mode 0600).
@@ -144,7 +143,9 @@ pub(crate) async fn up(port: u16, dir: PathBuf, alto: bool, json: bool, web: &Pa
         ("ValetDAO".to_string(), a.dao),
     ]);
     let token = admin_token(&dir)?;
-    let mut service = Service::new(valet, vault, master, &token, names.clone(), Some(devnet.provider_for(9)));
+    // Owners' revocations go out from dev key 9 (the submitter's handleOps from key 1, or Alto's).
+    let revoker = Relayer::new(devnet.provider_for(9), devnet.key(9).address());
+    let mut service = Service::new(valet, vault, master, &token, names.clone(), Some(revoker));
     // Accounts made in the dApp get 1 ETH for gas and 100 demo tokens to pay with.
     let ether = alloy::primitives::U256::from(10u128.pow(18));
     service.faucet =
@@ -228,22 +229,29 @@ pub(crate) struct ServeArgs {
 /// `valet serve`: the service against any chain with Valet deployed.
 pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let url: alloy::transports::http::reqwest::Url =
-        args.rpc_url.parse().map_err(|e| anyhow!("--rpc-url `{}`: {e}", args.rpc_url))?;
-    let provider = ProviderBuilder::new().connect_http(url.clone()).erased();
-    let relayer: Option<(DynProvider, Address)> = match &args.relayer_key {
+    // Every node and bundler call has a deadline: a stalled node is reported, not waited on.
+    let rpc_url = |e: valet_client::Error| anyhow!("--rpc-url `{}`: {e}", args.rpc_url);
+    let provider = valet_client::rpc::http_provider(&args.rpc_url).map_err(rpc_url)?;
+    let wallet: Option<(DynProvider, Address)> = match &args.relayer_key {
         Some(key) => {
             let key: PrivateKeySigner =
                 key.trim().parse().map_err(|_| anyhow!("the relayer key is not a 32-byte hex private key"))?;
-            let wallet =
-                ProviderBuilder::new().wallet(EthereumWallet::from(key.clone())).connect_http(url.clone()).erased();
-            Some((wallet, key.address()))
+            let address = key.address();
+            Some((valet_client::rpc::http_wallet_provider(&args.rpc_url, key).map_err(rpc_url)?, address))
         }
         None => None,
     };
-    let submitter: Arc<dyn Submitter> = match (&args.bundler_url, &relayer) {
-        (Some(url), _) => Arc::new(Bundler::new(BundlerClient::new(url, valet_core::ENTRY_POINT_V07)?)),
-        (None, Some((wallet, address))) => Arc::new(Direct::new(wallet.clone(), *address).await?),
+    // One relayer account, whatever it sends: handleOps and owners' revocations share its nonces.
+    let (submitter, relayer): (Arc<dyn Submitter>, Option<Relayer>) = match (&args.bundler_url, wallet) {
+        (Some(url), wallet) => (
+            Arc::new(Bundler::new(BundlerClient::new(url, valet_core::ENTRY_POINT_V07)?)),
+            wallet.map(|(w, address)| Relayer::new(w, address)),
+        ),
+        (None, Some((wallet, address))) => {
+            let direct = Direct::new(wallet, address).await?;
+            let relayer = direct.relayer();
+            (Arc::new(direct), Some(relayer))
+        }
         (None, None) => bail!("give --bundler-url or --relayer-key (VALET_BUNDLER_URL / VALET_RELAYER_KEY)"),
     };
     let deployment =
@@ -258,7 +266,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let token = admin_token(&args.data_dir)?;
     let names = args.names.into_iter().collect();
     let chain_id = provider.get_chain_id().await?;
-    let service = Service::new(valet, vault, master, &token, names, relayer.map(|(w, _)| w));
+    let service = Service::new(valet, vault, master, &token, names, relayer);
     let extra = json!({ "rpc_url": args.rpc_url, "chain_id": chain_id });
     // The chain is not ours to watch: a node that goes away shows in the answers.
     run(service, args.port, &args.data_dir, args.json, extra, std::future::pending()).await

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use alloy::primitives::{Address, B256};
-use alloy::rpc::client::{ClientBuilder, RpcClient};
+use alloy::rpc::client::RpcClient;
 use alloy::transports::{RpcError, TransportErrorKind};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -123,8 +123,8 @@ pub struct BundlerClient {
 impl BundlerClient {
     /// A client for the bundler at `url` (`http://…`), sending to `entry_point`.
     pub fn new(url: &str, entry_point: Address) -> Result<Self, Error> {
-        let parsed = url.parse().map_err(|e| Error::Config(format!("bundler URL `{url}`: {e}")))?;
-        Ok(Self { client: ClientBuilder::default().http(parsed), entry_point, url: url.to_string() })
+        let client = crate::rpc::http_client(url).map_err(|e| Error::Config(format!("bundler {e}")))?;
+        Ok(Self { client, entry_point, url: url.to_string() })
     }
 
     /// The bundler's URL.
@@ -188,7 +188,7 @@ impl BundlerClient {
     }
 
     /// Polls `eth_getUserOperationReceipt` every `every` until the operation is included, or
-    /// fails with [`Error::Timeout`] after `timeout`.
+    /// fails with [`Error::Timeout`] after `timeout` (failed polls are tried again until then).
     pub async fn wait_for_receipt(
         &self,
         hash: B256,
@@ -197,8 +197,11 @@ impl BundlerClient {
     ) -> Result<UserOperationReceipt, Error> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if let Some(receipt) = self.get_user_operation_receipt(hash).await? {
-                return Ok(receipt);
+            // A poll that fails (a dropped connection, a bundler restarting) is tried again.
+            match self.get_user_operation_receipt(hash).await {
+                Ok(Some(receipt)) => return Ok(receipt),
+                Ok(None) => {}
+                Err(e) => tracing::debug!(%hash, error = %e, "polling for a receipt failed"),
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(Error::Timeout { user_op_hash: hash, waited: timeout });

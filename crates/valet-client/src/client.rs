@@ -13,8 +13,8 @@ use serde::Serialize;
 use valet_core::session::MAX_COUNTED_PERMISSIONS;
 use valet_core::spec::{Labels, SessionSpec, SpecContext, summary};
 use valet_core::{
-    Call, Counters, Execution, LimitKind, OpGas, Request, Session, SessionState, UserOperation, assign_permissions,
-    eip712, evaluate,
+    Call, Counters, Execution, LimitKind, OpGas, Refusal, Request, Session, SessionState, UserOperation, Verdict,
+    assign_permissions, eip712, evaluate,
 };
 
 use crate::bundler::apply_estimate;
@@ -187,7 +187,7 @@ pub struct SessionStatus {
     pub usable: bool,
     /// Why not, when it is not, and what to do.
     pub reason: Option<String>,
-    /// The chain's time.
+    /// The time it was read at: Valet's clock ([`Valet::now`]).
     pub now: u64,
     /// First valid second.
     pub valid_after: u64,
@@ -275,8 +275,21 @@ impl Valet {
         &self.submitter
     }
 
-    /// The latest block's timestamp.
+    /// Valet's clock: the later of the latest block's timestamp and this machine's wall clock,
+    /// in unix seconds. Neither alone will do. A chain's last block lags the wall clock whenever
+    /// no block was made for a while (an idle devnet, a quiet chain), yet the next block will
+    /// carry the wall-clock time: a session started from the last block would start in the past
+    /// and lose that lag from its window. And a chain may run ahead of the wall clock (anvil
+    /// time travel), where the wall clock would name a time already gone. Session windows start
+    /// from this clock, pre-flight judges operations by it ([`Valet::prepare`], with
+    /// [`INCLUSION_MARGIN`]), and the service's scheduler runs by it.
     pub async fn now(&self) -> Result<u64, Error> {
+        let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        Ok(self.chain_time().await?.max(wall))
+    }
+
+    /// The latest block's timestamp (the chain's own clock, as of its last block).
+    pub async fn chain_time(&self) -> Result<u64, Error> {
         let block = self.provider.get_block_by_number(Default::default()).await.map_err(rpc)?;
         Ok(block.ok_or_else(|| Error::Rpc("no latest block".into()))?.header.timestamp)
     }
@@ -410,6 +423,8 @@ impl Valet {
     /// pre-flights with the evaluator (refusing with the exact reason before anything is sent),
     /// picks each call's permission, deploys the account and enables the session when this is
     /// their first operation, estimates gas through the submitter and signs with the session key.
+    /// Pre-flight judges the operation at every time it may be included, from [`Valet::now`] to
+    /// [`INCLUSION_MARGIN`] later: a session that ends before then is refused as expired.
     pub async fn prepare(&self, account: &Account, session: &SessionHandle, calls: &[Call]) -> Result<Prepared, Error> {
         self.build(account, session, calls, true).await
     }
@@ -438,9 +453,11 @@ impl Valet {
         let counters = self.counters(account.address, &session.session).await?;
         let deployed = self.is_deployed(account.address).await?;
         let now = self.now().await?;
+        let inclusion = now.saturating_add(INCLUSION_MARGIN);
         let enable = counters.state == SessionState::None;
         // First pass: the calls, with a nominal fee of 1 wei (no paymaster), so that a session
-        // that may not pay fees at all is refused before estimating.
+        // that may not pay fees at all is refused before estimating. Judged at the latest time
+        // the operation is expected to be included; its window must also have begun now.
         let request = Request {
             account: account.address,
             validator: self.deployment.validator,
@@ -449,9 +466,16 @@ impl Valet {
             claimed_time: now,
             enable,
             gas: nominal_gas(),
-            now,
+            now: if check { inclusion } else { now },
         };
-        let indices = match assign_permissions(&session.session, &counters, &request) {
+        let first = if check {
+            judge_for_inclusion(&session.session, now, |claimed_time| {
+                assign_permissions(&session.session, &counters, &Request { claimed_time, ..request.clone() })
+            })
+        } else {
+            assign_permissions(&session.session, &counters, &request)
+        };
+        let indices = match first {
             Ok((indices, _)) => indices,
             Err(refusal) if check => return Err(refusal.into()),
             // Forced: the calls' permissions as a free operation would have them, or the failing
@@ -480,7 +504,10 @@ impl Valet {
             apply_estimate(&mut op, &estimate)?;
             // Second pass: the operation as it will be signed, fees included.
             let final_request = Request { indices: &indices, gas: OpGas::of(&op.pack()), ..request };
-            after = evaluate(&session.session, &counters, &final_request)?.counters;
+            let ((), verdict) = judge_for_inclusion(&session.session, now, |claimed_time| {
+                Ok(((), evaluate(&session.session, &counters, &Request { claimed_time, ..final_request.clone() })?))
+            })?;
+            after = verdict.counters;
         } else {
             let limits = crate::GasLimits::default();
             op.verification_gas_limit = limits.verification;
@@ -576,6 +603,40 @@ impl Valet {
         let now = self.now().await?;
         Ok(status_of(session, session.id()?, &chain, now))
     }
+}
+
+/// How long an operation may wait, once built, before a block includes it: 12 seconds, one
+/// Ethereum slot (a block on most chains, several on fast ones). Pre-flight judges an operation
+/// at every moment it may be included — from now (the earliest block) to now plus this margin —
+/// as bundlers refuse operations that expire within a few seconds: an operation whose session
+/// ends, or whose allowance period turns, before then is refused before sending instead of
+/// reverting a shared `handleOps` with `AA22 expired or not due`.
+pub const INCLUSION_MARGIN: u64 = 12;
+
+/// Judges an operation for inclusion at any time from `now` to `now` + [`INCLUSION_MARGIN`]:
+/// `judge(claimed_time)` evaluates it claiming `claimed_time` at the latest of those times
+/// (`Request::now`); its window must also have begun by `now`. It claims the period current
+/// now, which for an accepted operation is the period current at inclusion too; when that
+/// period ends before inclusion, the period current at inclusion begins after now, and the
+/// operation is refused as not due until it begins (no claim fits every block that may include
+/// it). An operation whose session ends before inclusion is refused as expired.
+fn judge_for_inclusion<T>(
+    session: &Session,
+    now: u64,
+    judge: impl Fn(u64) -> Result<(T, Verdict), Refusal>,
+) -> Result<(T, Verdict), Refusal> {
+    let (value, verdict) = match judge(now) {
+        Err(Refusal::OutsideWindow { valid_until, now: at, .. })
+            if at > valid_until && valid_until < session.valid_until =>
+        {
+            judge(now.saturating_add(INCLUSION_MARGIN))?
+        }
+        judged => judged?,
+    };
+    if verdict.valid_after > now {
+        return Err(Refusal::OutsideWindow { valid_after: verdict.valid_after, valid_until: verdict.valid_until, now });
+    }
+    Ok((value, verdict))
 }
 
 /// One call as a single execution, several as a batch.
@@ -729,5 +790,85 @@ mod tests {
         assert_eq!(value["fees"]["mode"], "per_period");
         assert_eq!(value["limits"][0]["cap"], "100000000000000000000");
         assert_eq!(value["limits"][1]["kind"], "fees");
+    }
+
+    const S: u64 = 1_800_000_000;
+
+    /// A session from `S` for `length` seconds that may send up to 1 wei per minute to one payee.
+    fn per_minute(length: u64) -> Session {
+        Session {
+            session_key: Address::repeat_byte(1),
+            valid_after: S,
+            valid_until: S + length - 1,
+            epoch: 0,
+            salt: 0,
+            max_uses: 0,
+            fee_budget: 0,
+            paymasters: vec![],
+            limits: vec![Limit { kind: LimitKind::Native, token: Address::ZERO, amount: 1, period: 60 }],
+            permissions: vec![Permission {
+                target: Address::repeat_byte(2),
+                selector: FixedBytes::ZERO,
+                value_limit: 1,
+                max_uses: 0,
+                rules: vec![],
+            }],
+        }
+    }
+
+    /// Pre-flight of sending `value` wei at `now` with `session`: the window it would be
+    /// accepted in, or the refusal.
+    fn judged(session: &Session, value: u64, now: u64) -> Result<(u64, u64), Refusal> {
+        let call = Call { target: Address::repeat_byte(2), value: U256::from(value), data: Bytes::new() };
+        let call_data = Execution::Single(call).encode();
+        let counters =
+            Counters { state: SessionState::Enabled, installed: true, limits: vec![(0, 0)], ..Counters::default() };
+        let request = Request {
+            account: Address::repeat_byte(3),
+            validator: Address::repeat_byte(4),
+            call_data: &call_data,
+            indices: &[0],
+            claimed_time: now,
+            enable: false,
+            gas: OpGas::default(),
+            now: now + INCLUSION_MARGIN,
+        };
+        let ((), verdict) = judge_for_inclusion(session, now, |claimed_time| {
+            Ok(((), evaluate(session, &counters, &Request { claimed_time, ..request.clone() })?))
+        })?;
+        Ok((verdict.valid_after, verdict.valid_until))
+    }
+
+    /// An operation is accepted only if it is valid at every time a block may include it, from
+    /// now to [`INCLUSION_MARGIN`] later: not when the session ends or an allowance period turns
+    /// meanwhile, nor before the session starts.
+    #[test]
+    fn pre_flight_covers_every_time_of_inclusion() {
+        let session = per_minute(3_600);
+        // Well inside a period: accepted, in the period current now and at inclusion.
+        assert_eq!(judged(&session, 1, S + 10), Ok((S, S + 59)));
+        assert_eq!(judged(&session, 1, S + 60 + 47), Ok((S + 60, S + 119)));
+        // The period turns within the margin: refused as not due until the next one begins.
+        assert_eq!(
+            judged(&session, 1, S + 60 + 48),
+            Err(Refusal::OutsideWindow { valid_after: S + 120, valid_until: S + 179, now: S + 108 })
+        );
+        // An operation spending nothing claims no period.
+        assert_eq!(judged(&session, 0, S + 108), Ok((S, S + 3_599)));
+        // The session ends within the margin: refused as expired, at the time of inclusion.
+        assert_eq!(
+            judged(&session, 0, S + 3_590),
+            Err(Refusal::OutsideWindow { valid_after: S, valid_until: S + 3_599, now: S + 3_602 })
+        );
+        let short = per_minute(70);
+        assert_eq!(
+            judged(&short, 1, S + 60),
+            Err(Refusal::OutsideWindow { valid_after: S + 60, valid_until: S + 69, now: S + 72 })
+        );
+        // Not started yet, though it will have by the end of the margin.
+        assert_eq!(
+            judged(&session, 0, S - 5),
+            Err(Refusal::OutsideWindow { valid_after: S, valid_until: S + 3_599, now: S - 5 })
+        );
     }
 }

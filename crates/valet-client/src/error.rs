@@ -87,6 +87,19 @@ pub enum Error {
     /// Validating the operation would revert (found while measuring its validation gas).
     #[error("the operation would be refused in validation: {0}")]
     ValidationWouldFail(String),
+    /// A transaction would revert (found by simulating it; nothing was sent).
+    #[error("the transaction would revert: {0}")]
+    TransactionWouldRevert(String),
+    /// A transaction was mined and reverted.
+    #[error("transaction {0} reverted")]
+    TransactionReverted(B256),
+    /// The operation (or the transaction carrying it) may have reached the chain, and whether it
+    /// is included is not known: a connection dropped or timed out after sending, or the
+    /// transaction that carried it reverted and its signed bytes are public. Look it up by its
+    /// userOpHash (or wait until its nonce is used or its session expires) before calling it
+    /// failed or building another.
+    #[error("outcome unknown: {0}; the operation may still be included: look it up before building another")]
+    OutcomeUnknown(String),
     /// The operation was included but its execution reverted (its counters are spent).
     #[error("operation {user_op_hash} was included but its calls reverted ({reason})")]
     ExecutionReverted {
@@ -95,6 +108,14 @@ pub enum Error {
         /// The revert data, as hex.
         reason: String,
     },
+}
+
+impl Error {
+    /// Whether the operation may have been sent, so that its outcome must be looked up on chain
+    /// rather than taken as a failure: [`Error::OutcomeUnknown`] and [`Error::Timeout`].
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, Self::OutcomeUnknown(_) | Self::Timeout { .. })
+    }
 }
 
 /// A bundler's message with the validator's error decoded in place of its hex, when we have it.

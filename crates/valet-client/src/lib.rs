@@ -6,6 +6,7 @@ pub mod client;
 pub mod contracts;
 pub mod devnet;
 mod error;
+pub mod rpc;
 pub mod session;
 pub mod submit;
 
@@ -17,4 +18,4 @@ pub use client::{Account, ChainState, Deployment, Executed, FeeStatus, Prepared,
 pub use devnet::{Devnet, DevnetAddresses, DevnetOptions};
 pub use error::Error;
 pub use session::{GasLimits, SessionCall, SessionHandle};
-pub use submit::{Bundler, Direct, Fees, OpReceipt, Submitter};
+pub use submit::{Bundler, Direct, Fees, OpReceipt, Relayer, Submitter};

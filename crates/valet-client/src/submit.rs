@@ -73,7 +73,8 @@ pub trait Submitter: Send + Sync {
 #[derive(Debug)]
 pub struct Direct {
     relayer: DynProvider,
-    from: Address,
+    /// The relayer's account: its transactions, one at a time.
+    account: Relayer,
     entry_point: Address,
     chain_id: u64,
     /// Held while a `handleOps` is on its way; whoever holds it sends everything queued.
@@ -86,6 +87,8 @@ pub struct Direct {
 #[derive(Debug)]
 struct Waiting {
     ops: Vec<UserOperation>,
+    /// A reverted transaction its operations went out in, if any.
+    published: Option<B256>,
     reply: tokio::sync::oneshot::Sender<Result<Vec<OpReceipt>, Error>>,
 }
 
@@ -113,13 +116,19 @@ impl Direct {
     pub async fn new(relayer: DynProvider, from: Address) -> Result<Self, Error> {
         let chain_id = relayer.get_chain_id().await.map_err(rpc)?;
         Ok(Self {
+            account: Relayer::new(relayer.clone(), from),
             relayer,
-            from,
             entry_point: valet_core::ENTRY_POINT_V07,
             chain_id,
             lock: Arc::new(Mutex::new(())),
             queue: Arc::new(std::sync::Mutex::new(Vec::new())),
         })
+    }
+
+    /// The relayer's account, to send its other transactions (owners' signed revocations) in turn
+    /// with the `handleOps` this submitter sends, never racing them for a nonce.
+    pub fn relayer(&self) -> Relayer {
+        self.account.clone()
     }
 
     async fn estimate_inner(&self, op: &UserOperation) -> Result<GasEstimate, Error> {
@@ -146,10 +155,7 @@ impl Direct {
         } else {
             match self.relayer.estimate_gas(tx).overrides_opt(overrides).await {
                 Ok(gas) => u128::from(gas),
-                Err(e) => {
-                    let decoded = e.as_error_resp().and_then(|r| r.as_revert_data()).and_then(|d| decode_revert(&d));
-                    return Err(Error::ExecutionWouldRevert(decoded.unwrap_or_else(|| e.to_string())));
-                }
+                Err(e) => return Err(estimate_error(e, Error::ExecutionWouldRevert)),
             }
         };
         let verification = self.verification_gas(op).await?;
@@ -178,10 +184,7 @@ impl Direct {
     /// node's figures include a transaction's 21,000 and calldata, a margin.
     async fn verification_gas(&self, op: &UserOperation) -> Result<u128, Error> {
         let measure = |tx: TransactionRequest| async move {
-            self.relayer.estimate_gas(tx).await.map_err(|e| {
-                let decoded = e.as_error_resp().and_then(|r| r.as_revert_data()).and_then(|d| decode_revert(&d));
-                Error::ValidationWouldFail(decoded.unwrap_or_else(|| e.to_string()))
-            })
+            self.relayer.estimate_gas(tx).await.map_err(|e| estimate_error(e, Error::ValidationWouldFail))
         };
         if let Some(factory) = op.factory {
             // The factory itself: SenderCreator swallows a failed call, so measuring it would
@@ -209,15 +212,14 @@ impl Direct {
     /// `handleOps` — so concurrent callers (many sessions) share transactions.
     async fn submit_inner(&self, ops: &[UserOperation]) -> Result<Vec<OpReceipt>, Error> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(Waiting { ops: ops.to_vec(), reply });
+        self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(Waiting {
+            ops: ops.to_vec(),
+            published: None,
+            reply,
+        });
         // A task of its own: a caller that goes away (a dropped HTTP request) never cancels a
         // handleOps carrying other callers' operations.
-        let sender = Sender {
-            relayer: self.relayer.clone(),
-            from: self.from,
-            entry_point: self.entry_point,
-            chain_id: self.chain_id,
-        };
+        let sender = Sender { relayer: self.account.clone(), entry_point: self.entry_point, chain_id: self.chain_id };
         let (lock, queue) = (self.lock.clone(), self.queue.clone());
         tokio::spawn(async move {
             let _turn = lock.lock_owned().await;
@@ -232,20 +234,45 @@ impl Direct {
 
 /// What a batch needs to be sent, owned by the task sending it.
 struct Sender {
-    relayer: DynProvider,
-    from: Address,
+    relayer: Relayer,
     entry_point: Address,
     chain_id: u64,
 }
 
+/// How many times a batch whose `handleOps` reverted on chain (an operation that passed the
+/// simulation failed at inclusion: its window closed meanwhile) is simulated again and sent without
+/// the operations that fail now, before the rest are reported unknown.
+const BATCH_ROUNDS: usize = 3;
+
 impl Sender {
     /// Sends `batch` in one `handleOps`. An operation the EntryPoint refuses fails its own
-    /// submission only: it is taken out and the rest is sent again.
+    /// submission only: it is taken out and the rest is sent again — in simulation, and also when
+    /// a sent `handleOps` reverts on chain (the batch is simulated again at the new block). An
+    /// operation whose signed bytes went out in a transaction is never reported as simply failed:
+    /// anyone may still include it, so its outcome is [`Error::OutcomeUnknown`] until the chain says.
     async fn send_batch(&self, mut batch: Vec<Waiting>) {
+        let mut rounds = 0;
         while !batch.is_empty() {
             let ops: Vec<valet_core::PackedUserOperation> =
                 batch.iter().flat_map(|w| w.ops.iter().map(UserOperation::pack)).collect();
-            match handle_ops(&self.relayer, self.from, &ops).await {
+            let sent = {
+                let _turn = self.relayer.lock.lock().await;
+                handle_ops(&self.relayer.provider, self.relayer.from, &ops).await
+            };
+            match sent {
+                Ok((receipt, _)) if !receipt.status() => {
+                    rounds += 1;
+                    let tx = receipt.transaction_hash;
+                    tracing::warn!(%tx, ops = ops.len(), rounds, "handleOps reverted on chain: simulating the batch again");
+                    for waiting in &mut batch {
+                        waiting.published = Some(tx);
+                    }
+                    if rounds >= BATCH_ROUNDS {
+                        let message = format!("handleOps transaction {tx} reverted on chain {rounds} times");
+                        fail_all(batch, |_| Error::OutcomeUnknown(message.clone()));
+                        return;
+                    }
+                }
                 Ok((receipt, mut included)) => {
                     for waiting in batch.drain(..) {
                         let receipts = waiting
@@ -254,7 +281,7 @@ impl Sender {
                             .map(|op| {
                                 let hash = op.hash(self.entry_point, self.chain_id);
                                 let at = included.iter().position(|i| i.user_op_hash == hash).ok_or_else(|| {
-                                    Error::Rpc(format!(
+                                    Error::OutcomeUnknown(format!(
                                         "handleOps transaction {} has no event for {hash}",
                                         receipt.transaction_hash
                                     ))
@@ -265,7 +292,7 @@ impl Sender {
                         let _ = waiting.reply.send(receipts);
                     }
                 }
-                Err(Error::Refused { op_index, reason, inner, decoded }) if batch.len() > 1 => {
+                Err(Error::Refused { op_index, reason, inner, decoded }) => {
                     // Find whose operation it was, answer it, and send the others again.
                     let mut first = 0;
                     let culprit = batch.iter().position(|w| {
@@ -274,20 +301,22 @@ impl Sender {
                         hit
                     });
                     let Some(culprit) = culprit else {
-                        fail_all(batch, &format!("the EntryPoint refused operation {op_index}: {reason}"));
+                        let message = format!("the EntryPoint refused operation {op_index}: {reason}");
+                        fail_all(batch, |_| Error::Rpc(message.clone()));
                         return;
                     };
                     let start: usize = batch[..culprit].iter().map(|w| w.ops.len()).sum();
                     let waiting = batch.remove(culprit);
-                    let _ =
-                        waiting.reply.send(Err(Error::Refused { op_index: op_index - start, reason, inner, decoded }));
-                }
-                Err(e) if batch.len() == 1 => {
-                    let waiting = batch.remove(0);
-                    let _ = waiting.reply.send(Err(e));
+                    let refused = Error::Refused { op_index: op_index - start, reason, inner, decoded };
+                    let refused = waiting.outcome(refused);
+                    let _ = waiting.reply.send(Err(refused));
                 }
                 Err(e) => {
-                    fail_all(batch, &e.to_string());
+                    let message = e.to_string();
+                    let unknown = e.outcome_unknown();
+                    fail_all(batch, |_| {
+                        if unknown { Error::OutcomeUnknown(message.clone()) } else { Error::Rpc(message.clone()) }
+                    });
                     return;
                 }
             }
@@ -295,9 +324,23 @@ impl Sender {
     }
 }
 
-fn fail_all(batch: Vec<Waiting>, message: &str) {
+impl Waiting {
+    /// `error` for this submission: unknown rather than failed once its operations went out in a
+    /// transaction.
+    fn outcome(&self, error: Error) -> Error {
+        match self.published {
+            Some(tx) if !error.outcome_unknown() => {
+                Error::OutcomeUnknown(format!("it was published in transaction {tx}, which reverted; now: {error}"))
+            }
+            _ => error,
+        }
+    }
+}
+
+fn fail_all(batch: Vec<Waiting>, error: impl Fn(&Waiting) -> Error) {
     for waiting in batch {
-        let _ = waiting.reply.send(Err(Error::Rpc(message.to_string())));
+        let e = waiting.outcome(error(&waiting));
+        let _ = waiting.reply.send(Err(e));
     }
 }
 
@@ -342,17 +385,30 @@ impl Bundler {
         Self { client, poll: Duration::from_millis(50), timeout: Duration::from_secs(60), bundle_now: false }
     }
 
+    /// Sends `ops` and waits for their receipts. A bundler's JSON-RPC error to
+    /// `eth_sendUserOperation` means it did not take the operation; anything else once an
+    /// operation may have reached it (no answer, a failed poll, no receipt in time) is
+    /// [`Error::OutcomeUnknown`] (or [`Error::Timeout`]).
     async fn submit_inner(&self, ops: &[UserOperation]) -> Result<Vec<OpReceipt>, Error> {
+        let unknown = |e: Error| match e {
+            e @ (Error::Bundler { .. } | Error::OutcomeUnknown(_) | Error::Timeout { .. }) => e,
+            other => Error::OutcomeUnknown(other.to_string()),
+        };
         let mut hashes = Vec::with_capacity(ops.len());
-        for op in ops {
-            hashes.push(self.client.send_user_operation(op).await?);
+        for (i, op) in ops.iter().enumerate() {
+            match self.client.send_user_operation(op).await {
+                Ok(hash) => hashes.push(hash),
+                // The first operation never reached it: nothing of this submission did.
+                Err(e @ Error::Bundler { .. }) if i == 0 => return Err(e),
+                Err(e) => return Err(Error::OutcomeUnknown(format!("sending operation {i}: {e}"))),
+            }
         }
         if self.bundle_now {
-            self.client.send_bundle_now().await?;
+            self.client.send_bundle_now().await.map_err(unknown)?;
         }
         let mut receipts = Vec::with_capacity(ops.len());
         for hash in hashes {
-            let r = self.client.wait_for_receipt(hash, self.poll, self.timeout).await?;
+            let r = self.client.wait_for_receipt(hash, self.poll, self.timeout).await.map_err(unknown)?;
             receipts.push(OpReceipt {
                 user_op_hash: r.user_op_hash,
                 transaction_hash: r.receipt.transaction_hash,
@@ -413,7 +469,10 @@ pub async fn handle_ops(
     let entry_point = EntryPoint::new(valet_core::ENTRY_POINT_V07, relayer);
     let packed: Vec<EntryPoint::PackedUserOperation> = ops.iter().map(Into::into).collect();
     let call = entry_point.handleOps(packed, from).from(from);
-    call.call().await.map_err(refusal)?;
+    // Simulated on the pending block, the one the transaction goes into: its timestamp is the
+    // wall clock on an idle chain, where the latest block's may lag (a session whose window
+    // starts now would be refused "not due" against it).
+    call.call().block(alloy::eips::BlockId::pending()).await.map_err(refusal)?;
     // Enough for every operation's limits plus the EntryPoint's own work (as bundlers size it);
     // the node's estimate can leave an operation's inner call short of gas.
     let limit: u64 = ops
@@ -436,7 +495,10 @@ pub async fn handle_ops(
         .saturating_add(100_000)
         .min(30_000_000) as u64;
     let nonce = relayer.get_transaction_count(from).pending().await.map_err(rpc)?;
-    let pending = call.nonce(nonce).gas(limit).send().await.map_err(refusal)?;
+    let pending = call.nonce(nonce).gas(limit).send().await.map_err(|e| match e {
+        alloy::contract::Error::TransportError(e) => send_error(e),
+        other => refusal(other),
+    })?;
     let receipt = wait_for_receipt(relayer, *pending.tx_hash()).await?;
     let logs = receipt.inner.logs();
     let reasons: Vec<(B256, Bytes)> = logs
@@ -463,19 +525,108 @@ pub async fn handle_ops(
 
 /// Polls for `hash`'s receipt from 5 ms, doubling to 200 ms, for up to two minutes (alloy's
 /// pending-transaction watcher polls every 250 ms even on a local node, which would dominate
-/// latency on anvil).
+/// latency on anvil). The transaction was sent: a failed poll is tried again, and no receipt in
+/// time is [`Error::OutcomeUnknown`], never a failure.
 async fn wait_for_receipt(provider: &DynProvider, hash: B256) -> Result<TransactionReceipt, Error> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let deadline = tokio::time::Instant::now() + RECEIPT_WAIT;
     let mut every = Duration::from_millis(5);
+    let mut last_error = None;
     loop {
-        if let Some(receipt) = provider.get_transaction_receipt(hash).await.map_err(rpc)? {
-            return Ok(receipt);
+        match provider.get_transaction_receipt(hash).await {
+            Ok(Some(receipt)) => return Ok(receipt),
+            Ok(None) => {}
+            Err(e) => last_error = Some(e.to_string()),
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(Error::Rpc(format!("transaction {hash} not mined within two minutes")));
+            let why = last_error.map(|e| format!(" (last error: {e})")).unwrap_or_default();
+            return Err(Error::OutcomeUnknown(format!(
+                "transaction {hash} sent but not mined within {RECEIPT_WAIT:?}{why}"
+            )));
         }
         tokio::time::sleep(every).await;
         every = (every * 2).min(Duration::from_millis(200));
+    }
+}
+
+/// How long a sent transaction is waited for.
+const RECEIPT_WAIT: Duration = Duration::from_secs(120);
+
+/// An error sending a transaction: the node's answer means it was not taken (its nonce is free
+/// again), unless the node says it already has it; no answer means it may have been.
+fn send_error(e: alloy::transports::TransportError) -> Error {
+    match e.as_error_resp() {
+        Some(payload) if payload.message.contains("already known") => {
+            Error::OutcomeUnknown(format!("the node already has the transaction: {}", payload.message))
+        }
+        Some(payload) => Error::Rpc(format!("the node refused the transaction: {}", payload.message)),
+        None => Error::OutcomeUnknown(format!("sending the transaction: {e}")),
+    }
+}
+
+/// An estimate or simulation that failed: the chain's revert (made into an error by `revert`),
+/// or the node's own failure ([`Error::Rpc`]: nothing was learnt about the calls).
+fn estimate_error(e: alloy::transports::TransportError, revert: fn(String) -> Error) -> Error {
+    let Some(payload) = e.as_error_resp() else { return Error::Rpc(e.to_string()) };
+    if let Some(data) = payload.as_revert_data() {
+        return revert(decode_revert(&data).unwrap_or_else(|| data.to_string()));
+    }
+    if payload.message.to_ascii_lowercase().contains("revert") {
+        return revert(payload.message.to_string());
+    }
+    Error::Rpc(e.to_string())
+}
+
+/// The relayer's account. Every transaction it sends — `handleOps` from [`Direct`], owners' signed
+/// revocations, anything else — goes through here one at a time, with the nonce the node gives
+/// for its pending state at that moment: two roles sharing one key never race for a nonce, and a
+/// transaction the node refuses leaves no gap behind it.
+#[derive(Debug, Clone)]
+pub struct Relayer {
+    provider: DynProvider,
+    from: Address,
+    /// Held from reading the nonce until the transaction is mined (or known lost).
+    lock: Arc<Mutex<()>>,
+}
+
+impl Relayer {
+    /// The account `from`, sending through `provider` (which holds `from`'s wallet).
+    pub fn new(provider: DynProvider, from: Address) -> Self {
+        Self { provider, from, lock: Arc::new(Mutex::new(())) }
+    }
+
+    /// Its address.
+    pub fn address(&self) -> Address {
+        self.from
+    }
+
+    /// Its provider.
+    pub fn provider(&self) -> &DynProvider {
+        &self.provider
+    }
+
+    /// Sends `tx` from the relayer when none of its other transactions is in flight, and waits
+    /// for it to be mined. It is simulated first: a revert costs nothing, uses no nonce and comes
+    /// back as [`Error::TransactionWouldRevert`] with the contract's error decoded. A mined
+    /// transaction that reverted is [`Error::TransactionReverted`].
+    pub async fn send(&self, tx: TransactionRequest) -> Result<TransactionReceipt, Error> {
+        let tx = tx.from(self.from);
+        let _turn = self.lock.lock().await;
+        let gas = self
+            .provider
+            .estimate_gas(tx.clone())
+            .await
+            .map_err(|e| estimate_error(e, Error::TransactionWouldRevert))?;
+        let nonce = self.provider.get_transaction_count(self.from).pending().await.map_err(rpc)?;
+        let pending = self
+            .provider
+            .send_transaction(tx.nonce(nonce).gas_limit(gas.saturating_add(gas / 5)))
+            .await
+            .map_err(send_error)?;
+        let receipt = wait_for_receipt(&self.provider, *pending.tx_hash()).await?;
+        if !receipt.status() {
+            return Err(Error::TransactionReverted(receipt.transaction_hash));
+        }
+        Ok(receipt)
     }
 }
 

@@ -24,6 +24,13 @@ use crate::Error;
 use crate::evaluator::Refusal;
 use crate::session::{COUNTED_TOKEN_SELECTORS, Limit, LimitKind, MAX_FEE_BUDGET, Permission, Rule, RuleOp, Session};
 
+/// The shortest allowance period a spec may ask for, in seconds. An operation spending from a
+/// periodic allowance names its period and is valid only within it (`docs/encoding.md` §3.3),
+/// while it may wait several seconds for a block: a period of a few seconds would end before
+/// most operations could be included, and pre-flight, which wants the whole inclusion margin
+/// inside one period, would refuse most of them. The validator itself accepts any period.
+pub const MIN_PERIOD: u64 = 60;
+
 /// The demo's session: mint on the demo NFT to the account itself, at most 5 per call, 10
 /// times, for an hour, with up to 0.01 ETH of the account's ETH for network fees.
 pub const DEMO_MINT_SPEC: &str = r#"
@@ -347,6 +354,21 @@ pub fn parse_duration(text: &str) -> Result<u64, Error> {
     n.checked_mul(scale).ok_or_else(|| spec_error(format!("duration `{t}`"), "too long"))
 }
 
+/// The seconds of an allowance's `period`, at least [`MIN_PERIOD`].
+fn allowance_period(text: &str, at: &str) -> Result<u64, Error> {
+    let seconds = parse_duration(text)?;
+    if seconds < MIN_PERIOD {
+        return Err(spec_error(
+            at,
+            format!(
+                "period = `{text}` is {seconds} s, shorter than the shortest allowance period, {MIN_PERIOD} s: an operation \
+                 must be included within the period it claims, and may wait several seconds for a block"
+            ),
+        ));
+    }
+    Ok(seconds)
+}
+
 /// Wei in an amount: an integer, "0x…", or "N ether" / "N gwei" / "N wei" (decimals allowed).
 pub fn parse_amount(amount: &Amount, at: &str) -> Result<U256, Error> {
     let text = match amount {
@@ -426,7 +448,7 @@ impl SessionSpec {
         let mut limits = Vec::new();
         for (l, spec) in self.limits.iter().enumerate() {
             let at = format!("limit {l}");
-            let period = spec.period.as_deref().map(parse_duration).transpose()?.unwrap_or(0);
+            let period = spec.period.as_deref().map(|p| allowance_period(p, &at)).transpose()?.unwrap_or(0);
             let limit = match (&spec.native, &spec.token, &spec.amount) {
                 (Some(native), None, None) => Limit {
                     kind: LimitKind::Native,
@@ -498,10 +520,7 @@ impl SessionSpec {
         let budget = rule.budget.as_ref().map(|b| amount(b, "budget")).transpose()?;
         let fee_limit = match (&rule.per_period, &rule.period) {
             (Some(per), Some(period)) => {
-                let seconds = parse_duration(period)?;
-                if seconds == 0 {
-                    return Err(spec_error(at, "period must be at least one second"));
-                }
+                let seconds = allowance_period(period, at)?;
                 Some(Limit {
                     kind: LimitKind::Fees,
                     token: Address::ZERO,
@@ -1080,6 +1099,16 @@ pub fn explain(refusal: &Refusal, session: &Session, functions: &[Option<Functio
         Refusal::OutsideWindow { valid_after, valid_until, now } if now > valid_until => {
             format!("the session expired at {} (it is {}); grant a new one", utc(*valid_until + 1), utc(*now))
         }
+        // A window that begins after the session does: an allowance period turns before the
+        // operation can surely be included in the current one (pre-flight, `valet-client`).
+        Refusal::OutsideWindow { valid_after, now, .. } if *valid_after > session.valid_after => {
+            format!(
+                "the allowance's period turns at {} (it is {}), too soon for this operation to be included in the \
+                 current one: send it from then",
+                utc(*valid_after),
+                utc(*now)
+            )
+        }
         Refusal::OutsideWindow { valid_after, now, .. } => {
             format!("not valid until {} (it is {})", utc(*valid_after), utc(*now))
         }
@@ -1228,4 +1257,76 @@ pub fn from_erc7715(request: &serde_json::Value, chain_id: u64) -> Result<Sessio
         // ERC-7715 has no word for fees: the caller states them, or a paymaster pays.
         fees: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn ctx() -> SpecContext {
+        SpecContext { now: NOW, session_key: Address::repeat_byte(0x5e), account_epoch: 0, names: BTreeMap::new() }
+    }
+
+    fn resolve(toml: &str) -> Result<Session, Error> {
+        SessionSpec::from_toml(toml)?.resolve(&ctx())
+    }
+
+    const NATIVE: &str = "valid_for = \"1d\"\n[[permission]]\ntarget = \"0x00000000000000000000000000000000000000fe\"\n\
+                          value_limit = \"1 ether\"\n";
+
+    /// An allowance period shorter than [`MIN_PERIOD`] would end before most operations could
+    /// be included: refused, in limits, fee rules and ERC-7715 requests alike.
+    #[test]
+    fn allowance_periods_are_at_least_a_minute() {
+        for (period, ok) in [("1s", false), ("59s", false), ("0s", false), ("60s", true), ("1m", true), ("1d", true)] {
+            let spec = format!("{NATIVE}[[limit]]\nnative = \"1 ether\"\nperiod = \"{period}\"\n");
+            match resolve(&spec) {
+                Ok(s) => assert!(ok && s.limits[0].period >= MIN_PERIOD, "{period}"),
+                Err(Error::Spec { at, reason }) => {
+                    assert!(!ok, "{period}: {reason}");
+                    assert_eq!(at, "limit 0");
+                    assert!(reason.contains("shorter than the shortest allowance period, 60 s"), "{reason}");
+                }
+                Err(e) => panic!("{period}: {e}"),
+            }
+            let fees = format!("{NATIVE}[fees]\nper_period = \"1 gwei\"\nperiod = \"{period}\"\n");
+            match resolve(&fees) {
+                Ok(s) => assert!(ok && s.limits[0].period >= MIN_PERIOD, "fees {period}"),
+                Err(Error::Spec { at, reason }) => {
+                    assert!(!ok && at == "fees" && reason.contains("60 s"), "fees {period}: {at}: {reason}")
+                }
+                Err(e) => panic!("fees {period}: {e}"),
+            }
+        }
+        let request = serde_json::json!({
+            "chainId": 1,
+            "permission": { "type": "native-token-periodic",
+                            "data": { "periodAmount": "1 ether", "periodDuration": 10 } },
+            "rules": [{ "type": "expiry", "data": { "timestamp": NOW + 86_400 } },
+                      { "type": "payee", "data": { "payee": "0x00000000000000000000000000000000000000fe" } }]
+        });
+        let refused = from_erc7715(&request, 1).and_then(|spec| spec.resolve(&ctx()));
+        assert!(matches!(&refused, Err(Error::Spec { reason, .. }) if reason.contains("10 s")), "{refused:?}");
+    }
+
+    /// Pre-flight refuses an operation whose allowance period turns before it can be included
+    /// with the window of the next period: the owner reads when to send it.
+    #[test]
+    fn a_period_turning_before_inclusion_is_explained() {
+        let session =
+            resolve(&format!("{NATIVE}[[limit]]\nnative = \"1 ether\"\nperiod = \"1h\"\n")).expect("resolves");
+        let labels = Labels::default();
+        let turning = Refusal::OutsideWindow { valid_after: NOW + 3_600, valid_until: NOW + 7_199, now: NOW + 3_590 };
+        assert_eq!(
+            explain(&turning, &session, &[], &labels),
+            "the allowance's period turns at 2027-01-15 09:00 UTC (it is 2027-01-15 08:59 UTC), too soon for this \
+             operation to be included in the current one: send it from then"
+        );
+        let not_yet = Refusal::OutsideWindow { valid_after: NOW, valid_until: NOW + 86_399, now: NOW - 5 };
+        assert!(explain(&not_yet, &session, &[], &labels).starts_with("not valid until "));
+        let expired = Refusal::OutsideWindow { valid_after: NOW, valid_until: NOW + 86_399, now: NOW + 86_405 };
+        assert!(explain(&expired, &session, &[], &labels).starts_with("the session expired at "));
+    }
 }

@@ -3,8 +3,10 @@
 pub mod api;
 pub mod crypto;
 mod error;
+mod listener;
 pub mod metrics;
 pub mod openapi;
+pub mod reconcile;
 pub mod scheduler;
 pub mod vault;
 pub mod web;
@@ -19,6 +21,7 @@ use valet_client::Valet;
 
 pub use crypto::MasterKey;
 pub use error::Error;
+pub use listener::Limits;
 pub use vault::Vault;
 pub use web::{Faucet, Web};
 
@@ -36,14 +39,18 @@ pub struct Service {
     pub names: BTreeMap<String, Address>,
     /// Counters for `/metrics`.
     pub metrics: metrics::Metrics,
-    /// A provider with a relayer's wallet, to submit owners' signed revocations (optional).
-    pub relayer: Option<alloy::providers::DynProvider>,
+    /// The relayer's account, to put owners' signed revocations on chain (optional). With direct
+    /// submission it must be the submitter's own ([`valet_client::Direct::relayer`]), so that
+    /// both send through one nonce manager.
+    pub relayer: Option<valet_client::Relayer>,
     /// How often the scheduler looks for due runs (`None`: it does not run).
     pub scheduler_every: Option<std::time::Duration>,
     /// The dApp served at `/` (`None`: the API only).
     pub web: Option<Web>,
     /// Funds accounts on a development chain (`POST /v1/devnet/fund`; `None` elsewhere).
     pub faucet: Option<Faucet>,
+    /// How long HTTP clients may take and how many may be connected at once.
+    pub limits: Limits,
     /// One execution at a time per session (its nonce lane); sessions run in parallel.
     lanes: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
@@ -62,7 +69,7 @@ impl Service {
         master: MasterKey,
         admin_token: &str,
         names: BTreeMap<String, Address>,
-        relayer: Option<alloy::providers::DynProvider>,
+        relayer: Option<valet_client::Relayer>,
     ) -> Self {
         Self {
             valet,
@@ -75,103 +82,9 @@ impl Service {
             scheduler_every: Some(std::time::Duration::from_secs(1)),
             web: None,
             faucet: None,
+            limits: Limits::default(),
             lanes: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// Settles executions a previous run left pending (killed mid-flight): an operation found on
-    /// chain is recorded as included (or reverted); one never built is recorded as not sent; one
-    /// built but not found is submitted again, the very same signed operation — its nonce makes a
-    /// second inclusion impossible, so nothing executes twice. Returns how many were settled.
-    pub async fn reconcile(&self) -> Result<usize, Error> {
-        use alloy::providers::Provider as _;
-        use alloy::sol_types::SolEvent as _;
-        use valet_client::contracts::entry_point::EntryPoint;
-        let pending = self.vault.pending_executions().await?;
-        for (app, execution, operation) in &pending {
-            let account = self.vault.session(app, &execution.session_id).await?.map(|s| s.account);
-            let settle =
-                |status: &'static str, tx: Option<String>, gas: Option<String>, mut detail: serde_json::Value| {
-                    let account = account.clone();
-                    async move {
-                        detail["execution_id"] = execution.id.clone().into();
-                        detail["user_op_hash"] = execution.user_op_hash.clone().into();
-                        detail["transaction_hash"] = tx.clone().into();
-                        detail["reconciled"] = true.into();
-                        let event = format!("execution.{status}");
-                        let audit = vault::Audit {
-                            app,
-                            account: account.as_deref(),
-                            session: Some(&execution.session_id),
-                            event: &event,
-                            detail: &detail,
-                        };
-                        self.vault
-                            .finish_execution(&execution.id, status, tx.as_deref(), gas.as_deref(), &detail, &audit)
-                            .await?;
-                        self.metrics.inc("valet_executions_total", &[("outcome", status)]);
-                        Ok::<(), Error>(())
-                    }
-                };
-            let (Some(hash), Some(operation)) = (&execution.user_op_hash, operation) else {
-                // Nothing was sent: forget it, so its idempotency key may be used again.
-                let detail = serde_json::json!({ "execution_id": execution.id, "reconciled": true, "reason": "interrupted before anything was sent" });
-                let audit = vault::Audit {
-                    app,
-                    account: account.as_deref(),
-                    session: Some(&execution.session_id),
-                    event: "execution.abandoned",
-                    detail: &detail,
-                };
-                self.vault.abandon_execution(&execution.id, &audit).await?;
-                continue;
-            };
-            let hash: alloy::primitives::B256 =
-                hash.parse().map_err(|_| Error::Database(format!("stored userOpHash `{hash}` is not hex")))?;
-            let filter = alloy::rpc::types::Filter::new()
-                .address(self.valet.deployment().entry_point)
-                .event_signature(EntryPoint::UserOperationEvent::SIGNATURE_HASH)
-                .topic1(hash)
-                .from_block(0);
-            let logs = self
-                .valet
-                .provider()
-                .get_logs(&filter)
-                .await
-                .map_err(|e| Error::Client(valet_client::Error::Rpc(e.to_string())))?;
-            if let Some(log) = logs.first() {
-                let event = EntryPoint::UserOperationEvent::decode_log(&log.inner)
-                    .map_err(|e| Error::Client(valet_client::Error::Rpc(e.to_string())))?;
-                let status = if event.success { "included" } else { "reverted" };
-                let tx = log.transaction_hash.map(|t| t.to_string());
-                settle(
-                    status,
-                    tx,
-                    Some(event.actualGasUsed.to_string()),
-                    serde_json::json!({ "found_on_chain": true }),
-                )
-                .await?;
-                continue;
-            }
-            let op: valet_core::UserOperation = serde_json::from_str(operation)
-                .map_err(|e| Error::Database(format!("stored operation of execution {}: {e}", execution.id)))?;
-            match self.valet.submit(std::slice::from_ref(&op)).await {
-                Ok(receipts) => {
-                    let r = &receipts[0];
-                    settle(
-                        "included",
-                        Some(r.transaction_hash.to_string()),
-                        Some(r.actual_gas_used.to_string()),
-                        serde_json::json!({ "resubmitted": true }),
-                    )
-                    .await?;
-                }
-                Err(e) => {
-                    settle("failed", None, None, serde_json::json!({ "error": e.to_string() })).await?;
-                }
-            }
-        }
-        Ok(pending.len())
     }
 
     /// The lock of session `id`'s lane.
@@ -208,23 +121,37 @@ pub async fn serve(
     let local = listener.local_addr().map_err(|e| Error::Config(e.to_string()))?;
     let _ = bound.send(local);
     tracing::info!(%local, "valet-server listening");
+    // Executions of unknown outcome and revocations still to land, settled as the chain answers.
+    let reconciler = {
+        let service = service.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(reconcile::RECONCILE_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = service.reconcile_in_flight().await {
+                    tracing::warn!(error = %e, "reconciliation pass failed");
+                }
+            }
+        })
+    };
     let scheduler = service.scheduler_every.map(|every| {
         let service = service.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut schedules = scheduler::Scheduler::new();
             loop {
                 tick.tick().await;
-                if let Err(e) = scheduler::run_schedules(&service).await {
+                if let Err(e) = schedules.pass(&service).await {
                     tracing::warn!(error = %e, "scheduler pass failed");
                 }
             }
         })
     });
-    let served = axum::serve(listener, api::router(service))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::Config(format!("serving: {e}")));
+    let limits = service.limits.clone();
+    let served = listener::serve(listener, api::router(service), limits, shutdown).await;
+    reconciler.abort();
     if let Some(scheduler) = scheduler {
         scheduler.abort();
     }

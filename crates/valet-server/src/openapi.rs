@@ -57,7 +57,7 @@ pub fn document() -> Value {
                 "Session": { "type": "object" },
                 "Execution": object(json!({
                     "execution_id": { "type": "string" }, "session_id": { "type": "string" },
-                    "status": { "type": "string", "enum": ["included", "reverted", "refused", "failed"] },
+                    "status": { "type": "string", "enum": ["pending", "unknown", "included", "reverted", "refused", "failed"] },
                     "user_op_hash": { "type": ["string", "null"] }, "transaction_hash": { "type": ["string", "null"] },
                     "gas_used": { "type": ["string", "null"] }
                 }), &["execution_id", "status"])
@@ -65,8 +65,8 @@ pub fn document() -> Value {
         },
         "security": [{ "apiKey": [] }],
         "paths": {
-            "/health": { "get": { "summary": "Liveness and the chain's head", "security": [],
-                "responses": { "200": json_response("Healthy", json!({ "type": "object" })), "503": error_response("Chain unreachable") } } },
+            "/health": { "get": { "summary": "Readiness: the node answers within 2 s on the expected chain and Valet's contracts are there; what the service is still settling with the chain", "security": [],
+                "responses": { "200": json_response("Ready", json!({ "type": "object" })), "503": error_response("Not ready: the node fails, stalls, is on another chain, or lacks the contracts") } } },
             "/metrics": { "get": { "summary": "Prometheus metrics", "security": [],
                 "responses": { "200": { "description": "Text exposition format", "content": { "text/plain": { "schema": { "type": "string" } } } } } } },
             "/openapi.json": { "get": { "summary": "This document", "security": [],
@@ -105,14 +105,17 @@ pub fn document() -> Value {
             "/v1/sessions/{id}/execute": { "post": { "summary": "Execute calls within the session (pre-flighted; idempotent with Idempotency-Key)",
                 "parameters": [session_id_param(), { "name": "Idempotency-Key", "in": "header", "required": false, "schema": { "type": "string", "minLength": 1, "maxLength": 200 } }],
                 "requestBody": body(json!({ "type": "object", "properties": { "calls": { "type": "array", "minItems": 1, "maxItems": 32, "items": { "$ref": "#/components/schemas/Call" } } }, "required": ["calls"], "additionalProperties": false })),
-                "responses": errors(json!({ "200": json_response("Included", json!({ "$ref": "#/components/schemas/Execution" })) }), &[("400", "Malformed"), ("401", "Unauthorized"), ("404", "No such session"), ("409", "Revoked, not granted, or in progress"), ("422", "Refused before sending, with the reason; or rejected by the chain")]) } },
+                "responses": errors(json!({ "200": json_response("Included", json!({ "$ref": "#/components/schemas/Execution" })), "202": json_response("Outcome unknown: it may have reached the chain; follow GET /v1/executions/{id} (Location) or retry with the same Idempotency-Key", json!({ "$ref": "#/components/schemas/Execution" })) }), &[("400", "Malformed"), ("401", "Unauthorized"), ("404", "No such session"), ("409", "Revoked, not granted, or in progress"), ("422", "Refused before sending, with the reason; or rejected by the chain"), ("502", "The bundler failed (retry)"), ("503", "The node failed before anything was sent (retry)")]) } },
+            "/v1/executions/{id}": { "get": { "summary": "One execution as the service knows it; an unknown one is looked up on chain every few seconds until it is included or provably never will be",
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "maxLength": 100 } }],
+                "responses": errors(json!({ "200": json_response("The execution (its status: pending, unknown, included, reverted, refused or failed)", json!({ "$ref": "#/components/schemas/Execution" })) }), &[("400", "Malformed id"), ("401", "Unauthorized"), ("404", "No such execution for this app")]) } },
             "/v1/sessions/{id}/revoke": { "post": { "summary": "Stop the session in the service at once; returns what the owner signs to revoke it on chain",
                 "parameters": [session_id_param()],
                 "responses": errors(json!({ "200": json_response("Revoked", json!({ "type": "object" })) }), &[("400", "Malformed"), ("401", "Unauthorized"), ("404", "No such session")]) } },
             "/v1/sessions/{id}/revoke/onchain": { "post": { "summary": "Submit the owner's signed revocation",
                 "parameters": [session_id_param()],
                 "requestBody": body(json!({ "type": "object", "properties": { "signature": { "$ref": "#/components/schemas/Signature" } }, "required": ["signature"], "additionalProperties": false })),
-                "responses": errors(json!({ "200": json_response("Revoked on chain", json!({ "type": "object" })) }), &[("400", "Malformed"), ("401", "Unauthorized"), ("403", "Not the owner's signature"), ("404", "No such session"), ("409", "No relayer"), ("422", "Rejected by the chain")]) } },
+                "responses": errors(json!({ "200": json_response("Revoked on chain (onchain: included), or no transaction needed (onchain: not_needed: never enabled on chain)", json!({ "type": "object" })), "202": json_response("Revoked in the service, not on chain yet (onchain: pending): the service retries until it is", json!({ "type": "object" })) }), &[("400", "Malformed"), ("401", "Unauthorized"), ("403", "Not the owner's signature"), ("404", "No such session"), ("409", "No relayer"), ("422", "Rejected by the chain")]) } },
             "/v1/sessions/{id}/schedules": {
                 "post": { "summary": "Run calls within the session every period, by the chain's clock",
                     "parameters": [session_id_param()],

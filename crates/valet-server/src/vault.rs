@@ -108,7 +108,7 @@ pub struct ExecutionRow {
     pub idempotency_key: Option<String>,
     /// sha256 of the request body.
     pub request_hash: String,
-    /// pending | included | reverted | refused | failed.
+    /// pending | unknown | included | reverted | refused | failed.
     pub status: String,
     /// userOpHash, once built.
     pub user_op_hash: Option<String>,
@@ -118,6 +118,30 @@ pub struct ExecutionRow {
     pub gas_used: Option<String>,
     /// JSON detail.
     pub detail: Option<String>,
+    /// Unix seconds of its last change (or last check, while unknown).
+    pub updated_at: i64,
+}
+
+/// An owner's signed revocation the service puts on chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationRow {
+    /// The session.
+    pub session_id: String,
+    /// The app.
+    pub app_id: String,
+    /// The owner's signature (hex).
+    pub signature: String,
+    /// pending | included | not_needed | refused.
+    pub status: String,
+    /// The transaction that revoked it, once included (none when the chain showed it revoked
+    /// already, or it was never enabled there).
+    pub transaction_hash: Option<String>,
+    /// How many times it was sent.
+    pub attempts: i64,
+    /// Why the last attempt did not land.
+    pub last_error: Option<String>,
+    /// Unix seconds.
+    pub updated_at: i64,
 }
 
 /// One audit event.
@@ -196,8 +220,23 @@ impl std::fmt::Debug for LaneLock {
 
 const SESSION_COLUMNS: &str = "id, app_id, chain_id, validator, account, owner, salt, session_key, packed, functions, \
                                names, summary, sealed_key, grant_sig, status, created_at";
-const EXECUTION_COLUMNS: &str =
-    "id, session_id, idempotency_key, request_hash, status, user_op_hash, transaction_hash, gas_used, detail";
+const EXECUTION_COLUMNS: &str = "id, session_id, idempotency_key, request_hash, status, user_op_hash, \
+                                 transaction_hash, gas_used, detail, updated_at";
+const REVOCATION_COLUMNS: &str =
+    "session_id, app_id, signature, status, transaction_hash, attempts, last_error, updated_at";
+
+fn revocation_row(r: &sqlx::any::AnyRow) -> Result<RevocationRow, Error> {
+    Ok(RevocationRow {
+        session_id: r.try_get("session_id").map_err(db)?,
+        app_id: r.try_get("app_id").map_err(db)?,
+        signature: r.try_get("signature").map_err(db)?,
+        status: r.try_get("status").map_err(db)?,
+        transaction_hash: r.try_get("transaction_hash").map_err(db)?,
+        attempts: r.try_get("attempts").map_err(db)?,
+        last_error: r.try_get("last_error").map_err(db)?,
+        updated_at: r.try_get("updated_at").map_err(db)?,
+    })
+}
 
 fn session_row(r: &sqlx::any::AnyRow) -> Result<SessionRow, Error> {
     Ok(SessionRow {
@@ -231,6 +270,7 @@ fn execution_row(r: &sqlx::any::AnyRow) -> Result<ExecutionRow, Error> {
         transaction_hash: r.try_get("transaction_hash").map_err(db)?,
         gas_used: r.try_get("gas_used").map_err(db)?,
         detail: r.try_get("detail").map_err(db)?,
+        updated_at: r.try_get("updated_at").map_err(db)?,
     })
 }
 
@@ -498,15 +538,132 @@ impl Vault {
     /// Executions still pending (after a crash: to reconcile with the chain), with their app and
     /// signed operation.
     pub async fn pending_executions(&self) -> Result<Vec<(String, ExecutionRow, Option<String>)>, Error> {
+        self.executions_in("pending").await
+    }
+
+    /// Executions whose outcome is unknown (sent, or maybe sent, and not found on chain yet), with
+    /// their app and signed operation.
+    pub async fn unknown_executions(&self) -> Result<Vec<(String, ExecutionRow, Option<String>)>, Error> {
+        self.executions_in("unknown").await
+    }
+
+    async fn executions_in(&self, status: &str) -> Result<Vec<(String, ExecutionRow, Option<String>)>, Error> {
         let rows = sqlx::query(&format!(
-            "SELECT app_id, operation, {EXECUTION_COLUMNS} FROM executions WHERE status = 'pending' ORDER BY created_at"
+            "SELECT app_id, operation, {EXECUTION_COLUMNS} FROM executions WHERE status = $1 ORDER BY created_at"
         ))
+        .bind(status)
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
         rows.iter()
             .map(|r| Ok((r.try_get("app_id").map_err(db)?, execution_row(r)?, r.try_get("operation").map_err(db)?)))
             .collect()
+    }
+
+    /// One of `app`'s executions, with its signed operation (once built).
+    pub async fn execution(&self, app: &str, id: &str) -> Result<Option<(ExecutionRow, Option<String>)>, Error> {
+        let row = sqlx::query(&format!(
+            "SELECT operation, {EXECUTION_COLUMNS} FROM executions WHERE app_id = $1 AND id = $2"
+        ))
+        .bind(app)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.map(|r| Ok((execution_row(&r)?, r.try_get("operation").map_err(db)?))).transpose()
+    }
+
+    /// How many of a session's executions are pending or unknown: operations that may still land.
+    pub async fn executions_in_flight(&self, session: &str) -> Result<i64, Error> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM executions WHERE session_id = $1 AND status IN ('pending', 'unknown')",
+        )
+        .bind(session)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        row.try_get("n").map_err(db)
+    }
+
+    /// Notes a check of an unknown execution that settled nothing (its detail, and the time).
+    pub async fn execution_checked(&self, id: &str, detail: &serde_json::Value) -> Result<(), Error> {
+        sqlx::query("UPDATE executions SET detail = $1, updated_at = $2 WHERE id = $3 AND status = 'unknown'")
+            .bind(detail.to_string())
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// Records (or replaces) the revocation of `session` to put on chain, as `status`.
+    pub async fn upsert_revocation(
+        &self,
+        app: &str,
+        session: &str,
+        signature: &str,
+        status: &str,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO revocations (session_id, app_id, signature, status, attempts, updated_at) \
+             VALUES ($1, $2, $3, $4, 0, $5) \
+             ON CONFLICT (session_id) DO UPDATE SET signature = $3, status = $4, updated_at = $5 \
+             WHERE revocations.status <> 'included'",
+        )
+        .bind(session)
+        .bind(app)
+        .bind(signature)
+        .bind(status)
+        .bind(now())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    /// The revocation of `session`, if one was asked for.
+    pub async fn revocation(&self, session: &str) -> Result<Option<RevocationRow>, Error> {
+        let row = sqlx::query(&format!("SELECT {REVOCATION_COLUMNS} FROM revocations WHERE session_id = $1"))
+            .bind(session)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(revocation_row).transpose()
+    }
+
+    /// Revocations still to land on chain.
+    pub async fn pending_revocations(&self) -> Result<Vec<RevocationRow>, Error> {
+        let rows = sqlx::query(&format!(
+            "SELECT {REVOCATION_COLUMNS} FROM revocations WHERE status = 'pending' ORDER BY updated_at"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(revocation_row).collect()
+    }
+
+    /// Records an attempt at `session`'s revocation: its new status, transaction and error.
+    pub async fn revocation_attempted(
+        &self,
+        session: &str,
+        status: &str,
+        transaction_hash: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE revocations SET status = $1, transaction_hash = COALESCE($2, transaction_hash), \
+             last_error = $3, attempts = attempts + 1, updated_at = $4 WHERE session_id = $5",
+        )
+        .bind(status)
+        .bind(transaction_hash)
+        .bind(error)
+        .bind(now())
+        .bind(session)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
     }
 
     /// Appends to the audit log.

@@ -3,9 +3,12 @@
 //! API's JSON error naming the problem, nothing grows without bound, and nothing panics.
 
 use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
 
 use alloy::transports::http::reqwest;
 use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+use tokio::time::Instant;
 use valet_client::Devnet;
 
 mod common;
@@ -155,4 +158,230 @@ async fn the_database_files_are_private() {
         let mode = std::fs::metadata(dir.join(file)).expect(file).permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{file} is {mode:o}");
     }
+}
+
+// ------------------------------------------------------------------ slow and greedy clients
+
+/// A client that sends part of a request head and then nothing, or trickles it a byte at a time,
+/// is disconnected once the header timeout has passed; so is one that sends nothing at all.
+#[tokio::test]
+async fn a_partial_request_head_is_cut_off_after_the_header_timeout() {
+    let devnet = Devnet::start().await.expect("devnet");
+    let (s, _, _, _) = boot_with(&devnet, "head-timeout", false, None, None, 1, |service, _| {
+        service.limits.header_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let mut partial = connect(&s).await;
+    partial.write_all(b"GET /health HTTP/1.1\r\nHost: valet\r\nX-Slow: ").await.expect("writes");
+    let (after, got) = until_closed(&mut partial, Duration::from_secs(5)).await;
+    assert!(after >= Duration::from_millis(400), "closed after {after:?}, before the timeout");
+    assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+    let mut silent = connect(&s).await;
+    until_closed(&mut silent, Duration::from_secs(5)).await;
+    // Each byte does not restart the clock.
+    let (mut reader, mut writer) = connect(&s).await.into_split();
+    let trickle = tokio::spawn(async move {
+        for b in b"GET /health HTTP/1.1\r\nHost: valet\r\nX-Slow: ".iter().cycle() {
+            if writer.write_all(&[*b]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let (after, _) = until_closed(&mut reader, Duration::from_secs(5)).await;
+    assert!(after < Duration::from_secs(3), "a trickled head held the connection {after:?}");
+    trickle.abort();
+    // The service still answers.
+    let (status, _) = s.call("GET", "/health", None, None).await;
+    assert_eq!(status, 200);
+}
+
+/// A body announced as 2 MB that stops, or trickles, is cut off once the body timeout has passed:
+/// a 408 in JSON, and the connection closed; it is not buffered for as long as the client likes.
+#[tokio::test]
+async fn a_trickled_body_is_cut_off_after_the_body_timeout() {
+    let devnet = Devnet::start().await.expect("devnet");
+    let (s, _, _, _) = boot_with(&devnet, "body-timeout", false, None, None, 1, |service, _| {
+        service.limits.body_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let head = "POST /v1/sessions HTTP/1.1\r\nHost: valet\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\n\r\n";
+    // A body that stops after its first kilobyte.
+    let start = Instant::now();
+    let mut stopped = connect(&s).await;
+    stopped.write_all(format!("{head}{{\"owner\": \"{}", "x".repeat(1000)).as_bytes()).await.expect("writes");
+    let answer = read_answer(&mut stopped).await;
+    assert_eq!(answer.status, 408, "{answer:?}");
+    assert_eq!(answer.body["error"], "request_timeout", "{answer:?}");
+    assert!(answer.body["message"].as_str().is_some_and(|m| m.contains("did not arrive")), "{answer:?}");
+    assert!(start.elapsed() >= Duration::from_millis(900), "cut off after {:?}", start.elapsed());
+    until_closed(&mut stopped, Duration::from_secs(5)).await;
+    // A body that trickles a byte every 20 ms (2 MB would take 11 hours): cut off all the same.
+    let (mut reader, mut writer) = connect(&s).await.into_split();
+    writer.write_all(head.as_bytes()).await.expect("writes");
+    let trickle = tokio::spawn(async move {
+        while writer.write_all(b"x").await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let (after, got) = until_closed(&mut reader, Duration::from_secs(5)).await;
+    assert!(after < Duration::from_secs(3), "a trickled body held the connection {after:?}");
+    // What came, if anything came before the close, is the 408.
+    assert!(got.is_empty() || got.starts_with(b"HTTP/1.1 408"), "{:?}", String::from_utf8_lossy(&got));
+    trickle.abort();
+}
+
+/// A keep-alive connection carries several requests (bodies longer than any head included), and
+/// is closed once idle for the idle timeout.
+#[tokio::test]
+async fn an_idle_connection_is_closed_after_the_idle_timeout() {
+    let devnet = Devnet::start().await.expect("devnet");
+    let (s, _, _, _) = boot_with(&devnet, "idle-timeout", false, None, None, 1, |service, _| {
+        service.limits.idle_timeout = Duration::from_secs(1);
+        service.limits.header_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let mut stream = connect(&s).await;
+    let body = format!("{{\"owner\": \"{}\"}}", "x".repeat(100_000));
+    for _ in 0..3 {
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: valet\r\n\r\n").await.expect("writes");
+        assert_eq!(read_answer(&mut stream).await.status, 200);
+        let post = format!(
+            "POST /v1/sessions HTTP/1.1\r\nHost: valet\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(post.as_bytes()).await.expect("writes");
+        let answer = read_answer(&mut stream).await;
+        assert_eq!(answer.status, 401, "{answer:?}");
+    }
+    let (after, got) = until_closed(&mut stream, Duration::from_secs(5)).await;
+    assert!(after >= Duration::from_millis(800), "closed after {after:?}, before the idle timeout");
+    assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+}
+
+/// At the connection cap, `/health` is still answered (from a small reserve of connections) and
+/// anything else gets a quick 503 in JSON; past the reserve too, the 503 comes at once. No new
+/// connection hangs, and service resumes as soon as a connection closes.
+#[tokio::test]
+async fn at_the_connection_cap_health_still_answers() {
+    let devnet = Devnet::start().await.expect("devnet");
+    let (s, _, _, _) = boot_with(&devnet, "cap", false, None, None, 1, |service, _| {
+        service.limits.max_connections = 8;
+        service.limits.reserve_connections = 2;
+        service.limits.header_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let health = "GET /health HTTP/1.1\r\nHost: valet\r\n\r\n";
+    let sessions = "GET /v1/sessions HTTP/1.1\r\nHost: valet\r\n\r\n";
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        held.push(connect(&s).await);
+    }
+    // The reserve taken as well: turned away at once.
+    let spare = [connect(&s).await, connect(&s).await];
+    let start = Instant::now();
+    let answer = request_raw(&s, health).await;
+    assert_eq!(answer.status, 503, "{answer:?}");
+    assert_eq!(answer.body["error"], "too_many_connections", "{answer:?}");
+    assert!(answer.header("retry-after").is_some(), "{answer:?}");
+    assert!(start.elapsed() < Duration::from_secs(2), "turned away after {:?}", start.elapsed());
+    // The reserve free again: /health is answered past the cap.
+    drop(spare);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let answer = request_raw(&s, health).await;
+        if answer.status == 200 {
+            assert_eq!(answer.body["status"], "ok", "{answer:?}");
+            break;
+        }
+        assert_eq!(answer.body["error"], "too_many_connections", "{answer:?}");
+        assert!(Instant::now() < deadline, "/health never answered at the cap");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Anything else is a 503 naming the cap, and the connection is closed after it.
+    let mut stream = connect(&s).await;
+    stream.write_all(sessions.as_bytes()).await.expect("writes");
+    let answer = read_answer(&mut stream).await;
+    assert_eq!(answer.status, 503, "{answer:?}");
+    assert_eq!(answer.body["error"], "too_many_connections", "{answer:?}");
+    assert!(answer.header("retry-after").is_some(), "{answer:?}");
+    until_closed(&mut stream, Duration::from_secs(5)).await;
+    // One held connection closes: full service again.
+    held.pop();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let answer = request_raw(&s, sessions).await;
+        if answer.status == 401 {
+            break;
+        }
+        assert_eq!(answer.status, 503, "{answer:?}");
+        assert!(Instant::now() < deadline, "service did not resume under the cap");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A 100,000-character path is a 414 in the API's JSON shape (hyper's own 414 is empty), on a new
+/// connection, after a request on a kept-alive one, and when pipelined behind another request.
+#[tokio::test]
+async fn a_100k_character_path_gets_a_json_414() {
+    let devnet = Devnet::start().await.expect("devnet");
+    let (s, _, _, _) = boot(&devnet, "long-uri", false, None).await;
+    let long = format!("GET /v1/sessions/{} HTTP/1.1\r\nHost: valet\r\n\r\n", "a".repeat(100_000));
+    let json_414 = |answer: &Answer| {
+        assert_eq!(answer.status, 414, "{answer:?}");
+        assert_eq!(answer.body["error"], "uri_too_long", "{answer:?}");
+        assert!(answer.body["message"].as_str().is_some_and(|m| !m.is_empty()), "{answer:?}");
+        assert!(answer.header("content-type").is_some_and(|c| c.starts_with("application/json")), "{answer:?}");
+    };
+    json_414(&request_raw(&s, &long).await);
+    let mut stream = connect(&s).await;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: valet\r\n\r\n").await.expect("writes");
+    assert_eq!(read_answer(&mut stream).await.status, 200);
+    stream.write_all(long.as_bytes()).await.expect("writes");
+    json_414(&read_answer(&mut stream).await);
+    // Pipelined: the long line arrives with the end of the previous request.
+    let mut stream = connect(&s).await;
+    let medium = format!("GET /v1/sessions/{} HTTP/1.1\r\nHost: valet\r\n\r\n", "a".repeat(10_000));
+    stream.write_all(format!("GET /metrics HTTP/1.1\r\nHost: valet\r\n\r\n{medium}").as_bytes()).await.expect("writes");
+    let answers = read_answers(&mut stream, 2).await;
+    assert_eq!(answers[0].status, 200);
+    json_414(&answers[1]);
+    // Through an ordinary client too (which builds no URI past 64 KiB).
+    let (status, body) = s.raw("GET", &format!("/v1/sessions/{}", "a".repeat(20_000)), None, None, &[]).await;
+    assert_eq!(status, 414, "{body}");
+    assert_eq!(body["error"], "uri_too_long", "{body}");
+}
+
+/// Shutdown stops accepting, closes idle connections at once, and lets a request in flight finish
+/// (on a connection then closed) before `serve` returns.
+#[tokio::test]
+async fn shutdown_lets_requests_in_flight_finish() {
+    let devnet = Devnet::start().await.expect("devnet");
+    let (mut s, _, _, _) = boot(&devnet, "shutdown", false, None).await;
+    let mut idle = connect(&s).await;
+    idle.write_all(b"GET /metrics HTTP/1.1\r\nHost: valet\r\n\r\n").await.expect("writes");
+    assert_eq!(read_answer(&mut idle).await.status, 200);
+    let body = json!({ "name": "late" }).to_string();
+    let mut busy = connect(&s).await;
+    let head = format!(
+        "POST /v1/apps HTTP/1.1\r\nHost: valet\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    busy.write_all(format!("{head}{}", &body[..5]).as_bytes()).await.expect("writes");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = s.shutdown.take().expect("a shutdown sender").send(());
+    let (after, _) = until_closed(&mut idle, Duration::from_secs(5)).await;
+    assert!(after < Duration::from_secs(1), "the idle connection stayed {after:?}");
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tokio::net::TcpStream::connect(&addr).await.is_ok() {
+        assert!(Instant::now() < deadline, "still accepting after shutdown");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    busy.write_all(&body.as_bytes()[5..]).await.expect("writes");
+    let answer = read_answer(&mut busy).await;
+    assert_eq!(answer.status, 201, "{answer:?}");
+    until_closed(&mut busy, Duration::from_secs(5)).await;
+    let task = s.task.take().expect("the serving task");
+    tokio::time::timeout(Duration::from_secs(5), task).await.expect("serve returns").expect("serves");
 }

@@ -99,6 +99,39 @@ pub(crate) fn execution_json(e: &ExecutionRow) -> Value {
     })
 }
 
+/// The HTTP status an execution in `status` is answered with: 200 included, 202 while its
+/// outcome is unknown (or in progress), 422 otherwise.
+fn execution_status(status: &str) -> StatusCode {
+    match status {
+        "included" => StatusCode::OK,
+        "unknown" | "pending" => StatusCode::ACCEPTED,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+/// `GET /v1/executions/{id}`: what the service knows of one of the app's executions. An unknown
+/// one is looked up on chain every few seconds until it is included or provably never will be.
+pub(crate) async fn show_execution(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let app = authenticate(&service, &headers).await?;
+    if id.len() > 100 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(ApiError::bad(format!(
+            "execution id `{}` is not one this service gives",
+            id.chars().take(100).collect::<String>()
+        )));
+    }
+    let (execution, _) = service
+        .vault
+        .execution(&app.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no execution {id}")))?;
+    // Found on chain or not, the record answers 200: the execution's own status is in the body.
+    ok(StatusCode::OK, execution_json(&execution))
+}
+
 pub(crate) async fn execute(
     State(service): State<Arc<Service>>,
     headers: HeaderMap,
@@ -189,11 +222,18 @@ impl Run {
                             "an execution with this Idempotency-Key is in progress",
                         ));
                     }
-                    let status =
-                        if previous.status == "included" { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+                    // Unknown: look again now (this lane is held), so that the answer is the
+                    // chain's as of this request.
+                    let previous = if previous.status == "unknown" {
+                        let operation = service.vault.execution(&app.id, &previous.id).await?.and_then(|(_, op)| op);
+                        service.settle(&app.id, &previous, operation.as_deref()).await?;
+                        service.vault.execution(&app.id, &previous.id).await?.map(|(e, _)| e).unwrap_or(previous)
+                    } else {
+                        previous
+                    };
                     let mut body = execution_json(&previous);
                     body["replayed"] = Value::Bool(true);
-                    return ok(status, body);
+                    return ok(execution_status(&previous.status), body);
                 }
             };
 
@@ -280,6 +320,30 @@ impl Run {
                         "detail": detail,
                     }),
                 )
+            }
+            Err(e) if e.outcome_unknown() => {
+                // It may have reached the chain: never reported failed, settled by reconciliation.
+                let detail = json!({
+                    "execution_id": execution_id,
+                    "user_op_hash": user_op_hash,
+                    "reason": "it may have been sent and is not found on chain yet",
+                    "last_check": e.to_string(),
+                });
+                let audit = Audit { event: "execution.unknown", detail: &detail, ..audit };
+                service.vault.finish_execution(&execution_id, "unknown", None, None, &detail, &audit).await?;
+                service.metrics.inc("valet_executions_total", &[("outcome", "unknown")]);
+                let location = format!("/v1/executions/{execution_id}");
+                let body = json!({
+                    "execution_id": execution_id,
+                    "session_id": id,
+                    "status": "unknown",
+                    "user_op_hash": user_op_hash,
+                    "transaction_hash": null,
+                    "gas_used": null,
+                    "detail": detail,
+                    "check": location,
+                });
+                Ok((StatusCode::ACCEPTED, [(axum::http::header::LOCATION, location)], axum::Json(body)).into_response())
             }
             Err(e) => {
                 let status = if matches!(e, ClientError::ExecutionReverted { .. }) { "reverted" } else { "failed" };

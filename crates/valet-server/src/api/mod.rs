@@ -92,8 +92,21 @@ impl From<ClientError> for ApiError {
         match e {
             ClientError::Core(c) => Self::bad(c.to_string()),
             ClientError::Config(m) => Self::bad(m),
-            e @ (ClientError::Refused { .. } | ClientError::Bundler { .. } | ClientError::ExecutionWouldRevert(_)) => {
+            // A bundler's own failure (an internal error, a method it lacks) says nothing about the
+            // operation: retryable, not a rejection. Its ERC-4337 and parameter codes are.
+            ClientError::Bundler { code, .. } if !(-32699..=-32500).contains(&code) && code != -32602 => {
+                tracing::warn!(error = %e, "bundler failed");
+                Self::new(StatusCode::BAD_GATEWAY, "bundler_unavailable", e.to_string())
+            }
+            e @ (ClientError::Refused { .. }
+            | ClientError::Bundler { .. }
+            | ClientError::ExecutionWouldRevert(_)
+            | ClientError::ValidationWouldFail(_)
+            | ClientError::TransactionWouldRevert(_)) => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected_by_chain", e.to_string())
+            }
+            e @ ClientError::TransactionReverted(_) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "transaction_reverted", e.to_string())
             }
             e @ ClientError::ExecutionReverted { .. } => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "execution_reverted", e.to_string())
@@ -124,6 +137,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/sessions/{id}", get(show))
         .route("/v1/sessions/{id}/grant", post(grant))
         .route("/v1/sessions/{id}/execute", post(execute))
+        .route("/v1/executions/{id}", get(show_execution))
         .route("/v1/sessions/{id}/revoke", post(revoke))
         .route("/v1/sessions/{id}/revoke/onchain", post(revoke_onchain))
         .route("/v1/sessions/{id}/schedules", post(create_schedule).get(list_schedules))

@@ -14,6 +14,7 @@ use valet_core::spec::{Function, SessionSpec};
 use valet_core::{Session, eip712};
 
 use crate::Service;
+use crate::reconcile::Landed;
 use crate::vault::{App, Audit, SessionRow};
 
 use super::*;
@@ -192,6 +193,16 @@ pub(crate) async fn grant(
         eip712::grant_digest(&session, account.address, service.valet.deployment().validator, service.valet.chain_id())
             .map_err(|e| ApiError::bad(e.to_string()))?;
     let signer = owners_signature(&signature, digest, account.owner, "grant")?;
+    // A session whose window closed while it waited for the owner would be granted for nothing.
+    if service.valet.now().await? > session.valid_until {
+        return Err(ApiError::conflict(
+            "expired",
+            format!(
+                "session {id} expired at {}, before it was granted: propose a new one",
+                valet_core::spec::utc(session.valid_until.saturating_add(1))
+            ),
+        ));
+    }
     let detail = json!({ "owner": signer });
     let audit = Audit {
         app: &app.id,
@@ -226,7 +237,21 @@ pub(crate) async fn session_json(service: &Service, row: &SessionRow, session: &
         "usable": usable,
         "reason": reason,
         "chain": status,
+        "onchain_revocation": onchain_revocation(service, &row.id).await?,
     }))
+}
+
+/// The owner's revocation the service puts on chain, if one was asked for.
+async fn onchain_revocation(service: &Service, session: &str) -> Result<Value, ApiError> {
+    Ok(match service.vault.revocation(session).await? {
+        None => Value::Null,
+        Some(r) => json!({
+            "status": r.status,
+            "transaction_hash": r.transaction_hash,
+            "attempts": r.attempts,
+            "last_error": r.last_error,
+        }),
+    })
 }
 
 pub(crate) async fn show(State(service): State<Arc<Service>>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
@@ -307,12 +332,12 @@ pub(crate) async fn revoke_onchain(
     let deployment = service.valet.deployment();
     let digest = eip712::revoke_session_digest(account.address, id, deployment.validator, service.valet.chain_id());
     owners_signature(&signature, digest, account.owner, "revocation")?;
-    let Some(relayer) = &service.relayer else {
+    if service.relayer.is_none() {
         return Err(ApiError::conflict(
             "no_relayer",
             "this service has no relayer key: submit revokeSessionWithSignature(account, id, signature) to the validator yourself",
         ));
-    };
+    }
     let detail = json!({ "by": "owner" });
     let audit = Audit {
         app: &app.id,
@@ -321,27 +346,36 @@ pub(crate) async fn revoke_onchain(
         event: "session.revoked",
         detail: &detail,
     };
+    // Use stops in the service first (a session revoked in the service already stays so), and
+    // nothing of it is in flight in this service once its lane is free.
     service.vault.transition(&row.id, &["proposed", "active"], "revoked", None, &audit).await?;
     drop(service.hold_lane(&row.id).await?);
-    let validator = valet_client::contracts::SessionKeyValidator::new(deployment.validator, relayer);
-    let pending = validator.revokeSessionWithSignature(account.address, id, signature).send().await.map_err(|e| {
-        let decoded = e.as_revert_data().and_then(|d| valet_client::submit::decode_validator_error(&d));
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected_by_chain", decoded.unwrap_or_else(|| e.to_string()))
-    })?;
-    let receipt = pending
-        .get_receipt()
-        .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "chain_unavailable", e.to_string()))?;
-    let tx = receipt.transaction_hash;
-    service
-        .vault
-        .audit(
-            &app.id,
-            Some(&row.account),
-            Some(&row.id),
-            "session.revoked_onchain",
-            &json!({ "transaction_hash": tx }),
+    // Recorded before anything is sent: if this attempt does not land, the service retries it.
+    service.vault.upsert_revocation(&app.id, &row.id, &signature.to_string(), "pending").await?;
+    let landed = service.land_revocation(&row, &signature).await?;
+    let answer = |status: StatusCode, onchain: &str, tx: Option<B256>, message: String| {
+        ok(
+            status,
+            json!({ "session_id": id, "status": "revoked", "onchain": onchain, "transaction_hash": tx, "message": message }),
         )
-        .await?;
-    ok(StatusCode::OK, json!({ "session_id": id, "status": "revoked", "transaction_hash": tx }))
+    };
+    match landed {
+        Landed::Included(Some(tx)) => answer(StatusCode::OK, "included", Some(tx), format!("revoked on chain in transaction {tx}")),
+        Landed::Included(None) => answer(StatusCode::OK, "included", None, "the chain already shows the session revoked".into()),
+        Landed::NotNeeded => answer(
+            StatusCode::OK,
+            "not_needed",
+            None,
+            "the session was never enabled on chain and nothing that could enable it is in flight: its key stays unused in the service, so no transaction is needed".into(),
+        ),
+        Landed::Pending(reason) => answer(
+            StatusCode::ACCEPTED,
+            "pending",
+            None,
+            format!("revoked in the service; not on chain yet ({reason}): the service retries until it is, GET /v1/sessions/{id} shows when"),
+        ),
+        Landed::Refused(reason) => {
+            Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected_by_chain", format!("the chain refuses the revocation: {reason}")))
+        }
+    }
 }

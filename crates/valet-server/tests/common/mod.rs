@@ -107,12 +107,14 @@ pub(crate) async fn boot_with(
         None => MasterKey::load(&dir.join("master.key")).expect("master key"),
     };
     let direct = Direct::new(devnet.provider_for(relayer), devnet.key(relayer).address()).await.expect("direct");
+    // One relayer key for handleOps and owners' revocations, as `valet serve --relayer-key` has.
+    let revoker = direct.relayer();
     let valet = Valet::new(devnet.provider.clone(), Arc::new(direct), devnet.deployment()).await.expect("valet");
     let names = BTreeMap::from([
         ("ValetNFT".to_string(), devnet.addresses.nft),
         ("ValetToken".to_string(), devnet.addresses.token),
     ]);
-    let mut service = Service::new(valet, vault, master, ADMIN, names, Some(devnet.provider_for(9)));
+    let mut service = Service::new(valet, vault, master, ADMIN, names, Some(revoker));
     if !scheduler {
         service.scheduler_every = None;
     }
@@ -168,4 +170,106 @@ pub(crate) async fn granted(
         s.call("POST", &format!("/v1/sessions/{id}/grant"), Some(key), Some(json!({ "signature": signature }))).await;
     assert_eq!(status, 200, "{body}");
     (id, proposed["account"].as_str().expect("account").parse().expect("address"))
+}
+
+// ------------------------------------------------------------------ raw connections
+
+/// A raw TCP connection to the server, for clients no HTTP library would be.
+pub(crate) async fn connect(s: &Server) -> tokio::net::TcpStream {
+    let addr = s.url.trim_start_matches("http://");
+    tokio::net::TcpStream::connect(addr).await.expect("connects")
+}
+
+/// An HTTP/1.1 answer read off a raw connection.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    /// Names in lower case.
+    pub(crate) headers: Vec<(String, String)>,
+    /// JSON, or a string if the body is not JSON.
+    pub(crate) body: Value,
+}
+
+impl Answer {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads `n` answers (each a head and a body of `content-length` bytes) off `stream`, within 10 s.
+pub(crate) async fn read_answers(stream: &mut (impl tokio::io::AsyncRead + Unpin), n: usize) -> Vec<Answer> {
+    use tokio::io::AsyncReadExt;
+    let read = async {
+        let mut buf = Vec::new();
+        let mut more = async |buf: &mut Vec<u8>| {
+            let mut chunk = [0u8; 8192];
+            let got = stream.read(&mut chunk).await.expect("reads");
+            assert!(got > 0, "the server closed before answering; got {:?}", String::from_utf8_lossy(buf));
+            buf.extend_from_slice(&chunk[..got]);
+        };
+        let mut answers = Vec::new();
+        for _ in 0..n {
+            let head_end = loop {
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+                more(&mut buf).await;
+            };
+            let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+            let mut lines = head.split("\r\n");
+            let status_line = lines.next().unwrap_or_default();
+            let status = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
+            let headers: Vec<(String, String)> = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                .collect();
+            let length: usize = headers
+                .iter()
+                .find(|(k, _)| k == "content-length")
+                .map_or(0, |(_, v)| v.parse().expect("a content-length"));
+            while buf.len() < head_end + length {
+                more(&mut buf).await;
+            }
+            let bytes: Vec<u8> = buf.drain(..head_end + length).skip(head_end).collect();
+            let body = serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+            answers.push(Answer { status, headers, body });
+        }
+        answers
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), read).await.expect("answers within 10 s")
+}
+
+/// Reads one answer off `stream` (see [`read_answers`]).
+pub(crate) async fn read_answer(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> Answer {
+    read_answers(stream, 1).await.pop().expect("one answer")
+}
+
+/// Sends `request` on a new connection; the answer.
+pub(crate) async fn request_raw(s: &Server, request: &str) -> Answer {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = connect(s).await;
+    stream.write_all(request.as_bytes()).await.expect("writes");
+    read_answer(&mut stream).await
+}
+
+/// Reads (and drops) what comes until the server closes `stream`, a reset counting as closed:
+/// how long that took, and what came. Panics if it is still open after `within`.
+pub(crate) async fn until_closed(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+    within: std::time::Duration,
+) -> (std::time::Duration, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let start = tokio::time::Instant::now();
+    let mut got = Vec::new();
+    let read = async {
+        let mut chunk = [0u8; 8192];
+        while let Ok(n @ 1..) = stream.read(&mut chunk).await {
+            got.extend_from_slice(&chunk[..n]);
+        }
+    };
+    if tokio::time::timeout(within, read).await.is_err() {
+        panic!("the connection is still open after {within:?}; got {:?}", String::from_utf8_lossy(&got));
+    }
+    (start.elapsed(), got)
 }

@@ -1,0 +1,328 @@
+//! Reconciliation: the service's record made to equal the chain's.
+//!
+//! An execution whose operation may have reached the chain without the service learning what
+//! became of it (the connection dropped after sending, the node timed out, the process was killed)
+//! is `unknown` — never `failed` — until one of these is found:
+//!
+//! - its `UserOperationEvent` on chain: it is `included` (or `reverted`, when its calls reverted);
+//! - its nonce used by another operation: it can never be included, it is `failed`;
+//! - its session's window closed before the latest block: it can never be included, `failed`.
+//!
+//! Until then the very same signed operation is sent again now and then (its nonce makes a second
+//! inclusion impossible). The nonce is read before the logs, so that an operation included between
+//! the two reads is found in the logs rather than taken for one whose nonce was used by another.
+//!
+//! Owners' signed revocations go the same way: sent through the relayer's one nonce manager and
+//! retried until the chain shows the session revoked.
+
+use std::time::Duration;
+
+use alloy::primitives::{B256, Bytes};
+use alloy::providers::Provider as _;
+use alloy::sol_types::SolEvent as _;
+use serde_json::{Value, json};
+use valet_client::contracts::entry_point::EntryPoint;
+use valet_client::{Error as ClientError, OpReceipt};
+use valet_core::{Session, UserOperation};
+
+use crate::vault::{self, Audit, ExecutionRow, RevocationRow, SessionRow};
+use crate::{Error, Service};
+
+/// How long after it was last sent an operation of unknown outcome is sent again.
+pub const RESEND_AFTER: Duration = Duration::from_secs(10);
+
+/// How often the service reconciles while it runs.
+pub const RECONCILE_EVERY: Duration = Duration::from_secs(2);
+
+/// What became of an execution looked up on chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// Final: `included`, `reverted`, `failed`; or `abandoned` (nothing was ever sent).
+    Final(&'static str),
+    /// Still unknown: it may yet be included.
+    Unknown,
+}
+
+/// What became of a revocation the service put on chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Landed {
+    /// The chain shows the session revoked; by this transaction, if it was ours.
+    Included(Option<B256>),
+    /// The session was never enabled on chain and nothing in flight can enable it.
+    NotNeeded,
+    /// The chain refuses the revocation (not for the session being revoked already).
+    Refused(String),
+    /// Not landed yet (the node failed, or operations that may enable the session are in
+    /// flight): it is retried.
+    Pending(String),
+}
+
+impl Service {
+    /// Settles what a previous run left in flight (killed mid-flight) and what is unknown: see the
+    /// [module documentation](self). Returns how many executions reached a final state.
+    pub async fn reconcile(&self) -> Result<usize, Error> {
+        let mut settled = 0;
+        for (app, execution, operation) in self.vault.pending_executions().await? {
+            settled +=
+                usize::from(self.settle_locked(&app, &execution, operation.as_deref()).await? != Settled::Unknown);
+        }
+        Ok(settled + self.reconcile_in_flight().await?)
+    }
+
+    /// One pass of the reconciliation that runs while the service does: executions of unknown
+    /// outcome, and revocations still to land on chain. Returns how many executions reached a
+    /// final state.
+    pub async fn reconcile_in_flight(&self) -> Result<usize, Error> {
+        let mut settled = 0;
+        for (app, execution, operation) in self.vault.unknown_executions().await? {
+            settled +=
+                usize::from(self.settle_locked(&app, &execution, operation.as_deref()).await? != Settled::Unknown);
+        }
+        for revocation in self.vault.pending_revocations().await? {
+            self.retry_revocation(&revocation).await?;
+        }
+        Ok(settled)
+    }
+
+    /// [`Service::settle`] while holding the execution's session lane, if it is still pending or
+    /// unknown once the lane is held.
+    async fn settle_locked(
+        &self,
+        app: &str,
+        execution: &ExecutionRow,
+        operation: Option<&str>,
+    ) -> Result<Settled, Error> {
+        let _lane = self.hold_lane(&execution.session_id).await?;
+        match self.vault.execution(app, &execution.id).await? {
+            Some((now, operation)) if now.status == "pending" || now.status == "unknown" => {
+                self.settle(app, &now, operation.as_deref()).await
+            }
+            Some(_) => Ok(Settled::Final("settled meanwhile")),
+            None => {
+                let _ = operation;
+                Ok(Settled::Final("abandoned"))
+            }
+        }
+    }
+
+    /// Looks `execution` (pending or unknown) up on chain and records what is found. The caller
+    /// holds its session's lane.
+    pub(crate) async fn settle(
+        &self,
+        app: &str,
+        execution: &ExecutionRow,
+        operation: Option<&str>,
+    ) -> Result<Settled, Error> {
+        let session = self.vault.session(app, &execution.session_id).await?;
+        let account = session.as_ref().map(|s| s.account.clone());
+        let (Some(hash), Some(operation)) = (&execution.user_op_hash, operation) else {
+            // Nothing was built, so nothing sent: forget it, so its idempotency key may be used again.
+            let detail = json!({ "execution_id": execution.id, "reconciled": true, "reason": "interrupted before anything was sent" });
+            let audit = Audit {
+                app,
+                account: account.as_deref(),
+                session: Some(&execution.session_id),
+                event: "execution.abandoned",
+                detail: &detail,
+            };
+            self.vault.abandon_execution(&execution.id, &audit).await?;
+            return Ok(Settled::Final("abandoned"));
+        };
+        let finish = |status: &'static str, receipt: Option<OpReceipt>, mut detail: Value| {
+            let account = account.clone();
+            let tx = receipt.as_ref().map(|r| r.transaction_hash.to_string());
+            let gas = receipt.as_ref().map(|r| r.actual_gas_used.to_string());
+            async move {
+                detail["execution_id"] = execution.id.clone().into();
+                detail["user_op_hash"] = hash.clone().into();
+                detail["transaction_hash"] = tx.clone().into();
+                detail["reconciled"] = true.into();
+                let event = format!("execution.{status}");
+                let audit = Audit {
+                    app,
+                    account: account.as_deref(),
+                    session: Some(&execution.session_id),
+                    event: &event,
+                    detail: &detail,
+                };
+                self.vault
+                    .finish_execution(&execution.id, status, tx.as_deref(), gas.as_deref(), &detail, &audit)
+                    .await?;
+                self.metrics.inc("valet_executions_total", &[("outcome", status)]);
+                Ok::<Settled, Error>(Settled::Final(status))
+            }
+        };
+        let op: UserOperation = serde_json::from_str(operation)
+            .map_err(|e| Error::Database(format!("stored operation of execution {}: {e}", execution.id)))?;
+        let hash_word: B256 =
+            hash.parse().map_err(|_| Error::Database(format!("stored userOpHash `{hash}` is not hex")))?;
+
+        let nonce = self.valet.nonce(op.sender, op.nonce >> 64).await?;
+        if let Some(receipt) = self.find_operation(hash_word).await? {
+            let status = if receipt.success { "included" } else { "reverted" };
+            return finish(status, Some(receipt), json!({ "found_on_chain": true })).await;
+        }
+        if nonce > op.nonce {
+            let reason = "its nonce was used by another operation: it can never be included";
+            return finish("failed", None, json!({ "reason": reason, "never_included": true })).await;
+        }
+        let latest = self
+            .valet
+            .provider()
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await
+            .map_err(rpc)?
+            .map(|b| b.header.timestamp)
+            .unwrap_or_default();
+        if let Some(valid_until) = session.as_ref().and_then(valid_until)
+            && latest > valid_until
+        {
+            let reason =
+                format!("its session's window closed (at {valid_until}) before it was included: it can never be");
+            return finish("failed", None, json!({ "reason": reason, "never_included": true })).await;
+        }
+
+        // It may still land. Send the very same signed operation again, unless it went out moments ago.
+        let since = vault::now().saturating_sub(execution.updated_at);
+        if execution.status == "unknown" && since < RESEND_AFTER.as_secs() as i64 {
+            return Ok(Settled::Unknown);
+        }
+        match self.valet.submitter().submit(std::slice::from_ref(&op)).await {
+            Ok(mut receipts) => {
+                let receipt = receipts.remove(0);
+                let status = if receipt.success { "included" } else { "reverted" };
+                finish(status, Some(receipt), json!({ "resubmitted": true })).await
+            }
+            Err(e) => {
+                let detail = json!({
+                    "execution_id": execution.id,
+                    "user_op_hash": hash,
+                    "reason": "it may have been sent and is not found on chain yet",
+                    "last_check": e.to_string(),
+                });
+                if execution.status == "pending" {
+                    let audit = Audit {
+                        app,
+                        account: account.as_deref(),
+                        session: Some(&execution.session_id),
+                        event: "execution.unknown",
+                        detail: &detail,
+                    };
+                    self.vault.finish_execution(&execution.id, "unknown", None, None, &detail, &audit).await?;
+                    self.metrics.inc("valet_executions_total", &[("outcome", "unknown")]);
+                } else {
+                    self.vault.execution_checked(&execution.id, &detail).await?;
+                }
+                Ok(Settled::Unknown)
+            }
+        }
+    }
+
+    /// The operation `hash` on chain, from its `UserOperationEvent`.
+    async fn find_operation(&self, hash: B256) -> Result<Option<OpReceipt>, Error> {
+        let filter = alloy::rpc::types::Filter::new()
+            .address(self.valet.deployment().entry_point)
+            .event_signature(EntryPoint::UserOperationEvent::SIGNATURE_HASH)
+            .topic1(hash)
+            .from_block(0);
+        let logs = self.valet.provider().get_logs(&filter).await.map_err(rpc)?;
+        let Some(log) = logs.first() else { return Ok(None) };
+        let event = EntryPoint::UserOperationEvent::decode_log(&log.inner).map_err(rpc)?;
+        Ok(Some(OpReceipt {
+            user_op_hash: hash,
+            transaction_hash: log.transaction_hash.unwrap_or_default(),
+            block_number: log.block_number.unwrap_or_default(),
+            success: event.success,
+            actual_gas_used: event.actualGasUsed.saturating_to(),
+            actual_gas_cost: event.actualGasCost,
+            transaction_gas_used: None,
+            revert_reason: None,
+        }))
+    }
+
+    /// Puts the owner's signed revocation of `row` on chain (the caller recorded it as pending),
+    /// records and returns what became of it.
+    pub(crate) async fn land_revocation(&self, row: &SessionRow, signature: &Bytes) -> Result<Landed, Error> {
+        let landed = self.try_revocation(row, signature).await?;
+        let (status, tx, error) = match &landed {
+            Landed::Included(tx) => ("included", tx.map(|t| t.to_string()), None),
+            Landed::NotNeeded => ("not_needed", None, None),
+            Landed::Refused(e) => ("refused", None, Some(e.clone())),
+            Landed::Pending(e) => ("pending", None, Some(e.clone())),
+        };
+        self.vault.revocation_attempted(&row.id, status, tx.as_deref(), error.as_deref()).await?;
+        if let Landed::Included(tx) = &landed {
+            let detail = json!({ "transaction_hash": tx });
+            self.vault
+                .audit(&row.app_id, Some(&row.account), Some(&row.id), "session.revoked_onchain", &detail)
+                .await?;
+        }
+        Ok(landed)
+    }
+
+    async fn retry_revocation(&self, revocation: &RevocationRow) -> Result<(), Error> {
+        let Some(row) = self.vault.session(&revocation.app_id, &revocation.session_id).await? else { return Ok(()) };
+        let signature: Bytes = revocation
+            .signature
+            .parse()
+            .map_err(|_| Error::Database(format!("stored revocation signature of {}", revocation.session_id)))?;
+        let landed = self.land_revocation(&row, &signature).await?;
+        tracing::info!(session = %row.id, ?landed, "revocation retried");
+        Ok(())
+    }
+
+    async fn try_revocation(&self, row: &SessionRow, signature: &Bytes) -> Result<Landed, Error> {
+        let Some(relayer) = &self.relayer else {
+            return Ok(Landed::Pending("this service has no relayer key".into()));
+        };
+        let (account, session, id) = decode(row)?;
+        let state = match self.valet.chain_state(account, &session).await {
+            Ok(chain) => chain.state,
+            Err(e) => return Ok(Landed::Pending(e.to_string())),
+        };
+        if state == "revoked" || state == "voided" {
+            return Ok(Landed::Included(None));
+        }
+        let in_flight = self.vault.executions_in_flight(&row.id).await?;
+        if state != "enabled" && in_flight == 0 {
+            // Never enabled, and nothing signed that could enable it is in flight: the session key
+            // is the service's and the service will not use it, so there is nothing to revoke.
+            return Ok(Landed::NotNeeded);
+        }
+        let validator =
+            valet_client::contracts::SessionKeyValidator::new(self.valet.deployment().validator, relayer.provider());
+        let tx = validator.revokeSessionWithSignature(account, id, signature.clone()).into_transaction_request();
+        match relayer.send(tx).await {
+            Ok(receipt) => Ok(Landed::Included(Some(receipt.transaction_hash))),
+            Err(ClientError::TransactionWouldRevert(reason)) => {
+                // Revoked meanwhile (by the owner, or an earlier attempt of ours)?
+                match self.valet.chain_state(account, &session).await.map(|c| c.state) {
+                    Ok("revoked" | "voided") => Ok(Landed::Included(None)),
+                    _ if state != "enabled" => Ok(Landed::Pending(format!(
+                        "{reason} (the session is not enabled on chain yet; {in_flight} of its operations may still land)"
+                    ))),
+                    _ => Ok(Landed::Refused(reason)),
+                }
+            }
+            Err(e) => Ok(Landed::Pending(e.to_string())),
+        }
+    }
+}
+
+/// When `row`'s session window closes, if its packed session decodes.
+fn valid_until(row: &SessionRow) -> Option<u64> {
+    let bytes = row.packed.parse::<Bytes>().ok()?;
+    Session::decode(&bytes).ok().map(|s| s.valid_until)
+}
+
+fn decode(row: &SessionRow) -> Result<(alloy::primitives::Address, Session, B256), Error> {
+    let account = row.account.parse().map_err(|_| Error::Database(format!("stored account `{}`", row.account)))?;
+    let bytes: Bytes = row.packed.parse().map_err(|_| Error::Database(format!("stored session {}", row.id)))?;
+    let session = Session::decode(&bytes).map_err(|e| Error::Database(format!("stored session {}: {e}", row.id)))?;
+    let id = row.id.parse().map_err(|_| Error::Database(format!("stored session id `{}`", row.id)))?;
+    Ok((account, session, id))
+}
+
+fn rpc(e: impl std::fmt::Display) -> Error {
+    Error::Client(ClientError::Rpc(e.to_string()))
+}

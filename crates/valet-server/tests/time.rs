@@ -1,0 +1,156 @@
+//! Time in the service, against a real anvil whose clock is steered: proposals start at Valet's
+//! clock (the later of the chain's last block and the wall clock), a proposal that expired
+//! waiting for its grant is not granted, and the scheduler says truly why it skipped runs —
+//! missed while the service was down, or late while it ran (the chain's clock jumped).
+
+mod common;
+
+use alloy::primitives::{B256, U256};
+use alloy::providers::Provider as _;
+use alloy::signers::SignerSync;
+use serde_json::{Value, json};
+use valet_client::Devnet;
+use valet_server::MasterKey;
+use valet_server::scheduler::{LATE_WHILE_UP, MISSED_WHILE_DOWN};
+
+use common::*;
+
+const MINT: &str = "[[permission]]\ntarget = \"ValetNFT\"\nfunction = \"mint(address to, uint256 quantity)\"\n\
+                    rules = [{ arg = \"to\", eq = \"$account\" }]\n";
+
+fn wall() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs()
+}
+
+async fn rpc(devnet: &Devnet, method: &str, param: u64) {
+    let _: Value = devnet.provider.raw_request(method.to_string().into(), [param]).await.expect(method);
+}
+
+/// The session's audit events `event`, their details.
+async fn events(s: &Server, key: &str, session: &str, event: &str) -> Vec<Value> {
+    let (status, audit) = s.call("GET", &format!("/v1/audit?session_id={session}&limit=1000"), Some(key), None).await;
+    assert_eq!(status, 200, "{audit}");
+    audit["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["event"] == event)
+        .map(|e| e["detail"].clone())
+        .collect()
+}
+
+/// After a devnet idles, its last block lags the wall clock. A session proposed then starts at
+/// the wall clock with its whole duration (it used to start at the last block: a 2-minute
+/// session proposed 10 minutes after the last block was over before it was granted). A
+/// proposal whose window closed while it waited for the owner is not granted.
+#[tokio::test]
+async fn proposals_start_at_the_wall_clock_and_an_expired_one_is_not_granted() {
+    let devnet = Devnet::start().await.expect("devnet");
+    let (s, _, dir, _) = boot(&devnet, "time-proposals", false, None).await;
+    let key = app_key(&s, "clock").await;
+    let owner = devnet.key(4);
+    // The last block 10 minutes ago, and anvil's clock back at the wall clock: an idle devnet.
+    rpc(&devnet, "evm_setTime", wall() - 600).await;
+    devnet.mine().await.expect("mine");
+    rpc(&devnet, "evm_setTime", wall()).await;
+    let before = wall();
+    let block = devnet.provider.get_block_by_number(Default::default()).await.expect("block").expect("latest");
+    assert!(block.header.timestamp + 590 <= before, "the chain lags the wall clock");
+
+    let propose = |valid_for: &str, salt: u32| json!({ "owner": owner.address(), "spec": format!("valid_for = \"{valid_for}\"\nsalt = {salt}\n{MINT}[fees]\nbudget = \"0.5 ether\"\n") });
+    let (status, proposed) = s.call("POST", "/v1/sessions", Some(&key), Some(propose("2m", 0))).await;
+    assert_eq!(status, 201, "{proposed}");
+    let (after, until) =
+        (proposed["valid_after"].as_u64().expect("after"), proposed["valid_until"].as_u64().expect("until"));
+    assert!(after >= before, "starts at the wall clock ({before}), not at the last block: {proposed}");
+    assert_eq!(until - after + 1, 120, "the whole 2 minutes: {proposed}");
+    assert!(proposed["summary"][0].as_str().is_some_and(|l| l.starts_with("Valid for 2 minutes")), "{proposed}");
+
+    // Proposed for 30 s; the owner signs a minute later.
+    let (status, short) = s.call("POST", "/v1/sessions", Some(&key), Some(propose("30s", 1))).await;
+    assert_eq!(status, 201, "{short}");
+    devnet.advance_time(60).await.expect("a minute");
+    let id = short["session_id"].as_str().expect("id");
+    let digest: B256 = short["digest"].as_str().expect("digest").parse().expect("hex");
+    let signature = alloy::hex::encode_prefixed(owner.sign_hash_sync(&digest).expect("sign").as_bytes());
+    let (status, refused) =
+        s.call("POST", &format!("/v1/sessions/{id}/grant"), Some(&key), Some(json!({ "signature": signature }))).await;
+    assert_eq!(status, 409, "{refused}");
+    assert!(refused["message"].as_str().is_some_and(|m| m.contains("before it was granted")), "{refused}");
+    let (_, shown) = s.call("GET", &format!("/v1/sessions/{id}"), Some(&key), None).await;
+    assert_eq!(shown["status"], "proposed", "{shown}");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A schedule every minute. Runs due while no scheduler ran (the service down, the chain's clock
+/// moving on) are skipped as missed while the service was down when it starts; runs that fall
+/// due at once while it runs — the chain's clock jumps five minutes, as on an idle devnet when
+/// a block finally comes — are skipped as late, not as missed while down. Either way the latest
+/// run is made, once.
+#[tokio::test]
+async fn the_scheduler_tells_runs_missed_while_down_from_late_ones() {
+    let devnet = Devnet::start().await.expect("devnet");
+    let master = MasterKey::generate().to_hex().to_string();
+    // The service without a scheduler: as far as schedules go, it is down.
+    let (down, _, dir_down, database) = boot_with(&devnet, "time-down", false, None, Some(&master), 1, |_, _| {}).await;
+    let key = app_key(&down, "payroll").await;
+    let (id, account) = granted(&down, &key, &devnet.key(4), &format!("valid_for = \"1d\"\n{MINT}")).await;
+    devnet.fund(account, U256::from(10u128.pow(18))).await.expect("fund");
+    let mint = json!({ "to": "ValetNFT", "function": "mint(address to, uint256 quantity)", "args": ["$account", 1] });
+    let (status, created) = down
+        .call(
+            "POST",
+            &format!("/v1/sessions/{id}/schedules"),
+            Some(&key),
+            Some(json!({ "calls": [mint], "every": "1m" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    devnet.advance_time(5 * 60 + 5).await.expect("five minutes pass with no scheduler");
+
+    // The scheduler starts: runs 0 to 4 were missed while it was down; run 5 is made.
+    let (up, _, dir_up, _) = boot_with(&devnet, "time-up", true, Some(database), Some(&master), 1, |_, _| {}).await;
+    let made = |n: usize| {
+        let (up, key, id) = (&up, &key, &id);
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            loop {
+                let runs = events(up, key, id, "schedule.run").await;
+                if runs.len() >= n {
+                    return runs;
+                }
+                assert!(std::time::Instant::now() < deadline, "run {n} was not made: {runs:?}");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let runs = made(1).await;
+    assert_eq!(runs[0]["run"], 5, "{runs:?}");
+    let skipped = events(&up, &key, &id, "schedule.skipped").await;
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(
+        (&skipped[0]["reason"], &skipped[0]["first_run"], &skipped[0]["last_run"]),
+        (&json!(MISSED_WHILE_DOWN), &json!(0), &json!(4)),
+        "{skipped:?}"
+    );
+
+    // While it runs, the chain's clock jumps five minutes: runs 6 to 9 are late, run 10 is made.
+    devnet.advance_time(5 * 60).await.expect("the clock jumps");
+    let runs = made(2).await;
+    assert_eq!(runs[1]["run"], 10, "{runs:?}");
+    assert_eq!(runs[1]["outcome"]["status"], 200, "{runs:?}");
+    let skipped = events(&up, &key, &id, "schedule.skipped").await;
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    let late = skipped.iter().find(|e| e["first_run"] == 6).expect("runs 6 to 9 skipped");
+    assert_eq!((&late["reason"], &late["last_run"], &late["count"]), (&json!(LATE_WHILE_UP), &json!(9), &json!(4)));
+    assert_eq!(
+        skipped.iter().filter(|e| e["reason"] == MISSED_WHILE_DOWN).count(),
+        1,
+        "only the runs before the scheduler started were missed while down: {skipped:?}"
+    );
+    assert_eq!(events(&up, &key, &id, "execution.included").await.len(), 2);
+    drop((down, up));
+    let _ = std::fs::remove_dir_all(&dir_down);
+    let _ = std::fs::remove_dir_all(&dir_up);
+}
