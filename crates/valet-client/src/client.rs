@@ -521,8 +521,16 @@ impl Valet {
     /// Executes `calls` with `session` on `account` (see [`Valet::prepare`]) and waits for the
     /// receipt. A refusal before sending is [`Error::Preflight`] with the exact reason.
     pub async fn execute(&self, account: &Account, session: &SessionHandle, calls: &[Call]) -> Result<Executed, Error> {
-        let prepared = self.prepare(account, session, calls).await?;
-        let receipt = self.submit(std::slice::from_ref(&prepared.op)).await?.remove(0);
+        let mut prepared = self.prepare(account, session, calls).await?;
+        let receipt = match self.submit(std::slice::from_ref(&prepared.op)).await {
+            // Deployed by someone else since it was built: build it again without initCode.
+            Err(e) if e.already_deployed() => {
+                prepared = self.prepare(account, session, calls).await?;
+                self.submit(std::slice::from_ref(&prepared.op)).await?
+            }
+            other => other?,
+        }
+        .remove(0);
         Ok(Executed {
             receipt,
             indices: prepared.indices,

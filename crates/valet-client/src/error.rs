@@ -116,6 +116,17 @@ impl Error {
     pub fn outcome_unknown(&self) -> bool {
         matches!(self, Self::OutcomeUnknown(_) | Self::Timeout { .. })
     }
+
+    /// Whether the EntryPoint refused an operation carrying initCode because its account exists
+    /// already (`AA10 sender already constructed`: someone called the factory first, which anyone
+    /// may). Nothing was sent; the operation built again without initCode goes through.
+    pub fn already_deployed(&self) -> bool {
+        match self {
+            Self::Refused { reason, .. } => reason.starts_with("AA10"),
+            Self::Bundler { message, .. } => message.contains("AA10"),
+            _ => false,
+        }
+    }
 }
 
 /// A bundler's message with the validator's error decoded in place of its hex, when we have it.

@@ -268,7 +268,9 @@ impl Sender {
                         waiting.published = Some(tx);
                     }
                     if rounds >= BATCH_ROUNDS {
-                        let message = format!("handleOps transaction {tx} reverted on chain {rounds} times");
+                        let message = format!(
+                            "handleOps transaction {tx} reverted on chain (attempt {rounds} of {BATCH_ROUNDS})"
+                        );
                         fail_all(batch, |_| Error::OutcomeUnknown(message.clone()));
                         return;
                     }

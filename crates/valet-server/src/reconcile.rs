@@ -6,7 +6,8 @@
 //!
 //! - its `UserOperationEvent` on chain: it is `included` (or `reverted`, when its calls reverted);
 //! - its nonce used by another operation: it can never be included, it is `failed`;
-//! - its session's window closed before the latest block: it can never be included, `failed`.
+//! - its session's window closed before the latest block, or its session is revoked on chain
+//!   (or voided by revoke-all): it can never be included, `failed`.
 //!
 //! Until then the very same signed operation is sent again now and then (its nonce makes a second
 //! inclusion impossible). The nonce is read before the logs, so that an operation included between
@@ -179,6 +180,14 @@ impl Service {
         {
             let reason =
                 format!("its session's window closed (at {valid_until}) before it was included: it can never be");
+            return finish("failed", None, json!({ "reason": reason, "never_included": true })).await;
+        }
+
+        if let Some(row) = &session
+            && let Ok((account, decoded, _)) = decode(row)
+            && matches!(self.valet.chain_state(account, &decoded).await.map(|c| c.state), Ok("revoked" | "voided"))
+        {
+            let reason = "its session is revoked on chain: it can never be included";
             return finish("failed", None, json!({ "reason": reason, "never_included": true })).await;
         }
 

@@ -32,7 +32,7 @@ fn mint() -> Value {
 }
 
 /// What the proxy does to traffic.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Faults {
     /// Close every connection, and each new one at once.
     cut: bool,
@@ -42,7 +42,12 @@ struct Faults {
     refuse: BTreeMap<String, usize>,
     /// Requests naming one of these methods reach the node; its answer is lost (so many times).
     lose_answer: BTreeMap<String, usize>,
+    /// Hooks, in order: the first is run (once) before the first request containing its text is
+    /// forwarded (a front-runner, a delay), then the next one waits for its text.
+    before: std::collections::VecDeque<(String, Hook)>,
 }
+
+type Hook = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// A loopback TCP proxy in front of the devnet's node.
 struct Proxy {
@@ -125,6 +130,16 @@ async fn pipe(mut client: TcpStream, node: u16, faults: Arc<Mutex<Faults>>, hits
                         return hit();
                     }
                     losing |= named(&mut f.lose_answer);
+                }
+                let hook = {
+                    let mut f = faults.lock().expect("faults");
+                    match f.before.front() {
+                        Some((marker, _)) if text.contains(marker.as_str()) => f.before.pop_front().map(|(_, run)| run),
+                        _ => None,
+                    }
+                };
+                if let Some(run) = hook {
+                    run.await;
                 }
                 if node_write.write_all(&up[..n]).await.is_err() {
                     return;
@@ -483,4 +498,107 @@ async fn a_session_never_enabled_is_revoked_without_a_transaction() {
     assert_eq!(devnet.provider.get_transaction_count(relayer).await.expect("nonce"), sent, "nothing sent");
     let (status, body) = s.call("POST", &format!("/v1/sessions/{id}/execute"), Some(&key), Some(mint())).await;
     assert_eq!((status, body["error"].as_str()), (409, Some("revoked")), "{body}");
+}
+
+/// Someone deploys the account (anyone may call the factory) after the service built its first
+/// operation with initCode and before it is sent: the EntryPoint would refuse it (`AA10 sender
+/// already constructed`); the service builds it again without initCode and it goes through.
+#[tokio::test]
+async fn a_front_run_deployment_is_met_by_building_again() {
+    let devnet = Devnet::start().await.expect("devnet");
+    let proxy = Proxy::start(&devnet).await;
+    let (s, _) = boot_behind(&devnet, &proxy, "faults-aa10").await;
+    let key = app_key(&s, "faults").await;
+    let owner = PrivateKeySigner::random();
+    let (id, account) = granted(&s, &key, &owner, MINT_ANY).await;
+    devnet.fund(account, U256::from(10u128.pow(18))).await.expect("fund");
+    let factory =
+        valet_client::contracts::ValetAccountFactory::new(devnet.deployment().factory, devnet.provider.clone());
+    let front_run = async move {
+        let sent = factory.createAccount(owner.address(), U256::ZERO).send().await.expect("createAccount");
+        sent.get_receipt().await.expect("mined");
+    };
+    // handleOps(PackedUserOperation[],address): the submission's simulation, after the operation was built.
+    proxy.set(|f| f.before.push_back(("0x765e827f".into(), Box::pin(front_run))));
+    let (status, body) = s.call("POST", &format!("/v1/sessions/{id}/execute"), Some(&key), Some(mint())).await;
+    assert!(proxy.faults.lock().expect("faults").before.is_empty(), "the front-run happened");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["detail"]["deployed_account"], false, "built again without initCode: {body}");
+    assert_eq!(nfts(&devnet, account).await, U256::from(1));
+}
+
+/// Two sessions' operations share one `handleOps`; between its simulation and its inclusion the
+/// owner of one revokes the session on chain, so the transaction reverts. The other operation is
+/// sent again and included; the revoked one is never reported included (nor simply failed while
+/// its signed bytes are public), and settles as failed once the chain proves it can never land.
+#[tokio::test]
+async fn a_shared_bundle_survives_an_operation_that_fails_at_inclusion() {
+    let devnet = Devnet::start().await.expect("devnet");
+    let proxy = Proxy::start(&devnet).await;
+    let (s, _) = boot_behind(&devnet, &proxy, "faults-bundle").await;
+    let s = Arc::new(s);
+    let key = app_key(&s, "faults").await;
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        let owner = PrivateKeySigner::random();
+        let (id, account) = granted(&s, &key, &owner, MINT_ANY).await;
+        devnet.fund(account, U256::from(10u128.pow(18))).await.expect("fund");
+        let (status, body) = s.call("POST", &format!("/v1/sessions/{id}/execute"), Some(&key), Some(mint())).await;
+        assert_eq!(status, 200, "enabled: {body}");
+        sessions.push((id, account, owner));
+    }
+    let (first, victim, other) = (&sessions[0], &sessions[1], &sessions[2]);
+    // The victim's owner revokes on chain, straight to the node, just before the shared handleOps goes out.
+    let validator =
+        valet_client::contracts::SessionKeyValidator::new(devnet.deployment().validator, devnet.provider.clone());
+    let victim_id: B256 = victim.0.parse().expect("id");
+    let digest = valet_core::eip712::revoke_session_digest(
+        victim.1,
+        victim_id,
+        devnet.deployment().validator,
+        devnet.chain_id(),
+    );
+    let signature = victim.2.sign_hash_sync(&digest).expect("sign").as_bytes();
+    let victim_account = victim.1;
+    let revoke = async move {
+        let sent = validator
+            .revokeSessionWithSignature(victim_account, victim_id, signature.into())
+            .send()
+            .await
+            .expect("revoke");
+        sent.get_receipt().await.expect("mined");
+    };
+    let handle_ops = "0x765e827f";
+    proxy.set(|f| {
+        // The first submission holds the relayer while the other two queue behind it: they share the next handleOps.
+        f.before.push_back((handle_ops.into(), Box::pin(tokio::time::sleep(Duration::from_millis(600)))));
+        f.before.push_back(("eth_sendRawTransaction".into(), Box::pin(async {})));
+        f.before.push_back(("eth_sendRawTransaction".into(), Box::pin(revoke)));
+    });
+    let call = |id: String| {
+        let (s, key) = (s.clone(), key.clone());
+        tokio::spawn(
+            async move { s.call("POST", &format!("/v1/sessions/{id}/execute"), Some(&key), Some(mint())).await },
+        )
+    };
+    let first_answer = call(first.0.clone());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (victim_answer, other_answer) = (call(victim.0.clone()), call(other.0.clone()));
+    let (status, body) = first_answer.await.expect("first");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = other_answer.await.expect("other");
+    assert_eq!(status, 200, "the other operation went through: {body}");
+    let (status, body) = victim_answer.await.expect("victim");
+    assert!(proxy.faults.lock().expect("faults").before.is_empty(), "the revocation ran before the shared handleOps");
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (202, Some("unknown")),
+        "published in a reverted transaction: {body}"
+    );
+    let settled = settled(&s, &key, body["execution_id"].as_str().expect("id")).await;
+    assert_eq!(settled["status"], "failed", "{settled}");
+    assert!(settled["detail"]["reason"].as_str().is_some_and(|r| r.contains("revoked on chain")), "{settled}");
+    assert_eq!(nfts(&devnet, victim.1).await, U256::from(1), "only the mint before the revocation");
+    assert_eq!(nfts(&devnet, other.1).await, U256::from(2));
+    assert_eq!(on_chain(&devnet, victim.1).await.len(), 1);
 }

@@ -205,7 +205,12 @@ async fn a_trickled_body_is_cut_off_after_the_body_timeout() {
         service.limits.body_timeout = Duration::from_secs(1);
     })
     .await;
-    let head = "POST /v1/sessions HTTP/1.1\r\nHost: valet\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\n\r\n";
+    // An app's client (unauthenticated ones are turned away before their body is read).
+    let key = app_key(&s, "slow").await;
+    let head = format!(
+        "POST /v1/sessions HTTP/1.1\r\nHost: valet\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\n\r\n"
+    );
+    let head = head.as_str();
     // A body that stops after its first kilobyte.
     let start = Instant::now();
     let mut stopped = connect(&s).await;
@@ -241,18 +246,19 @@ async fn an_idle_connection_is_closed_after_the_idle_timeout() {
         service.limits.header_timeout = Duration::from_secs(30);
     })
     .await;
+    let key = app_key(&s, "idle").await;
     let mut stream = connect(&s).await;
     let body = format!("{{\"owner\": \"{}\"}}", "x".repeat(100_000));
     for _ in 0..3 {
         stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: valet\r\n\r\n").await.expect("writes");
         assert_eq!(read_answer(&mut stream).await.status, 200);
         let post = format!(
-            "POST /v1/sessions HTTP/1.1\r\nHost: valet\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST /v1/sessions HTTP/1.1\r\nHost: valet\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
         stream.write_all(post.as_bytes()).await.expect("writes");
         let answer = read_answer(&mut stream).await;
-        assert_eq!(answer.status, 401, "{answer:?}");
+        assert_eq!(answer.status, 400, "{answer:?}");
     }
     let (after, got) = until_closed(&mut stream, Duration::from_secs(5)).await;
     assert!(after >= Duration::from_millis(800), "closed after {after:?}, before the idle timeout");
@@ -384,4 +390,44 @@ async fn shutdown_lets_requests_in_flight_finish() {
     until_closed(&mut busy, Duration::from_secs(5)).await;
     let task = s.task.take().expect("the serving task");
     tokio::time::timeout(Duration::from_secs(5), task).await.expect("serve returns").expect("serves");
+}
+
+/// A client without a valid API key is answered 401 before its body is read: it cannot make the
+/// service buffer (up to the body limit) or wait (up to the body timeout) for anything.
+#[tokio::test]
+async fn unauthenticated_bodies_are_never_read() {
+    let devnet = Devnet::start().await.expect("devnet");
+    let (s, _, _, _) = boot(&devnet, "auth-first", false, None).await;
+    for auth in ["", "Authorization: Bearer not-a-key\r\n", "Authorization: Basic eDp5\r\n"] {
+        for path in ["/v1/sessions", "/v1/apps", "/v1/sessions/0x01/execute"] {
+            let head = format!(
+                "POST {path} HTTP/1.1\r\nHost: valet\r\n{auth}Content-Type: application/json\r\nContent-Length: 2000000\r\n\r\n"
+            );
+            let start = Instant::now();
+            let mut stream = connect(&s).await;
+            stream.write_all(head.as_bytes()).await.expect("writes");
+            let answer = read_answer(&mut stream).await;
+            assert_eq!(
+                (answer.status, answer.body["error"].as_str()),
+                (401, Some("unauthorized")),
+                "{path} {auth:?}: {answer:?}"
+            );
+            assert!(
+                start.elapsed() < Duration::from_secs(2),
+                "answered at once, not after the body: {:?}",
+                start.elapsed()
+            );
+        }
+    }
+    // The admin token's scheme is case-insensitive too.
+    let (status, body) = s
+        .raw(
+            "POST",
+            "/v1/apps",
+            None,
+            Some(json!({ "name": "x" }).to_string()),
+            &[("authorization", &format!("bearer {ADMIN}"))],
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
 }

@@ -9,7 +9,6 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::Service;
-use crate::vault::sha256_hex;
 
 use super::*;
 
@@ -20,14 +19,7 @@ pub(crate) struct CreateApp {
 }
 
 pub(crate) async fn create_app(State(service): State<Arc<Service>>, headers: HeaderMap, body: Body) -> ApiResult {
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if sha256_hex(token.trim().as_bytes()) != service.admin_token_hash {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "registering apps needs the admin token"));
-    }
+    admin(&service, &headers)?;
     let req: CreateApp = parse_body(&headers, &body)?;
     let name = req.name.trim();
     if name.is_empty() || name.len() > 100 {

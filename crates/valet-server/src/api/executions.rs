@@ -270,32 +270,47 @@ impl Run {
             .map(|f| f.as_deref().and_then(|f| Function::parse(f).ok()))
             .collect();
 
-        let prepared = match service.valet.prepare(&account, &handle, &calls).await {
-            Ok(p) => p,
-            Err(ClientError::Preflight(refusal)) => {
-                let tokens: Vec<Address> =
-                    session.limits.iter().filter(|l| l.token != Address::ZERO).map(|l| l.token).collect();
-                let reason = explain(&refusal, &session, &functions, &token_labels(&service, &names, &tokens).await);
-                let detail = json!({ "execution_id": execution_id, "reason": reason, "refusal": refusal.to_string() });
-                let audit = Audit { event: "execution.refused", detail: &detail, ..audit };
-                service.vault.finish_execution(&execution_id, "refused", None, None, &detail, &audit).await?;
-                service.metrics.inc("valet_executions_total", &[("outcome", "refused")]);
-                let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", reason);
-                e.extra = Some(json!({ "refusal": refusal.to_string(), "execution_id": execution_id }));
-                return Err(e);
-            }
-            Err(e) => {
-                let detail = json!({ "execution_id": execution_id, "error": e.to_string() });
-                let audit = Audit { event: "execution.failed", detail: &detail, ..audit };
-                service.vault.finish_execution(&execution_id, "failed", None, None, &detail, &audit).await?;
-                service.metrics.inc("valet_executions_total", &[("outcome", "failed")]);
-                return Err(e.into());
+        // Built, recorded, sent; built once more if someone deployed the account in between (anyone
+        // may call the factory for a counterfactual account: `AA10 sender already constructed`).
+        let mut rebuilt = false;
+        let (prepared, user_op_hash, submitted) = loop {
+            let prepared = match service.valet.prepare(&account, &handle, &calls).await {
+                Ok(p) => p,
+                Err(ClientError::Preflight(refusal)) => {
+                    let tokens: Vec<Address> =
+                        session.limits.iter().filter(|l| l.token != Address::ZERO).map(|l| l.token).collect();
+                    let reason =
+                        explain(&refusal, &session, &functions, &token_labels(&service, &names, &tokens).await);
+                    let detail =
+                        json!({ "execution_id": execution_id, "reason": reason, "refusal": refusal.to_string() });
+                    let audit = Audit { event: "execution.refused", detail: &detail, ..audit };
+                    service.vault.finish_execution(&execution_id, "refused", None, None, &detail, &audit).await?;
+                    service.metrics.inc("valet_executions_total", &[("outcome", "refused")]);
+                    let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", reason);
+                    e.extra = Some(json!({ "refusal": refusal.to_string(), "execution_id": execution_id }));
+                    return Err(e);
+                }
+                Err(e) => {
+                    let detail = json!({ "execution_id": execution_id, "error": e.to_string() });
+                    let audit = Audit { event: "execution.failed", detail: &detail, ..audit };
+                    service.vault.finish_execution(&execution_id, "failed", None, None, &detail, &audit).await?;
+                    service.metrics.inc("valet_executions_total", &[("outcome", "failed")]);
+                    return Err(e.into());
+                }
+            };
+            let user_op_hash = prepared.op.hash(service.valet.deployment().entry_point, service.valet.chain_id());
+            let operation = serde_json::to_string(&prepared.op).unwrap_or_default();
+            service.vault.execution_built(&execution_id, &user_op_hash.to_string(), &operation).await?;
+            let submitted = service.valet.submit(std::slice::from_ref(&prepared.op)).await;
+            match &submitted {
+                Err(e) if e.already_deployed() && !rebuilt => {
+                    tracing::info!(%user_op_hash, account = %account.address, "the account was deployed meanwhile: building the operation again without initCode");
+                    rebuilt = true;
+                }
+                _ => break (prepared, user_op_hash, submitted),
             }
         };
-        let user_op_hash = prepared.op.hash(service.valet.deployment().entry_point, service.valet.chain_id());
-        let operation = serde_json::to_string(&prepared.op).unwrap_or_default();
-        service.vault.execution_built(&execution_id, &user_op_hash.to_string(), &operation).await?;
-        match service.valet.submit(std::slice::from_ref(&prepared.op)).await {
+        match submitted {
             Ok(mut receipts) => {
                 let receipt = receipts.remove(0);
                 let detail = json!({ "permission_indices": prepared.indices, "deployed_account": prepared.deploys, "enabled_session": prepared.enables });

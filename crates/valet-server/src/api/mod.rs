@@ -145,6 +145,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/audit", get(audit))
         .route("/v1/devnet/fund", post(devnet_fund))
         .route("/config.json", get(web_config))
+        .route_layer(axum::middleware::from_fn_with_state(service.clone(), authenticate_first))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(service.clone(), count_requests))
@@ -369,20 +370,59 @@ pub(crate) fn session_names(service: &Service, row: &SessionRow) -> BTreeMap<Str
     names
 }
 
+/// The credentials of `Authorization: Bearer <credentials>`; the scheme is case-insensitive
+/// (RFC 9110 §11.1): `bearer`, `Bearer`, `BEARER`. `None` when the header is missing;
+/// `Some(Err)` when it is not a Bearer header.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<Result<&str, ApiError>> {
+    let header = headers.get(axum::http::header::AUTHORIZATION)?;
+    Some(
+        header
+            .to_str()
+            .ok()
+            .and_then(|h| h.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, key)| key.trim())
+            .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <API key>`")),
+    )
+}
+
+fn unauthorized(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+}
+
 pub(crate) async fn authenticate(service: &Service, headers: &HeaderMap) -> Result<App, ApiError> {
-    let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
-    let header = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .ok_or_else(|| unauthorized("send `Authorization: Bearer <API key>`"))?;
-    // The scheme is case-insensitive (RFC 9110 §11.1): `bearer`, `Bearer`, `BEARER`.
-    let key = header
-        .to_str()
-        .ok()
-        .and_then(|h| h.trim().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, key)| key)
-        .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <API key>`"))?;
-    service.vault.app_by_key(key.trim()).await?.ok_or_else(|| unauthorized("unknown API key"))
+    let key = bearer(headers).ok_or_else(|| unauthorized("send `Authorization: Bearer <API key>`"))??;
+    service.vault.app_by_key(key).await?.ok_or_else(|| unauthorized("unknown API key"))
+}
+
+/// Every `/v1` request is authenticated before its body is read (the handlers read it whole, up to
+/// the body limit): a client without a key cannot make the service buffer anything. `POST
+/// /v1/apps` needs the admin token; every other route an app's API key.
+async fn authenticate_first(
+    State(service): State<Arc<Service>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.uri().path().starts_with("/v1/") {
+        let checked = if request.uri().path() == "/v1/apps" {
+            admin(&service, request.headers()).map(drop)
+        } else {
+            authenticate(&service, request.headers()).await.map(drop)
+        };
+        if let Err(e) = checked {
+            return e.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Checks the admin token (`Authorization: Bearer <admin token>`).
+pub(crate) fn admin(service: &Service, headers: &HeaderMap) -> Result<(), ApiError> {
+    let token = bearer(headers).and_then(Result::ok).unwrap_or_default();
+    if crate::vault::sha256_hex(token.as_bytes()) != service.admin_token_hash {
+        return Err(unauthorized("registering apps needs the admin token"));
+    }
+    Ok(())
 }
 
 // ------------------------------------------------------------------ handlers
