@@ -348,7 +348,8 @@ pub(crate) async fn run(json: bool, alto: bool) -> anyhow::Result<()> {
                  {ALTO_PERIOD_WAIT} s, and the next period begins in a moment"
             ));
             let bar = story.spinner("waiting for the next period".into());
-            while valet.now().await? <= at {
+            // Until a block of the new period exists: the bundler simulates at the latest block.
+            while valet.chain_time().await? <= at {
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 devnet.mine().await?;
             }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use alloy::primitives::{Address, B256, Bytes, FixedBytes, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::signers::SignerSync;
+use alloy::signers::k256::elliptic_curve::rand_core::OsRng;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
 use serde::Serialize;
@@ -402,9 +403,12 @@ impl Valet {
         labels: &Labels,
     ) -> Result<Proposal, Error> {
         let account_epoch = self.account_epoch(account.address).await?;
-        let key = PrivateKeySigner::random();
-        let ctx =
-            SpecContext { now: self.now().await?, session_key: key.address(), account_epoch, names: names.clone() };
+        let now = self.now().await?;
+        // Straight from the OS (a user-space RNG keeps its output buffered: `random()`'s kept
+        // the key's bytes), and after the last await: the key is never part of this future's
+        // state, which nothing wipes.
+        let key = PrivateKeySigner::random_with(&mut OsRng);
+        let ctx = SpecContext { now, session_key: key.address(), account_epoch, names: names.clone() };
         let session = spec.resolve(&ctx)?;
         let digest = eip712::grant_digest(&session, account.address, self.deployment.validator, self.chain_id)?;
         let summary = summary(&session, &spec.functions()?, labels);

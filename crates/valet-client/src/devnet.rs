@@ -95,10 +95,7 @@ impl Devnet {
         }
         let anvil = Anvil::start(&path).await?;
         let deployer = anvil.keys[0].clone();
-        let provider = ProviderBuilder::new()
-            .wallet(EthereumWallet::from(deployer.clone()))
-            .connect_http(loopback_url(anvil.port))
-            .erased();
+        let provider = signing_provider(anvil.port, deployer.clone());
 
         let entry_point = deploy_entry_point(&provider).await?;
         let validator = *SessionKeyValidator::deploy(&provider).await.map_err(rpc)?.address();
@@ -191,13 +188,20 @@ impl Devnet {
         self.anvil.keys[i].clone()
     }
 
-    /// A provider that signs with dev key `i`.
+    /// A provider that signs with dev key `i` (its calls time out: [`crate::rpc::CALL_TIMEOUT`]).
     pub fn provider_for(&self, i: usize) -> DynProvider {
-        ProviderBuilder::new()
-            .wallet(EthereumWallet::from(self.key(i)))
-            .connect_http(loopback_url(self.anvil.port))
-            .erased()
+        signing_provider(self.anvil.port, self.key(i))
     }
+}
+
+/// A provider on the devnet's node that signs with `key`, with call deadlines (a frozen anvil is
+/// reported, not waited on); without them only if no HTTP client with deadlines can be built.
+fn signing_provider(port: u16, key: PrivateKeySigner) -> DynProvider {
+    let url = loopback_url(port);
+    crate::rpc::http_wallet_provider(url.as_str(), key.clone()).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "no HTTP client with deadlines: calls to the devnet will wait");
+        ProviderBuilder::new().wallet(EthereumWallet::from(key)).connect_http(url).erased()
+    })
 }
 
 /// `http://127.0.0.1:PORT`: always the IPv4 loopback, never a name that could resolve elsewhere.

@@ -1,6 +1,9 @@
 //! Building and signing session operations: the UserOperation, its nonce on the session's lane,
 //! the validator's signature layout and the session key's signature.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
@@ -167,7 +170,8 @@ impl SessionHandle {
         let grant = enable.then_some(self.grant.as_ref());
         let prefix = signature::prefix(&self.packed, claimed_time, indices, grant)?;
         let digest = signature::key_digest(hash, self.id, claimed_time, indices);
-        let key_signature = self.key.sign_hash_sync(&digest).map_err(|e| Error::Signing(e.to_string()))?.as_bytes();
+        let key_signature =
+            wiping_stack(|| self.key.sign_hash_sync(&digest)).map_err(|e| Error::Signing(e.to_string()))?.as_bytes();
         op.signature = [prefix.as_ref(), &key_signature].concat().into();
         Ok(())
     }
@@ -201,3 +205,60 @@ pub const DUMMY_ECDSA_SIGNATURE: [u8; 65] = {
     sig[64] = 0x1c;
     sig
 };
+
+// ------------------------------------------------------------------ key material on the stack
+
+/// How much of the stack [`wipe_stack`] overwrites: more than generating a key, sealing or
+/// opening one (about 53 KiB unoptimised, the AEAD's frames) or signing with one uses.
+const WIPED_STACK: usize = 128 * 1024;
+
+/// Overwrites with zeros the [`WIPED_STACK`] bytes of stack below its caller's frame.
+///
+/// k256 and the AEAD copy the secrets they work on into stack temporaries that nothing wipes
+/// (the key's bytes before RFC 6979, the bytes a key is parsed from), and moving a key by value
+/// leaves the bytes it was moved from behind. Those stay in the stack's unused part until
+/// something else happens to be written there: readable in a core dump, or by anyone who can
+/// read the process's memory. Called once such work has returned, this writes there at once.
+#[inline(never)]
+pub fn wipe_stack() {
+    let area = [0u8; WIPED_STACK];
+    // Nothing reads the zeros: this keeps them from being optimised away.
+    std::hint::black_box(&area);
+}
+
+/// Runs `f`, then wipes the stack it used ([`wipe_stack`]). Whatever `f` returns passes by
+/// value through frames that are not wiped: return no secret by value (box it inside `f`).
+#[inline(never)]
+pub fn wiping_stack<R>(f: impl FnOnce() -> R) -> R {
+    let out = call(f);
+    wipe_stack();
+    out
+}
+
+/// `f()` in a frame of its own: inlined into [`wiping_stack`]'s, its temporaries would be out of
+/// reach of the wipe.
+#[inline(never)]
+fn call<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// A future that wipes the stack after each poll of the future it wraps ([`wipe_stack`]): for a
+/// future that handles key material, on whichever thread polls it. Like [`wiping_stack`], its
+/// output passes by value through frames that are not wiped.
+pub struct Wiping<F>(Pin<Box<F>>);
+
+impl<F: Future> Wiping<F> {
+    /// Wraps `future`.
+    pub fn new(future: F) -> Self {
+        Self(Box::pin(future))
+    }
+}
+
+impl<F: Future> Future for Wiping<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let future = self.0.as_mut();
+        wiping_stack(move || future.poll(cx))
+    }
+}

@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use valet_client::session::wiping_stack;
 use valet_client::{Error as ClientError, SessionHandle};
 use valet_core::spec::{Function, explain};
 use valet_core::{Call, Session};
@@ -260,10 +261,14 @@ impl Run {
         }
         let key_bytes = alloy::hex::decode(&row.sealed_key)
             .map_err(|_| ApiError::from(crate::Error::Database("sealed key is not hex".into())))?;
-        let key = service.master.open(id, &key_bytes)?;
         let grant: Bytes = row.grant_sig.as_deref().unwrap_or_default().parse().unwrap_or_default();
-        let handle = SessionHandle::new(session.clone(), key, grant, service.valet.deployment().validator)
-            .map_err(ApiError::from)?;
+        let validator = service.valet.deployment().validator;
+        // The session key, opened and boxed on a stack wiped afterwards: in one place until the
+        // handle is dropped, which wipes it.
+        let handle = wiping_stack(|| -> Result<Box<SessionHandle>, ApiError> {
+            let key = service.master.open(id, &key_bytes)?;
+            Ok(Box::new(SessionHandle::new(session.clone(), key, grant, validator)?))
+        })?;
         let functions: Vec<Option<Function>> = serde_json::from_str::<Vec<Option<String>>>(&row.functions)
             .unwrap_or_default()
             .iter()

@@ -148,6 +148,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(service.clone(), authenticate_first))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(contain_panics))
         .layer(axum::middleware::from_fn_with_state(service.clone(), count_requests))
         .layer(axum::middleware::map_response(json_errors))
         .with_state(service)
@@ -189,6 +190,23 @@ async fn json_errors(response: Response) -> Response {
         }
     }
     answer
+}
+
+/// A request whose handling panics (a bug: no known input does it) gets a JSON 500 and the log
+/// says where, instead of a connection closed without an answer.
+async fn contain_panics(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    match tokio::spawn(next.run(request)).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "a request handler panicked");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "the service failed on this request (a bug, logged); it may or may not have been applied: look before retrying",
+            )
+            .into_response()
+        }
+    }
 }
 
 /// The request methods counted by name; any other is counted as `OTHER`, so that a client cannot
@@ -426,3 +444,24 @@ pub(crate) fn admin(service: &Service, headers: &HeaderMap) -> Result<(), ApiErr
 }
 
 // ------------------------------------------------------------------ handlers
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn boom() -> &'static str {
+        panic!("a bug")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_in_json() {
+        use tower_service::Service as _;
+        let mut app: Router = Router::new().route("/boom", get(boom)).layer(axum::middleware::from_fn(contain_panics));
+        let request = axum::http::Request::get("/boom").body(axum::body::Body::empty()).expect("request");
+        let response = app.call(request).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 4096).await.expect("body");
+        let body: Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(body["error"], "internal_error");
+    }
+}

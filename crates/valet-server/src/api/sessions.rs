@@ -9,6 +9,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use valet_client::session::Wiping;
 use valet_client::{Account, Error as ClientError};
 use valet_core::spec::{Function, SessionSpec};
 use valet_core::{Session, eip712};
@@ -86,10 +87,14 @@ pub(crate) async fn propose(State(service): State<Arc<Service>>, headers: Header
         .filter_map(|t| valet_client::abi::resolve_address(t, &names).ok())
         .collect::<Vec<_>>();
     let labels = token_labels(&service, &names, &tokens).await;
-    let proposal = service.valet.propose(&account, &spec, &names, &labels).await.map_err(|e| match e {
-        ClientError::Core(c) => ApiError::bad(c.to_string()),
-        other => other.into(),
-    })?;
+    // The fresh session key: made on a stack wiped after every poll, and boxed before it leaves
+    // it, so that it is in one place (wiped when the proposal is dropped).
+    let proposal = Wiping::new(async { service.valet.propose(&account, &spec, &names, &labels).await.map(Box::new) })
+        .await
+        .map_err(|e| match e {
+            ClientError::Core(c) => ApiError::bad(c.to_string()),
+            other => other.into(),
+        })?;
     let functions: Vec<Option<String>> = spec
         .functions()
         .map_err(|e| ApiError::bad(e.to_string()))?
