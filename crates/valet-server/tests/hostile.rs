@@ -431,3 +431,25 @@ async fn unauthenticated_bodies_are_never_read() {
         .await;
     assert_eq!(status, 201, "{body}");
 }
+
+/// Queries are typed: an unknown parameter, a malformed value or broken percent-encoding is a 400
+/// naming it, never ignored.
+#[tokio::test]
+async fn queries_are_read_strictly() {
+    let devnet = Devnet::start().await.expect("devnet");
+    let (s, _, _, _) = boot(&devnet, "queries", false, None).await;
+    let key = app_key(&s, "queries").await;
+    let (status, body) = s.call("GET", "/v1/audit?limit=5", Some(&key), None).await;
+    assert_eq!(status, 200, "{body}");
+    for (query, named) in [
+        ("/v1/audit?limit=5&acount=0x01", "acount"),
+        ("/v1/audit?limit=0", "limit `0`"),
+        ("/v1/sessions?account=0xZZ", "0xZZ"),
+        ("/v1/sessions?account=%FF", "account"),
+        ("/v1/accounts/0x0000000000000000000000000000000000000001?salt=-1", "salt `-1`"),
+    ] {
+        let (status, body) = s.call("GET", query, Some(&key), None).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("bad_request")), "{query}: {body}");
+        assert!(body["message"].as_str().is_some_and(|m| m.contains(named)), "{query}: {body}");
+    }
+}

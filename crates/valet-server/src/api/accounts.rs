@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use serde_json::json;
 use valet_core::spec::Labels;
 
@@ -14,16 +14,20 @@ use crate::Service;
 
 use super::*;
 
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AccountQuery {
+    salt: Option<String>,
+}
+
 pub(crate) async fn account(
     State(service): State<Arc<Service>>,
-    headers: HeaderMap,
+    Authed(_): Authed,
     Path(owner): Path<String>,
-    RawQuery(query): RawQuery,
+    ApiQuery(q): ApiQuery<AccountQuery>,
 ) -> ApiResult {
-    authenticate(&service, &headers).await?;
     let owner = parse_address(&owner, "owner")?;
-    let q = query_map(query)?;
-    let salt = q.get("salt").map(|s| parse_salt(s)).transpose()?.unwrap_or_default();
+    let salt = q.salt.as_deref().map(parse_salt).transpose()?.unwrap_or_default();
     let account = service.valet.account(owner, salt).await?;
     let balance = service
         .valet

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes as Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
@@ -18,9 +17,12 @@ pub(crate) struct CreateApp {
     pub(crate) name: String,
 }
 
-pub(crate) async fn create_app(State(service): State<Arc<Service>>, headers: HeaderMap, body: Body) -> ApiResult {
+pub(crate) async fn create_app(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    ApiJson(req, _): ApiJson<CreateApp>,
+) -> ApiResult {
     admin(&service, &headers)?;
-    let req: CreateApp = parse_body(&headers, &body)?;
     let name = req.name.trim();
     if name.is_empty() || name.len() > 100 {
         return Err(ApiError::bad("name must be 1 to 100 characters"));

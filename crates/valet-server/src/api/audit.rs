@@ -2,24 +2,30 @@
 
 use std::sync::Arc;
 
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use serde_json::json;
 
 use crate::Service;
 
 use super::*;
 
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuditQuery {
+    account: Option<String>,
+    session_id: Option<String>,
+    limit: Option<String>,
+}
+
 pub(crate) async fn audit(
     State(service): State<Arc<Service>>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
+    Authed(app): Authed,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult {
-    let app = authenticate(&service, &headers).await?;
-    let q = query_map(query)?;
-    let account = q.get("account").map(|a| parse_address(a, "account")).transpose()?.map(|a| a.to_string());
-    let session = q.get("session_id").map(|s| parse_session_id(s)).transpose()?.map(|s| s.to_string());
-    let limit = match q.get("limit") {
+    let account = q.account.as_deref().map(|a| parse_address(a, "account")).transpose()?.map(|a| a.to_string());
+    let session = q.session_id.as_deref().map(parse_session_id).transpose()?.map(|s| s.to_string());
+    let limit = match &q.limit {
         Some(l) => l
             .parse::<i64>()
             .ok()

@@ -4,9 +4,8 @@ use std::sync::Arc;
 
 use alloy::primitives::Address;
 use alloy::providers::Provider;
-use axum::body::Bytes as Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -21,9 +20,11 @@ pub(crate) struct Fund {
 }
 
 /// Tops an account up with ETH (and demo tokens) on a development chain.
-pub(crate) async fn devnet_fund(State(service): State<Arc<Service>>, headers: HeaderMap, body: Body) -> ApiResult {
-    let app = authenticate(&service, &headers).await?;
-    let req: Fund = parse_body(&headers, &body)?;
+pub(crate) async fn devnet_fund(
+    State(service): State<Arc<Service>>,
+    Authed(app): Authed,
+    ApiJson(req, _): ApiJson<Fund>,
+) -> ApiResult {
     let address = parse_address(&req.address, "address")?;
     if address == Address::ZERO {
         return Err(ApiError::bad(format!("address {address} is the zero address: funds sent there are lost")));

@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use alloy::primitives::{Address, B256, Bytes};
-use axum::body::Bytes as Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
@@ -114,10 +113,9 @@ fn execution_status(status: &str) -> StatusCode {
 /// one is looked up on chain every few seconds until it is included or provably never will be.
 pub(crate) async fn show_execution(
     State(service): State<Arc<Service>>,
-    headers: HeaderMap,
+    Authed(app): Authed,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let app = authenticate(&service, &headers).await?;
     if id.len() > 100 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
         return Err(ApiError::bad(format!(
             "execution id `{}` is not one this service gives",
@@ -135,11 +133,11 @@ pub(crate) async fn show_execution(
 
 pub(crate) async fn execute(
     State(service): State<Arc<Service>>,
+    Authed(app): Authed,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Body,
+    ApiJson(req, body): ApiJson<Execute>,
 ) -> ApiResult {
-    let app = authenticate(&service, &headers).await?;
     let idempotency_key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => {
@@ -150,7 +148,6 @@ pub(crate) async fn execute(
             Some(key.to_string())
         }
     };
-    let req: Execute = parse_body(&headers, &body)?;
     let (row, session, id) = load(&service, &app, &id).await?;
     let account = row_account(&row)?;
     let names = session_names(&service, &row);

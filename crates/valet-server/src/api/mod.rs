@@ -1,13 +1,14 @@
 //! The HTTP API, one module per resource: every answer is JSON; every bad request gets a 4xx
-//! naming the problem (bodies, paths and queries are parsed here, not by extractors with
-//! plain-text rejections). The shared pieces — the error type, the router, parsing and
-//! authentication — are here.
+//! naming the problem (typed extractors whose rejections are the API's JSON errors: see
+//! [`extract`]). The shared pieces — the error type, the router, parsing and authentication —
+//! are here.
 
 pub(crate) mod accounts;
 pub(crate) mod apps;
 pub(crate) mod audit;
 pub(crate) mod devnet;
 pub(crate) mod executions;
+pub(crate) mod extract;
 pub(crate) mod health;
 pub(crate) mod schedules;
 pub(crate) mod sessions;
@@ -17,6 +18,7 @@ use apps::*;
 use audit::*;
 use devnet::*;
 use executions::*;
+pub(crate) use extract::{ApiJson, ApiQuery, Authed};
 use health::*;
 use schedules::*;
 use sessions::*;
@@ -26,7 +28,6 @@ use std::sync::Arc;
 
 use alloy::primitives::{Address, B256, Bytes, U256};
 use axum::Router;
-use axum::body::Bytes as Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -273,59 +274,6 @@ pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 
 // ------------------------------------------------------------------ parsing helpers
 
-pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &Body) -> Result<T, ApiError> {
-    if let Some(ct) = headers.get(axum::http::header::CONTENT_TYPE) {
-        let ct = ct.to_str().unwrap_or_default();
-        // The media type before any parameters (`application/json; charset=utf-8`), exactly.
-        let media = ct.split(';').next().unwrap_or_default().trim();
-        if !media.eq_ignore_ascii_case("application/json") {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                format!("content type `{ct}`: send application/json"),
-            ));
-        }
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad(format!("request body: {e}")))
-}
-
-pub(crate) fn query_map(query: Option<String>) -> Result<BTreeMap<String, String>, ApiError> {
-    let mut out = BTreeMap::new();
-    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let decode = |s: &str| {
-            percent_decode(s)
-                .ok_or_else(|| ApiError::bad(format!("query parameter `{s}` is not valid percent-encoding")))
-        };
-        out.insert(decode(k)?, decode(v)?);
-    }
-    Ok(out)
-}
-
-pub(crate) fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 pub(crate) fn parse_address(text: &str, what: &str) -> Result<Address, ApiError> {
     text.parse::<Address>()
         .map_err(|_| ApiError::bad(format!("{what} `{text}` is not an address (0x + 40 hex digits)")))
@@ -418,17 +366,22 @@ pub(crate) async fn authenticate(service: &Service, headers: &HeaderMap) -> Resu
 /// /v1/apps` needs the admin token; every other route an app's API key.
 async fn authenticate_first(
     State(service): State<Arc<Service>>,
-    request: axum::extract::Request,
+    mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     if request.uri().path().starts_with("/v1/") {
         let checked = if request.uri().path() == "/v1/apps" {
-            admin(&service, request.headers()).map(drop)
+            admin(&service, request.headers()).map(|()| None)
         } else {
-            authenticate(&service, request.headers()).await.map(drop)
+            authenticate(&service, request.headers()).await.map(Some)
         };
-        if let Err(e) = checked {
-            return e.into_response();
+        match checked {
+            Err(e) => return e.into_response(),
+            // Handed to the handler's [`Authed`]: one look-up per request.
+            Ok(Some(app)) => {
+                request.extensions_mut().insert(app);
+            }
+            Ok(None) => {}
         }
     }
     next.run(request).await

@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes as Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -42,12 +41,10 @@ pub(crate) fn schedule_json(s: &ScheduleRow) -> Value {
 
 pub(crate) async fn create_schedule(
     State(service): State<Arc<Service>>,
-    headers: HeaderMap,
+    Authed(app): Authed,
     Path(id): Path<String>,
-    body: Body,
+    ApiJson(req, _): ApiJson<CreateSchedule>,
 ) -> ApiResult {
-    let app = authenticate(&service, &headers).await?;
-    let req: CreateSchedule = parse_body(&headers, &body)?;
     let every = match &req.every {
         Value::Number(n) => n.as_u64().ok_or_else(|| ApiError::bad(format!("every = {n}: give whole seconds")))?,
         Value::String(text) => {
@@ -120,10 +117,9 @@ pub(crate) fn call_json(c: &CallRequest) -> Value {
 
 pub(crate) async fn list_schedules(
     State(service): State<Arc<Service>>,
-    headers: HeaderMap,
+    Authed(app): Authed,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let app = authenticate(&service, &headers).await?;
     let (row, _, _) = load(&service, &app, &id).await?;
     let schedules = service.vault.schedules(&app.id, Some(&row.id)).await?;
     ok(StatusCode::OK, json!({ "schedules": schedules.iter().map(schedule_json).collect::<Vec<_>>() }))
@@ -131,10 +127,9 @@ pub(crate) async fn list_schedules(
 
 pub(crate) async fn cancel_schedule(
     State(service): State<Arc<Service>>,
-    headers: HeaderMap,
+    Authed(app): Authed,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let app = authenticate(&service, &headers).await?;
     if id.len() != 32 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(ApiError::bad(format!("schedule id `{id}` is not 32 hex digits")));
     }

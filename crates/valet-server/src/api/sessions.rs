@@ -4,9 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use alloy::primitives::{Address, B256, Bytes};
-use axum::body::Bytes as Body;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use valet_client::session::Wiping;
@@ -40,9 +39,11 @@ pub(crate) struct Propose {
     pub(crate) names: BTreeMap<String, String>,
 }
 
-pub(crate) async fn propose(State(service): State<Arc<Service>>, headers: HeaderMap, body: Body) -> ApiResult {
-    let app = authenticate(&service, &headers).await?;
-    let req: Propose = parse_body(&headers, &body)?;
+pub(crate) async fn propose(
+    State(service): State<Arc<Service>>,
+    Authed(app): Authed,
+    ApiJson(req, _): ApiJson<Propose>,
+) -> ApiResult {
     let owner = parse_address(&req.owner, "owner")?;
     let salt = req.salt.as_deref().map(parse_salt).transpose()?.unwrap_or_default();
     let spec = match (&req.spec, &req.permission_request) {
@@ -179,12 +180,10 @@ pub(crate) struct Grant {
 
 pub(crate) async fn grant(
     State(service): State<Arc<Service>>,
-    headers: HeaderMap,
+    Authed(app): Authed,
     Path(id): Path<String>,
-    body: Body,
+    ApiJson(req, _): ApiJson<Grant>,
 ) -> ApiResult {
-    let app = authenticate(&service, &headers).await?;
-    let req: Grant = parse_body(&headers, &body)?;
     let signature = parse_signature(&req.signature)?;
     let (row, session, id) = load(&service, &app, &id).await?;
     if row.status != "proposed" {
@@ -259,20 +258,27 @@ async fn onchain_revocation(service: &Service, session: &str) -> Result<Value, A
     })
 }
 
-pub(crate) async fn show(State(service): State<Arc<Service>>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
-    let app = authenticate(&service, &headers).await?;
+pub(crate) async fn show(
+    State(service): State<Arc<Service>>,
+    Authed(app): Authed,
+    Path(id): Path<String>,
+) -> ApiResult {
     let (row, session, _) = load(&service, &app, &id).await?;
     ok(StatusCode::OK, session_json(&service, &row, &session).await?)
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    account: Option<String>,
+}
+
 pub(crate) async fn list(
     State(service): State<Arc<Service>>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
+    Authed(app): Authed,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult {
-    let app = authenticate(&service, &headers).await?;
-    let q = query_map(query)?;
-    let account = q.get("account").map(|a| parse_address(a, "account")).transpose()?;
+    let account = q.account.as_deref().map(|a| parse_address(a, "account")).transpose()?;
     let rows = service.vault.sessions(&app.id, account.map(|a| a.to_string()).as_deref()).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
@@ -284,10 +290,9 @@ pub(crate) async fn list(
 
 pub(crate) async fn revoke(
     State(service): State<Arc<Service>>,
-    headers: HeaderMap,
+    Authed(app): Authed,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let app = authenticate(&service, &headers).await?;
     let (row, _, id) = load(&service, &app, &id).await?;
     // Stop use in the service at once, before anything reaches the chain.
     let detail = json!({ "by": "app" });
@@ -325,12 +330,10 @@ pub(crate) async fn revoke(
 
 pub(crate) async fn revoke_onchain(
     State(service): State<Arc<Service>>,
-    headers: HeaderMap,
+    Authed(app): Authed,
     Path(id): Path<String>,
-    body: Body,
+    ApiJson(req, _): ApiJson<Grant>,
 ) -> ApiResult {
-    let app = authenticate(&service, &headers).await?;
-    let req: Grant = parse_body(&headers, &body)?;
     let signature = parse_signature(&req.signature)?;
     let (row, _, id) = load(&service, &app, &id).await?;
     let account = row_account(&row)?;
