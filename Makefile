@@ -19,7 +19,7 @@ demo: tools
 up: tools web
 	cargo run -q --locked -p valet-cli -- up $(UP_ARGS)
 
-## bench: the service's executions/s and p50/p99 latency on anvil, direct vs Alto, with their ratio
+## bench: a load run of the service on anvil at 1, 8, 32 and 64 concurrent sessions (release): exec/s, p50/p99, errors 0, chain == record, ratio to 1 session; Alto at 8 beside direct
 bench: tools
 	cargo run -q --release --locked -p valet-cli -- bench $(BENCH_ARGS)
 

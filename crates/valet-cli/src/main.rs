@@ -80,14 +80,25 @@ enum Command {
     },
     /// The session-key service against a chain with Valet deployed, until Ctrl-C.
     Serve(serve::ServeArgs),
-    /// The service's throughput and latency on anvil: direct submission and Alto, side by side.
+    /// A load run of the service on anvil: executions/s, p50/p99, errors and chain == record at
+    /// each concurrency level (each on a fresh devnet), with direct submission; one level through
+    /// Alto beside it. Exits non-zero on any error or a chain that differs from the record.
     Bench {
-        /// Sessions executing concurrently.
-        #[arg(long, default_value = "8")]
-        sessions: usize,
-        /// Executions per session.
+        /// Concurrency levels: sessions executing at once, each in a closed loop. The first level
+        /// is the baseline of the throughput ratios.
+        #[arg(long, value_delimiter = ',', default_value = "1,8,32,64")]
+        levels: Vec<usize>,
+        /// How long each level's load runs, in seconds (after its sessions' warm-up).
         #[arg(long, default_value = "10")]
-        executions: usize,
+        seconds: u64,
+        /// The level also run through the Alto bundler, compared with direct submission at the
+        /// same level (0: no Alto run).
+        #[arg(long, default_value = "8")]
+        alto: usize,
+        /// Where the time goes, per level: node calls by method, SQL statements, the submitter's
+        /// phases, CPU used by the service and anvil.
+        #[arg(long)]
+        profile: bool,
         /// One JSON document.
         #[arg(long)]
         json: bool,
@@ -258,27 +269,35 @@ pub(crate) async fn submitter_for(devnet: &Devnet) -> anyhow::Result<Arc<dyn Sub
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: warnings, and the service's own info lines).
-/// Nothing that can sign is ever a field of a log line.
-fn init_logging() {
+/// Nothing that can sign is ever a field of a log line. `valet bench --profile` adds its
+/// profiler beside the log output, with a filter of its own.
+fn init_logging(profiler: Option<bench::Profiler>) {
+    use tracing_subscriber::layer::{Layer as _, SubscriberExt as _};
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,valet_server=info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let log = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_filter(filter);
+    let profiler = profiler.map(|p| p.with_filter(tracing_subscriber::filter::filter_fn(bench::Profiler::wants)));
+    let _ = tracing_subscriber::registry().with(log).with(profiler).try_init();
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    let profiler = matches!(cli.command, Command::Bench { profile: true, .. }).then(bench::Profiler::default);
+    init_logging(profiler.clone());
     let result = match cli.command {
         Command::Demo { json, bundler } => demo::run(json, bundler == BundlerChoice::Alto).await,
         Command::Devnet { json, bundler, data } => {
             commands::devnet(json, bundler == BundlerChoice::Alto, &data.path()).await
         }
-        Command::Bench { sessions, executions, json } => bench::run(sessions, executions, json).await,
+        Command::Bench { levels, seconds, alto, profile: _, json } => {
+            let run_for = std::time::Duration::from_secs(seconds);
+            bench::run(bench::Plan { levels, run_for, alto: (alto > 0).then_some(alto), profiler }, json).await
+        }
         Command::Up { port, data_dir, bundler, json, web } => {
             serve::up(port, data_dir, bundler == BundlerChoice::Alto, json, &web).await
         }

@@ -403,15 +403,24 @@ impl Valet {
         labels: &Labels,
     ) -> Result<Proposal, Error> {
         let account_epoch = self.account_epoch(account.address).await?;
+        let chain_time = self.chain_time().await?;
         let now = self.now().await?;
         // Straight from the OS (a user-space RNG keeps its output buffered: `random()`'s kept
         // the key's bytes), and after the last await: the key is never part of this future's
         // state, which nothing wipes.
         let key = PrivateKeySigner::random_with(&mut OsRng);
         let ctx = SpecContext { now, session_key: key.address(), account_epoch, names: names.clone() };
-        let session = spec.resolve(&ctx)?;
-        let digest = eip712::grant_digest(&session, account.address, self.deployment.validator, self.chain_id)?;
+        let mut session = spec.resolve(&ctx)?;
+        // What the owner is told: the window as it will be used, from Valet's clock.
         let summary = summary(&session, &spec.functions()?, labels);
+        // The window ends its whole duration after Valet's clock, but starts no later than the
+        // latest block: a bundler simulates at that block, and where it lags the wall clock (an
+        // idle chain, or a grant within a block time) a window starting at the wall clock is "not
+        // due" there. No block can come before the latest, so the earlier start grants nothing.
+        if spec.valid_after.is_none() && chain_time < session.valid_after {
+            session.valid_after = chain_time.max(1);
+        }
+        let digest = eip712::grant_digest(&session, account.address, self.deployment.validator, self.chain_id)?;
         Ok(Proposal {
             account: *account,
             id: session.id()?,

@@ -525,13 +525,13 @@ pub async fn handle_ops(
     Ok((receipt, included))
 }
 
-/// Polls for `hash`'s receipt from 5 ms, doubling to 200 ms, for up to two minutes (alloy's
+/// Polls for `hash`'s receipt from 1 ms, doubling to 200 ms, for up to two minutes (alloy's
 /// pending-transaction watcher polls every 250 ms even on a local node, which would dominate
 /// latency on anvil). The transaction was sent: a failed poll is tried again, and no receipt in
 /// time is [`Error::OutcomeUnknown`], never a failure.
 async fn wait_for_receipt(provider: &DynProvider, hash: B256) -> Result<TransactionReceipt, Error> {
     let deadline = tokio::time::Instant::now() + RECEIPT_WAIT;
-    let mut every = Duration::from_millis(5);
+    let mut every = Duration::from_millis(1);
     let mut last_error = None;
     loop {
         match provider.get_transaction_receipt(hash).await {

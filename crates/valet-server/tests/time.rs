@@ -1,5 +1,5 @@
-//! Time in the service, against a real anvil whose clock is steered: proposals start at Valet's
-//! clock (the later of the chain's last block and the wall clock), a proposal that expired
+//! Time in the service, against a real anvil whose clock is steered: proposals last their whole
+//! duration from Valet's clock (the later of the chain's last block and the wall clock), a proposal that expired
 //! waiting for its grant is not granted, and the scheduler says truly why it skipped runs —
 //! missed while the service was down, or late while it ran (the chain's clock jumped).
 
@@ -39,12 +39,13 @@ async fn events(s: &Server, key: &str, session: &str, event: &str) -> Vec<Value>
         .collect()
 }
 
-/// After a devnet idles, its last block lags the wall clock. A session proposed then starts at
-/// the wall clock with its whole duration (it used to start at the last block: a 2-minute
+/// After a devnet idles, its last block lags the wall clock. A session proposed then keeps its
+/// whole duration from the wall clock, its window opening at the latest block (it used to be
+/// counted from the last block: a 2-minute
 /// session proposed 10 minutes after the last block was over before it was granted). A
 /// proposal whose window closed while it waited for the owner is not granted.
 #[tokio::test]
-async fn proposals_start_at_the_wall_clock_and_an_expired_one_is_not_granted() {
+async fn proposals_last_their_whole_duration_and_an_expired_one_is_not_granted() {
     let devnet = Devnet::start().await.expect("devnet");
     let (s, _, dir, _) = boot(&devnet, "time-proposals", false, None).await;
     let key = app_key(&s, "clock").await;
@@ -62,8 +63,8 @@ async fn proposals_start_at_the_wall_clock_and_an_expired_one_is_not_granted() {
     assert_eq!(status, 201, "{proposed}");
     let (after, until) =
         (proposed["valid_after"].as_u64().expect("after"), proposed["valid_until"].as_u64().expect("until"));
-    assert!(after >= before, "starts at the wall clock ({before}), not at the last block: {proposed}");
-    assert_eq!(until - after + 1, 120, "the whole 2 minutes: {proposed}");
+    assert!(until + 1 >= before + 120, "the whole 2 minutes from the wall clock ({before}): {proposed}");
+    assert_eq!(after, block.header.timestamp, "starts at the latest block, where a bundler simulates: {proposed}");
     assert!(proposed["summary"][0].as_str().is_some_and(|l| l.starts_with("Valid for 2 minutes")), "{proposed}");
 
     // Proposed for 30 s; the owner signs a minute later.
@@ -153,4 +154,58 @@ async fn the_scheduler_tells_runs_missed_while_down_from_late_ones() {
     drop((down, up));
     let _ = std::fs::remove_dir_all(&dir_down);
     let _ = std::fs::remove_dir_all(&dir_up);
+}
+
+/// Through a bundler, which simulates at the latest block: on an idle chain (its last block 10
+/// minutes behind the wall clock) a session granted now is used at once — its window starts no
+/// later than the latest block — instead of being refused "AA22 not due" until a block comes.
+#[tokio::test]
+async fn a_session_granted_on_an_idle_chain_is_usable_at_once_through_a_bundler() {
+    use std::sync::Arc;
+    let devnet = Devnet::start_with(valet_client::DevnetOptions { alto: true }).await.expect("devnet with Alto");
+    let client = valet_client::BundlerClient::new(&devnet.bundler_url().expect("alto"), devnet.addresses.entry_point)
+        .expect("client");
+    let valet = valet_client::Valet::new(
+        devnet.provider.clone(),
+        Arc::new(valet_client::Bundler::new(client)),
+        devnet.deployment(),
+    )
+    .await
+    .expect("valet");
+    let (s, _, dir, _) = boot_with(&devnet, "time-bundler", false, None, None, 1, move |service, _| {
+        service.valet = valet;
+        service.relayer = None;
+    })
+    .await;
+    let key = app_key(&s, "clock").await;
+    let owner = devnet.key(3);
+    // The account, funded while the chain still moves (funding mines a block).
+    let (_, found) = s.call("GET", &format!("/v1/accounts/{}", owner.address()), Some(&key), None).await;
+    let fresh_account: alloy::primitives::Address = found["address"].as_str().expect("address").parse().expect("hex");
+    devnet.fund(fresh_account, U256::from(10u128.pow(18))).await.expect("fund");
+    // Idle: the last block 10 minutes ago, anvil's clock back at the wall clock. Nothing mines a
+    // block from here until the bundler sends the operation.
+    rpc(&devnet, "evm_setTime", wall() - 600).await;
+    devnet.mine().await.expect("mine");
+    rpc(&devnet, "evm_setTime", wall()).await;
+    let spec = format!("valid_for = \"1h\"\n{MINT}[fees]\nbudget = \"0.5 ether\"\n");
+    let (status, proposed) =
+        s.call("POST", "/v1/sessions", Some(&key), Some(json!({ "owner": owner.address(), "spec": spec }))).await;
+    assert_eq!(status, 201, "{proposed}");
+    let fresh = proposed["session_id"].as_str().expect("id").to_string();
+    assert_eq!(
+        proposed["account"].as_str().expect("account").parse::<alloy::primitives::Address>().expect("hex"),
+        fresh_account
+    );
+    let digest: B256 = proposed["digest"].as_str().expect("digest").parse().expect("hex");
+    let signature = alloy::hex::encode_prefixed(owner.sign_hash_sync(&digest).expect("sign").as_bytes());
+    let (status, body) = s
+        .call("POST", &format!("/v1/sessions/{fresh}/grant"), Some(&key), Some(json!({ "signature": signature })))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mint = json!({ "calls": [{ "to": "ValetNFT", "function": "mint(address to, uint256 quantity)", "args": ["$account", 1] }] });
+    let (status, body) = s.call("POST", &format!("/v1/sessions/{fresh}/execute"), Some(&key), Some(mint)).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("included")), "{body}");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
 }
