@@ -554,15 +554,20 @@ async fn vault_alone(db: &str, key: &str, sessions: &[String], run_for: Duration
                     let t = timed("app_by_key", first);
                     vault.session(&app, &session).await?;
                     let t = timed("session", t);
-                    let valet_server::vault::Begin::New(id) =
-                        vault.begin_execution(&app, &session, None, "bench").await?
-                    else {
+                    let valet_server::vault::Begin::New(id) = vault.begin_execution(&app, None).await? else {
                         bail!("an execution without an idempotency key was not new");
                     };
                     let t = timed("begin_execution", t);
                     vault.session(&app, &session).await?;
                     let t = timed("session", t);
-                    vault.execution_built(&id, &B256::ZERO.to_string(), &operation).await?;
+                    let new = valet_server::vault::NewExecution {
+                        id: &id,
+                        app: &app,
+                        session: &session,
+                        key: None,
+                        request_hash: "bench",
+                    };
+                    vault.execution_built(&new, &B256::ZERO.to_string(), &operation).await?;
                     let t = timed("execution_built", t);
                     let detail = json!({ "execution_id": id, "replayed": true });
                     let audit = valet_server::vault::Audit {

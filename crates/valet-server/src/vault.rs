@@ -193,10 +193,25 @@ async fn insert_audit(conn: &mut sqlx::AnyConnection, a: &Audit<'_>) -> Result<(
 /// Where an execution with an idempotency key stands when a request arrives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Begin {
-    /// Recorded as pending under this id: go ahead.
+    /// Not used before: go ahead, under this id (nothing is written yet).
     New(String),
     /// The key was used before: this is what happened.
     Existing(ExecutionRow),
+}
+
+/// An execution not written yet: what its first write records.
+#[derive(Debug, Clone, Copy)]
+pub struct NewExecution<'a> {
+    /// Its id ([`Begin::New`]).
+    pub id: &'a str,
+    /// The app.
+    pub app: &'a str,
+    /// The session.
+    pub session: &'a str,
+    /// The Idempotency-Key, if any.
+    pub key: Option<&'a str>,
+    /// sha256 of the request body.
+    pub request_hash: &'a str,
 }
 
 /// The vault.
@@ -438,57 +453,92 @@ impl Vault {
         Ok(changed)
     }
 
-    /// Records the start of an execution; with an idempotency key already used, returns what
-    /// happened to it instead.
-    pub async fn begin_execution(
+    /// Starts an execution: a fresh id for it (nothing is written until it is built or refused,
+    /// [`Vault::execution_built`], [`Vault::record_unsent`]); with an idempotency key already
+    /// used, what happened to it instead. The caller holds the session's lane.
+    pub async fn begin_execution(&self, app: &str, key: Option<&str>) -> Result<Begin, Error> {
+        if let Some(key) = key {
+            let row = sqlx::query(&format!(
+                "SELECT {EXECUTION_COLUMNS} FROM executions WHERE app_id = $1 AND idempotency_key = $2"
+            ))
+            .bind(app)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+            if let Some(row) = row {
+                return Ok(Begin::Existing(execution_row(&row)?));
+            }
+        }
+        Ok(Begin::New(random_id()))
+    }
+
+    /// Records the signed operation (JSON) and its userOpHash before it is submitted: the
+    /// execution's first write (or, built again, its operation replaced). False, and nothing
+    /// written, if another request took its idempotency key meanwhile (on another session).
+    pub async fn execution_built(
         &self,
-        app: &str,
-        session: &str,
-        key: Option<&str>,
-        request_hash: &str,
-    ) -> Result<Begin, Error> {
-        let id = random_id();
+        new: &NewExecution<'_>,
+        user_op_hash: &str,
+        operation: &str,
+    ) -> Result<bool, Error> {
         let at = now();
-        let inserted = sqlx::query(
-            "INSERT INTO executions (id, app_id, session_id, idempotency_key, request_hash, status, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6)",
+        let written = sqlx::query(
+            "INSERT INTO executions (id, app_id, session_id, idempotency_key, request_hash, status, user_op_hash, \
+             operation, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $8) \
+             ON CONFLICT (id) DO UPDATE SET user_op_hash = $6, operation = $7, updated_at = $8",
         )
-        .bind(&id)
-        .bind(app)
-        .bind(session)
-        .bind(key)
-        .bind(request_hash)
+        .bind(new.id)
+        .bind(new.app)
+        .bind(new.session)
+        .bind(new.key)
+        .bind(new.request_hash)
+        .bind(user_op_hash)
+        .bind(operation)
         .bind(at)
         .execute(&self.pool)
         .await;
-        match inserted {
-            Ok(_) => Ok(Begin::New(id)),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() && key.is_some() => {
-                let row = sqlx::query(&format!(
-                    "SELECT {EXECUTION_COLUMNS} FROM executions WHERE app_id = $1 AND idempotency_key = $2"
-                ))
-                .bind(app)
-                .bind(key)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(db)?;
-                Ok(Begin::Existing(execution_row(&row)?))
-            }
+        match written {
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
             Err(e) => Err(db(e)),
         }
     }
 
-    /// Records the signed operation (JSON) and its userOpHash before it is submitted.
-    pub async fn execution_built(&self, id: &str, user_op_hash: &str, operation: &str) -> Result<(), Error> {
-        sqlx::query("UPDATE executions SET user_op_hash = $1, operation = $2, updated_at = $3 WHERE id = $4")
-            .bind(user_op_hash)
-            .bind(operation)
-            .bind(now())
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(())
+    /// Records an execution that ended before anything was built (refused, failed) with its
+    /// status and audit event, in one transaction. False, and nothing written, if another
+    /// request took its idempotency key meanwhile.
+    pub async fn record_unsent(
+        &self,
+        new: &NewExecution<'_>,
+        status: &str,
+        detail: &serde_json::Value,
+        audit: &Audit<'_>,
+    ) -> Result<bool, Error> {
+        let at = now();
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let written = sqlx::query(
+            "INSERT INTO executions (id, app_id, session_id, idempotency_key, request_hash, status, detail, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        )
+        .bind(new.id)
+        .bind(new.app)
+        .bind(new.session)
+        .bind(new.key)
+        .bind(new.request_hash)
+        .bind(status)
+        .bind(detail.to_string())
+        .bind(at)
+        .execute(&mut *tx)
+        .await;
+        match written {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(false),
+            Err(e) => return Err(db(e)),
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(true)
     }
 
     /// Records how an execution ended, and its audit event, in one transaction (a crash leaves

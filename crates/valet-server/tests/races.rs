@@ -110,3 +110,47 @@ async fn a_cancelled_schedule_never_runs_again() {
         listed["schedules"].as_array().expect("schedules").iter().filter_map(|s| s["status"].as_str()).collect();
     assert_eq!(statuses, vec!["cancelled"; 10], "{listed}");
 }
+
+/// Twenty requests with one Idempotency-Key at once on one session, and one more on another
+/// session: one operation, one mint, and every answer is that execution (or its replay) or says
+/// the key is taken.
+#[tokio::test]
+async fn one_idempotency_key_is_one_operation_however_many_ask_at_once() {
+    let devnet = Devnet::start().await.expect("devnet");
+    let (s, _, _, _) = boot(&devnet, "idempotency-race", false, None).await;
+    let s = std::sync::Arc::new(s);
+    let key = app_key(&s, "race").await;
+    let (id, account) = granted(&s, &key, &devnet.key(3), MINT_ANY).await;
+    let (other, other_account) = granted(&s, &key, &devnet.key(4), MINT_ANY).await;
+    for a in [account, other_account] {
+        devnet.fund(a, U256::from(10u128.pow(18))).await.expect("fund");
+    }
+    let mint = json!({ "calls": [{ "to": "ValetNFT", "function": "mint(address to, uint256 quantity)", "args": ["$account", 1] }] });
+    let mut tasks = Vec::new();
+    for n in 0..21 {
+        let (s, key, mint) = (s.clone(), key.clone(), mint.to_string());
+        let session = if n == 20 { other.clone() } else { id.clone() };
+        tasks.push(tokio::spawn(async move {
+            let headers = [("idempotency-key", "once"), ("content-type", "application/json")];
+            (n, s.raw("POST", &format!("/v1/sessions/{session}/execute"), Some(&key), Some(mint), &headers).await)
+        }));
+    }
+    // Whichever session gets the key first executes once; every other answer is that execution
+    // (its replay) or says the key is taken.
+    let mut executions = std::collections::BTreeSet::new();
+    for task in tasks {
+        let (_, (status, body)) = task.await.expect("task");
+        match status {
+            200 => {
+                assert_eq!(body["status"], "included", "{body}");
+                executions.insert(body["execution_id"].as_str().expect("id").to_string());
+            }
+            422 => assert_eq!(body["error"], "idempotency_key_reused", "{body}"),
+            409 => assert_eq!(body["error"], "in_progress", "{body}"),
+            _ => panic!("{status} {body}"),
+        }
+    }
+    assert_eq!(executions.len(), 1, "one execution: {executions:?}");
+    let minted = nfts(&devnet, account).await + nfts(&devnet, other_account).await;
+    assert_eq!(minted, U256::from(1), "one mint across both sessions");
+}

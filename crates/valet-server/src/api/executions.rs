@@ -14,7 +14,7 @@ use valet_core::spec::{Function, explain};
 use valet_core::{Call, Session};
 
 use crate::Service;
-use crate::vault::{App, Audit, Begin, ExecutionRow, SessionRow, sha256_hex};
+use crate::vault::{App, Audit, Begin, ExecutionRow, NewExecution, SessionRow, sha256_hex};
 
 use super::*;
 
@@ -182,6 +182,24 @@ pub(crate) async fn execute(
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("execution task: {e}")))?
 }
 
+/// Records an execution that ends before anything is sent, as `status` with `audit` (whose detail
+/// is the execution's): written now, or updated if it was built before (`written`).
+async fn unsent(
+    service: &Service,
+    new: &NewExecution<'_>,
+    written: bool,
+    status: &'static str,
+    audit: &Audit<'_>,
+) -> Result<(), crate::Error> {
+    if written {
+        service.vault.finish_execution(new.id, status, None, None, audit.detail, audit).await?;
+    } else {
+        service.vault.record_unsent(new, status, audit.detail, audit).await?;
+    }
+    service.metrics.inc("valet_executions_total", &[("outcome", status)]);
+    Ok(())
+}
+
 /// One execution, owned by its task.
 pub(crate) struct Run {
     pub(crate) service: Arc<Service>,
@@ -203,38 +221,46 @@ impl Run {
         let account = row_account(&row)?;
         // One execution at a time on this session's lane.
         let _lane = service.hold_lane(&row.id).await?;
-        let execution_id =
-            match service.vault.begin_execution(&app.id, &row.id, idempotency_key.as_deref(), &request_hash).await? {
-                Begin::New(execution_id) => execution_id,
-                Begin::Existing(previous) => {
-                    if previous.request_hash != request_hash || previous.session_id != row.id {
-                        return Err(ApiError::new(
-                            StatusCode::UNPROCESSABLE_ENTITY,
-                            "idempotency_key_reused",
-                            "this Idempotency-Key was used for a different request",
-                        ));
-                    }
-                    if previous.status == "pending" {
-                        return Err(ApiError::conflict(
-                            "in_progress",
-                            "an execution with this Idempotency-Key is in progress",
-                        ));
-                    }
-                    // Unknown: look again now (this lane is held), so that the answer is the
-                    // chain's as of this request.
-                    let previous = if previous.status == "unknown" {
-                        let operation = service.vault.execution(&app.id, &previous.id).await?.and_then(|(_, op)| op);
-                        service.settle(&app.id, &previous, operation.as_deref()).await?;
-                        service.vault.execution(&app.id, &previous.id).await?.map(|(e, _)| e).unwrap_or(previous)
-                    } else {
-                        previous
-                    };
-                    let mut body = execution_json(&previous);
-                    body["replayed"] = Value::Bool(true);
-                    return ok(execution_status(&previous.status), body);
+        let execution_id = match service.vault.begin_execution(&app.id, idempotency_key.as_deref()).await? {
+            Begin::New(execution_id) => execution_id,
+            Begin::Existing(previous) => {
+                if previous.request_hash != request_hash || previous.session_id != row.id {
+                    return Err(ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "idempotency_key_reused",
+                        "this Idempotency-Key was used for a different request",
+                    ));
                 }
-            };
+                if previous.status == "pending" {
+                    return Err(ApiError::conflict(
+                        "in_progress",
+                        "an execution with this Idempotency-Key is in progress",
+                    ));
+                }
+                // Unknown: look again now (this lane is held), so that the answer is the
+                // chain's as of this request.
+                let previous = if previous.status == "unknown" {
+                    let operation = service.vault.execution(&app.id, &previous.id).await?.and_then(|(_, op)| op);
+                    service.settle(&app.id, &previous, operation.as_deref()).await?;
+                    service.vault.execution(&app.id, &previous.id).await?.map(|(e, _)| e).unwrap_or(previous)
+                } else {
+                    previous
+                };
+                let mut body = execution_json(&previous);
+                body["replayed"] = Value::Bool(true);
+                return ok(execution_status(&previous.status), body);
+            }
+        };
 
+        let new = NewExecution {
+            id: &execution_id,
+            app: &app.id,
+            session: &row.id,
+            key: idempotency_key.as_deref(),
+            request_hash: &request_hash,
+        };
+        // Whether the execution's row is written (from the first build on).
+        let mut written = false;
         let no_detail = Value::Null;
         let audit =
             Audit { app: &app.id, account: Some(&row.account), session: Some(&row.id), event: "", detail: &no_detail };
@@ -252,8 +278,7 @@ impl Run {
         if let Some((code, reason)) = stopped {
             let detail = json!({ "execution_id": execution_id, "reason": reason, "sent": false });
             let audit = Audit { event: "execution.refused", detail: &detail, ..audit };
-            service.vault.finish_execution(&execution_id, "refused", None, None, &detail, &audit).await?;
-            service.metrics.inc("valet_executions_total", &[("outcome", "refused")]);
+            unsent(&service, &new, written, "refused", &audit).await?;
             return Err(ApiError::conflict(code, reason));
         }
         let key_bytes = alloy::hex::decode(&row.sealed_key)
@@ -286,8 +311,7 @@ impl Run {
                     let detail =
                         json!({ "execution_id": execution_id, "reason": reason, "refusal": refusal.to_string() });
                     let audit = Audit { event: "execution.refused", detail: &detail, ..audit };
-                    service.vault.finish_execution(&execution_id, "refused", None, None, &detail, &audit).await?;
-                    service.metrics.inc("valet_executions_total", &[("outcome", "refused")]);
+                    unsent(&service, &new, written, "refused", &audit).await?;
                     let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", reason);
                     e.extra = Some(json!({ "refusal": refusal.to_string(), "execution_id": execution_id }));
                     return Err(e);
@@ -295,14 +319,20 @@ impl Run {
                 Err(e) => {
                     let detail = json!({ "execution_id": execution_id, "error": e.to_string() });
                     let audit = Audit { event: "execution.failed", detail: &detail, ..audit };
-                    service.vault.finish_execution(&execution_id, "failed", None, None, &detail, &audit).await?;
-                    service.metrics.inc("valet_executions_total", &[("outcome", "failed")]);
+                    unsent(&service, &new, written, "failed", &audit).await?;
                     return Err(e.into());
                 }
             };
             let user_op_hash = prepared.op.hash(service.valet.deployment().entry_point, service.valet.chain_id());
             let operation = serde_json::to_string(&prepared.op).unwrap_or_default();
-            service.vault.execution_built(&execution_id, &user_op_hash.to_string(), &operation).await?;
+            if !service.vault.execution_built(&new, &user_op_hash.to_string(), &operation).await? {
+                // Another request (on another session) took this Idempotency-Key meanwhile.
+                return Err(ApiError::conflict(
+                    "in_progress",
+                    "an execution with this Idempotency-Key is in progress; nothing was sent for this request",
+                ));
+            }
+            written = true;
             let submitted = service.valet.submit(std::slice::from_ref(&prepared.op)).await;
             match &submitted {
                 Err(e) if e.already_deployed() && !rebuilt => {
