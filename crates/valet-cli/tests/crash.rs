@@ -8,9 +8,7 @@
 //! `VALET_CRASH_KILL_MS=N` kills N ms into the burst (default: a random moment, printed).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -26,6 +24,9 @@ use alloy::transports::http::reqwest;
 use serde_json::{Value, json};
 use valet_client::contracts::ValetNFT;
 use valet_client::contracts::entry_point::EntryPoint;
+
+mod common;
+use common::*;
 
 const MINT: &str = "mint(address to, uint256 quantity)";
 
@@ -47,153 +48,6 @@ const ADMIN: &str = "crash-test-admin-token-0123456789";
 
 /// How many concurrent executions are in flight when the service is killed.
 const BURST: usize = 24;
-
-/// Variables `valet` reads that must not leak in from the caller's environment.
-const VALET_VARS: [&str; 11] = [
-    "VALET_HOME",
-    "VALET_RPC_URL",
-    "VALET_BUNDLER_URL",
-    "VALET_RELAYER_KEY",
-    "VALET_DATABASE_URL",
-    "VALET_VALIDATOR",
-    "VALET_FACTORY",
-    "VALET_OWNER_KEY",
-    "VALET_OWNER_PASSWORD",
-    "VALET_PASSWORD",
-    "VALET_ADMIN_TOKEN",
-];
-
-/// A fresh temporary directory, removed when dropped (kept, and named, if the test panics).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let path = std::env::temp_dir().join(format!("valet-crash-test-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).expect("creating the test's temp dir");
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("kept {} (devnet.log, serve-*.log, serve/valet.db) for a look", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-/// A `valet` process that prints one JSON line when ready; stopped with SIGTERM by its own PID
-/// when dropped (also when the test panics), SIGKILL if it ignores SIGTERM for 30 s.
-struct Proc {
-    what: String,
-    child: Child,
-    /// Kept open so the process never writes to a closed pipe.
-    _stdout: Option<BufReader<ChildStdout>>,
-    log: PathBuf,
-    info: Value,
-    exited: Option<ExitStatus>,
-}
-
-impl Proc {
-    /// Starts `valet args` (stderr to `log`) and waits up to 2 minutes for its JSON line.
-    fn start(what: &str, args: &[&str], env: &[(&str, &str)], log: PathBuf) -> Self {
-        let stderr = std::fs::File::create(&log).expect("creating the log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_valet"));
-        for var in VALET_VARS {
-            command.env_remove(var);
-        }
-        let mut child = command
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{what} starts: {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut proc = Self { what: what.to_string(), child, _stdout: None, log, info: Value::Null, exited: None };
-        // Read the line in a thread of its own, so that a process that hangs fails the test
-        // instead of hanging it.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send((reader, line));
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok((reader, line)) if !line.trim().is_empty() => {
-                proc._stdout = Some(reader);
-                line
-            }
-            other => {
-                let status = proc.stop();
-                let why = if other.is_ok() { "printed nothing" } else { "printed nothing in 2 minutes" };
-                panic!("{what} {why} ({status}); its stderr:\n{}", proc.stderr());
-            }
-        };
-        proc.info = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{what} printed `{line}`: {e}"));
-        proc
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&self, signal: &str) {
-        let _ = Command::new("kill").args([format!("-{signal}"), self.pid().to_string()]).status();
-    }
-
-    /// SIGKILL by PID, at once; its exit status.
-    fn kill(&mut self) -> ExitStatus {
-        if let Some(status) = self.exited {
-            return status;
-        }
-        self.signal("KILL");
-        let status = self.child.wait().unwrap_or_else(|e| panic!("waiting for {}: {e}", self.what));
-        self.exited = Some(status);
-        status
-    }
-
-    /// SIGTERM by PID, then its exit status (SIGKILL after 30 s).
-    fn stop(&mut self) -> ExitStatus {
-        if let Some(status) = self.exited {
-            return status;
-        }
-        if let Ok(Some(status)) = self.child.try_wait() {
-            self.exited = Some(status);
-            return status;
-        }
-        self.signal("TERM");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-                _ => {
-                    eprintln!("{} (PID {}) ignored SIGTERM for 30 s: killing it", self.what, self.pid());
-                    self.signal("KILL");
-                    break self.child.wait().unwrap_or_else(|e| panic!("waiting for {}: {e}", self.what));
-                }
-            }
-        };
-        self.exited = Some(status);
-        status
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 /// What the devnet printed that the test uses.
 struct Chain {
@@ -261,57 +115,14 @@ fn serve(chain: &Chain, dir: &Path, run: usize) -> Proc {
     ];
     let proc = Proc::start(
         &format!("valet serve (run {run})"),
-        &args,
-        &[("VALET_ADMIN_TOKEN", ADMIN)],
+        valet(&args, &[("VALET_ADMIN_TOKEN", ADMIN)]),
         dir.join(format!("serve-{run}.log")),
     );
     assert!(proc.info["url"].is_string(), "valet serve's JSON line has no url: {}", proc.info);
     proc
 }
 
-/// A status and a JSON body (a string if the body is not JSON).
-type Answer = (u16, Value);
-
-/// The service's HTTP API, as an app with an API key.
-#[derive(Clone)]
-struct Api {
-    url: String,
-    http: reqwest::Client,
-    key: String,
-}
-
 impl Api {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<String>,
-        headers: &[(&str, &str)],
-    ) -> Result<Answer, String> {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
-        let mut request = self.http.request(method, format!("{}{path}", self.url));
-        request = request.header("authorization", format!("Bearer {}", self.key));
-        if let Some(body) = body {
-            request = request.header("content-type", "application/json").body(body);
-        }
-        for (k, v) in headers {
-            request = request.header(*k, *v);
-        }
-        let response = request.send().await.map_err(|e| format!("{e:?}"))?;
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|e| format!("{e:?}"))?;
-        let value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        Ok((status, value))
-    }
-
-    /// A call that must be answered.
-    async fn must(&self, method: &str, path: &str, body: Option<Value>) -> Answer {
-        self.call(method, path, body.map(|b| b.to_string()), &[])
-            .await
-            .unwrap_or_else(|e| panic!("{method} {path}: no answer: {e}"))
-    }
-
     /// One mint of 1 to the account, with `key` as its Idempotency-Key (if any).
     async fn mint(&self, session: &str, key: Option<&str>) -> Result<Answer, String> {
         let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
@@ -401,15 +212,14 @@ const ROUNDS: usize = 4;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_executes_twice_when_the_service_is_killed_mid_burst() {
     let started = Instant::now();
-    let dir = TempDir::new();
+    let dir = TempDir::new("crash-test");
     let home = dir.0.join("home");
     std::fs::create_dir_all(&home).expect("VALET_HOME");
 
     // 1. The devnet, stopped by its PID whatever happens.
     let devnet = Proc::start(
         "valet devnet",
-        &["devnet", "--json"],
-        &[("VALET_HOME", home.to_str().expect("a UTF-8 path"))],
+        valet(&["devnet", "--json"], &[("VALET_HOME", home.to_str().expect("a UTF-8 path"))]),
         dir.0.join("devnet.log"),
     );
     let chain = Chain::from(&devnet.info);

@@ -5,53 +5,18 @@
 //! Real processes, everything on 127.0.0.1. Every process the test starts, and every process it
 //! finds that `valet` started, is stopped by its own PID at the end, also when the test fails.
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
+use common::*;
+
 /// How long a process may take to go after what should end it (it takes well under a second).
 const WITHIN: Duration = Duration::from_secs(5);
-
-/// Variables `valet` reads that must not leak in from the caller's environment.
-const VALET_VARS: [&str; 11] = [
-    "VALET_HOME",
-    "VALET_RPC_URL",
-    "VALET_BUNDLER_URL",
-    "VALET_RELAYER_KEY",
-    "VALET_DATABASE_URL",
-    "VALET_VALIDATOR",
-    "VALET_FACTORY",
-    "VALET_OWNER_KEY",
-    "VALET_OWNER_PASSWORD",
-    "VALET_PASSWORD",
-    "VALET_ADMIN_TOKEN",
-];
-
-/// A fresh temporary directory, removed when dropped (kept, and named, if the test panics).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let path = std::env::temp_dir().join(format!("valet-{name}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).expect("creating the test's temp dir");
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("kept {} (valet.log) for a look", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
 
 /// A process seen in `/proc`: its PID, name, and start time (which tells it from a later
 /// process that gets the same PID).
@@ -109,72 +74,24 @@ fn descendants(root: u32) -> Vec<Seen> {
     found
 }
 
-/// A `valet` process that prints one JSON line when ready. When dropped (also when the test
-/// panics) it is stopped by its own PID (SIGTERM, SIGKILL after 30 s), and so is every process it
-/// was seen to start that is still alive: on the code this test guards against, those outlive it.
+/// A `valet` process ([`Proc`]) and what it was seen to start. When dropped (also when the test
+/// panics) it is stopped by its own PID, and so is every process it started that is still alive:
+/// on the code this test guards against, those outlive it.
 struct Valet {
-    child: Child,
-    /// Kept open so that `valet` never writes to a closed pipe.
-    _stdout: Option<BufReader<ChildStdout>>,
-    log: PathBuf,
-    info: Value,
-    exited: Option<ExitStatus>,
+    proc: Proc,
     /// What `valet` started (anvil, Alto), as found in `/proc`.
     started: Vec<Seen>,
 }
 
 impl Valet {
-    /// Starts `valet args` (stderr to `<dir>/valet.log`), waits up to 2 minutes for its JSON line,
-    /// and notes the processes it started.
+    /// Starts `valet args` in `dir` (stderr to `<dir>/valet.log`), waits up to 2 minutes for its
+    /// JSON line, and notes the processes it started.
     fn start(args: &[&str], dir: &Path) -> Self {
-        let log = dir.join("valet.log");
-        let stderr = std::fs::File::create(&log).expect("creating valet.log");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_valet"));
-        for var in VALET_VARS {
-            command.env_remove(var);
-        }
-        let mut child = command
-            .args(args)
-            .env("VALET_ADMIN_TOKEN", "processes-test-admin-token-0123")
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .unwrap_or_else(|e| panic!("valet {args:?} starts: {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut valet = Self { child, _stdout: None, log, info: Value::Null, exited: None, started: Vec::new() };
-        // Read the line in a thread of its own, so that a `valet` that hangs fails the test
-        // instead of hanging it.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send((reader, line));
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok((reader, line)) if !line.trim().is_empty() => {
-                valet._stdout = Some(reader);
-                line
-            }
-            other => {
-                let status = valet.stop();
-                let why = if other.is_ok() { "printed nothing" } else { "printed nothing in 2 minutes" };
-                panic!("valet {args:?} {why} ({status}); its stderr:\n{}", valet.stderr());
-            }
-        };
-        valet.info = serde_json::from_str(&line).unwrap_or_else(|e| panic!("valet {args:?} printed `{line}`: {e}"));
-        valet.started = descendants(valet.pid());
-        valet
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        let mut command = valet(args, &[("VALET_ADMIN_TOKEN", "processes-test-admin-token-0123")]);
+        command.current_dir(dir);
+        let proc = Proc::start(&format!("valet {args:?}"), command, dir.join("valet.log"));
+        let started = descendants(proc.pid());
+        Self { proc, started }
     }
 
     /// The one process named `name` that `valet` started.
@@ -185,56 +102,24 @@ impl Valet {
             _ => panic!("valet (PID {}) started {:?}: expected one `{name}`", self.pid(), self.started),
         }
     }
+}
 
-    fn signal(&self, signal: &str) {
-        let _ = Command::new("kill").args([format!("-{signal}"), self.pid().to_string()]).status();
+impl std::ops::Deref for Valet {
+    type Target = Proc;
+    fn deref(&self) -> &Proc {
+        &self.proc
     }
+}
 
-    /// SIGKILL by its PID, at once; its exit status.
-    fn kill(&mut self) -> ExitStatus {
-        if let Some(status) = self.exited {
-            return status;
-        }
-        self.signal("KILL");
-        let status = self.child.wait().expect("waiting for valet");
-        self.exited = Some(status);
-        status
-    }
-
-    /// Its exit status, if it exits within `within`.
-    fn wait(&mut self, within: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.exited {
-                return Some(status);
-            }
-            match self.child.try_wait() {
-                Ok(Some(status)) => self.exited = Some(status),
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-                _ => return None,
-            }
-        }
-    }
-
-    /// SIGTERM by its PID, then its exit status (SIGKILL after 30 s).
-    fn stop(&mut self) -> ExitStatus {
-        if let Some(status) = self.wait(Duration::ZERO) {
-            return status;
-        }
-        self.signal("TERM");
-        match self.wait(Duration::from_secs(30)) {
-            Some(status) => status,
-            None => {
-                eprintln!("valet (PID {}) ignored SIGTERM for 30 s: killing it", self.pid());
-                self.kill()
-            }
-        }
+impl std::ops::DerefMut for Valet {
+    fn deref_mut(&mut self) -> &mut Proc {
+        &mut self.proc
     }
 }
 
 impl Drop for Valet {
     fn drop(&mut self) {
-        self.stop();
+        self.proc.stop();
         for orphan in self.started.iter().filter(|p| p.alive()) {
             eprintln!("{} (PID {}) outlived valet: killing it", orphan.name, orphan.pid);
             orphan.kill();

@@ -11,10 +11,8 @@
 //! Real processes, everything on 127.0.0.1; the service is stopped by its own PID at the end,
 //! also when the test fails.
 
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::io::{Read, Seek, SeekFrom};
+use std::time::Duration;
 
 use alloy::primitives::{B256, U256};
 use alloy::signers::SignerSync;
@@ -22,6 +20,9 @@ use alloy::transports::http::reqwest;
 use serde_json::{Value, json};
 use valet_client::Devnet;
 use valet_server::{MasterKey, Vault};
+
+mod common;
+use common::*;
 
 /// How many sessions are granted and used.
 const SESSIONS: usize = 20;
@@ -42,170 +43,10 @@ budget = "0.01 ether"
 /// The test's admin token (it is not a secret this test looks for).
 const ADMIN: &str = "secrets-test-admin-token-0123456789";
 
-/// Variables `valet` reads that must not leak in from the caller's environment.
-const VALET_VARS: [&str; 12] = [
-    "VALET_HOME",
-    "VALET_RPC_URL",
-    "VALET_BUNDLER_URL",
-    "VALET_RELAYER_KEY",
-    "VALET_DATABASE_URL",
-    "VALET_VALIDATOR",
-    "VALET_FACTORY",
-    "VALET_OWNER_KEY",
-    "VALET_OWNER_PASSWORD",
-    "VALET_PASSWORD",
-    "VALET_ADMIN_TOKEN",
-    "VALET_MASTER_KEY",
-];
-
-/// A fresh temporary directory, removed when dropped (kept, and named, if the test panics).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let path = std::env::temp_dir().join(format!("valet-secrets-test-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).expect("creating the test's temp dir");
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("kept {} (serve.log, valet.db) for a look", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-/// `valet serve`, once it printed its JSON line; stopped with SIGTERM by its own PID when
-/// dropped (also when the test panics), SIGKILL if it ignores SIGTERM for 30 s.
-struct Serve {
-    child: Child,
-    /// Kept open so the process never writes to a closed pipe.
-    _stdout: Option<BufReader<ChildStdout>>,
-    log: PathBuf,
-    info: Value,
-    exited: Option<ExitStatus>,
-}
-
-impl Serve {
-    fn start(args: &[&str], log: PathBuf) -> Self {
-        let stderr = std::fs::File::create(&log).expect("creating the log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_valet"));
-        for var in VALET_VARS {
-            command.env_remove(var);
-        }
-        let mut child = command
-            .args(args)
-            .env("VALET_ADMIN_TOKEN", ADMIN)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .unwrap_or_else(|e| panic!("valet serve starts: {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut serve = Self { child, _stdout: None, log, info: Value::Null, exited: None };
-        // Read the line in a thread of its own, so that a service that hangs fails the test
-        // instead of hanging it.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send((reader, line));
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok((reader, line)) if !line.trim().is_empty() => {
-                serve._stdout = Some(reader);
-                line
-            }
-            other => {
-                let status = serve.stop();
-                let why = if other.is_ok() { "printed nothing" } else { "printed nothing in 2 minutes" };
-                panic!("valet serve {why} ({status}); its stderr:\n{}", serve.stderr());
-            }
-        };
-        serve.info = serde_json::from_str(&line).unwrap_or_else(|e| panic!("valet serve printed `{line}`: {e}"));
-        serve
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&self, signal: &str) {
-        let _ = Command::new("kill").args([format!("-{signal}"), self.pid().to_string()]).status();
-    }
-
-    /// SIGTERM by PID, then its exit status (SIGKILL after 30 s).
-    fn stop(&mut self) -> ExitStatus {
-        if let Some(status) = self.exited {
-            return status;
-        }
-        if let Ok(Some(status)) = self.child.try_wait() {
-            self.exited = Some(status);
-            return status;
-        }
-        self.signal("TERM");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-                _ => {
-                    eprintln!("valet serve (PID {}) ignored SIGTERM for 30 s: killing it", self.pid());
-                    self.signal("KILL");
-                    break self.child.wait().expect("waiting for valet serve");
-                }
-            }
-        };
-        self.exited = Some(status);
-        status
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// The service's HTTP API with one bearer token.
-#[derive(Clone)]
-struct Api {
-    url: String,
-    http: reqwest::Client,
-    key: String,
-}
-
 impl Api {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.url))
-            .header("authorization", format!("Bearer {}", self.key));
-        if let Some(body) = body {
-            request = request.header("content-type", "application/json").body(body.to_string());
-        }
-        let response = request.send().await.unwrap_or_else(|e| panic!("{path}: no answer: {e}"));
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await.unwrap_or_else(|e| panic!("{path}: no body: {e}"));
-        let value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        (status, value)
-    }
-
     async fn mint(&self, session: &str) -> (u16, Value) {
         let calls = json!({ "calls": [{ "to": "ValetNFT", "function": "mint(address to, uint256 quantity)", "args": ["$account", 1] }] });
-        self.call("POST", &format!("/v1/sessions/{session}/execute"), Some(calls)).await
+        self.must("POST", &format!("/v1/sessions/{session}/execute"), Some(calls)).await
     }
 }
 
@@ -306,7 +147,7 @@ fn describe(secret: &Secret, found: &[Vec<String>]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_keys_and_the_master_key_are_wiped_after_use() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("secrets-test");
     let data_dir = dir.0.join("serve");
     let devnet = Devnet::start().await.expect("the devnet starts");
     let a = devnet.addresses;
@@ -338,13 +179,13 @@ async fn session_keys_and_the_master_key_are_wiped_after_use() {
         "--name",
         &name,
     ];
-    let mut serve = Serve::start(&args, dir.0.join("serve.log"));
+    let mut serve = Proc::start("valet serve", valet(&args, &[("VALET_ADMIN_TOKEN", ADMIN)]), dir.0.join("serve.log"));
     let url = serve.info["url"].as_str().unwrap_or_else(|| panic!("no url in {}", serve.info)).to_string();
     let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().expect("an HTTP client");
 
     // An app; the owner's account, funded; SESSIONS sessions proposed and granted by the owner.
     let admin = Api { url: url.clone(), http: http.clone(), key: ADMIN.to_string() };
-    let (status, app) = admin.call("POST", "/v1/apps", Some(json!({ "name": "secrets-test" }))).await;
+    let (status, app) = admin.must("POST", "/v1/apps", Some(json!({ "name": "secrets-test" }))).await;
     assert_eq!(status, 201, "{app}");
     let app_id = app["id"].as_str().expect("id").to_string();
     let api = Api { url, http, key: app["api_key"].as_str().expect("api_key").to_string() };
@@ -353,13 +194,13 @@ async fn session_keys_and_the_master_key_are_wiped_after_use() {
     let mut account = None;
     for _ in 0..SESSIONS {
         let (status, proposed) =
-            api.call("POST", "/v1/sessions", Some(json!({ "owner": owner.address(), "spec": SPEC }))).await;
+            api.must("POST", "/v1/sessions", Some(json!({ "owner": owner.address(), "spec": SPEC }))).await;
         assert_eq!(status, 201, "{proposed}");
         let id = proposed["session_id"].as_str().expect("session_id").to_string();
         let digest: B256 = proposed["digest"].as_str().expect("digest").parse().expect("hex");
         let signature = alloy::hex::encode_prefixed(owner.sign_hash_sync(&digest).expect("signs").as_bytes());
         let (status, granted) =
-            api.call("POST", &format!("/v1/sessions/{id}/grant"), Some(json!({ "signature": signature }))).await;
+            api.must("POST", &format!("/v1/sessions/{id}/grant"), Some(json!({ "signature": signature }))).await;
         assert_eq!((status, granted["status"].as_str()), (200, Some("active")), "{granted}");
         account = proposed["account"].as_str().map(str::to_string);
         sessions.push(id);

@@ -63,9 +63,8 @@ impl Service {
     /// [module documentation](self). Returns how many executions reached a final state.
     pub async fn reconcile(&self) -> Result<usize, Error> {
         let mut settled = 0;
-        for (app, execution, operation) in self.vault.pending_executions().await? {
-            settled +=
-                usize::from(self.settle_locked(&app, &execution, operation.as_deref()).await? != Settled::Unknown);
+        for (app, execution, _) in self.vault.pending_executions().await? {
+            settled += usize::from(self.settle_locked(&app, &execution).await? != Settled::Unknown);
         }
         Ok(settled + self.reconcile_in_flight().await?)
     }
@@ -75,9 +74,8 @@ impl Service {
     /// final state.
     pub async fn reconcile_in_flight(&self) -> Result<usize, Error> {
         let mut settled = 0;
-        for (app, execution, operation) in self.vault.unknown_executions().await? {
-            settled +=
-                usize::from(self.settle_locked(&app, &execution, operation.as_deref()).await? != Settled::Unknown);
+        for (app, execution, _) in self.vault.unknown_executions().await? {
+            settled += usize::from(self.settle_locked(&app, &execution).await? != Settled::Unknown);
         }
         for revocation in self.vault.pending_revocations().await? {
             self.retry_revocation(&revocation).await?;
@@ -86,23 +84,15 @@ impl Service {
     }
 
     /// [`Service::settle`] while holding the execution's session lane, if it is still pending or
-    /// unknown once the lane is held.
-    async fn settle_locked(
-        &self,
-        app: &str,
-        execution: &ExecutionRow,
-        operation: Option<&str>,
-    ) -> Result<Settled, Error> {
+    /// unknown once the lane is held (read again then, with its operation).
+    async fn settle_locked(&self, app: &str, execution: &ExecutionRow) -> Result<Settled, Error> {
         let _lane = self.hold_lane(&execution.session_id).await?;
         match self.vault.execution(app, &execution.id).await? {
             Some((now, operation)) if now.status == "pending" || now.status == "unknown" => {
                 self.settle(app, &now, operation.as_deref()).await
             }
             Some(_) => Ok(Settled::Final("settled meanwhile")),
-            None => {
-                let _ = operation;
-                Ok(Settled::Final("abandoned"))
-            }
+            None => Ok(Settled::Final("abandoned")),
         }
     }
 
@@ -175,20 +165,18 @@ impl Service {
             .map_err(rpc)?
             .map(|b| b.header.timestamp)
             .unwrap_or_default();
-        if let Some(valid_until) = session.as_ref().and_then(valid_until)
-            && latest > valid_until
-        {
-            let reason =
-                format!("its session's window closed (at {valid_until}) before it was included: it can never be");
-            return finish("failed", None, json!({ "reason": reason, "never_included": true })).await;
-        }
-
-        if let Some(row) = &session
-            && let Ok((account, decoded, _)) = decode(row)
-            && matches!(self.valet.chain_state(account, &decoded).await.map(|c| c.state), Ok("revoked" | "voided"))
-        {
-            let reason = "its session is revoked on chain: it can never be included";
-            return finish("failed", None, json!({ "reason": reason, "never_included": true })).await;
+        if let Some((account, decoded, _)) = session.as_ref().and_then(|row| decode(row).ok()) {
+            if latest > decoded.valid_until {
+                let reason = format!(
+                    "its session's window closed (at {}) before it was included: it can never be",
+                    decoded.valid_until
+                );
+                return finish("failed", None, json!({ "reason": reason, "never_included": true })).await;
+            }
+            if matches!(self.valet.chain_state(account, &decoded).await.map(|c| c.state), Ok("revoked" | "voided")) {
+                let reason = "its session is revoked on chain: it can never be included";
+                return finish("failed", None, json!({ "reason": reason, "never_included": true })).await;
+            }
         }
 
         // It may still land. Send the very same signed operation again, unless it went out moments ago.
@@ -316,12 +304,6 @@ impl Service {
             Err(e) => Ok(Landed::Pending(e.to_string())),
         }
     }
-}
-
-/// When `row`'s session window closes, if its packed session decodes.
-fn valid_until(row: &SessionRow) -> Option<u64> {
-    let bytes = row.packed.parse::<Bytes>().ok()?;
-    Session::decode(&bytes).ok().map(|s| s.valid_until)
 }
 
 fn decode(row: &SessionRow) -> Result<(alloy::primitives::Address, Session, B256), Error> {

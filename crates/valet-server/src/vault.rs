@@ -623,6 +623,19 @@ impl Vault {
         row.map(|r| Ok((execution_row(&r)?, r.try_get("operation").map_err(db)?))).transpose()
     }
 
+    /// What is still being settled with the chain: executions of unknown outcome, and
+    /// revocations not on chain yet (counted, for `/health`).
+    pub async fn settling(&self) -> Result<(i64, i64), Error> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM executions WHERE status = 'unknown') AS unknown, \
+             (SELECT COUNT(*) FROM revocations WHERE status = 'pending') AS revocations",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok((row.try_get("unknown").map_err(db)?, row.try_get("revocations").map_err(db)?))
+    }
+
     /// How many of a session's executions are pending or unknown: operations that may still land.
     pub async fn executions_in_flight(&self, session: &str) -> Result<i64, Error> {
         let row = sqlx::query(

@@ -48,8 +48,7 @@ pub(crate) async fn health(State(service): State<Arc<Service>>) -> ApiResult {
         Ok(ready) => ready,
         Err(_) => Err(format!("the node did not answer within {HEALTH_NODE_TIMEOUT:?}")),
     };
-    let unknown = service.vault.unknown_executions().await.map(|u| u.len()).ok();
-    let revocations = service.vault.pending_revocations().await.map(|r| r.len()).ok();
+    let (unknown, revocations) = service.vault.settling().await.map_or((None, None), |(u, r)| (Some(u), Some(r)));
     let settling = json!({ "unknown_executions": unknown, "pending_revocations": revocations });
     match ready {
         Ok(block) => ok(
