@@ -15,6 +15,7 @@ const CONTRACTS = [
   ['ValetNFT.sol', 'ValetNFT'],
   ['ValetToken.sol', 'ValetToken'],
   ['ValetDAO.sol', 'ValetDAO'],
+  ['ValetPaymaster.sol', 'ValetPaymaster'],
 ];
 
 const args = process.argv.slice(2);
@@ -26,6 +27,10 @@ function render(abi, bytecode, deployedBytecode) {
 }
 
 const files = {};
+// Where each contract's runtime code holds immutables (set by its constructor, so they may differ
+// from chain to chain, e.g. an EIP-712 domain's cached chain id): `valet deploy` compares the code
+// at a canonical address with the artifact's everywhere else.
+const immutables = {};
 for (const [file, name] of CONTRACTS) {
   const p = path.join(out, file, `${name}.json`);
   if (!fs.existsSync(p)) {
@@ -34,7 +39,13 @@ for (const [file, name] of CONTRACTS) {
   }
   const a = JSON.parse(fs.readFileSync(p, 'utf8'));
   files[`${name}.json`] = render(a.abi, a.bytecode.object, a.deployedBytecode.object);
+  immutables[name] = Object.values(a.deployedBytecode.immutableReferences || {})
+    .flat()
+    .map((r) => [r.start, r.length])
+    .sort((x, y) => x[0] - y[0]);
 }
+files['immutables.json'] =
+  '{\n' + Object.entries(immutables).map(([n, r]) => `  "${n}": ${JSON.stringify(r)}`).join(',\n') + '\n}\n';
 // EntryPoint v0.7 exactly as published (the devnet CREATE2-deploys `bytecode`).
 const ep = JSON.parse(fs.readFileSync(
   path.join(root, 'tools/node_modules/@account-abstraction/contracts/artifacts/EntryPoint.json'), 'utf8'));

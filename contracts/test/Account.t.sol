@@ -4,7 +4,6 @@ pragma solidity ^0.8.28;
 import {PackedUserOperation} from "@openzeppelin/contracts/interfaces/IERC4337.sol";
 import {MODULE_TYPE_VALIDATOR} from "@openzeppelin/contracts/interfaces/draft-IERC7579.sol";
 import {Initializable} from "@openzeppelin/contracts/proxy/utils/Initializable.sol";
-import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {Account as OZAccount} from "@openzeppelin/contracts/account/Account.sol";
 import {ValetTestBase, IEntryPointV07} from "./utils/ValetTestBase.sol";
 import {ValetAccount} from "../src/ValetAccount.sol";
@@ -58,11 +57,39 @@ contract AccountTest is ValetTestBase {
         account.execute(bytes32(0), abi.encodePacked(address(nft), uint256(0), abi.encodeCall(nft.mint, (address(this), 1))));
     }
 
-    function test_factoryStake_onlyByItsOwner() public {
-        vm.deal(address(this), 1 ether);
+    function test_factoryStake_firstStakerManagesIt() public {
+        assertEq(factory.stakeManager(), address(0), "no manager before the first stake");
+        vm.deal(address(this), 2 ether);
         factory.addStake{value: 1 ether}(1 days);
-        vm.prank(address(0xBAD));
-        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, address(0xBAD)));
+        assertEq(factory.stakeManager(), address(this), "the first staker manages the stake");
+
+        // Anyone may add to the stake; it stays managed by the first staker.
+        address donor = address(0xD0);
+        vm.deal(donor, 1 ether);
+        vm.prank(donor);
+        factory.addStake{value: 1 ether}(1 days);
+        assertEq(factory.stakeManager(), address(this), "a later staker does not take over");
+        (, bytes memory info) =
+            address(entryPoint).staticcall(abi.encodeWithSignature("getDepositInfo(address)", address(factory)));
+        (, bool staked, uint112 stake,,) = abi.decode(info, (uint256, bool, uint112, uint32, uint48));
+        assertTrue(staked, "staked");
+        assertEq(stake, 2 ether, "both stakes count");
+
+        // Nobody else may unlock, withdraw or hand the role on.
+        vm.startPrank(donor);
+        vm.expectRevert(abi.encodeWithSelector(ValetAccountFactory.NotStakeManager.selector, donor, address(this)));
+        factory.unlockStake();
+        vm.expectRevert(abi.encodeWithSelector(ValetAccountFactory.NotStakeManager.selector, donor, address(this)));
+        factory.withdrawStake(payable(donor));
+        vm.expectRevert(abi.encodeWithSelector(ValetAccountFactory.NotStakeManager.selector, donor, address(this)));
+        factory.setStakeManager(donor);
+        vm.stopPrank();
+
+        vm.expectRevert(ValetAccountFactory.ZeroStakeManager.selector);
+        factory.setStakeManager(address(0));
+        factory.setStakeManager(donor);
+        assertEq(factory.stakeManager(), donor, "handed on");
+        vm.prank(donor);
         factory.unlockStake();
     }
 }

@@ -82,7 +82,7 @@ abstract contract ValetTestBase is Test {
         sessionSigner = vm.addr(SESSION_KEY);
         bundler = payable(vm.addr(0xB0B));
         validator = new SessionKeyValidator();
-        factory = new ValetAccountFactory(address(validator), address(this));
+        factory = new ValetAccountFactory(address(validator));
         nft = new ValetNFT();
         token = new ValetToken();
         dao = new ValetDAO();

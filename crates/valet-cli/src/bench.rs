@@ -161,7 +161,7 @@ struct Outcomes {
 /// same chain and an empty database, not from the previous level's history.
 async fn measure(alto: bool, sessions: usize, run_for: Duration, profiler: Option<&Profiler>) -> anyhow::Result<Level> {
     let submitter_name = if alto { "alto" } else { "direct" };
-    let devnet = Devnet::start_with(DevnetOptions { alto }).await.context("devnet")?;
+    let devnet = Devnet::start_with(DevnetOptions { alto, ..Default::default() }).await.context("devnet")?;
     let dir = Scratch::new(format!("valet-bench-{submitter_name}-{sessions}-{}", std::process::id()))?;
     let vault = Vault::connect(&format!("sqlite://{}?mode=rwc", dir.join("valet.db").display())).await?;
     let master = MasterKey::load(&dir.join("master.key"))?;

@@ -41,7 +41,7 @@ pub(crate) async fn devnet(json: bool, alto: bool, dir: &Path) -> anyhow::Result
     let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
     let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
     let devnet = tokio::select! {
-        devnet = Devnet::start_with(DevnetOptions { alto }) => devnet.context("starting the devnet")?,
+        devnet = Devnet::start_with(DevnetOptions { alto, ..Default::default() }) => devnet.context("starting the devnet")?,
         _ = interrupt.recv() => bail!("interrupted while starting the devnet"),
         _ = terminate.recv() => bail!("terminated while starting the devnet"),
     };
@@ -173,14 +173,12 @@ async fn connect(chain: &ChainArgs) -> anyhow::Result<Connection> {
         .ok_or_else(|| anyhow!("no chain: pass --rpc-url (or VALET_RPC_URL), or start one with `valet devnet`"))?;
     let url = rpc_url.parse().map_err(|e| anyhow!("--rpc-url `{rpc_url}`: {e}"))?;
     let provider = ProviderBuilder::new().connect_http(url).erased();
-    let pick = |flag: Option<Address>, from: fn(&DevnetInfo) -> Address, what: &str| {
-        flag.or_else(|| devnet.as_ref().map(from))
-            .ok_or_else(|| anyhow!("no {what} address: pass --{what} (or VALET_{})", what.to_uppercase()))
-    };
+    // A flag, else the running devnet's, else where `valet deploy` puts them on every chain.
+    let canonical = Deployment::canonical();
     let deployment = Deployment {
         entry_point: valet_core::ENTRY_POINT_V07,
-        validator: pick(chain.validator, |d| d.validator, "validator")?,
-        factory: pick(chain.factory, |d| d.factory, "factory")?,
+        validator: chain.validator.or_else(|| devnet.as_ref().map(|d| d.validator)).unwrap_or(canonical.validator),
+        factory: chain.factory.or_else(|| devnet.as_ref().map(|d| d.factory)).unwrap_or(canonical.factory),
     };
     let bundler_url = chain.bundler_url.clone().or_else(|| devnet.as_ref().and_then(|d| d.bundler_url.clone()));
     let relayer_key = chain.relayer_key.clone().or_else(|| devnet.as_ref().map(|d| d.relayer_key.clone()));

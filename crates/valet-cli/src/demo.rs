@@ -5,9 +5,11 @@
 //! under a daily allowance across two days, and DAO votes on three proposals with one session.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, B256, U256};
+use alloy::providers::Provider;
 use alloy::signers::SignerSync;
 use alloy::sol_types::SolCall;
 use anyhow::{Context, bail};
@@ -167,7 +169,7 @@ const DAY: u64 = 86_400;
 const ALTO_PERIOD_WAIT: u64 = 25;
 
 /// Runs the story; `alto` sends everything through the Alto bundler instead of direct submission.
-pub(crate) async fn run(json: bool, alto: bool) -> anyhow::Result<()> {
+pub(crate) async fn run(json: bool, alto: bool, sponsored: bool) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut story = Story {
         labels: Labels::default(),
@@ -179,7 +181,7 @@ pub(crate) async fn run(json: bool, alto: bool) -> anyhow::Result<()> {
     let via = if alto { "the Alto bundler" } else { "direct submission (a relayer calls handleOps)" };
     story.say(format!("Starting a local devnet (anvil, EntryPoint v0.7, Valet contracts), submitting through {via}…"));
     let bar = story.spinner("starting".into());
-    let devnet = Devnet::start_with(DevnetOptions { alto }).await.context("starting the devnet");
+    let devnet = Devnet::start_with(DevnetOptions { alto, ..Default::default() }).await.context("starting the devnet");
     bar.finish_and_clear();
     let devnet = devnet?;
     let a = devnet.addresses;
@@ -187,16 +189,44 @@ pub(crate) async fn run(json: bool, alto: bool) -> anyhow::Result<()> {
     if let Some(url) = devnet.bundler_url() {
         story.say(format!("  Alto bundler at {url}"));
     }
-    let valet = Valet::new(devnet.provider.clone(), submitter_for(&devnet).await?, devnet.deployment()).await?;
+    let mut valet = Valet::new(devnet.provider.clone(), submitter_for(&devnet).await?, devnet.deployment()).await?;
+    if sponsored {
+        // Every session operation's fees are paid by the devnet's ValetPaymaster, which its
+        // sponsor key approves one operation at a time.
+        valet = valet.with_paymaster(Arc::new(devnet.sponsor()));
+    }
 
     let owner = devnet.key(3);
     let account = valet.account(owner.address(), U256::ZERO).await?;
-    devnet.fund(account.address, U256::from(ETHER)).await?;
-    story.say(format!(
-        "Account {} for owner {} (counterfactual: its first operation deploys it), funded with 1 ETH.",
-        account.address,
-        owner.address()
-    ));
+    let funding = if sponsored { U256::ZERO } else { U256::from(ETHER) };
+    if sponsored {
+        story.say(format!(
+            "Account {} for owner {} (counterfactual: its first operation deploys it), holding no ETH: the \
+             paymaster {} pays every fee.",
+            account.address,
+            owner.address(),
+            devnet.paymaster()
+        ));
+    } else {
+        devnet.fund(account.address, funding).await?;
+        story.say(format!(
+            "Account {} for owner {} (counterfactual: its first operation deploys it), funded with 1 ETH.",
+            account.address,
+            owner.address()
+        ));
+    }
+    let sponsor_deposit = |valet: &Valet| {
+        let (provider, paymaster) = (valet.provider().clone(), devnet.paymaster());
+        async move {
+            anyhow::Ok(
+                valet_client::contracts::entry_point::EntryPoint::new(valet_core::ENTRY_POINT_V07, provider)
+                    .balanceOf(paymaster)
+                    .call()
+                    .await?,
+            )
+        }
+    };
+    let deposit_before = sponsor_deposit(&valet).await?;
 
     let payee = devnet.key(6).address();
     let names = BTreeMap::from([
@@ -253,14 +283,24 @@ pub(crate) async fn run(json: bool, alto: bool) -> anyhow::Result<()> {
     let mints = story.steps.iter().filter(|s| s.leg == "mint" && s.status == "included").count();
     story.say(format!("The account holds {nft_balance} NFTs."));
     let fees = valet.status(account.address, &mint_session.session).await?.fees;
-    let paid: U256 =
+    let cost: U256 =
         story.steps.iter().filter(|s| s.leg == "mint").filter_map(|s| s.fee_wei).fold(U256::ZERO, |sum, fee| sum + fee);
-    story.say(format!(
-        "Fees: {} ETH of the session's {} ETH budget committed (each mint counted at its maximum cost); the account paid {} ETH.",
-        units(fees.spent, 18),
-        units(fees.budget, 18),
-        units(paid.saturating_to(), 18)
-    ));
+    let (paid, sponsored_cost) = if sponsored { (U256::ZERO, cost) } else { (cost, U256::ZERO) };
+    if sponsored {
+        story.say(format!(
+            "Fees: {} ETH, all paid by the paymaster; none of the session's {} ETH budget committed.",
+            units(cost.saturating_to(), 18),
+            units(fees.budget, 18)
+        ));
+    } else {
+        story.say(format!(
+            "Fees: {} ETH of the session's {} ETH budget committed (each mint counted at its maximum cost); the account \
+             paid {} ETH.",
+            units(fees.spent, 18),
+            units(fees.budget, 18),
+            units(paid.saturating_to(), 18)
+        ));
+    }
 
     // 2. DAO votes: one session, three proposals.
     story.say("\n2. Voting in a DAO with a session key");
@@ -368,6 +408,23 @@ pub(crate) async fn run(json: bool, alto: bool) -> anyhow::Result<()> {
         )
         .await?;
     let payee_balance = ValetToken::new(a.token, valet.provider()).balanceOf(payee).call().await?;
+    // What the fees cost whom, from the chain: the account's ETH and the paymaster's deposit.
+    let account_balance = valet.provider().get_balance(account.address).await?;
+    let fees_paid_by_account = funding.saturating_sub(account_balance);
+    let fees_paid_by_paymaster = deposit_before.saturating_sub(sponsor_deposit(&valet).await?);
+    story.say(format!(
+        "\nThe account paid {} ETH in fees{}.",
+        units(fees_paid_by_account.saturating_to(), 18),
+        if sponsored {
+            format!(
+                " (it holds {} ETH); the paymaster's deposit paid {} ETH",
+                units(account_balance.saturating_to(), 18),
+                units(fees_paid_by_paymaster.saturating_to(), 18)
+            )
+        } else {
+            String::new()
+        }
+    ));
 
     let wall = started.elapsed();
     if json {
@@ -379,11 +436,15 @@ pub(crate) async fn run(json: bool, alto: bool) -> anyhow::Result<()> {
             "validator": a.validator,
             "summary": summary,
             "mints_succeeded": mints,
-            "mint_fees": { "budget_wei": fees.budget.to_string(), "committed_wei": fees.spent.to_string(), "paid_wei": paid.to_string() },
+            "mint_fees": { "budget_wei": fees.budget.to_string(), "committed_wei": fees.spent.to_string(), "paid_wei": paid.to_string(), "sponsored_wei": sponsored_cost.to_string() },
             "nft_balance": nft_balance.to::<u64>(),
             "refusals": story.refusals,
             "votes": { "session_id": vote_session.id, "cast": votes },
             "payments": { "session_id": pay_session.id, "payee": payee, "payee_balance": units(payee_balance.saturating_to(), 18) },
+            "sponsored": sponsored,
+            "paymaster": sponsored.then(|| devnet.paymaster()),
+            "fees_paid_by_account_wei": fees_paid_by_account.to_string(),
+            "fees_paid_by_paymaster_wei": fees_paid_by_paymaster.to_string(),
             "gas": story.steps,
             "wall_time_ms": wall.as_millis() as u64,
         });

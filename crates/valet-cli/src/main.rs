@@ -3,12 +3,14 @@
 //! - `valet demo` tells the story on a local devnet (one grant, ten mints, the eleventh refused).
 //! - `valet devnet` runs a devnet until Ctrl-C and prints its endpoints, addresses and dev keys;
 //!   `valet up` runs the service on one. Either fails, naming it, when anvil or Alto dies.
+//! - `valet deploy` puts Valet at its canonical addresses (the same on every chain) on any chain.
 //! - `valet account address`, `valet session grant|show|list|exec|revoke` work against any chain
 //!   with Valet deployed (the running devnet by default).
 
 mod bench;
 mod commands;
 mod demo;
+mod deploy;
 mod serve;
 mod store;
 
@@ -46,6 +48,9 @@ enum Command {
         /// Submit through a bundler instead of directly.
         #[arg(long, value_enum, default_value = "direct")]
         bundler: BundlerChoice,
+        /// The devnet's paymaster pays every operation's fees: the account holds no ETH at all.
+        #[arg(long)]
+        sponsored: bool,
     },
     /// Run a local devnet until Ctrl-C, printing its endpoints, addresses and dev keys (fails if
     /// anvil or the bundler dies).
@@ -74,10 +79,15 @@ enum Command {
         /// Print one JSON line once serving.
         #[arg(long)]
         json: bool,
-        /// The dApp's build (Vite's output) to serve at `/`; `make up` builds it.
-        #[arg(long, default_value = "web/dist")]
-        web: PathBuf,
+        /// The dApp's build (Vite's output) to serve at `/`; `make up` builds it. Default: the
+        /// first of ./web/dist, `web/` beside the valet binary, and the checkout it was built from.
+        #[arg(long, env = "VALET_WEB")]
+        web: Option<PathBuf>,
     },
+    /// Deploy Valet (account implementation, factory, SessionKeyValidator; the demo contracts with
+    /// --demo) at its canonical addresses, the same on every EVM chain, and stake the factory.
+    /// Idempotent: what is there already is verified and skipped.
+    Deploy(deploy::DeployArgs),
     /// The session-key service against a chain with Valet deployed, until Ctrl-C.
     Serve(serve::ServeArgs),
     /// A load run of the service on anvil: executions/s, p50/p99, errors and chain == record at
@@ -230,10 +240,10 @@ struct ChainArgs {
     /// The relayer's private key for direct submission (hex).
     #[arg(long, env = "VALET_RELAYER_KEY", hide_env_values = true)]
     relayer_key: Option<String>,
-    /// The SessionKeyValidator.
+    /// The SessionKeyValidator (default: the running devnet's, else the canonical address).
     #[arg(long, env = "VALET_VALIDATOR")]
     validator: Option<Address>,
-    /// The ValetAccountFactory.
+    /// The ValetAccountFactory (default: the running devnet's, else the canonical address).
     #[arg(long, env = "VALET_FACTORY")]
     factory: Option<Address>,
     /// One JSON document on stdout.
@@ -290,7 +300,7 @@ async fn main() -> std::process::ExitCode {
     let profiler = matches!(cli.command, Command::Bench { profile: true, .. }).then(bench::Profiler::default);
     init_logging(profiler.clone());
     let result = match cli.command {
-        Command::Demo { json, bundler } => demo::run(json, bundler == BundlerChoice::Alto).await,
+        Command::Demo { json, bundler, sponsored } => demo::run(json, bundler == BundlerChoice::Alto, sponsored).await,
         Command::Devnet { json, bundler, data } => {
             commands::devnet(json, bundler == BundlerChoice::Alto, &data.path()).await
         }
@@ -299,8 +309,9 @@ async fn main() -> std::process::ExitCode {
             bench::run(bench::Plan { levels, run_for, alto: (alto > 0).then_some(alto), profiler }, json).await
         }
         Command::Up { port, data_dir, bundler, json, web } => {
-            serve::up(port, data_dir, bundler == BundlerChoice::Alto, json, &web).await
+            serve::up(port, data_dir, bundler == BundlerChoice::Alto, json, &serve::find_web(web)).await
         }
+        Command::Deploy(args) => deploy::run(args).await,
         Command::Serve(args) => serve::serve(args).await,
         Command::Account(AccountCommand::Address { owner, owner_key, salt, chain }) => {
             commands::account_address(owner, &owner_key, salt, &chain).await

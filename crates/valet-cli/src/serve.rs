@@ -51,7 +51,7 @@ async fn shutdown_signal() {
 /// command, with `broken`'s error.
 async fn run(
     service: Service,
-    port: u16,
+    addr: SocketAddr,
     dir: &Path,
     json: bool,
     extra: serde_json::Value,
@@ -61,7 +61,6 @@ async fn run(
     let service = Arc::new(service);
     let reconciled = service.reconcile().await.context("reconciling executions in flight")?;
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     // Stops the service when sent, or when dropped (this function ended early).
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
@@ -124,10 +123,28 @@ async fn run(
 /// key is public (and used by nothing else here).
 const DEV_WALLET_KEY: usize = 7;
 
+/// Where the dApp's build is: `flag` if given; else the first of `./web/dist`, `web/` beside the
+/// `valet` binary (an install can ship it there) and the `web/dist` of the checkout this binary was
+/// built from, that holds an `index.html`; else `./web/dist` (reported as not built).
+pub(crate) fn find_web(flag: Option<PathBuf>) -> PathBuf {
+    if let Some(dir) = flag {
+        return dir;
+    }
+    let beside = std::env::current_exe().ok().and_then(|exe| exe.parent().map(|dir| dir.join("web")));
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/dist");
+    let default = PathBuf::from("web/dist");
+    [Some(default.clone()), beside, Some(source)]
+        .into_iter()
+        .flatten()
+        .find(|dir| dir.join("index.html").is_file())
+        .unwrap_or(default)
+}
+
 /// `valet up`: a fresh devnet (and Alto if asked), the contracts, the service, and the dApp.
 pub(crate) async fn up(port: u16, dir: PathBuf, alto: bool, json: bool, web: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let devnet = Devnet::start_with(DevnetOptions { alto }).await.context("starting the devnet")?;
+    let devnet =
+        Devnet::start_with(DevnetOptions { alto, ..Default::default() }).await.context("starting the devnet")?;
     // The vault mirrors this devnet, which starts empty: so does the vault.
     for file in ["valet.db", "valet.db-wal", "valet.db-shm"] {
         let _ = std::fs::remove_file(dir.join(file));
@@ -186,7 +203,7 @@ pub(crate) async fn up(port: u16, dir: PathBuf, alto: bool, json: bool, web: &Pa
     };
     let extra = json!({ "dapp": dapp, "rpc_url": devnet.endpoint(), "bundler_url": devnet.bundler_url(), "chain_id": devnet.chain_id(), "contracts": names, "validator": a.validator, "factory": a.factory });
     let devnet_exited = async { anyhow!("{}: the service stops with its devnet", devnet.exited().await) };
-    let result = run(service, port, &dir, json, extra, devnet_exited).await;
+    let result = run(service, SocketAddr::from((Ipv4Addr::LOCALHOST, port)), &dir, json, extra, devnet_exited).await;
     drop(devnet);
     result
 }
@@ -206,18 +223,22 @@ pub(crate) struct ServeArgs {
     /// `sqlite://…` or `postgres://…` (default: a SQLite file in the data dir).
     #[arg(long, env = "VALET_DATABASE_URL", hide_env_values = true)]
     pub(crate) database_url: Option<String>,
-    /// The SessionKeyValidator.
+    /// The SessionKeyValidator (default: its canonical address, where `valet deploy` puts it).
     #[arg(long, env = "VALET_VALIDATOR")]
-    pub(crate) validator: Address,
-    /// The ValetAccountFactory.
+    pub(crate) validator: Option<Address>,
+    /// The ValetAccountFactory (default: its canonical address).
     #[arg(long, env = "VALET_FACTORY")]
-    pub(crate) factory: Address,
+    pub(crate) factory: Option<Address>,
     /// Names for contracts in specs and calls: `--name Name=0x…` (repeatable).
     #[arg(long = "name", value_parser = crate::parse_name)]
     pub(crate) names: Vec<(String, Address)>,
-    /// Port on 127.0.0.1.
-    #[arg(long, default_value = "8080")]
-    pub(crate) port: u16,
+    /// Where to listen: `ADDR:PORT` (port 0: any free port). Anything but a loopback address
+    /// exposes the service: put it behind TLS.
+    #[arg(long, env = "VALET_LISTEN", default_value = "127.0.0.1:8080", conflicts_with = "port")]
+    pub(crate) listen: SocketAddr,
+    /// Shorthand for `--listen 127.0.0.1:PORT`.
+    #[arg(long)]
+    pub(crate) port: Option<u16>,
     /// Where the service keeps its SQLite database, master key and admin token.
     #[arg(long = "data-dir", default_value = ".valet-serve")]
     pub(crate) data_dir: PathBuf,
@@ -254,8 +275,12 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         (None, None) => bail!("give --bundler-url or --relayer-key (VALET_BUNDLER_URL / VALET_RELAYER_KEY)"),
     };
-    let deployment =
-        Deployment { entry_point: valet_core::ENTRY_POINT_V07, validator: args.validator, factory: args.factory };
+    let canonical = Deployment::canonical();
+    let deployment = Deployment {
+        entry_point: valet_core::ENTRY_POINT_V07,
+        validator: args.validator.unwrap_or(canonical.validator),
+        factory: args.factory.unwrap_or(canonical.factory),
+    };
     let valet = Valet::new(provider.clone(), submitter, deployment).await?;
     let database = args
         .database_url
@@ -269,5 +294,6 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let service = Service::new(valet, vault, master, &token, names, relayer);
     let extra = json!({ "rpc_url": args.rpc_url, "chain_id": chain_id });
     // The chain is not ours to watch: a node that goes away shows in the answers.
-    run(service, args.port, &args.data_dir, args.json, extra, std::future::pending()).await
+    let listen = args.port.map_or(args.listen, |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    run(service, listen, &args.data_dir, args.json, extra, std::future::pending()).await
 }

@@ -14,12 +14,27 @@ fn check_story(doc: &serde_json::Value, submitter: &str) {
     assert_eq!(doc["submitter"], submitter);
     assert_eq!(doc["mints_succeeded"], 10);
     assert_eq!(doc["nft_balance"], 10);
-    // The fee rule: the mints committed part of the 0.01 ETH budget (at their maximum cost), and
-    // paid no more than that.
     let wei = |key: &str| doc["mint_fees"][key].as_str().and_then(|v| v.parse::<u128>().ok()).expect(key);
+    let total = |key: &str| doc[key].as_str().and_then(|v| v.parse::<u128>().ok()).expect(key);
     assert_eq!(wei("budget_wei"), 10u128.pow(16), "{doc}");
-    assert!(wei("committed_wei") > 0 && wei("committed_wei") <= wei("budget_wei"), "{doc}");
-    assert!(wei("paid_wei") > 0 && wei("paid_wei") <= wei("committed_wei"), "{doc}");
+    if doc["sponsored"] == true {
+        // The paymaster paid every fee: the account, holding no ETH, paid none and committed
+        // none of its fee budget; the paymaster's deposit paid what the operations cost.
+        assert_eq!(wei("committed_wei"), 0, "{doc}");
+        assert_eq!(wei("paid_wei"), 0, "{doc}");
+        assert!(wei("sponsored_wei") > 0, "{doc}");
+        assert_eq!(total("fees_paid_by_account_wei"), 0, "{doc}");
+        assert!(total("fees_paid_by_paymaster_wei") >= wei("sponsored_wei"), "{doc}");
+        assert!(doc["paymaster"].as_str().is_some_and(|p| p.len() == 42), "{doc}");
+    } else {
+        // The fee rule: the mints committed part of the 0.01 ETH budget (at their maximum cost),
+        // and paid no more than that.
+        assert!(wei("committed_wei") > 0 && wei("committed_wei") <= wei("budget_wei"), "{doc}");
+        assert!(wei("paid_wei") > 0 && wei("paid_wei") <= wei("committed_wei"), "{doc}");
+        assert_eq!(wei("sponsored_wei"), 0, "{doc}");
+        assert!(total("fees_paid_by_account_wei") >= wei("paid_wei"), "{doc}");
+        assert_eq!(total("fees_paid_by_paymaster_wei"), 0, "{doc}");
+    }
     let summary: Vec<&str> = doc["summary"].as_array().expect("summary").iter().filter_map(|l| l.as_str()).collect();
     assert!(
         summary.contains(
@@ -59,6 +74,20 @@ fn the_demo_tells_the_whole_story_with_direct_submission() {
 #[test]
 fn the_demo_tells_the_whole_story_through_the_alto_bundler() {
     check_story(&demo(&["demo", "--json", "--bundler", "alto"]), "bundler");
+}
+
+#[test]
+fn the_sponsored_demo_runs_with_an_account_holding_no_eth() {
+    let doc = demo(&["demo", "--json", "--sponsored"]);
+    assert_eq!(doc["sponsored"], true);
+    check_story(&doc, "direct");
+}
+
+#[test]
+fn the_sponsored_demo_runs_through_the_alto_bundler() {
+    let doc = demo(&["demo", "--json", "--sponsored", "--bundler", "alto"]);
+    assert_eq!(doc["sponsored"], true);
+    check_story(&doc, "bundler");
 }
 
 #[test]

@@ -21,6 +21,7 @@ use valet_core::{
 use crate::bundler::apply_estimate;
 use crate::contracts::entry_point::EntryPoint;
 use crate::contracts::{SessionKeyValidator, ValetAccountFactory};
+use crate::paymaster::{Paymaster, attribute};
 use crate::session::DUMMY_ECDSA_SIGNATURE;
 use crate::submit::{OpReceipt, Submitter};
 use crate::{Error, SessionHandle};
@@ -222,6 +223,8 @@ pub struct Valet {
     submitter: Arc<dyn Submitter>,
     deployment: Deployment,
     chain_id: u64,
+    /// Who pays session operations' fees instead of the account, if anyone.
+    paymaster: Option<Arc<dyn Paymaster>>,
 }
 
 impl std::fmt::Debug for Valet {
@@ -230,6 +233,7 @@ impl std::fmt::Debug for Valet {
             .field("deployment", &self.deployment)
             .field("chain_id", &self.chain_id)
             .field("submitter", &self.submitter.kind())
+            .field("paymaster", &self.paymaster.as_ref().map(|p| p.name()))
             .finish()
     }
 }
@@ -249,11 +253,26 @@ impl Valet {
         for (name, address) in [("validator", deployment.validator), ("factory", deployment.factory)] {
             if provider.get_code_at(address).await.map_err(rpc)?.is_empty() {
                 return Err(Error::Config(format!(
-                    "no {name} contract at {address} on chain {chain_id}: check the address (or start a devnet)"
+                    "no {name} contract at {address} on chain {chain_id}: deploy Valet there with `valet deploy --rpc-url …`, or check the address"
                 )));
             }
         }
-        Ok(Self { provider, submitter, deployment, chain_id })
+        Ok(Self { provider, submitter, deployment, chain_id, paymaster: None })
+    }
+
+    /// This client with session operations paid by `paymaster`: [`Valet::prepare`] (and
+    /// [`Valet::execute`]) ask it for stub paymaster fields before estimating gas and for the
+    /// final ones before the session key signs, and pre-flight judges the operation with them
+    /// (a session that lists other paymasters is refused before anything is sent).
+    #[must_use]
+    pub fn with_paymaster(mut self, paymaster: Arc<dyn Paymaster>) -> Self {
+        self.paymaster = Some(paymaster);
+        self
+    }
+
+    /// The paymaster session operations go through, if any.
+    pub fn paymaster(&self) -> Option<&Arc<dyn Paymaster>> {
+        self.paymaster.as_ref()
     }
 
     /// The chain id.
@@ -468,9 +487,11 @@ impl Valet {
         let now = self.now().await?;
         let inclusion = now.saturating_add(INCLUSION_MARGIN);
         let enable = counters.state == SessionState::None;
+        let paymaster = self.paymaster.as_deref();
         // First pass: the calls, with a nominal fee of 1 wei (no paymaster), so that a session
         // that may not pay fees at all is refused before estimating. Judged at the latest time
-        // the operation is expected to be included; its window must also have begun now.
+        // the operation is expected to be included; its window must also have begun now. With a
+        // paymaster, the calls alone (free): the fee rule waits for the paymaster's fields.
         let request = Request {
             account: account.address,
             validator: self.deployment.validator,
@@ -478,7 +499,7 @@ impl Valet {
             indices: &[],
             claimed_time: now,
             enable,
-            gas: nominal_gas(),
+            gas: if paymaster.is_some() { OpGas::default() } else { nominal_gas() },
             now: if check { inclusion } else { now },
         };
         let first = if check {
@@ -511,21 +532,63 @@ impl Valet {
         let nonce = self.nonce(account.address, session.nonce_key()).await?;
         let dummy = session.dummy_signature(now, &indices, enable)?;
         let mut op = self.draft(account, deployed, nonce, call_data.clone(), dummy).await?;
-        let mut after = counters.clone();
+        let (entry_point, chain_id) = (self.deployment.entry_point, self.chain_id);
+        let judge = |op: &UserOperation| {
+            let with_gas = Request { indices: &indices, gas: OpGas::of(&op.pack()), ..request.clone() };
+            judge_for_inclusion(&session.session, now, |claimed_time| {
+                Ok(((), evaluate(&session.session, &counters, &Request { claimed_time, ..with_gas.clone() })?))
+            })
+        };
+        // Fields the paymaster says are final already: kept as they are, whatever the estimate.
+        let mut final_fields = None;
+        if let Some(paymaster) = paymaster {
+            const METHOD: &str = "pm_getPaymasterStubData";
+            let stub = paymaster.stub(&op, entry_point, chain_id).await.map_err(|e| attribute(paymaster, METHOD, e))?;
+            stub.fields.apply(&mut op);
+            final_fields = stub.is_final.then_some(stub.fields);
+            // The fee rule, now that the paymaster is known and before estimating: a session
+            // that lists other paymasters refuses this one here, with its address.
+            if check {
+                judge(&op)?;
+            }
+        }
         if check {
+            // Paymaster gas limits the estimate leaves out stay the paymaster's own.
             let estimate = self.submitter.estimate(&op).await?;
             apply_estimate(&mut op, &estimate)?;
-            // Second pass: the operation as it will be signed, fees included.
-            let final_request = Request { indices: &indices, gas: OpGas::of(&op.pack()), ..request };
-            let ((), verdict) = judge_for_inclusion(&session.session, now, |claimed_time| {
-                Ok(((), evaluate(&session.session, &counters, &Request { claimed_time, ..final_request.clone() })?))
-            })?;
-            after = verdict.counters;
         } else {
             let limits = crate::GasLimits::default();
             op.verification_gas_limit = limits.verification;
             op.call_gas_limit = limits.call;
             op.pre_verification_gas = U256::from(limits.pre_verification);
+        }
+        if let Some(paymaster) = paymaster {
+            // The final fields for the estimated operation, before the session key signs: the
+            // userOpHash covers paymasterAndData.
+            const METHOD: &str = "pm_getPaymasterData";
+            let fields = match final_fields {
+                Some(fields) => fields,
+                None => {
+                    paymaster.data(&op, entry_point, chain_id).await.map_err(|e| attribute(paymaster, METHOD, e))?
+                }
+            };
+            fields.apply(&mut op);
+            if op.paymaster_verification_gas_limit == 0 {
+                return Err(Error::Paymaster {
+                    paymaster: paymaster.name().to_string(),
+                    method: METHOD.to_string(),
+                    code: None,
+                    message: "no paymasterVerificationGasLimit: neither the paymaster nor the gas estimate set one"
+                        .into(),
+                    data: None,
+                });
+            }
+        }
+        let mut after = counters.clone();
+        if check {
+            // Second pass: the operation as it will be signed, fees and paymaster included.
+            let ((), verdict) = judge(&op)?;
+            after = verdict.counters;
         }
         session.authorize(&mut op, now, &indices, enable, self.chain_id)?;
         Ok(Prepared { op, indices, counters: after, deploys: !deployed, enables: enable })
@@ -580,8 +643,30 @@ impl Valet {
         let nonce = self.nonce(account.address, U256::ZERO).await?;
         let dummy = DUMMY_ECDSA_SIGNATURE.to_vec().into();
         let mut op = self.draft(account, deployed, nonce, call_data, dummy).await?;
+        // Sponsored like session operations when this client has a paymaster: an account that
+        // holds no ETH must still be able to revoke.
+        let (entry_point, chain_id) = (self.deployment.entry_point, self.chain_id);
+        let mut final_fields = None;
+        if let Some(paymaster) = self.paymaster.as_deref() {
+            let stub = paymaster
+                .stub(&op, entry_point, chain_id)
+                .await
+                .map_err(|e| attribute(paymaster, "pm_getPaymasterStubData", e))?;
+            stub.fields.apply(&mut op);
+            final_fields = stub.is_final.then_some(stub.fields);
+        }
         let estimate = self.submitter.estimate(&op).await?;
         apply_estimate(&mut op, &estimate)?;
+        if let Some(paymaster) = self.paymaster.as_deref() {
+            let fields = match final_fields {
+                Some(fields) => fields,
+                None => paymaster
+                    .data(&op, entry_point, chain_id)
+                    .await
+                    .map_err(|e| attribute(paymaster, "pm_getPaymasterData", e))?,
+            };
+            fields.apply(&mut op);
+        }
         let hash = op.hash(self.deployment.entry_point, self.chain_id);
         op.signature =
             owner.sign_message_sync(hash.as_slice()).map_err(|e| Error::Signing(e.to_string()))?.as_bytes().into();

@@ -47,6 +47,12 @@ alloy::sol!(
     ValetDAO,
     "../../contracts/artifacts/ValetDAO.json"
 );
+alloy::sol!(
+    #[sol(rpc, abi)]
+    #[derive(Debug, PartialEq, Eq)]
+    ValetPaymaster,
+    "../../contracts/artifacts/ValetPaymaster.json"
+);
 
 /// The packed operation as each binding that takes one spells it.
 macro_rules! packed_from_core {
@@ -69,4 +75,8 @@ macro_rules! packed_from_core {
     )*};
 }
 
-packed_from_core!(entry_point::PackedUserOperation, account::ValetAccount::PackedUserOperation);
+packed_from_core!(
+    entry_point::PackedUserOperation,
+    account::ValetAccount::PackedUserOperation,
+    ValetPaymaster::PackedUserOperation
+);

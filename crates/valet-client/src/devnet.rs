@@ -11,16 +11,16 @@ use std::sync::{Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
 use alloy::network::EthereumWallet;
-use alloy::primitives::{Address, Bytes, address, b256};
+use alloy::primitives::Address;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 
 use crate::Error;
-use crate::contracts::{SessionKeyValidator, ValetAccountFactory, ValetDAO, ValetNFT, ValetToken, entry_point};
+use crate::deploy::DeployOptions;
 
 /// The deterministic CREATE2 deployer anvil has in genesis.
-pub const CREATE2_DEPLOYER: Address = address!("0x4e59b44847b379578588920cA78FbF26c0B4956C");
+pub use crate::deploy::DETERMINISTIC_DEPLOYER as CREATE2_DEPLOYER;
 
 /// Where everything lives on the devnet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +44,27 @@ pub struct DevnetAddresses {
 pub struct DevnetOptions {
     /// Start the Alto bundler (executor dev key 4, utility dev key 5) on a free loopback port.
     pub alto: bool,
+    /// The chain id (default 31337).
+    pub chain_id: Option<u64>,
+    /// Deploy nothing: a chain as any chain is before `valet deploy` (the EntryPoint included;
+    /// the deterministic deployment proxy is in anvil's genesis). No bundler then.
+    pub bare: bool,
+}
+
+impl DevnetAddresses {
+    /// The canonical addresses ([`crate::deploy::canonical`], [`crate::deploy::demo`]): where
+    /// the devnet, and `valet deploy --demo` on any chain, put everything.
+    pub fn canonical() -> Self {
+        let (valet, demo) = (crate::deploy::canonical(), crate::deploy::demo());
+        Self {
+            entry_point: valet.entry_point,
+            validator: valet.validator,
+            factory: valet.factory,
+            nft: demo.nft,
+            token: demo.token,
+            dao: demo.dao,
+        }
+    }
 }
 
 /// A running devnet. Dev keys: 0 deploys, 1 relays (submits `handleOps`), 2 funds, 4 and 5 are
@@ -64,17 +85,71 @@ impl std::fmt::Debug for Devnet {
     }
 }
 
-/// The pinned tools (`tools/` at the workspace root, found from this crate's location, or
-/// `VALET_TOOLS`).
-pub fn tools_dir() -> PathBuf {
-    std::env::var_os("VALET_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools"))
+/// Where the pinned tools are, in this order: `VALET_TOOLS` (a Valet checkout's `tools/` after
+/// `make tools`: used alone when set), the `PATH`, then the `tools/` of the checkout this crate
+/// was built from, if it is still there. A `valet` installed with `cargo install` therefore runs
+/// from any directory, given `VALET_TOOLS` or the tools on its `PATH`.
+pub fn tools_dir() -> Option<PathBuf> {
+    match std::env::var_os("VALET_TOOLS") {
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools")).filter(|d| d.is_dir()),
+    }
 }
 
-/// The pinned anvil.
-pub fn anvil_path() -> PathBuf {
-    tools_dir().join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
+/// A pinned tool: its place under `tools/node_modules` and its name on a `PATH`.
+struct Tool {
+    name: &'static str,
+    package: &'static str,
+    in_package: &'static str,
+}
+
+const ANVIL: Tool = Tool { name: "anvil", package: "@foundry-rs/anvil-linux-amd64@1.7.1", in_package: "bin/anvil" };
+const ALTO: Tool = Tool { name: "alto", package: "@pimlico/alto@0.0.20", in_package: "esm/cli/alto.js" };
+
+impl Tool {
+    fn find(&self) -> Result<PathBuf, Error> {
+        let package = self.package.rsplit_once('@').map_or(self.package, |(name, _)| name);
+        let under = |tools: &Path| tools.join("node_modules").join(package).join(self.in_package);
+        let mut looked = Vec::new();
+        if let Some(tools) = std::env::var_os("VALET_TOOLS").map(PathBuf::from) {
+            let path = under(&tools);
+            if path.is_file() {
+                return Ok(path);
+            }
+            return Err(Error::ToolMissing(format!(
+                "{} not found at {} (VALET_TOOLS={}): run `npm ci` in that folder, or `make tools` in a Valet checkout",
+                self.name,
+                path.display(),
+                tools.display()
+            )));
+        }
+        // On the PATH: followed through npm's bin symlink, so that Alto's script is run by node.
+        if let Some(path) = std::env::var_os("PATH")
+            .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join(self.name)).find(|p| p.is_file()))
+        {
+            return Ok(std::fs::canonicalize(&path).unwrap_or(path));
+        }
+        looked.push("VALET_TOOLS (not set)".to_string());
+        looked.push("PATH".to_string());
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools");
+        let path = under(&source);
+        if path.is_file() {
+            return Ok(path);
+        }
+        looked.push(path.display().to_string());
+        Err(Error::ToolMissing(format!(
+            "{} not found (looked in {}): run `make tools` in a Valet checkout and set VALET_TOOLS=<checkout>/tools, \
+             or install it on the PATH with `npm install -g {}`",
+            self.name,
+            looked.join(", "),
+            self.package
+        )))
+    }
+}
+
+/// The pinned anvil ([`tools_dir`] explains where it is looked for).
+pub fn anvil_path() -> Result<PathBuf, Error> {
+    ANVIL.find()
 }
 
 fn rpc(e: impl std::fmt::Display) -> Error {
@@ -89,34 +164,20 @@ impl Devnet {
 
     /// Starts anvil, deploys everything, and starts what `options` asks for.
     pub async fn start_with(options: DevnetOptions) -> Result<Self, Error> {
-        let path = anvil_path();
-        if !path.exists() {
-            return Err(Error::ToolMissing(path.display().to_string()));
-        }
-        let anvil = Anvil::start(&path).await?;
-        let deployer = anvil.keys[0].clone();
-        let provider = signing_provider(anvil.port, deployer.clone());
+        let path = anvil_path()?;
+        let chain_id = options.chain_id.unwrap_or(CHAIN_ID);
+        let anvil = Anvil::start(&path, chain_id).await?;
+        let provider = signing_provider(anvil.port, anvil.keys[0].clone());
 
-        let entry_point = deploy_entry_point(&provider).await?;
-        let validator = *SessionKeyValidator::deploy(&provider).await.map_err(rpc)?.address();
-        let factory =
-            *ValetAccountFactory::deploy(&provider, validator, deployer.address()).await.map_err(rpc)?.address();
-        let nft = *ValetNFT::deploy(&provider).await.map_err(rpc)?.address();
-        let token = *ValetToken::deploy(&provider).await.map_err(rpc)?.address();
-        let dao = *ValetDAO::deploy(&provider).await.map_err(rpc)?.address();
-        let addresses = DevnetAddresses { entry_point, validator, factory, nft, token, dao };
-        // ERC-7562: a factory must be staked for an operation that deploys the account and also
-        // touches the validator's storage for it (bundlers enforce this; direct submission not).
-        ValetAccountFactory::new(factory, &provider)
-            .addStake(86_400)
-            .value(alloy::primitives::U256::from(10u128.pow(18)))
-            .send()
-            .await
-            .map_err(rpc)?
-            .get_receipt()
-            .await
-            .map_err(rpc)?;
-        let alto = match options.alto {
+        // Exactly as `valet deploy --demo` deploys on any chain, so the devnet's addresses are
+        // the canonical ones. The factory is staked: ERC-7562 bundlers require it for an
+        // operation that deploys the account and touches the validator's storage for it.
+        if !options.bare {
+            crate::deploy::deploy(&provider, DeployOptions { demo: true, ..DeployOptions::default() }).await?;
+            deploy_devnet_paymaster(&provider, &anvil.keys).await?;
+        }
+        let addresses = DevnetAddresses::canonical();
+        let alto = match options.alto && !options.bare {
             true => Some(Alto::start(&anvil).await?),
             false => None,
         };
@@ -180,7 +241,7 @@ impl Devnet {
 
     /// The chain id.
     pub fn chain_id(&self) -> u64 {
-        CHAIN_ID
+        self.anvil.chain_id
     }
 
     /// Dev key `i` (anvil's mnemonic accounts; it prints ten).
@@ -209,19 +270,6 @@ fn loopback_url(port: u16) -> alloy::transports::http::reqwest::Url {
     format!("http://127.0.0.1:{port}").parse().expect("a loopback URL parses")
 }
 
-async fn deploy_entry_point(provider: &DynProvider) -> Result<Address, Error> {
-    let salt = b256!("0x90d8084deab30c2a37c45e8d47f49f2f7965183cb6990a98943ef94940681de3");
-    let mut input = salt.to_vec();
-    input.extend_from_slice(&entry_point::EntryPoint::BYTECODE);
-    let tx = TransactionRequest::default().to(CREATE2_DEPLOYER).input(Bytes::from(input).into());
-    provider.send_transaction(tx).await.map_err(rpc)?.get_receipt().await.map_err(rpc)?;
-    let code = provider.get_code_at(valet_core::ENTRY_POINT_V07).await.map_err(rpc)?;
-    if code.is_empty() {
-        return Err(Error::Deploy("EntryPoint v0.7 is not at its canonical address".into()));
-    }
-    Ok(valet_core::ENTRY_POINT_V07)
-}
-
 /// anvil's chain id, said explicitly so that nothing has to be read back for it.
 const CHAIN_ID: u64 = 31_337;
 
@@ -235,6 +283,7 @@ struct Anvil {
     port: u16,
     /// The dev keys it printed (its default mnemonic's first ten accounts).
     keys: Vec<PrivateKeySigner>,
+    chain_id: u64,
 }
 
 /// What anvil printed before it listened.
@@ -245,11 +294,11 @@ struct AnvilBanner {
 
 impl Anvil {
     /// Starts anvil (Prague, 127.0.0.1, a port the OS picks) and waits until it listens.
-    async fn start(path: &Path) -> Result<Self, Error> {
+    async fn start(path: &Path, chain_id: u64) -> Result<Self, Error> {
         let mut command = Command::new(path);
         command
             .args(["--host", "127.0.0.1", "--port", "0", "--hardfork", "prague"])
-            .args(["--chain-id", &CHAIN_ID.to_string()])
+            .args(["--chain-id", &chain_id.to_string()])
             .env("FOUNDRY_DISABLE_NIGHTLY_WARNING", "")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -282,7 +331,7 @@ impl Anvil {
         if banner.keys.len() < 10 {
             return Err(anvil_failed(format!("it printed {} dev keys, not 10", banner.keys.len())));
         }
-        Ok(Self { process, port: banner.port, keys: banner.keys })
+        Ok(Self { process, port: banner.port, keys: banner.keys, chain_id })
     }
 }
 
@@ -442,11 +491,8 @@ struct Alto {
 
 impl Alto {
     async fn start(anvil: &Anvil) -> Result<Self, Error> {
-        let tools = tools_dir();
-        let script = tools.join("node_modules/@pimlico/alto/esm/cli/alto.js");
-        if !script.exists() {
-            return Err(Error::ToolMissing(script.display().to_string()));
-        }
+        let script = ALTO.find()?;
+        let preload = loopback_preload()?;
         let key = |i: usize| format!("0x{}", alloy::hex::encode(anvil.keys[i].to_bytes()));
         // The free port is released before Alto binds it; if another process takes it first,
         // Alto exits (with status 0): try another.
@@ -459,9 +505,10 @@ impl Alto {
             let log_err = log.try_clone().map_err(|e| Error::Start { what: "alto", reason: e.to_string() })?;
             let mut command = Command::new("node");
             command
-                .current_dir(&tools)
+                // Not the caller's directory: Alto would read a `.env` there as settings.
+                .current_dir(script.parent().unwrap_or(Path::new("/")))
                 .arg("--require")
-                .arg(tools.join("loopback.js"))
+                .arg(&preload)
                 .arg(&script)
                 .args(["--rpc-url", loopback_url(anvil.port).as_str()])
                 .args(["--entrypoints", &valet_core::ENTRY_POINT_V07.to_string()])
@@ -517,9 +564,27 @@ impl Drop for Alto {
     }
 }
 
+/// `tools/loopback.js`, built into this crate and written to a temporary file for node to preload:
+/// the bundler listens on loopback wherever `valet` runs from.
+fn loopback_preload() -> Result<PathBuf, Error> {
+    const SCRIPT: &str = include_str!("../../../tools/loopback.js");
+    let path = std::env::temp_dir().join(format!("valet-loopback-{}.js", alloy::primitives::keccak256(SCRIPT)));
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(SCRIPT) {
+        // Written under a unique name then renamed: concurrent starts never read half a file.
+        let partial = path.with_extension(format!("{}.tmp", std::process::id()));
+        std::fs::write(&partial, SCRIPT)
+            .and_then(|()| std::fs::rename(&partial, &path))
+            .map_err(|e| Error::Start { what: "alto", reason: format!("writing {}: {e}", path.display()) })?;
+    }
+    Ok(path)
+}
+
 /// Alto's flags besides endpoints and keys, and why.
 const ALTO_FLAGS: &[&str] = &[
-    // anvil has no debug_traceCall tracer for the ERC-7562 checks.
+    // Safe mode off: anvil does answer debug_traceCall with JavaScript tracers, but Alto 0.0.20's
+    // safe mode refuses every EntryPoint v0.7 operation, because it does not decode the
+    // EntryPoint's `DelegateAndRevert(bool,bytes)` (0x99410554) from its own simulation. The
+    // ERC-7562 rules are checked by `crate::erc7562` instead, in tests/erc7562.rs.
     "--safe-mode",
     "false",
     // Its simulation contracts are CREATE2-deployed by the utility key.
@@ -547,4 +612,41 @@ fn free_port() -> Result<u16, Error> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
         .map_err(|e| Error::Start { what: "alto", reason: format!("no free port: {e}") })?;
     listener.local_addr().map(|a| a.port()).map_err(|e| Error::Start { what: "alto", reason: e.to_string() })
+}
+
+// ------------------------------------------------------------------ gas sponsorship
+
+/// The key that signs for the devnet's paymaster: `keccak256("valet devnet sponsor")`, public
+/// like anvil's dev keys and for the devnet only. Not one of the ten dev keys, which all have a
+/// role already (the dApp's development wallet is dev key 7).
+fn sponsor_key() -> PrivateKeySigner {
+    PrivateKeySigner::from_bytes(&alloy::primitives::keccak256("valet devnet sponsor")).expect("a valid secp256k1 key")
+}
+
+/// The devnet's ValetPaymaster: created by the deployer (dev key 0, its owner) with
+/// [`sponsor_key`] as its signer, given 100 ETH of EntryPoint deposit to sponsor from and 1 ETH of
+/// stake (one day's unstake delay: ERC-7562 bundlers want a paymaster that reads its own storage
+/// staked).
+async fn deploy_devnet_paymaster(provider: &DynProvider, keys: &[PrivateKeySigner]) -> Result<Address, Error> {
+    let ether = alloy::primitives::U256::from(10u128.pow(18));
+    let (signer, owner) = (sponsor_key().address(), keys[0].address());
+    let paymaster = crate::paymaster::deploy_paymaster(provider, signer, owner).await?;
+    let (deposit, day) = (ether * alloy::primitives::U256::from(100), Duration::from_secs(86_400));
+    crate::paymaster::fund_paymaster(provider, paymaster, deposit, ether, day).await?;
+    Ok(paymaster)
+}
+
+impl Devnet {
+    /// The devnet's ValetPaymaster (its signer a devnet-only sponsor key, its owner dev key 0),
+    /// funded with 100 ETH of EntryPoint deposit (not deployed on a bare devnet).
+    pub fn paymaster(&self) -> Address {
+        crate::paymaster::paymaster_address(sponsor_key().address(), self.key(0).address())
+    }
+
+    /// Approves operations for [`Devnet::paymaster`] with its signer (the devnet sponsor key), counting each
+    /// approval's validity from the chain's clock as well as this machine's (the devnet may have
+    /// been moved ahead in time).
+    pub fn sponsor(&self) -> crate::SponsorSigner {
+        crate::SponsorSigner::new(self.paymaster(), sponsor_key()).with_chain_clock(self.provider.clone())
+    }
 }

@@ -7,8 +7,8 @@ use valet_core::Refusal;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The pinned tools are missing.
-    #[error("{0} not found: run `make tools` (or any make target) to install the pinned tools")]
+    /// A pinned tool (anvil, Alto) is missing: where it was looked for and how to install it.
+    #[error("{0}")]
     ToolMissing(String),
     /// Starting anvil or the bundler failed.
     #[error("could not start {what}: {reason}")]
@@ -107,6 +107,25 @@ pub enum Error {
         user_op_hash: B256,
         /// The revert data, as hex.
         reason: String,
+    },
+    /// The paymaster did not give the operation its fields: its service answered an error (a
+    /// sponsorship policy said no, a bad parameter), could not be reached or read, or could not
+    /// sign. Nothing was sent.
+    #[error(
+        "paymaster {paymaster} did not sponsor the operation: {method} failed{}: {message}",
+        code.map(|c| format!(" with code {c}")).unwrap_or_default()
+    )]
+    Paymaster {
+        /// Which paymaster: its contract address, or its service's scheme and host.
+        paymaster: String,
+        /// What was asked (`pm_getPaymasterStubData`, `pm_getPaymasterData`).
+        method: String,
+        /// The service's JSON-RPC error code, if it answered one.
+        code: Option<i64>,
+        /// Its message, or what went wrong.
+        message: String,
+        /// Its error data, as JSON text.
+        data: Option<String>,
     },
 }
 

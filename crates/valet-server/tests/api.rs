@@ -95,7 +95,7 @@ async fn two_instances_share_a_session_lane_through_postgresql() {
 /// The service submitting through the Alto bundler instead of directly.
 #[tokio::test]
 async fn the_service_submits_through_a_bundler() {
-    let devnet = Devnet::start_with(valet_client::DevnetOptions { alto: true }).await.expect("devnet with Alto");
+    let devnet = Devnet::start_with(valet_client::DevnetOptions { alto: true, ..Default::default() }).await.expect("devnet with Alto");
     let dir = temp_dir("bundler");
     let vault = Vault::connect(&format!("sqlite://{}?mode=rwc", dir.join("valet.db").display())).await.expect("vault");
     let client = valet_client::BundlerClient::new(&devnet.bundler_url().expect("alto"), devnet.addresses.entry_point)

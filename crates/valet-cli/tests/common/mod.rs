@@ -11,7 +11,7 @@ use alloy::transports::http::reqwest;
 use serde_json::Value;
 
 /// Variables `valet` reads that must not leak in from the caller's environment.
-pub(crate) const VALET_VARS: [&str; 12] = [
+pub(crate) const VALET_VARS: [&str; 16] = [
     "VALET_HOME",
     "VALET_RPC_URL",
     "VALET_BUNDLER_URL",
@@ -24,6 +24,10 @@ pub(crate) const VALET_VARS: [&str; 12] = [
     "VALET_PASSWORD",
     "VALET_ADMIN_TOKEN",
     "VALET_MASTER_KEY",
+    "VALET_DEPLOYER_KEY",
+    "VALET_DEPLOYER_PASSWORD",
+    "VALET_LISTEN",
+    "VALET_WEB",
 ];
 
 /// A fresh temporary directory, removed when dropped (kept, and named, if the test panics).

@@ -1,0 +1,155 @@
+//! `valet deploy` on chains as any chain is before Valet (bare anvils: only the deterministic
+//! deployment proxy in genesis), and a `valet` installed with `cargo install` run from elsewhere.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use alloy::primitives::{Bytes, U256};
+use alloy::providers::Provider;
+use common::{TempDir, valet};
+use serde_json::Value;
+use valet_client::{Devnet, DevnetOptions};
+
+async fn bare(chain_id: u64) -> Devnet {
+    Devnet::start_with(DevnetOptions { chain_id: Some(chain_id), bare: true, ..Default::default() })
+        .await
+        .expect("a bare anvil")
+}
+
+fn deployer_key(chain: &Devnet) -> String {
+    format!("0x{}", alloy::hex::encode(chain.key(0).to_bytes()))
+}
+
+/// `valet deploy --json` against `chain`, with the deployer key in the environment.
+fn deploy(chain: &Devnet, extra: &[&str]) -> Output {
+    let url = chain.endpoint();
+    let mut args = vec!["deploy", "--rpc-url", &url, "--json"];
+    args.extend_from_slice(extra);
+    valet(&args, &[("VALET_DEPLOYER_KEY", &deployer_key(chain))]).output().expect("valet deploy")
+}
+
+fn json(output: &Output) -> Value {
+    assert!(output.status.success(), "valet deploy failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("one JSON document")
+}
+
+#[tokio::test]
+async fn valet_deploy_gives_the_same_addresses_on_two_chains_and_is_idempotent() {
+    let (a, b) = (bare(2001).await, bare(2002).await);
+    let (on_a, on_b) = (json(&deploy(&a, &[])), json(&deploy(&b, &[])));
+    assert_eq!(on_a["chain_id"], 2001);
+    assert_eq!(on_b["chain_id"], 2002);
+    for field in ["entry_point", "validator", "factory", "account_implementation"] {
+        assert!(on_a[field].is_string(), "{field} in {on_a}");
+        assert_eq!(on_a[field], on_b[field], "{field}: the same address on both chains");
+    }
+    // The addresses are known offline, before anything is deployed.
+    let offline = valet(&["deploy", "--rpc-url", "http://127.0.0.1:9", "--addresses", "--json"], &[])
+        .output()
+        .expect("valet deploy --addresses");
+    let offline = json(&offline);
+    for field in ["entry_point", "validator", "factory", "account_implementation"] {
+        assert_eq!(offline["valet"][field], on_a[field], "{field} computed offline");
+    }
+    assert_eq!(on_a["deployed"], serde_json::json!(["entry_point", "validator", "factory"]));
+    assert_eq!(on_a["factory_stake_wei"], "1000000000000000000", "1 ether by default: {on_a}");
+    let manager: alloy::primitives::Address =
+        on_a["factory_stake_manager"].as_str().expect("address").parse().expect("address");
+    assert_eq!(manager, a.key(0).address());
+    // The stake is visible in the EntryPoint.
+    let entry_point = on_a["entry_point"].as_str().expect("address").parse().expect("address");
+    let factory = on_a["factory"].as_str().expect("address").parse().expect("address");
+    let info = valet_client::contracts::entry_point::EntryPoint::new(entry_point, &a.provider)
+        .getDepositInfo(factory)
+        .call()
+        .await
+        .expect("deposit info");
+    assert!(info.staked && U256::from(info.stake) == U256::from(10u128.pow(18)) && info.unstakeDelaySec == 86_400);
+
+    // A second run deploys nothing and stakes nothing.
+    let again = json(&deploy(&a, &[]));
+    assert_eq!(again["deployed"], serde_json::json!([]), "{again}");
+    assert_eq!(again["staked"], false);
+    assert_eq!(again["transactions"], serde_json::json!([]));
+    // --demo adds the demo contracts only; a larger --stake adds the difference.
+    let demo = json(&deploy(&a, &["--demo", "--stake", "2.5 ether", "--unstake-delay", "172800"]));
+    assert_eq!(demo["deployed"], serde_json::json!(["nft", "token", "dao"]));
+    assert_eq!(demo["factory_stake_wei"], "2500000000000000000", "2.5 ether: {demo}");
+    assert_eq!(demo["factory_unstake_delay_sec"], 172_800);
+    for name in ["nft", "token", "dao"] {
+        let address = demo["demo"][name].as_str().expect("address").parse().expect("address");
+        assert!(!a.provider.get_code_at(address).await.expect("code").is_empty(), "{name} deployed");
+    }
+}
+
+#[tokio::test]
+async fn valet_deploy_refuses_other_code_at_a_canonical_address_and_bad_input() {
+    let chain = bare(2003).await;
+    let factory: alloy::primitives::Address = valet_client::deploy::canonical().factory;
+    let _: () = chain
+        .provider
+        .raw_request("anvil_setCode".into(), (factory, Bytes::from_static(&[0x60, 0x00])))
+        .await
+        .expect("setCode");
+    let output = deploy(&chain, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "refused");
+    assert!(output.stdout.is_empty(), "no JSON on a refusal: {}", String::from_utf8_lossy(&output.stdout));
+    assert!(stderr.contains(&factory.to_string()) && stderr.contains("not Valet's ValetAccountFactory"), "{stderr}");
+    assert_eq!(chain.provider.get_transaction_count(chain.key(0).address()).await.expect("nonce"), 0, "sent nothing");
+
+    // Bad input is named.
+    let url = chain.endpoint();
+    let no_key = valet(&["deploy", "--rpc-url", &url], &[]).output().expect("valet");
+    assert!(String::from_utf8_lossy(&no_key.stderr).contains("--deployer-key"), "names the missing key");
+    let bad_stake =
+        valet(&["deploy", "--rpc-url", &url, "--stake", "1 bitcoin"], &[("VALET_DEPLOYER_KEY", &deployer_key(&chain))])
+            .output()
+            .expect("valet");
+    assert!(String::from_utf8_lossy(&bad_stake.stderr).contains("unknown unit `bitcoin`"), "{bad_stake:?}");
+    let bad_key = valet(&["deploy", "--rpc-url", &url], &[("VALET_DEPLOYER_KEY", "0x1234")]).output().expect("valet");
+    let text = String::from_utf8_lossy(&bad_key.stderr);
+    assert!(text.contains("not a 32-byte hex private key") && !text.contains("0x1234"), "{text}");
+}
+
+/// `cargo install` of this checkout into a temporary root (a debug build sharing this
+/// workspace's target directory, so it reuses what the tests built), then `valet demo` from
+/// another directory: contracts are built in, tools come from `VALET_TOOLS`; without them the
+/// error names what is missing and how to install it.
+#[test]
+fn an_installed_valet_runs_the_demo_from_any_directory() {
+    let root = TempDir::new("install");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace.join("target"), Into::into);
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["install", "--path", "crates/valet-cli", "--debug", "--locked", "--offline", "--quiet", "--root"])
+        .arg(&root.0)
+        .current_dir(&workspace)
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .expect("cargo install");
+    assert!(status.success(), "cargo install failed");
+    let installed = root.0.join("bin/valet");
+    let elsewhere = TempDir::new("elsewhere");
+    let tools = workspace.join("tools").canonicalize().expect("tools");
+    let run = |tools: &Path| {
+        let mut installed = std::process::Command::new(&installed);
+        installed.args(["demo", "--json"]).current_dir(&elsewhere.0).env("VALET_TOOLS", tools);
+        for var in common::VALET_VARS {
+            installed.env_remove(var);
+        }
+        installed.output().expect("the installed valet")
+    };
+    let output = run(&tools);
+    assert!(output.status.success(), "valet demo from elsewhere: {}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("the demo's JSON");
+    assert_eq!(report["mints_succeeded"], 10, "{report}");
+
+    let empty = TempDir::new("no-tools");
+    let output = run(&empty.0);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("anvil not found") && stderr.contains("npm"), "names the tool and the install: {stderr}");
+}
