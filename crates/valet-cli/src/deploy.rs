@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use alloy::primitives::U256;
+use alloy::primitives::{Address, U256};
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, anyhow, bail};
 use valet_client::deploy::{self, DeployOptions};
@@ -31,6 +31,15 @@ pub(crate) struct DeployArgs {
     /// And its unstake delay at least this many seconds.
     #[arg(long, default_value_t = deploy::DEFAULT_UNSTAKE_DELAY)]
     unstake_delay: u32,
+    /// Also deploy a ValetPaymaster whose sponsor key is this address (owned by the deployer; its
+    /// address depends on both, so it is the same on every chain for the same pair), stake it
+    /// like the factory and fund its EntryPoint deposit (--paymaster-deposit). `valet serve
+    /// --paymaster … --sponsor-key …` then sponsors apps' operations through it.
+    #[arg(long)]
+    paymaster_signer: Option<Address>,
+    /// The paymaster's EntryPoint deposit should be at least this (what it pays fees from).
+    #[arg(long, default_value = "0", value_parser = parse_wei, requires = "paymaster_signer")]
+    paymaster_deposit: U256,
     /// Print only where nothing would be deployed: the canonical addresses, computed offline.
     #[arg(long, conflicts_with_all = ["deployer_key", "deployer_keystore", "demo"])]
     addresses: bool,
@@ -80,9 +89,21 @@ pub(crate) async fn run(args: DeployArgs) -> anyhow::Result<()> {
     let provider = valet_client::rpc::http_wallet_provider(&args.rpc_url, key)
         .map_err(|e| anyhow!("--rpc-url `{}`: {e}", args.rpc_url))?;
     let options = DeployOptions { demo: args.demo, stake: args.stake, unstake_delay: args.unstake_delay };
-    let report = deploy::deploy(&provider, options).await.with_context(|| format!("deploying from {from}"))?;
+    let mut report = deploy::deploy(&provider, options).await.with_context(|| format!("deploying from {from}"))?;
+    let paymaster = match args.paymaster_signer {
+        Some(signer) => Some(
+            paymaster(&provider, signer, from, &args, &mut report)
+                .await
+                .with_context(|| format!("deploying the paymaster from {from}"))?,
+        ),
+        None => None,
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut doc = serde_json::to_value(&report)?;
+        if let Some(p) = &paymaster {
+            doc["paymaster"] = serde_json::to_value(p)?;
+        }
+        println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
     println!("Valet on chain {} (deployer {from})", report.chain_id);
@@ -109,6 +130,64 @@ pub(crate) async fn run(args: DeployArgs) -> anyhow::Result<()> {
     if report.factory_stake_manager != from && report.factory_stake_manager != alloy::primitives::Address::ZERO {
         println!("  note: the stake is managed by {}, not by this deployer", report.factory_stake_manager);
     }
+    if let Some(p) = &paymaster {
+        println!(
+            "  paymaster              {}  {} (signer {}, owner {}): deposit {} wei, stake {} wei",
+            p.address,
+            status("paymaster"),
+            p.signer,
+            p.owner,
+            p.deposit_wei,
+            p.stake_wei
+        );
+    }
     println!("{} transaction(s) sent.", report.transactions.len());
     Ok(())
+}
+
+/// The paymaster `valet deploy --paymaster-signer` deployed or found.
+#[derive(Debug, serde::Serialize)]
+struct PaymasterReport {
+    address: Address,
+    signer: Address,
+    owner: Address,
+    /// Its EntryPoint deposit (wei, decimal).
+    deposit_wei: String,
+    /// Its stake (wei, decimal).
+    stake_wei: String,
+}
+
+/// Deploys (or finds) the ValetPaymaster of `signer` owned by `owner`, and tops its deposit and
+/// stake up to what `args` asks for.
+async fn paymaster(
+    provider: &alloy::providers::DynProvider,
+    signer: Address,
+    owner: Address,
+    args: &DeployArgs,
+    report: &mut deploy::DeployReport,
+) -> anyhow::Result<PaymasterReport> {
+    use alloy::providers::Provider as _;
+    use valet_client::contracts::entry_point::EntryPoint;
+    let address = valet_client::paymaster::paymaster_address(signer, owner);
+    if provider.get_code_at(address).await?.is_empty() {
+        valet_client::paymaster::deploy_paymaster(provider, signer, owner).await?;
+        report.deployed.push("paymaster");
+    } else {
+        report.verified.push("paymaster");
+    }
+    let entry_point = EntryPoint::new(report.entry_point, provider);
+    let info = entry_point.getDepositInfo(address).call().await?;
+    // Top-ups only: the EntryPoint adds a deposit and a stake to what is there.
+    let deposit = args.paymaster_deposit.saturating_sub(U256::from(info.deposit));
+    let stake = args.stake.saturating_sub(U256::from(info.stake));
+    let delay = std::time::Duration::from_secs(u64::from(args.unstake_delay.max(info.unstakeDelaySec)));
+    valet_client::paymaster::fund_paymaster(provider, address, deposit, stake, delay).await?;
+    let info = entry_point.getDepositInfo(address).call().await?;
+    Ok(PaymasterReport {
+        address,
+        signer,
+        owner,
+        deposit_wei: U256::from(info.deposit).to_string(),
+        stake_wei: U256::from(info.stake).to_string(),
+    })
 }

@@ -82,6 +82,27 @@ async fn valet_deploy_gives_the_same_addresses_on_two_chains_and_is_idempotent()
         let address = demo["demo"][name].as_str().expect("address").parse().expect("address");
         assert!(!a.provider.get_code_at(address).await.expect("code").is_empty(), "{name} deployed");
     }
+
+    // A paymaster for a sponsor key: deployed, staked and funded once; its address is the same
+    // on every chain for the same signer and owner.
+    let signer = alloy::primitives::Address::repeat_byte(0x5a).to_string();
+    let args = ["--paymaster-signer", signer.as_str(), "--paymaster-deposit", "3 ether"];
+    let (first, second) = (json(&deploy(&b, &args)), json(&deploy(&b, &args)));
+    let expected = valet_client::paymaster::paymaster_address(signer.parse().expect("signer"), b.key(0).address());
+    let address: alloy::primitives::Address =
+        first["paymaster"]["address"].as_str().expect("address").parse().expect("address");
+    assert_eq!(address, expected);
+    assert_eq!(first["deployed"], serde_json::json!(["paymaster"]), "{first}");
+    assert_eq!(first["paymaster"]["deposit_wei"], "3000000000000000000");
+    assert_eq!(first["paymaster"]["stake_wei"], "1000000000000000000");
+    assert_eq!(second["deployed"], serde_json::json!([]), "{second}");
+    assert_eq!(second["paymaster"]["deposit_wei"], "3000000000000000000", "topped up only to what is asked");
+    let info = valet_client::contracts::entry_point::EntryPoint::new(entry_point, &b.provider)
+        .getDepositInfo(address)
+        .call()
+        .await
+        .expect("deposit info");
+    assert!(info.staked && U256::from(info.deposit) == U256::from(3u128 * 10u128.pow(18)));
 }
 
 #[tokio::test]

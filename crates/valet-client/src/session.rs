@@ -212,7 +212,7 @@ pub const DUMMY_ECDSA_SIGNATURE: [u8; 65] = {
 /// opening one (about 53 KiB unoptimised, the AEAD's frames) or signing with one uses.
 const WIPED_STACK: usize = 128 * 1024;
 
-/// Overwrites with zeros the [`WIPED_STACK`] bytes of stack below its caller's frame.
+/// Overwrites with zeros the `WIPED_STACK` bytes of stack below its caller's frame.
 ///
 /// k256 and the AEAD copy the secrets they work on into stack temporaries that nothing wipes
 /// (the key's bytes before RFC 6979, the bytes a key is parsed from), and moving a key by value

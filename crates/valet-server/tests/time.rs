@@ -162,7 +162,9 @@ async fn the_scheduler_tells_runs_missed_while_down_from_late_ones() {
 #[tokio::test]
 async fn a_session_granted_on_an_idle_chain_is_usable_at_once_through_a_bundler() {
     use std::sync::Arc;
-    let devnet = Devnet::start_with(valet_client::DevnetOptions { alto: true, ..Default::default() }).await.expect("devnet with Alto");
+    let devnet = Devnet::start_with(valet_client::DevnetOptions { alto: true, ..Default::default() })
+        .await
+        .expect("devnet with Alto");
     let client = valet_client::BundlerClient::new(&devnet.bundler_url().expect("alto"), devnet.addresses.entry_point)
         .expect("client");
     let valet = valet_client::Valet::new(
