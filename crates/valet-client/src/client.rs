@@ -275,6 +275,12 @@ impl Valet {
         self.paymaster.as_ref()
     }
 
+    /// A client for Valet at its canonical addresses ([`Deployment::canonical`]: wherever
+    /// `valet deploy` ran, the devnet included).
+    pub async fn canonical(provider: DynProvider, submitter: Arc<dyn Submitter>) -> Result<Self, Error> {
+        Self::new(provider, submitter, Deployment::canonical()).await
+    }
+
     /// The chain id.
     pub fn chain_id(&self) -> u64 {
         self.chain_id

@@ -167,6 +167,13 @@ impl crate::Deployment {
     }
 }
 
+impl Default for crate::Deployment {
+    /// [`crate::Deployment::canonical`].
+    fn default() -> Self {
+        Self::canonical()
+    }
+}
+
 /// What [`deploy`] is asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeployOptions {

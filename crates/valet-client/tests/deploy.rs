@@ -18,6 +18,12 @@ async fn the_devnet_is_deployed_at_the_canonical_addresses() {
     let devnet = Devnet::start().await.expect("devnet");
     assert_eq!(devnet.addresses, DevnetAddresses::canonical());
     assert_eq!(devnet.deployment(), Deployment::canonical());
+    assert_eq!(Deployment::default(), Deployment::canonical());
+    let relayer = valet_client::Direct::new(devnet.provider_for(1), devnet.key(1).address()).await.expect("relayer");
+    let valet = valet_client::Valet::canonical(devnet.provider.clone(), std::sync::Arc::new(relayer))
+        .await
+        .expect("Valet at the canonical addresses");
+    assert_eq!(valet.deployment(), devnet.deployment());
     let entry_point = devnet.provider.get_code_at(devnet.addresses.entry_point).await.expect("code");
     assert_eq!(keccak256(&entry_point), ENTRY_POINT_CODE_HASH, "EntryPoint v0.7's code hash");
     let implementation = valet_client::contracts::ValetAccountFactory::new(devnet.addresses.factory, &devnet.provider)
