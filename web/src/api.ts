@@ -14,6 +14,9 @@ export interface Config {
   demo_payee?: Address;
   dao_proposals?: { id: number; title: string }[];
   faucet?: boolean;
+  /// The paymaster that sponsors this app's operations, when the app has a sponsorship budget:
+  /// the service then pays the network fees of every operation it sends for the app.
+  paymaster?: Address;
   dev_wallet?: { address: Address; private_key: Hex; label: string };
 }
 
@@ -118,7 +121,29 @@ export interface Execution {
   user_op_hash: Hex | null;
   transaction_hash: Hex | null;
   gas_used: string | null;
+  /// What the operation's network fee cost, in wei, and the paymaster that paid it (null: the
+  /// account paid).
+  fee_wei?: string | null;
+  paymaster?: Address | null;
   detail: unknown;
+}
+
+/// The app's sponsorship of network fees today (`GET /v1/sponsorship`): amounts in wei, per UTC
+/// day.
+export interface Sponsorship {
+  /// Whether the service pays this app's operations now; `reason` says why not.
+  sponsored: boolean;
+  reason: string | null;
+  paymaster: Address | null;
+  /// The daily budget (null: none).
+  budget_wei: string | null;
+  spent_today_wei: string;
+  /// Held for operations not settled yet (each at its maximum cost).
+  reserved_wei: string;
+  left_wei: string;
+  /// The UTC day, `YYYY-MM-DD`, and when the next starts (unix seconds).
+  day: string;
+  resets_at: number;
 }
 
 export interface AuditEvent {
@@ -138,12 +163,14 @@ export interface CallRequest {
   data?: Hex;
 }
 
-/// A failed request: the HTTP status, the service's error code and its message.
+/// A failed request: the HTTP status, the service's error code and its message, and the rest of
+/// its answer (fields some errors add, e.g. the amounts of a refusal for want of sponsorship).
 export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
+    readonly fields: Record<string, unknown> = {},
   ) {
     super(message);
     this.name = 'ApiError';
@@ -196,11 +223,12 @@ export class Api {
       // Not JSON: fall through with the text as the message.
     }
     if (!response.ok) {
-      const error = json as { error?: string; message?: string } | null;
+      const error = json as ({ error?: string; message?: string } & Record<string, unknown>) | null;
       throw new ApiError(
         response.status,
         error?.error ?? 'http_error',
         error?.message ?? `${method} ${path} answered ${response.status}: ${text.slice(0, 200)}`,
+        error && typeof error === 'object' ? error : {},
       );
     }
     return json as T;
@@ -210,8 +238,10 @@ export class Api {
     return this.request('GET', `/v1/accounts/${owner}`);
   }
 
-  fund(address: Address): Promise<{ funded: boolean; transactions: Hex[]; balance_wei: string }> {
-    return this.request('POST', '/v1/devnet/fund', { address });
+  /// The devnet faucet: ETH for fees, and demo tokens.
+  /** Demo tokens, and ETH for gas unless `eth` is false (a sponsor pays the fees). */
+  fund(address: Address, eth = true): Promise<{ funded: boolean; transactions: Hex[]; balance_wei: string }> {
+    return this.request('POST', '/v1/devnet/fund', { address, eth });
   }
 
   propose(owner: Address, spec: unknown, names: Record<string, string> = {}): Promise<Proposal> {
@@ -259,6 +289,11 @@ export class Api {
     signature: Hex,
   ): Promise<{ session_id: Hex; status: string; onchain: string; message: string; transaction_hash: Hex | null }> {
     return this.request('POST', `/v1/sessions/${id}/revoke/onchain`, { signature });
+  }
+
+  /// The app's sponsorship budget for today and what is left of it.
+  sponsorship(): Promise<Sponsorship> {
+    return this.request('GET', '/v1/sponsorship');
   }
 
   audit(account: Address, limit = 200): Promise<{ events: AuditEvent[] }> {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { duration, expiry, short, units, usesLeft } from './format';
+import { duration, eth, expiry, short, units, usesLeft } from './format';
 
 describe('format', () => {
   it('shortens hex in the middle', () => {
@@ -15,6 +15,16 @@ describe('format', () => {
     expect(units('0', 18)).toBe('0');
     expect(units(10e18, 18)).toBe('10');
     expect(units('7', 0)).toBe('7');
+  });
+
+  it('prints wei as ETH, small amounts to their first digit', () => {
+    expect(eth('998500000000000000')).toBe('0.9985 ETH');
+    expect(eth('1000000000000000000')).toBe('1 ETH');
+    expect(eth('1000000000')).toBe('0.000000001 ETH');
+    expect(eth('123456789012345')).toBe('0.0001 ETH');
+    expect(eth('12345678901234')).toBe('0.00001 ETH');
+    expect(eth('1')).toBe('0.000000000000000001 ETH');
+    expect(eth(0n)).toBe('0 ETH');
   });
 
   it('counts down', () => {

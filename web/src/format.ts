@@ -18,6 +18,14 @@ export function units(value: string | number | bigint, decimals: number, places 
   return `${negative ? '-' : ''}${whole.toString()}${fraction ? `.${fraction}` : ''}`;
 }
 
+/// Wei as ETH, with 4 decimals, or as many as a small amount needs to show its first digit:
+/// eth("998500000000000000") = "0.9985 ETH", eth("1000000000") = "0.000000001 ETH".
+export function eth(wei: string | bigint): string {
+  let places = 4;
+  while (places < 18 && BigInt(wei) > 0n && units(wei, 18, places) === '0') places++;
+  return `${units(wei, 18, places)} ETH`;
+}
+
 /// Seconds as a countdown: "59 min 12 s", "6 d 23 h", "0 s".
 export function duration(seconds: number): string {
   const s = Math.max(0, Math.floor(seconds));

@@ -13,19 +13,26 @@ import {
   type Execution,
   type Proposal,
   type SessionInfo,
+  type Sponsorship,
   type TokenHolding,
 } from './api';
 import { h, replace } from './dom';
+import { errorText, executionFeeText, sponsorshipText } from './fees';
 import { duration, expiry, short, units, usesLeft } from './format';
 import {
+  ACCOUNT_FEES,
   EMPTY_CUSTOM,
   PRESETS,
   customSpec,
+  defaultFeePayer,
+  feeBudgetText,
+  feesText,
   mintSpec,
   paymentSpec,
   voteSpec,
   type Comparison,
   type CustomForm,
+  type FeePayer,
   type PresetId,
   type Spec,
 } from './presets';
@@ -65,7 +72,12 @@ interface State {
   payee: string;
   perDay: string;
   custom: CustomForm;
+  /// Who pays the network fees of the session being drafted (a choice only when the app has a
+  /// paymaster; else the account).
+  feePayer: FeePayer;
   proposal: Proposal | null;
+  /// The fee rule of the spec the proposal was made from (what its summary's fee line says).
+  proposalFees: Spec['fees'] | null;
   proposing: boolean;
   approving: boolean;
   grantError: string | null;
@@ -76,6 +88,9 @@ interface State {
   revokeNotes: Map<string, { error: boolean; text: string }>;
   /// Chain time minus local time (seconds), from the last session read.
   clockOffset: number;
+  /// The app's sponsorship today, when it has a paymaster; `sponsorshipError` when unreadable.
+  sponsorship: Sponsorship | null;
+  sponsorshipError: string | null;
 }
 
 const state: State = {
@@ -90,7 +105,9 @@ const state: State = {
   payee: '',
   perDay: '10',
   custom: structuredClone(EMPTY_CUSTOM),
+  feePayer: 'account',
   proposal: null,
+  proposalFees: null,
   proposing: false,
   approving: false,
   grantError: null,
@@ -100,6 +117,8 @@ const state: State = {
   actions: new Map(),
   revokeNotes: new Map(),
   clockOffset: 0,
+  sponsorship: null,
+  sponsorshipError: null,
 };
 
 const $ = (id: string) => document.getElementById(id) as HTMLElement;
@@ -126,7 +145,11 @@ async function refresh(): Promise<void> {
   if (!api || !wallet) return;
   try {
     const account = await api.account(wallet.address);
-    const [sessions, audit] = await Promise.all([api.sessions(account.address), api.audit(account.address)]);
+    const [sessions, audit] = await Promise.all([
+      api.sessions(account.address),
+      api.audit(account.address),
+      readSponsorship(api),
+    ]);
     state.account = account;
     state.sessions = sessions.sessions.sort((a, b) => b.chain.valid_after - a.chain.valid_after);
     state.events = audit.events;
@@ -139,6 +162,18 @@ async function refresh(): Promise<void> {
     showBanner(`Could not read the account: ${message(e)}`);
   }
   renderAll();
+}
+
+/// What is left of the app's sponsorship today (only when it has a paymaster). Not knowing it
+/// stops nothing: the service refuses what the budget cannot pay, and says so.
+async function readSponsorship(api: Api): Promise<void> {
+  if (!state.config?.paymaster) return;
+  try {
+    state.sponsorship = await api.sponsorship();
+    state.sponsorshipError = null;
+  } catch (e) {
+    state.sponsorshipError = message(e);
+  }
 }
 
 function nft(): [string, TokenHolding] | undefined {
@@ -192,7 +227,9 @@ async function connect(kind: 'injected' | 'development'): Promise<void> {
     }
     state.api = new Api(config.api_key);
     const account = await state.api.account(state.wallet.address);
-    if (config.faucet) await state.api.fund(account.address);
+    // With a sponsor paying the fees the account needs no ETH, and gets none: only the demo
+    // tokens it pays with.
+    if (config.faucet) await state.api.fund(account.address, !config.paymaster);
     await refresh();
   } catch (e) {
     state.wallet = null;
@@ -206,13 +243,13 @@ async function connect(kind: 'injected' | 'development'): Promise<void> {
 function specForPreset(): Spec {
   switch (state.preset) {
     case 'mint':
-      return mintSpec();
+      return mintSpec(state.feePayer);
     case 'payment':
-      return paymentSpec(state.payee, state.perDay);
+      return paymentSpec(state.payee, state.perDay, state.feePayer);
     case 'vote':
-      return voteSpec();
+      return voteSpec(state.feePayer);
     case 'custom':
-      return customSpec(state.custom);
+      return customSpec(state.custom, state.feePayer);
   }
 }
 
@@ -222,11 +259,13 @@ async function review(): Promise<void> {
   state.grantError = null;
   state.granted = null;
   state.proposal = null;
+  state.proposalFees = null;
   try {
     const spec = specForPreset();
     state.proposing = true;
     renderGrant();
     state.proposal = await api.propose(wallet.address, spec);
+    state.proposalFees = spec.fees;
   } catch (e) {
     state.grantError = message(e);
   } finally {
@@ -313,7 +352,7 @@ async function act(
   try {
     action.result = await api.execute(session.session_id, calls, crypto.randomUUID());
   } catch (e) {
-    action.error = message(e);
+    action.error = errorText(e);
   } finally {
     action.busy = false;
     await refresh();
@@ -440,6 +479,15 @@ function renderAccount(): void {
       ),
       h('dt', {}, 'Balance'),
       h('dd', { testid: 'account-balance' }, `${units(account.balance_wei, 18)} ETH`),
+      config?.paymaster && h('dt', {}, 'Fee sponsor'),
+      config?.paymaster &&
+        h(
+          'dd',
+          { testid: 'sponsorship' },
+          state.sponsorship
+            ? sponsorshipText(state.sponsorship)
+            : `This app pays the network fees of sponsored sessions; what is left today is unknown${state.sponsorshipError ? `: ${state.sponsorshipError}` : ''}.`,
+        ),
       erc20 && h('dt', {}, erc20[1].symbol),
       erc20 && h('dd', { testid: 'token-balance' }, `${units(erc20[1].balance, erc20[1].decimals ?? 18)} ${erc20[1].symbol}`),
       collection && h('dt', {}, `${collection[1].symbol} NFTs`),
@@ -461,12 +509,12 @@ function renderAccount(): void {
   );
 }
 
-function presetForm(): Node[] {
+function presetForm(): (Node | null)[] {
   switch (state.preset) {
     case 'mint':
-      return [];
+      return [feeChoice()];
     case 'vote':
-      return [];
+      return [feeChoice()];
     case 'payment':
       return [
         h(
@@ -475,10 +523,50 @@ function presetForm(): Node[] {
           field('Payee', 'payee', state.payee, (v) => (state.payee = v), { placeholder: '0x…', autocomplete: 'off' }),
           field('VLT per day at most', 'per-day', state.perDay, (v) => (state.perDay = v), { inputmode: 'decimal' }),
         ),
+        feeChoice(),
       ];
     case 'custom':
-      return customForm();
+      return [...customForm(), feeChoice()];
   }
+}
+
+/// Who pays the session's network fees. With no sponsor the account does, and only the custom
+/// form asks how much of its ETH (the presets state their budgets); with one, the user chooses,
+/// sponsored first.
+function feeChoice(): Node | null {
+  if (!state.config?.paymaster) return null;
+  const option = (payer: FeePayer, ...text: (Node | string)[]) =>
+    h(
+      'label',
+      { class: 'choice' },
+      h('input', {
+        type: 'radio',
+        name: 'fee-payer',
+        value: payer,
+        testid: `fees-${payer}`,
+        checked: state.feePayer === payer,
+        onchange: () => {
+          state.feePayer = payer;
+          state.proposal = null;
+          renderGrant();
+        },
+      }),
+      h('span', {}, ...text),
+    );
+  const preset = state.preset === 'custom' ? null : ACCOUNT_FEES[state.preset];
+  const custom = preset === null;
+  return h(
+    'fieldset',
+    { class: 'fee-choice', testid: 'fee-choice' },
+    h('legend', {}, 'Network fees'),
+    option('sponsor', h('strong', {}, 'Paid by this app (sponsored)'), ': none of your ETH.'),
+    option(
+      'account',
+      h('strong', {}, "From my account's ETH"),
+      preset ? `, budget ${feeBudgetText(preset)}.` : ', with a budget:',
+    ),
+    custom && state.feePayer === 'account' && h('div', { class: 'fields' }, feeBudgetField('ETH for fees at most')),
+  );
 }
 
 function field(
@@ -500,6 +588,11 @@ function field(
       ...extra,
     }),
   );
+}
+
+function feeBudgetField(label: string): HTMLElement {
+  const form = state.custom;
+  return field(label, 'custom-fee-budget', form.feeBudget, (v) => (form.feeBudget = v), { inputmode: 'decimal' });
 }
 
 function customForm(): Node[] {
@@ -573,9 +666,8 @@ function customForm(): Node[] {
         placeholder: 'none',
         inputmode: 'decimal',
       }),
-      field('Network fees: ETH budget', 'custom-fee-budget', form.feeBudget, (v) => (form.feeBudget = v), {
-        inputmode: 'decimal',
-      }),
+      // Without a sponsor the account pays its fees: how much of its ETH they may take.
+      !state.config?.paymaster && feeBudgetField('Network fees: ETH budget'),
     ),
     h('fieldset', { class: 'rules' }, h('legend', {}, 'Rules on arguments'), rules,
       h('button', { class: 'ghost', testid: 'add-rule', onclick: () => {
@@ -635,6 +727,7 @@ function renderGrant(): void {
         { class: 'proposal', testid: 'grant-summary', 'aria-live': 'polite' },
         h('h3', {}, 'You are about to allow'),
         h('ul', {}, proposal.summary.map((line) => h('li', {}, line))),
+        state.proposalFees && h('p', { class: 'who-pays', testid: 'grant-fees' }, feesText(state.proposalFees)),
         h(
           'p',
           { class: 'hint' },
@@ -771,12 +864,19 @@ function renderMint(): void {
           'div',
           { class: 'ok', testid: 'mint-result', role: 'status' },
           h('p', {}, minted.length ? `Minted ${minted.map((id) => `#${id}`).join(', ')}: ` : 'Minted: ', result.status, '.'),
+          feeNote(result, session, 'mint-fee'),
           h('p', { class: 'hashes' }, 'userOp ', h('code', {}, result.user_op_hash ?? '—')),
           h('p', { class: 'hashes' }, 'tx ', h('code', {}, result.transaction_hash ?? '—')),
         ),
     ),
     m.error && h('p', { class: 'error', role: 'alert', testid: 'mint-error' }, m.error),
   );
+}
+
+/// Who paid an included operation's fee, under its result.
+function feeNote(result: Execution, session: SessionInfo, testid: string): HTMLElement | null {
+  const text = executionFeeText(result, session.chain.fees);
+  return text ? h('p', { class: 'fee', testid }, text) : null;
 }
 
 function limitLine(limit: SessionInfo['chain']['limits'][number]): string {
@@ -904,6 +1004,7 @@ function sessionAction(s: SessionInfo): HTMLElement | null {
         'div',
         { class: 'ok', role: 'status', testid: 'action-result' },
         h('p', {}, `${action.result.status}.`),
+        feeNote(action.result, s, 'action-fee'),
         h('p', { class: 'hashes' }, 'userOp ', h('code', {}, action.result.user_op_hash ?? '—')),
         h('p', { class: 'hashes' }, 'tx ', h('code', {}, action.result.transaction_hash ?? '—')),
       ),
@@ -988,7 +1089,7 @@ function eventText(e: AuditEvent): string {
     case 'session.granted':
       return `Session${session} granted with the owner's signature`;
     case 'execution.included':
-      return `Executed in session${session}: included`;
+      return `Executed in session${session}: included${detail.paymaster ? '; network fee paid by the sponsor' : ''}`;
     case 'execution.refused':
       return `Refused before sending (session${session}): ${String(detail.reason ?? '')}`;
     case 'execution.failed':
@@ -1050,6 +1151,7 @@ async function start(): Promise<void> {
   try {
     state.config = await loadConfig();
     state.payee = state.config.demo_payee ?? '';
+    state.feePayer = defaultFeePayer(state.config);
   } catch (e) {
     showBanner(message(e));
   }

@@ -24,6 +24,53 @@ export interface FeesSpec {
 /// the devnet's fees (each counted at its maximum cost).
 export const DEFAULT_FEE_BUDGET = '0.01';
 
+/// Who pays a session's network fees: the app's sponsor (its paymaster; the spec says
+/// `fees = "sponsored"`, so the session can never spend the account's ETH on fees), or the
+/// account's own ETH, within the budget its spec states.
+export type FeePayer = 'sponsor' | 'account';
+
+/// What a session should default to: sponsored when the app has a paymaster (the service then
+/// pays every operation it sends for this app), else the account pays, as without sponsorship.
+export function defaultFeePayer(config: { paymaster?: string | null }): FeePayer {
+  return config.paymaster ? 'sponsor' : 'account';
+}
+
+/// The fee rule of each preset when the account pays its own fees.
+export const ACCOUNT_FEES: Record<Exclude<PresetId, 'custom'>, FeesSpec> = {
+  mint: { budget: `${DEFAULT_FEE_BUDGET} ether` },
+  payment: { per_period: '0.005 ether', period: '1d' },
+  vote: { budget: '0.005 ether' },
+};
+
+/// A fee rule as the page shows it: "up to 0.01 ETH", "up to 0.005 ETH per day".
+export function feeBudgetText(fees: FeesSpec): string {
+  const eth = (amount: string) => amount.trim().replace(/\s*ether$/, ' ETH');
+  const parts: string[] = [];
+  if (fees.budget) parts.push(`up to ${eth(fees.budget)}`);
+  if (fees.per_period) parts.push(`up to ${eth(fees.per_period)} per ${periodText(fees.period ?? '')}`);
+  return parts.join(' and ');
+}
+
+/// "1d" → "day", "12h" → "12 hours"; anything else as written.
+function periodText(period: string): string {
+  const match = /^(\d+)\s*([smhd])$/.exec(period.trim());
+  if (!match) return period;
+  const unit = { s: 'second', m: 'minute', h: 'hour', d: 'day' }[match[2] as 's' | 'm' | 'h' | 'd'];
+  return match[1] === '1' ? unit : `${match[1]} ${unit}s`;
+}
+
+/// Who pays a spec's network fees, in the page's words. It says what the spec says, as the
+/// service's summary of the same spec does: sponsored means never the account's ETH; otherwise the
+/// account's ETH up to the spec's budget.
+export function feesText(fees: Spec['fees']): string {
+  if (fees === 'sponsored') return "Network fees: paid by this app (sponsored). This session can never spend your account's ETH on fees.";
+  return `Network fees: from your account's ETH, ${feeBudgetText(fees)}.`;
+}
+
+function feesFor(payer: FeePayer, account: FeesSpec): Spec['fees'] {
+  return payer === 'sponsor' ? 'sponsored' : { ...account };
+}
+
 export interface PermissionSpec {
   target: string;
   function?: string;
@@ -59,8 +106,9 @@ export const PRESETS: Preset[] = [
   { id: 'custom', title: 'Custom', blurb: 'Any contract and function, with your own rules and limits.' },
 ];
 
-/// The NFT minting session of the seed: `mint(to = this account, quantity ≤ 5)`, 10 times, 1 hour.
-export function mintSpec(): Spec {
+/// The NFT minting session of the seed: `mint(to = this account, quantity ≤ 5)`, 10 times, 1 hour;
+/// fees paid by `payer`.
+export function mintSpec(payer: FeePayer): Spec {
   return {
     valid_for: '1h',
     permission: [
@@ -74,12 +122,13 @@ export function mintSpec(): Spec {
         max_uses: 10,
       },
     ],
-    fees: { budget: `${DEFAULT_FEE_BUDGET} ether` },
+    fees: feesFor(payer, ACCOUNT_FEES.mint),
   };
 }
 
-/// A recurring payment: VLT transfers to `payee` only, at most `perDay` VLT a day, for 7 days.
-export function paymentSpec(payee: string, perDay: string): Spec {
+/// A recurring payment: VLT transfers to `payee` only, at most `perDay` VLT a day, for 7 days;
+/// fees paid by `payer`.
+export function paymentSpec(payee: string, perDay: string, payer: FeePayer): Spec {
   if (!/^0x[0-9a-fA-F]{40}$/.test(payee.trim())) {
     throw new Error(`payee \`${payee}\` is not an address (0x + 40 hex digits)`);
   }
@@ -96,12 +145,13 @@ export function paymentSpec(payee: string, perDay: string): Spec {
       },
     ],
     limit: [{ token: 'ValetToken', amount: `${perDay.trim()} ether`, period: '1d' }],
-    fees: { per_period: '0.005 ether', period: '1d' },
+    fees: feesFor(payer, ACCOUNT_FEES.payment),
   };
 }
 
-/// DAO voting: `castVote(proposalId, support ∈ {0,1,2})`, three votes, for a day.
-export function voteSpec(): Spec {
+/// DAO voting: `castVote(proposalId, support ∈ {0,1,2})`, three votes, for a day; fees paid by
+/// `payer`.
+export function voteSpec(payer: FeePayer): Spec {
   return {
     valid_for: '1d',
     permission: [
@@ -112,7 +162,7 @@ export function voteSpec(): Spec {
         max_uses: 3,
       },
     ],
-    fees: { budget: '0.005 ether' },
+    fees: feesFor(payer, ACCOUNT_FEES.vote),
   };
 }
 
@@ -127,7 +177,7 @@ export interface CustomForm {
   limitToken: string;
   limitAmount: string;
   limitPeriod: string;
-  /// ETH the session's operations may spend on network fees.
+  /// ETH the session's operations may spend on network fees, when the account pays them.
   feeBudget: string;
 }
 
@@ -144,9 +194,10 @@ export const EMPTY_CUSTOM: CustomForm = {
   feeBudget: DEFAULT_FEE_BUDGET,
 };
 
-/// The custom form as a spec; throws an error naming the first bad field. The service checks the
-/// rest (that the function parses, that each rule's argument exists and its value fits).
-export function customSpec(form: CustomForm): Spec {
+/// The custom form as a spec, its fees paid by `payer` (the fee budget is read only when the
+/// account pays); throws an error naming the first bad field. The service checks the rest (that
+/// the function parses, that each rule's argument exists and its value fits).
+export function customSpec(form: CustomForm, payer: FeePayer): Spec {
   const target = form.target.trim();
   if (!target) throw new Error('contract: give an address or a known name');
   const fn = form.function.trim();
@@ -169,11 +220,15 @@ export function customSpec(form: CustomForm): Spec {
     if (!r.value.trim()) throw new Error(`rule ${i + 1}: give a value for ${r.arg.trim()}`);
   }
   if (rules.length) permission.rules = rules.map((r) => ({ arg: r.arg.trim(), [r.op]: r.value.trim() }));
-  const feeBudget = form.feeBudget.trim();
-  if (!/^\d+(\.\d+)?$/.test(feeBudget) || Number(feeBudget) <= 0) {
-    throw new Error(`network fees \`${feeBudget}\` is not a positive number of ETH (the account pays its own fees here)`);
+  let fees: Spec['fees'] = 'sponsored';
+  if (payer === 'account') {
+    const feeBudget = form.feeBudget.trim();
+    if (!/^\d+(\.\d+)?$/.test(feeBudget) || Number(feeBudget) <= 0) {
+      throw new Error(`network fees \`${feeBudget}\` is not a positive number of ETH (the account pays its own fees here)`);
+    }
+    fees = { budget: `${feeBudget} ether` };
   }
-  const spec: Spec = { valid_for: validFor, permission: [permission], fees: { budget: `${feeBudget} ether` } };
+  const spec: Spec = { valid_for: validFor, permission: [permission], fees };
   if (form.limitAmount.trim()) {
     const amount = form.limitAmount.trim();
     if (!/^\d+(\.\d+)?$/.test(amount)) throw new Error(`limit amount \`${amount}\` is not a number`);

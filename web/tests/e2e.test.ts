@@ -1,7 +1,9 @@
 // The dApp in a real (headless Debian) Chromium against a real `valet up`: connect an injected
-// wallet, grant a mint session with one signature, mint three times without any prompt, see
-// refusals, revoke with one more signature. Screenshots go to target/web-e2e/screenshots/.
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+// wallet, grant a mint session with one signature, mint three times without any prompt, its fees
+// paid by the app's sponsor while the account holds no ETH, see refusals, revoke with one more
+// signature; the page as it was for a service without a sponsor. Screenshots go to
+// target/web-e2e/screenshots/.
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import {
@@ -32,6 +34,10 @@ import {
 const webDist = join(repoRoot, 'web', 'dist');
 const screenshotDir = join(e2eDir, 'screenshots');
 const refusalText = 'quantity = 6, but the session requires quantity ≤ 5';
+/** The service's summary line for `fees = "sponsored"` (valet-core's fee_lines). */
+const sponsoredLine = 'Network fees are paid by a sponsor (a paymaster), never from your ETH';
+/** EntryPoint v0.7, at its canonical address on the devnet too: paymasters pay from deposits there. */
+const entryPoint: Address = '0x0000000071727De22E5E9d8BAf0edAc6f37da032';
 
 const hashesIn = (text: string): string[] => text.match(/0x[0-9a-fA-F]{64}/g) ?? [];
 
@@ -152,8 +158,18 @@ describe('harness: the injected wallet in Chromium', () => {
   });
 });
 
-describe('the dApp in Chromium: one grant, mints without prompts, refusals, revoke', () => {
+/** What the page reads first: `/config.json` of the service. */
+interface DappConfig {
+  paymaster?: Address;
+  [key: string]: unknown;
+}
+
+describe('the dApp in Chromium: one grant, sponsored mints without prompts, refusals, revoke', () => {
   let service: ValetService | undefined;
+  let dappConfig: DappConfig;
+  let paymaster: Address;
+  let depositBefore: bigint;
+  const faucetCalls: string[] = [];
   let browser: Chromium | undefined;
   let page: Page;
   let wallet: TestWallet;
@@ -178,6 +194,13 @@ describe('the dApp in Chromium: one grant, mints without prompts, refusals, revo
       await wallet.install(context);
       page = context.pages()[0] ?? (await context.newPage());
       watch = new PageWatch(page);
+      page.on('request', (request) => {
+        if (new URL(request.url()).pathname === '/v1/devnet/fund') faucetCalls.push(request.postData() ?? '');
+      });
+      dappConfig = (await (await fetch(new URL('/config.json', service.info.url))).json()) as DappConfig;
+      if (!dappConfig.paymaster) throw new Error('`valet up` gives the dApp no paymaster (config.paymaster)');
+      paymaster = dappConfig.paymaster;
+      depositBefore = await paymasterDeposit();
       await page.goto(new URL('/', service.info.url).href);
     } catch (error) {
       failedStep = 'setup';
@@ -214,9 +237,9 @@ describe('the dApp in Chromium: one grant, mints without prompts, refusals, revo
     });
   }
 
-  async function takeScreenshot(name: string): Promise<void> {
+  async function takeScreenshot(name: string, on: Page = page): Promise<void> {
     const path = join(screenshotDir, `${String(screenshots.length + 1).padStart(2, '0')}-${name}.png`);
-    await page.screenshot({ path, fullPage: true });
+    await on.screenshot({ path, fullPage: true });
     screenshots.push(path);
   }
 
@@ -247,8 +270,8 @@ describe('the dApp in Chromium: one grant, mints without prompts, refusals, revo
   }
 
   /** The rendered text of the element(s) with this data-testid; null while there is none. */
-  async function text(testId: string): Promise<string | null> {
-    const texts = await page.getByTestId(testId).allInnerTexts();
+  async function text(testId: string, on: Page = page): Promise<string | null> {
+    const texts = await on.getByTestId(testId).allInnerTexts();
     return texts.length === 0 ? null : texts.join('\n').trim();
   }
 
@@ -297,7 +320,7 @@ describe('the dApp in Chromium: one grant, mints without prompts, refusals, revo
     await page.getByTestId('mint').click();
   }
 
-  step('connects the injected wallet and shows the smart account, funded', 'connected', async () => {
+  step('connects the injected wallet and shows the smart account: demo tokens, no ETH, fees sponsored', 'connected', async () => {
     const connect = page.getByTestId('connect');
     await untilText('connect', (t) => t.includes('Connect wallet'), 'the connect button');
     await connect.click();
@@ -308,7 +331,15 @@ describe('the dApp in Chromium: one grant, mints without prompts, refusals, revo
     expect(smartAccount.toLowerCase()).not.toBe(wallet.address.toLowerCase());
     await untilText('account-deployed', (t) => t.includes('not deployed'), 'not deployed yet');
     await untilText('nft-count', (t) => t === '0', '0 NFTs');
-    await untilText('account-balance', (t) => ethAmount(t) > 0, 'a non-zero ETH balance (the faucet)', 60_000);
+    await untilText(
+      'sponsorship',
+      (t) => t.startsWith('This app pays the network fees: 1 ETH of 1 ETH left today'),
+      "the app's sponsorship left today",
+    );
+    // The app's sponsor pays the fees: the faucet is asked for the demo tokens only, no ETH.
+    expect(faucetCalls.map((body) => JSON.parse(body).eth), 'requests to the devnet faucet').toEqual([false]);
+    expect(await text('account-balance')).toBe('0 ETH');
+    expect(await chainClient().getBalance({ address: smartAccount }), 'ETH of the account on chain').toBe(0n);
     expect(wallet.count('signing'), 'signing requests while connecting').toBe(0);
   });
 
@@ -321,11 +352,13 @@ describe('the dApp in Chromium: one grant, mints without prompts, refusals, revo
     await page.keyboard.press('Enter');
     await page.getByTestId('grant-summary').waitFor({ state: 'visible' });
     await untilText('grant-summary', (t) => /mint/i.test(t) && /\b10\b/.test(t), 'mentions mint and 10 uses');
-    await untilText(
-      'grant-summary',
-      (t) => t.includes('May spend up to 0.01 ETH of your ETH on network fees'),
-      'the fee rule: a 0.01 ETH budget',
+    // Sponsored by default; the service's summary and the page say the same.
+    expect(await page.getByTestId('fees-sponsor').isChecked(), 'the sponsored fee choice').toBe(true);
+    await untilText('grant-summary', (t) => t.includes(sponsoredLine), `the service's fee line: "${sponsoredLine}"`);
+    expect(await text('grant-fees')).toBe(
+      "Network fees: paid by this app (sponsored). This session can never spend your account's ETH on fees.",
     );
+    expect(await text('grant-summary')).not.toMatch(/of your ETH on network fees/);
   });
 
   step('a declined signature grants nothing and says so', 'declined', async () => {
@@ -364,6 +397,8 @@ describe('the dApp in Chromium: one grant, mints without prompts, refusals, revo
       await untilText('uses-left', (t) => t.includes(`${10 - n} of 10`), `${10 - n} of 10`);
       await page.getByTestId('time-left').waitFor({ state: 'visible' });
       expect(await text('time-left')).not.toBe('');
+      expect(await text('mint-fee')).toMatch(/^Network fee [\d.]+ ETH: paid by the sponsor \(paymaster 0x[0-9a-f]{4}…[0-9a-f]{4}\), none of your ETH\.$/i);
+      expect(await text('account-balance')).toBe('0 ETH');
       expect(wallet.count('signing'), 'signing requests during a mint').toBe(signingBefore);
     });
   }
@@ -377,12 +412,10 @@ describe('the dApp in Chromium: one grant, mints without prompts, refusals, revo
     expect(await text('nft-count')).toBe('3');
     expect(await text('uses-left')).toContain('7 of 10');
     expect(wallet.count('signing'), 'signing requests during a refused mint').toBe(signingBefore);
-    // Three mints spent some of the 0.01 ETH fee budget, counted on chain.
-    const fees = await page.getByTestId('session-fees').first().textContent();
-    const left = ethAmount(fees ?? '');
-    expect(left, `fees left: ${fees}`).toBeGreaterThan(0);
-    expect(left, `fees left: ${fees}`).toBeLessThan(0.01);
-    expect(fees).toContain('of 0.01 ETH left');
+    // Three mints spent nothing of the account's: the app's sponsorship paid for them.
+    expect(await text('session-fees')).toBe('paid by a sponsor; none of your ETH');
+    const sponsorship = await untilText('sponsorship', (t) => ethAmount(t) < 1, 'less than 1 ETH of sponsorship left today');
+    expect(ethAmount(sponsorship), sponsorship).toBeGreaterThan(0.9);
   });
 
   step('lists the mints in the activity, with user operation and transaction hashes', undefined, async () => {
@@ -422,9 +455,18 @@ describe('the dApp in Chromium: one grant, mints without prompts, refusals, revo
     return createPublicClient({ chain, transport: http(rpc_url) });
   }
 
-  step('the chain holds the 3 NFTs in the smart account, and the validator has the session revoked', undefined, async () => {
+  /** What the app's paymaster has deposited in the EntryPoint to pay fees from. */
+  function paymasterDeposit(): Promise<bigint> {
+    const abi = parseAbi(['function balanceOf(address account) view returns (uint256)']);
+    return chainClient().readContract({ address: entryPoint, abi, functionName: 'balanceOf', args: [paymaster] });
+  }
+
+  step('the chain holds the 3 NFTs in the smart account, its ETH is 0, the paymaster paid, the session is revoked', undefined, async () => {
     const { chain_id, contracts, validator } = service!.info;
     const client = chainClient();
+    expect(await client.getBalance({ address: smartAccount }), 'ETH of the account on chain').toBe(0n);
+    expect(await client.getCode({ address: smartAccount }), 'the account is deployed').toMatch(/^0x[0-9a-f]{2,}/);
+    expect(await paymasterDeposit(), "the paymaster's EntryPoint deposit").toBeLessThan(depositBefore);
     expect(await client.getChainId()).toBe(chain_id);
     const owned = await client.readContract({
       address: contracts.ValetNFT,
@@ -467,6 +509,7 @@ describe('the dApp in Chromium: one grant, mints without prompts, refusals, revo
   }
 
   step('a recurring payment: paid within the daily budget, refused beyond it', 'payment', async () => {
+    await untilText('token-balance', (t) => t === '100 VLT', '100 VLT', 30_000);
     await grantPreset('payment', /at most 10 VLT per 1 day/i);
     const card = page.getByTestId('session').filter({ has: page.getByTestId('action-payee') });
     const payee = (await card.getByTestId('action-payee').inputValue()) as Address;
@@ -532,6 +575,105 @@ describe('the dApp in Chromium: one grant, mints without prompts, refusals, revo
     await untilText('uses-left', (t) => t.includes('3 of 4'), '3 of 4 uses left');
   });
 
+  step("with a sponsor, the user may still choose the account's ETH: the summary and the page say so", 'fees-account', async () => {
+    await page.getByTestId('preset-mint').click();
+    await page.getByTestId('fees-account').check();
+    expect(await page.getByTestId('fee-choice').innerText()).toContain("From my account's ETH, budget up to 0.01 ETH.");
+    await page.getByTestId('review').click();
+    await untilText(
+      'grant-summary',
+      (t) => t.includes('May spend up to 0.01 ETH of your ETH on network fees'),
+      "the service's fee line: a 0.01 ETH budget",
+    );
+    expect(await text('grant-fees')).toBe("Network fees: from your account's ETH, up to 0.01 ETH.");
+    expect(await text('grant-summary')).not.toContain(sponsoredLine);
+    await page.getByTestId('cancel').click();
+    await page.getByTestId('fees-sponsor').check();
+  });
+
+  step('a service without a sponsor: the faucet gives ETH, the account pays its fees, no fee choice (as before)', undefined, async () => {
+    // Another browser and wallet, shown the configuration without its paymaster.
+    const other = await launchChromium();
+    try {
+      await blockOffLoopback(other.context);
+      const otherWallet = new TestWallet(service!.info.chain_id);
+      await otherWallet.install(other.context);
+      await other.context.route('**/config.json', async (route) => {
+        const { paymaster: _paymaster, ...config } = (await (await route.fetch()).json()) as DappConfig;
+        await route.fulfill({ json: config });
+      });
+      const second = other.context.pages()[0] ?? (await other.context.newPage());
+      const secondWatch = new PageWatch(second);
+      const read = (testId: string) => async () => (await text(testId, second)) ?? '';
+      await second.goto(new URL('/', service!.info.url).href);
+      await second.getByTestId('connect').click();
+      await until(read('account-balance'), (t) => ethAmount(t) === 1, 60_000, '1 ETH from the faucet');
+      expect(await second.getByTestId('sponsorship').count(), 'a sponsorship line').toBe(0);
+      expect(await second.getByTestId('fee-choice').count(), 'a fee choice').toBe(0);
+      await second.getByTestId('review').click();
+      await until(
+        read('grant-summary'),
+        (t) => t.includes('May spend up to 0.01 ETH of your ETH on network fees'),
+        30_000,
+        "the service's fee line: a 0.01 ETH budget",
+      );
+      expect(await read('grant-fees')()).toBe("Network fees: from your account's ETH, up to 0.01 ETH.");
+      await second.getByTestId('preset-custom').click();
+      expect(await second.getByTestId('custom-fee-budget').inputValue(), 'the custom fee budget').toBe('0.01');
+      expect(secondWatch.problems()).toEqual([]);
+      await takeScreenshot('no-sponsor', second);
+    } finally {
+      await other.close();
+    }
+  });
+
+  step("an app whose sponsorship is used up for today: the mint is not sent, and the page says why", undefined, async () => {
+    // Another app, with a daily budget below any operation's maximum cost, behind the same page.
+    // (`valet up` takes its admin token from VALET_ADMIN_TOKEN if set, else from its file.)
+    const admin = process.env.VALET_ADMIN_TOKEN ?? readFileSync(service!.info.admin_token_file, 'utf8').trim();
+    const created = await fetch(new URL('/v1/apps', service!.info.url), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'dApp with 1 gwei a day', sponsorship: { daily_budget_wei: '1000000000' } }),
+    });
+    expect(created.status, 'POST /v1/apps').toBe(201);
+    const { api_key } = (await created.json()) as { api_key: string };
+    const other = await launchChromium();
+    try {
+      await blockOffLoopback(other.context);
+      const otherWallet = new TestWallet(service!.info.chain_id);
+      await otherWallet.install(other.context);
+      await other.context.route('**/config.json', async (route) => {
+        const config = (await (await route.fetch()).json()) as DappConfig;
+        await route.fulfill({ json: { ...config, api_key } });
+      });
+      const second = other.context.pages()[0] ?? (await other.context.newPage());
+      const secondWatch = new PageWatch(second);
+      const read = (testId: string) => async () => (await text(testId, second)) ?? '';
+      await second.goto(new URL('/', service!.info.url).href);
+      await second.getByTestId('connect').click();
+      await until(read('sponsorship'), (t) => t.includes('0.000000001 ETH of 0.000000001 ETH left today'), 30_000, 'its budget');
+      await second.getByTestId('review').click();
+      await until(read('grant-summary'), (t) => t.includes(sponsoredLine), 30_000, 'a sponsored mint session');
+      await second.getByTestId('approve').click();
+      await until(read('uses-left'), (t) => t.includes('10 of 10'), 30_000, 'the granted session');
+      await second.getByTestId('mint').click();
+      const outcome = async () => `${await read('mint-error')()}${await read('mint-result')()}`;
+      const refusal = await until(outcome, (t) => t !== '', 60_000, 'the outcome of the mint');
+      expect(refusal).toMatch(
+        /^This app's sponsorship of network fees is used up for today: this operation may cost up to 0\.0\d+ ETH, and 0\.000000001 ETH of its 0\.000000001 ETH daily budget is left\. Nothing was sent and nothing was charged; the budget renews at 00:00 UTC\.$/,
+      );
+      expect(await second.getByTestId('mint-error').getAttribute('role')).toBe('alert');
+      expect(await read('nft-count')(), 'NFTs').toBe('0');
+      expect(await read('account-deployed')(), 'nothing reached the chain').toContain('not deployed');
+      expect(secondWatch.refusals.some((line) => line.includes('/execute → 402')), 'a 402 answer').toBe(true);
+      expect(secondWatch.problems()).toEqual([]);
+      await takeScreenshot('sponsorship-used-up', second);
+    } finally {
+      await other.close();
+    }
+  });
+
   step('without an injected wallet, the page offers the labelled development wallet', undefined, async () => {
     // A second browser, with no wallet injected.
     const bare = await launchChromium();
@@ -543,9 +685,7 @@ describe('the dApp in Chromium: one grant, mints without prompts, refusals, revo
     await until(() => second.getByTestId('wallet-kind').innerText().catch(() => ''), (t) => t.includes('Development wallet') && t.includes('devnet only'), 30_000, 'the development wallet, labelled');
     await until(() => second.getByTestId('account-address').innerText().catch(() => ''), (t) => /0x[0-9a-fA-F]{40}/.test(t), 30_000, 'its smart account');
     expect(secondWatch.problems()).toEqual([]);
-    const shot = join(screenshotDir, `${String(screenshots.length + 1).padStart(2, '0')}-development-wallet.png`);
-    await second.screenshot({ path: shot, fullPage: true });
-    screenshots.push(shot);
+    await takeScreenshot('development-wallet', second);
     await bare.close();
   });
 

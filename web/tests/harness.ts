@@ -67,6 +67,8 @@ export interface ValetInfo {
   contracts: { ValetNFT: Address; ValetToken: Address; ValetDAO: Address };
   validator: Address;
   factory: Address;
+  /** Where the service keeps the token that may register apps and set their sponsorship. */
+  admin_token_file: string;
   pid: number;
 }
 

@@ -12,7 +12,9 @@ use alloy::providers::{DynProvider, Provider};
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, anyhow, bail};
 use serde_json::json;
-use valet_client::{Bundler, BundlerClient, Deployment, Devnet, DevnetOptions, Direct, Relayer, Submitter, Valet};
+use valet_client::{
+    Bundler, BundlerClient, Deployment, Devnet, DevnetOptions, Direct, Relayer, SponsorSigner, Submitter, Valet,
+};
 use valet_server::{Faucet, MasterKey, Service, Vault, Web};
 
 /// The admin token: `VALET_ADMIN_TOKEN`, else `<dir>/admin.token` (created, mode 0600).
@@ -165,8 +167,12 @@ pub(crate) async fn up(port: u16, dir: PathBuf, alto: bool, json: bool, web: &Pa
     let mut service = Service::new(valet, vault, master, &token, names.clone(), Some(revoker));
     // Accounts made in the dApp get 1 ETH for gas and 100 demo tokens to pay with.
     let ether = alloy::primitives::U256::from(10u128.pow(18));
-    service.faucet =
-        Some(Faucet::new(devnet.provider_for(2), ether, Some((a.token, ether * alloy::primitives::U256::from(100)))));
+    service.faucet = Some(
+        Faucet::new(devnet.provider_for(2), ether, Some((a.token, ether * alloy::primitives::U256::from(100))))
+            .with_sender(devnet.key(2).address()),
+    );
+    // The devnet's paymaster sponsors apps' operations (within each app's daily budget).
+    service.sponsor = Some(devnet.sponsor());
     // Three open proposals, so a DAO voting session has something to vote on.
     let proposals: Vec<serde_json::Value> =
         crate::demo::open_proposals(&devnet, service.valet.now().await? + 30 * 86_400)
@@ -176,7 +182,9 @@ pub(crate) async fn up(port: u16, dir: PathBuf, alto: bool, json: bool, web: &Pa
             .collect();
     let dapp = if web.join("index.html").is_file() {
         // The page is public on loopback, and so is its key: this app exists for the devnet dApp.
-        let (_, api_key) = service.vault.create_app("dApp (devnet)").await?;
+        let (app, api_key) = service.vault.create_app("dApp (devnet)").await?;
+        // The devnet's paymaster pays the dApp's operations, up to 1 ETH a day.
+        service.vault.set_sponsorship_budget(&app.id, Some(ether)).await?;
         let wallet = devnet.key(DEV_WALLET_KEY);
         service.web = Some(Web {
             dir: web.to_path_buf(),
@@ -190,6 +198,7 @@ pub(crate) async fn up(port: u16, dir: PathBuf, alto: bool, json: bool, web: &Pa
                 "demo_payee": devnet.key(6).address(),
                 "dao_proposals": proposals,
                 "faucet": true,
+                "paymaster": devnet.paymaster(),
                 "dev_wallet": {
                     "address": wallet.address(),
                     "private_key": format!("0x{}", alloy::hex::encode(wallet.to_bytes())),
@@ -201,7 +210,7 @@ pub(crate) async fn up(port: u16, dir: PathBuf, alto: bool, json: bool, web: &Pa
     } else {
         Some(format!("not built: no {} (run `make web`)", web.join("index.html").display()))
     };
-    let extra = json!({ "dapp": dapp, "rpc_url": devnet.endpoint(), "bundler_url": devnet.bundler_url(), "chain_id": devnet.chain_id(), "contracts": names, "validator": a.validator, "factory": a.factory });
+    let extra = json!({ "dapp": dapp, "rpc_url": devnet.endpoint(), "bundler_url": devnet.bundler_url(), "chain_id": devnet.chain_id(), "contracts": names, "validator": a.validator, "factory": a.factory, "paymaster": devnet.paymaster() });
     let devnet_exited = async { anyhow!("{}: the service stops with its devnet", devnet.exited().await) };
     let result = run(service, SocketAddr::from((Ipv4Addr::LOCALHOST, port)), &dir, json, extra, devnet_exited).await;
     drop(devnet);
@@ -245,6 +254,36 @@ pub(crate) struct ServeArgs {
     /// Print one JSON line once serving.
     #[arg(long)]
     pub(crate) json: bool,
+    /// A ValetPaymaster that pays the network fees of apps' session operations, each app within
+    /// the daily budget the admin gives it (`PUT /v1/apps/{id}/sponsorship`). Needs its signer's
+    /// key (--sponsor-key).
+    #[arg(long, env = "VALET_PAYMASTER", requires = "sponsor_key")]
+    pub(crate) paymaster: Option<Address>,
+    /// The paymaster's signer key (hex), which approves each operation it pays for. Prefer the
+    /// env variable: flags show in `ps`.
+    #[arg(long, env = "VALET_SPONSOR_KEY", hide_env_values = true, requires = "paymaster")]
+    pub(crate) sponsor_key: Option<String>,
+}
+
+/// The sponsor of `--paymaster` with `--sponsor-key`, checked against the chain: a paymaster is
+/// there, and the key is its signer (else every approval would be refused). The key is never
+/// shown.
+async fn sponsor(provider: &DynProvider, paymaster: Address, key: &str) -> anyhow::Result<SponsorSigner> {
+    let key: PrivateKeySigner =
+        key.trim().parse().map_err(|_| anyhow!("the sponsor key is not a 32-byte hex private key"))?;
+    if provider.get_code_at(paymaster).await?.is_empty() {
+        bail!("--paymaster {paymaster}: no contract there (deploy a ValetPaymaster first)");
+    }
+    let signer = valet_client::contracts::ValetPaymaster::new(paymaster, provider)
+        .signer()
+        .call()
+        .await
+        .with_context(|| format!("--paymaster {paymaster}: reading its signer (is it a ValetPaymaster?)"))?;
+    if signer != key.address() {
+        bail!("--paymaster {paymaster} takes approvals from {signer}, not from the sponsor key's {}", key.address());
+    }
+    // Validity counted by the chain's clock too, should it run ahead of this machine's.
+    Ok(SponsorSigner::new(paymaster, key).with_chain_clock(provider.clone()))
 }
 
 /// `valet serve`: the service against any chain with Valet deployed.
@@ -291,8 +330,11 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let token = admin_token(&args.data_dir)?;
     let names = args.names.into_iter().collect();
     let chain_id = provider.get_chain_id().await?;
-    let service = Service::new(valet, vault, master, &token, names, relayer);
-    let extra = json!({ "rpc_url": args.rpc_url, "chain_id": chain_id });
+    let mut service = Service::new(valet, vault, master, &token, names, relayer);
+    if let (Some(paymaster), Some(key)) = (args.paymaster, &args.sponsor_key) {
+        service.sponsor = Some(sponsor(&provider, paymaster, key).await?);
+    }
+    let extra = json!({ "rpc_url": args.rpc_url, "chain_id": chain_id, "paymaster": args.paymaster });
     // The chain is not ours to watch: a node that goes away shows in the answers.
     let listen = args.port.map_or(args.listen, |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
     run(service, listen, &args.data_dir, args.json, extra, std::future::pending()).await

@@ -15,7 +15,8 @@ use valet_core::spec::{DEMO_MINT_SPEC, Labels, SessionSpec};
 
 #[tokio::test]
 async fn a_session_runs_through_alto_from_deployment_to_revocation() {
-    let devnet = Devnet::start_with(DevnetOptions { alto: true, ..Default::default() }).await.expect("devnet with Alto");
+    let devnet =
+        Devnet::start_with(DevnetOptions { alto: true, ..Default::default() }).await.expect("devnet with Alto");
     let url = devnet.bundler_url().expect("Alto runs");
     assert!(url.starts_with("http://127.0.0.1:"), "loopback only: {url}");
     let client = BundlerClient::new(&url, devnet.addresses.entry_point).expect("client");

@@ -1,3 +1,5 @@
+use alloy::primitives::U256;
+
 /// What the service can fail with (HTTP answers are [`crate::api::ApiError`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -17,4 +19,25 @@ pub enum Error {
     /// valet-core refused an input.
     #[error(transparent)]
     Core(#[from] valet_core::Error),
+    /// The app's sponsorship budget cannot cover the operation today: its maximum cost is more
+    /// than what is left of the budget of the current UTC day. Nothing was approved or sent.
+    #[error(
+        "sponsorship budget exceeded: this operation may cost up to {} in network fees, but only {} is left today (UTC) of this app's daily sponsorship budget of {}; nothing was sent",
+        crate::sponsorship::wei(*max_cost),
+        crate::sponsorship::wei(*left),
+        crate::sponsorship::wei(*budget)
+    )]
+    SponsorshipBudgetExceeded {
+        /// The app's daily budget, in wei.
+        budget: U256,
+        /// What is left of it today, in wei: the budget less today's actual costs and open
+        /// reservations.
+        left: U256,
+        /// The operation's maximum cost, in wei: every gas limit times maxFeePerGas.
+        max_cost: U256,
+    },
+    /// The service does not sponsor this app's operations: why (the app has no budget, or the
+    /// service runs without a sponsor).
+    #[error("{0}")]
+    NotSponsored(String),
 }

@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod reconcile;
 pub mod scheduler;
+pub mod sponsorship;
 pub mod vault;
 pub mod web;
 
@@ -51,13 +52,20 @@ pub struct Service {
     pub faucet: Option<Faucet>,
     /// How long HTTP clients may take and how many may be connected at once.
     pub limits: Limits,
+    /// The signer of the ValetPaymaster that pays the network fees of apps' operations, each app
+    /// within its daily budget (`None`: nothing is sponsored). See [`sponsorship`].
+    pub sponsor: Option<valet_client::SponsorSigner>,
     /// One execution at a time per session (its nonce lane); sessions run in parallel.
     lanes: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Service").field("valet", &self.valet).field("names", &self.names).finish_non_exhaustive()
+        f.debug_struct("Service")
+            .field("valet", &self.valet)
+            .field("names", &self.names)
+            .field("sponsor", &self.sponsor)
+            .finish_non_exhaustive()
     }
 }
 
@@ -83,6 +91,7 @@ impl Service {
             web: None,
             faucet: None,
             limits: Limits::default(),
+            sponsor: None,
             lanes: Mutex::new(HashMap::new()),
         }
     }

@@ -13,6 +13,7 @@ const HELP: &[(&str, &str)] = &[
     ("valet_http_requests_total", "HTTP requests by route and status code."),
     ("valet_executions_total", "Session executions by outcome."),
     ("valet_sessions_total", "Session lifecycle events."),
+    ("valet_sponsorships_total", "Sponsored operations by outcome: reserved, refused, spent, released, expired."),
 ];
 
 impl Metrics {

@@ -36,7 +36,10 @@ pub fn document() -> Value {
         "info": { "title": "Valet session-key service", "version": "1",
                   "description": "Session keys for ERC-4337 smart accounts: propose, grant, execute, show, revoke." },
         "components": {
-            "securitySchemes": { "apiKey": { "type": "http", "scheme": "bearer" } },
+            "securitySchemes": {
+                "apiKey": { "type": "http", "scheme": "bearer" },
+                "apiKeyBasic": { "type": "http", "scheme": "basic", "description": "The API key as the password (any user name): for JSON-RPC clients configured with a URL alone, `http://valet:<API key>@host/v1/paymaster`" }
+            },
             "schemas": {
                 "Error": object(json!({ "error": { "type": "string" }, "message": { "type": "string" } }), &["error", "message"]),
                 "Address": { "type": "string", "pattern": "^0x[0-9a-fA-F]{40}$" },
@@ -55,6 +58,47 @@ pub fn document() -> Value {
                     "additionalProperties": false
                 },
                 "Session": { "type": "object" },
+                "Wei": { "type": "string", "pattern": "^[0-9]{1,78}$", "description": "An amount in wei, as a decimal string" },
+                "SponsorshipBudget": {
+                    "type": "object",
+                    "properties": { "daily_budget_wei": { "type": ["string", "null"], "pattern": "^[0-9]{1,78}$", "description": "Wei per UTC day, as a decimal string; null or \"0\": no sponsorship" } },
+                    "required": ["daily_budget_wei"],
+                    "additionalProperties": false
+                },
+                "Sponsorship": object(json!({
+                    "sponsored": { "type": "boolean", "description": "Whether the service pays this app's operations now (it has a paymaster, and the app a budget)" },
+                    "reason": { "type": ["string", "null"], "description": "Why not, when not" },
+                    "paymaster": { "oneOf": [{ "$ref": "#/components/schemas/Address" }, { "type": "null" }] },
+                    "budget_wei": { "type": ["string", "null"], "description": "The daily budget (null: none)" },
+                    "spent_today_wei": { "$ref": "#/components/schemas/Wei" },
+                    "reserved_wei": { "$ref": "#/components/schemas/Wei" },
+                    "left_wei": { "$ref": "#/components/schemas/Wei" },
+                    "day": { "type": "string", "description": "The UTC day, YYYY-MM-DD" },
+                    "resets_at": { "type": "integer", "description": "Unix seconds of the next UTC midnight" }
+                }), &["sponsored", "budget_wei", "spent_today_wei", "reserved_wei", "left_wei", "day", "resets_at"]),
+                "JsonRpcRequest": {
+                    "type": "object",
+                    "description": "JSON-RPC 2.0: method pm_getPaymasterStubData or pm_getPaymasterData, params [userOp (EntryPoint v0.7, hex quantities), entryPoint, chainId (hex string), context]",
+                    "properties": {
+                        "jsonrpc": { "const": "2.0" },
+                        "id": { "type": ["string", "integer", "null"] },
+                        "method": { "type": "string" },
+                        "params": { "type": "array" }
+                    },
+                    "required": ["jsonrpc", "id", "method"],
+                    "additionalProperties": false
+                },
+                "JsonRpcResponse": {
+                    "type": "object",
+                    "description": "A result ({paymaster, paymasterData, paymasterVerificationGasLimit, paymasterPostOpGasLimit}, and isFinal and sponsor for the stub) or an error: -32601 no such method, -32602 bad params (another entryPoint or chain id, a malformed operation), -32001 the app's budget cannot cover the operation today, -32002 the app's operations are not sponsored, -32603 the service failed (retry)",
+                    "properties": {
+                        "jsonrpc": { "const": "2.0" },
+                        "id": { "type": ["string", "integer", "null"] },
+                        "result": { "type": "object" },
+                        "error": object(json!({ "code": { "type": "integer" }, "message": { "type": "string" } }), &["code", "message"])
+                    },
+                    "required": ["jsonrpc", "id"]
+                },
                 "Execution": object(json!({
                     "execution_id": { "type": "string" }, "session_id": { "type": "string" },
                     "status": { "type": "string", "enum": ["pending", "unknown", "included", "reverted", "refused", "failed"] },
@@ -71,9 +115,22 @@ pub fn document() -> Value {
                 "responses": { "200": { "description": "Text exposition format", "content": { "text/plain": { "schema": { "type": "string" } } } } } } },
             "/openapi.json": { "get": { "summary": "This document", "security": [],
                 "responses": { "200": json_response("OpenAPI 3.1", json!({ "type": "object" })) } } },
-            "/v1/apps": { "post": { "summary": "Register an app (admin token); returns its API key once",
-                "requestBody": body(json!({ "type": "object", "properties": { "name": { "type": "string", "minLength": 1, "maxLength": 100 } }, "required": ["name"], "additionalProperties": false })),
+            "/v1/apps": { "post": { "summary": "Register an app (admin token), optionally with a daily sponsorship budget; returns its API key once",
+                "requestBody": body(json!({ "type": "object", "properties": {
+                    "name": { "type": "string", "minLength": 1, "maxLength": 100 },
+                    "sponsorship": { "$ref": "#/components/schemas/SponsorshipBudget" }
+                }, "required": ["name"], "additionalProperties": false })),
                 "responses": errors(json!({ "201": json_response("Registered", json!({ "type": "object" })) }), AUTH_ERRORS) } },
+            "/v1/apps/{id}/sponsorship": { "put": { "summary": "Set an app's daily sponsorship budget (admin token): the service's paymaster pays the app's operations up to it each UTC day",
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[0-9a-f]{32}$" } }],
+                "requestBody": body(json!({ "$ref": "#/components/schemas/SponsorshipBudget" })),
+                "responses": errors(json!({ "200": json_response("The app's sponsorship today", json!({ "$ref": "#/components/schemas/Sponsorship" })) }), &[("400", "Malformed"), ("401", "Not the admin token"), ("404", "No such app")]) } },
+            "/v1/sponsorship": { "get": { "summary": "This app's sponsorship today: its daily budget, what its operations spent today (UTC), what is reserved for operations not settled yet, what is left, and the paymaster",
+                "responses": errors(json!({ "200": json_response("The app's sponsorship today", json!({ "$ref": "#/components/schemas/Sponsorship" })) }), AUTH_ERRORS) } },
+            "/v1/paymaster": { "post": { "summary": "ERC-7677 paymaster service for this app (pm_getPaymasterStubData, pm_getPaymasterData): the service's paymaster approves an operation once its maximum cost is reserved against the app's daily budget",
+                "security": [{ "apiKey": [] }, { "apiKeyBasic": [] }],
+                "requestBody": body(json!({ "$ref": "#/components/schemas/JsonRpcRequest" })),
+                "responses": errors(json!({ "200": json_response("A JSON-RPC result or error", json!({ "$ref": "#/components/schemas/JsonRpcResponse" })) }), &[("400", "Not a JSON-RPC 2.0 request"), ("401", "Missing or unknown API key")]) } },
             "/v1/accounts/{owner}": { "get": { "summary": "An owner's counterfactual account",
                 "parameters": [
                     { "name": "owner", "in": "path", "required": true, "schema": { "$ref": "#/components/schemas/Address" } },
@@ -105,7 +162,7 @@ pub fn document() -> Value {
             "/v1/sessions/{id}/execute": { "post": { "summary": "Execute calls within the session (pre-flighted; idempotent with Idempotency-Key)",
                 "parameters": [session_id_param(), { "name": "Idempotency-Key", "in": "header", "required": false, "schema": { "type": "string", "minLength": 1, "maxLength": 200 } }],
                 "requestBody": body(json!({ "type": "object", "properties": { "calls": { "type": "array", "minItems": 1, "maxItems": 32, "items": { "$ref": "#/components/schemas/Call" } } }, "required": ["calls"], "additionalProperties": false })),
-                "responses": errors(json!({ "200": json_response("Included", json!({ "$ref": "#/components/schemas/Execution" })), "202": json_response("Outcome unknown: it may have reached the chain; follow GET /v1/executions/{id} (Location) or retry with the same Idempotency-Key", json!({ "$ref": "#/components/schemas/Execution" })) }), &[("400", "Malformed"), ("401", "Unauthorized"), ("404", "No such session"), ("409", "Revoked, not granted, or in progress"), ("422", "Refused before sending, with the reason; or rejected by the chain"), ("502", "The bundler failed (retry)"), ("503", "The node failed before anything was sent (retry)")]) } },
+                "responses": errors(json!({ "200": json_response("Included", json!({ "$ref": "#/components/schemas/Execution" })), "202": json_response("Outcome unknown: it may have reached the chain; follow GET /v1/executions/{id} (Location) or retry with the same Idempotency-Key", json!({ "$ref": "#/components/schemas/Execution" })) }), &[("400", "Malformed"), ("401", "Unauthorized"), ("404", "No such session"), ("402", "Sponsored, and the app's daily sponsorship budget cannot cover the operation's maximum cost (sponsorship_budget_exceeded, with budget_wei, left_wei and max_cost_wei), or its sponsorship ended meanwhile (not_sponsored); nothing was sent"), ("409", "Revoked, not granted, or in progress"), ("422", "Refused before sending, with the reason; or rejected by the chain"), ("502", "The bundler failed (retry)"), ("503", "The node failed before anything was sent (retry)")]) } },
             "/v1/executions/{id}": { "get": { "summary": "One execution as the service knows it; an unknown one is looked up on chain every few seconds until it is included or provably never will be",
                 "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "maxLength": 100 } }],
                 "responses": errors(json!({ "200": json_response("The execution (its status: pending, unknown, included, reverted, refused or failed)", json!({ "$ref": "#/components/schemas/Execution" })) }), &[("400", "Malformed id"), ("401", "Unauthorized"), ("404", "No such execution for this app")]) } },
@@ -133,8 +190,8 @@ pub fn document() -> Value {
             "/v1/schedules/{id}": { "delete": { "summary": "Cancel a schedule",
                 "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[0-9a-f]{32}$" } }],
                 "responses": errors(json!({ "200": json_response("Cancelled", json!({ "type": "object" })) }), &[("400", "Malformed id"), ("401", "Unauthorized"), ("404", "No active schedule by that id")]) } },
-            "/v1/devnet/fund": { "post": { "summary": "Top an account up with test ETH and demo tokens (development chains only)",
-                "requestBody": body(json!({ "type": "object", "properties": { "address": { "$ref": "#/components/schemas/Address" } }, "required": ["address"], "additionalProperties": false })),
+            "/v1/devnet/fund": { "post": { "summary": "Top an account up with test ETH (unless eth is false: a sponsored account needs none) and demo tokens (development chains only)",
+                "requestBody": body(json!({ "type": "object", "properties": { "address": { "$ref": "#/components/schemas/Address" }, "eth": { "type": "boolean", "default": true } }, "required": ["address"], "additionalProperties": false })),
                 "responses": errors(json!({ "200": json_response("Funded (or already had enough)", json!({ "type": "object" })) }), &[("400", "Malformed, or the zero address"), ("401", "Unauthorized"), ("409", "Not a development chain"), ("422", "The chain refused the transfer"), ("503", "The node failed")]) } },
             "/config.json": { "get": { "summary": "The dApp's configuration (when the service serves the dApp)", "security": [],
                 "responses": { "200": json_response("Configuration", json!({ "type": "object" })), "404": error_response("The dApp is not served") } } },

@@ -7,7 +7,8 @@
 //! - its `UserOperationEvent` on chain: it is `included` (or `reverted`, when its calls reverted);
 //! - its nonce used by another operation: it can never be included, it is `failed`;
 //! - its session's window closed before the latest block, or its session is revoked on chain
-//!   (or voided by revoke-all): it can never be included, `failed`.
+//!   (or voided by revoke-all), or the paymaster approval it carries expired before the latest
+//!   block: it can never be included, `failed`.
 //!
 //! Until then the very same signed operation is sent again now and then (its nonce makes a second
 //! inclusion impossible). The nonce is read before the logs, so that an operation included between
@@ -15,6 +16,12 @@
 //!
 //! Owners' signed revocations go the same way: sent through the relayer's one nonce manager and
 //! retried until the chain shows the session revoked.
+//!
+//! Sponsored operations ([`crate::sponsorship`]) follow their executions: an included one counts
+//! its actual cost, one that can never be included nothing. Those the service never sends itself
+//! (approved through ERC-7677) are looked for by their userOpHash, as are those released while
+//! their approval can still be used: found on chain, they count their actual cost; once the
+//! approval's validUntil is behind the latest block without them, nothing.
 
 use std::time::Duration;
 
@@ -80,7 +87,58 @@ impl Service {
         for revocation in self.vault.pending_revocations().await? {
             self.retry_revocation(&revocation).await?;
         }
+        self.reconcile_sponsorships().await?;
         Ok(settled)
+    }
+
+    /// Settles the sponsorship ledger with the chain (see the [module documentation](self)):
+    /// returns how many of its operations changed state.
+    pub async fn reconcile_sponsorships(&self) -> Result<usize, Error> {
+        // Nothing to look for, nothing asked of the node (which may be down).
+        let candidates = self.vault.sponsorships_open(vault::now().saturating_sub(vault::DAY)).await?;
+        if candidates.is_empty() {
+            return Ok(0);
+        }
+        // The latest block first: an operation not in the logs read after it is not in any block
+        // up to it, and no later block can include it once its approval expired.
+        let latest = self.latest_timestamp().await?;
+        let latest_at = i64::try_from(latest).unwrap_or(i64::MAX);
+        let open: Vec<_> =
+            candidates.into_iter().filter(|(row, _)| row.state == "reserved" || row.valid_until >= latest_at).collect();
+        let hashes: Vec<B256> = open.iter().filter_map(|(row, _)| row.user_op_hash.parse().ok()).collect();
+        let found = self.find_operations(&hashes).await?;
+        let mut changed = 0;
+        for (row, execution) in open {
+            let hash: Option<B256> = row.user_op_hash.parse().ok();
+            let receipt = hash.and_then(|h| found.iter().find(|r| r.user_op_hash == h));
+            if let Some(receipt) = receipt {
+                if row.state != "spent" {
+                    self.sponsorship_outcome(&row.user_op_hash, Some(receipt), "released").await?;
+                    changed += 1;
+                }
+            } else if row.state == "reserved" {
+                let ended = if latest_at > row.valid_until {
+                    Some("expired")
+                } else if matches!(execution.as_deref(), Some("failed" | "refused")) {
+                    // The service's execution of it ended without reaching the chain (left
+                    // reserved by an interruption between the two records).
+                    Some("released")
+                } else {
+                    None
+                };
+                if let Some(ended) = ended {
+                    self.sponsorship_outcome(&row.user_op_hash, None, ended).await?;
+                    changed += 1;
+                }
+            }
+        }
+        Ok(changed)
+    }
+
+    /// The latest block's timestamp.
+    async fn latest_timestamp(&self) -> Result<u64, Error> {
+        let latest = self.valet.provider().get_block_by_number(alloy::eips::BlockNumberOrTag::Latest).await;
+        Ok(latest.map_err(rpc)?.map(|b| b.header.timestamp).unwrap_or_default())
     }
 
     /// [`Service::settle`] while holding the execution's session lane, if it is still pending or
@@ -119,15 +177,26 @@ impl Service {
             self.vault.abandon_execution(&execution.id, &audit).await?;
             return Ok(Settled::Final("abandoned"));
         };
+        let op: UserOperation = serde_json::from_str(operation)
+            .map_err(|e| Error::Database(format!("stored operation of execution {}: {e}", execution.id)))?;
         let finish = |status: &'static str, receipt: Option<OpReceipt>, mut detail: Value| {
             let account = account.clone();
             let tx = receipt.as_ref().map(|r| r.transaction_hash.to_string());
             let gas = receipt.as_ref().map(|r| r.actual_gas_used.to_string());
+            let paymaster = op.paymaster;
             async move {
                 detail["execution_id"] = execution.id.clone().into();
                 detail["user_op_hash"] = hash.clone().into();
                 detail["transaction_hash"] = tx.clone().into();
                 detail["reconciled"] = true.into();
+                if let Some(receipt) = &receipt {
+                    detail["fee_wei"] = receipt.actual_gas_cost.to_string().into();
+                    detail["paymaster"] = json!(paymaster);
+                }
+                // Its sponsorship, if the service's paymaster approved it: what the chain charged,
+                // or nothing (an expired approval is told apart from other reasons).
+                let ended = if detail["approval_expired"] == true { "expired" } else { "released" };
+                self.sponsorship_outcome(hash, receipt.as_ref(), ended).await?;
                 let event = format!("execution.{status}");
                 let audit = Audit {
                     app,
@@ -143,12 +212,12 @@ impl Service {
                 Ok::<Settled, Error>(Settled::Final(status))
             }
         };
-        let op: UserOperation = serde_json::from_str(operation)
-            .map_err(|e| Error::Database(format!("stored operation of execution {}: {e}", execution.id)))?;
         let hash_word: B256 =
             hash.parse().map_err(|_| Error::Database(format!("stored userOpHash `{hash}` is not hex")))?;
 
         let nonce = self.valet.nonce(op.sender, op.nonce >> 64).await?;
+        // Read before the logs too: an operation not found after it can only land in a later block.
+        let latest = self.latest_timestamp().await?;
         if let Some(receipt) = self.find_operation(hash_word).await? {
             let status = if receipt.success { "included" } else { "reverted" };
             return finish(status, Some(receipt), json!({ "found_on_chain": true })).await;
@@ -157,14 +226,16 @@ impl Service {
             let reason = "its nonce was used by another operation: it can never be included";
             return finish("failed", None, json!({ "reason": reason, "never_included": true })).await;
         }
-        let latest = self
-            .valet
-            .provider()
-            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
-            .await
-            .map_err(rpc)?
-            .map(|b| b.header.timestamp)
-            .unwrap_or_default();
+        if let Some(approval) = self.vault.sponsored_operation(hash).await?
+            && i64::try_from(latest).unwrap_or(i64::MAX) > approval.valid_until
+        {
+            let reason = format!(
+                "its paymaster approval expired (at {}) before it was included: it can never be",
+                approval.valid_until
+            );
+            let detail = json!({ "reason": reason, "never_included": true, "approval_expired": true });
+            return finish("failed", None, detail).await;
+        }
         if let Some((account, decoded, _)) = session.as_ref().and_then(|row| decode(row).ok()) {
             if latest > decoded.valid_until {
                 let reason = format!(
@@ -216,25 +287,38 @@ impl Service {
     }
 
     /// The operation `hash` on chain, from its `UserOperationEvent`.
-    async fn find_operation(&self, hash: B256) -> Result<Option<OpReceipt>, Error> {
-        let filter = alloy::rpc::types::Filter::new()
-            .address(self.valet.deployment().entry_point)
-            .event_signature(EntryPoint::UserOperationEvent::SIGNATURE_HASH)
-            .topic1(hash)
-            .from_block(0);
-        let logs = self.valet.provider().get_logs(&filter).await.map_err(rpc)?;
-        let Some(log) = logs.first() else { return Ok(None) };
-        let event = EntryPoint::UserOperationEvent::decode_log(&log.inner).map_err(rpc)?;
-        Ok(Some(OpReceipt {
-            user_op_hash: hash,
-            transaction_hash: log.transaction_hash.unwrap_or_default(),
-            block_number: log.block_number.unwrap_or_default(),
-            success: event.success,
-            actual_gas_used: event.actualGasUsed.saturating_to(),
-            actual_gas_cost: event.actualGasCost,
-            transaction_gas_used: None,
-            revert_reason: None,
-        }))
+    pub(crate) async fn find_operation(&self, hash: B256) -> Result<Option<OpReceipt>, Error> {
+        Ok(self.find_operations(&[hash]).await?.pop())
+    }
+
+    /// Those of the operations `hashes` that are on chain, from their `UserOperationEvent`s.
+    async fn find_operations(&self, hashes: &[B256]) -> Result<Vec<OpReceipt>, Error> {
+        let mut found = Vec::new();
+        // A few topics per query: nodes limit how many a filter may hold.
+        for chunk in hashes.chunks(50) {
+            let filter = alloy::rpc::types::Filter::new()
+                .address(self.valet.deployment().entry_point)
+                .event_signature(EntryPoint::UserOperationEvent::SIGNATURE_HASH)
+                .topic1(chunk.to_vec())
+                .from_block(0);
+            for log in self.valet.provider().get_logs(&filter).await.map_err(rpc)? {
+                let event = EntryPoint::UserOperationEvent::decode_log(&log.inner).map_err(rpc)?;
+                if found.iter().any(|r: &OpReceipt| r.user_op_hash == event.userOpHash) {
+                    continue;
+                }
+                found.push(OpReceipt {
+                    user_op_hash: event.userOpHash,
+                    transaction_hash: log.transaction_hash.unwrap_or_default(),
+                    block_number: log.block_number.unwrap_or_default(),
+                    success: event.success,
+                    actual_gas_used: event.actualGasUsed.saturating_to(),
+                    actual_gas_cost: event.actualGasCost,
+                    transaction_gas_used: None,
+                    revert_reason: None,
+                });
+            }
+        }
+        Ok(found)
     }
 
     /// Puts the owner's signed revocation of `row` on chain (the caller recorded it as pending),

@@ -1,6 +1,10 @@
 //! The vault: apps, sessions (their keys sealed), executions and the audit log, in SQLite by
 //! default or PostgreSQL for several instances — the same queries through sqlx's `Any` driver,
-//! with a migration set per backend.
+//! with a migration set per backend. The sponsorship tables are in `vault/sponsorship.rs`.
+
+mod sponsorship;
+
+pub use sponsorship::{DAY, NewReservation, Reservation, SponsoredRow, Usage, utc_day};
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

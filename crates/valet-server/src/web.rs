@@ -28,6 +28,8 @@ pub struct Faucet {
     pub eth: U256,
     /// An ERC-20 with `faucet(to, amount)`, and how much to give.
     pub token: Option<(Address, U256)>,
+    /// The faucet key's address, if known ([`Faucet::with_sender`]).
+    pub sender: Option<Address>,
     /// One funding at a time: the key has one nonce sequence.
     pub(crate) turn: Mutex<()>,
 }
@@ -41,18 +43,42 @@ impl std::fmt::Debug for Faucet {
 impl Faucet {
     /// A faucet sending from `provider`'s wallet.
     pub fn new(provider: DynProvider, eth: U256, token: Option<(Address, U256)>) -> Self {
-        Self { provider, eth, token, turn: Mutex::new(()) }
+        Self { provider, eth, token, sender: None, turn: Mutex::new(()) }
     }
 
-    /// Tops `to` up to the faucet's ETH amount and, if it holds less than the faucet gives, its
-    /// tokens. Returns the transaction hashes sent (none if `to` already had enough).
-    pub async fn fund(&self, to: Address) -> Result<Vec<alloy::primitives::B256>, FaucetError> {
+    /// The faucet key's address is `sender`: each transfer then takes its nonce from the chain
+    /// (the pending count, one funding at a time), not from the wallet's nonce cache, which counts
+    /// a nonce for every transfer it fills even when the node refuses it (a contract that takes no
+    /// ETH, such as a paymaster, refuses a transfer): every later transfer would then wait behind
+    /// the gap, for ever.
+    #[must_use]
+    pub fn with_sender(mut self, sender: Address) -> Self {
+        self.sender = Some(sender);
+        self
+    }
+
+    /// The nonce of the faucet's next transaction, when its sender is known.
+    async fn next_nonce(&self) -> Result<Option<u64>, FaucetError> {
+        let Some(sender) = self.sender else { return Ok(None) };
+        let pending = self.provider.get_transaction_count(sender).pending().await;
+        pending.map(Some).map_err(|e| FaucetError::Node(e.to_string()))
+    }
+
+    /// Tops `to` up to the faucet's ETH amount (if `eth`) and, if it holds less than the faucet
+    /// gives, its tokens. Returns the transaction hashes sent (none if `to` already had enough).
+    pub async fn fund(&self, to: Address, eth: bool) -> Result<Vec<alloy::primitives::B256>, FaucetError> {
         let node = |e: alloy::transports::TransportError| FaucetError::Node(e.to_string());
         let _turn = self.turn.lock().await;
         let mut sent = Vec::new();
-        let balance = self.provider.get_balance(to).await.map_err(node)?;
+        let balance = match eth {
+            true => self.provider.get_balance(to).await.map_err(node)?,
+            false => self.eth,
+        };
         if balance < self.eth {
-            let tx = alloy::rpc::types::TransactionRequest::default().to(to).value(self.eth - balance);
+            let mut tx = alloy::rpc::types::TransactionRequest::default().to(to).value(self.eth - balance);
+            if let Some(nonce) = self.next_nonce().await? {
+                tx = tx.nonce(nonce);
+            }
             let pending = self.provider.send_transaction(tx).await.map_err(rejected)?;
             let receipt = pending.get_receipt().await.map_err(|e| FaucetError::Node(e.to_string()))?;
             sent.push(receipt.transaction_hash);
@@ -61,7 +87,11 @@ impl Faucet {
             let erc20 = valet_client::contracts::ValetToken::new(token, &self.provider);
             let held = erc20.balanceOf(to).call().await.map_err(|e| FaucetError::Node(e.to_string()))?;
             if held < amount {
-                let pending = erc20.faucet(to, amount - held).send().await.map_err(|e| match e {
+                let mut call = erc20.faucet(to, amount - held);
+                if let Some(nonce) = self.next_nonce().await? {
+                    call = call.nonce(nonce);
+                }
+                let pending = call.send().await.map_err(|e| match e {
                     alloy::contract::Error::TransportError(e) => rejected(e),
                     other => FaucetError::Node(other.to_string()),
                 })?;

@@ -95,7 +95,9 @@ async fn two_instances_share_a_session_lane_through_postgresql() {
 /// The service submitting through the Alto bundler instead of directly.
 #[tokio::test]
 async fn the_service_submits_through_a_bundler() {
-    let devnet = Devnet::start_with(valet_client::DevnetOptions { alto: true, ..Default::default() }).await.expect("devnet with Alto");
+    let devnet = Devnet::start_with(valet_client::DevnetOptions { alto: true, ..Default::default() })
+        .await
+        .expect("devnet with Alto");
     let dir = temp_dir("bundler");
     let vault = Vault::connect(&format!("sqlite://{}?mode=rwc", dir.join("valet.db").display())).await.expect("vault");
     let client = valet_client::BundlerClient::new(&devnet.bundler_url().expect("alto"), devnet.addresses.entry_point)
@@ -526,6 +528,14 @@ async fn the_service_serves_the_dapp_and_the_devnet_faucet() {
     assert_eq!((status, again["funded"].as_bool()), (200, Some(false)), "{again}");
     let (status, _) = s.call("POST", "/v1/devnet/fund", None, Some(fund)).await;
     assert_eq!(status, 401);
+    // An account whose fees a sponsor pays asks for the tokens alone: no ETH.
+    let sponsored = Address::repeat_byte(0x5b);
+    let tokens_only = json!({ "address": sponsored, "eth": false });
+    let (status, funded) = s.call("POST", "/v1/devnet/fund", Some(&key), Some(tokens_only)).await;
+    assert_eq!((status, funded["transactions"].as_array().map(Vec::len)), (200, Some(1)), "{funded}");
+    assert_eq!(devnet.provider.get_balance(sponsored).await.expect("balance"), U256::ZERO, "no ETH");
+    let token = valet_client::contracts::ValetToken::new(devnet.addresses.token, &devnet.provider);
+    assert_eq!(token.balanceOf(sponsored).call().await.expect("tokens"), ether * U256::from(100));
     let (status, bad) = s.call("POST", "/v1/devnet/fund", Some(&key), Some(json!({ "address": "0x12" }))).await;
     assert_eq!(status, 400);
     assert!(bad["message"].as_str().is_some_and(|m| m.contains("`0x12`")), "{bad}");

@@ -17,9 +17,17 @@ use super::*;
 #[serde(deny_unknown_fields)]
 pub(crate) struct Fund {
     pub(crate) address: String,
+    /// Whether to top its ETH up too (default true); false for an account whose fees a sponsor
+    /// pays, which needs only the demo tokens.
+    #[serde(default = "yes")]
+    pub(crate) eth: bool,
 }
 
-/// Tops an account up with ETH (and demo tokens) on a development chain.
+fn yes() -> bool {
+    true
+}
+
+/// Tops an account up with ETH (unless `eth` is false) and demo tokens on a development chain.
 pub(crate) async fn devnet_fund(
     State(service): State<Arc<Service>>,
     Authed(app): Authed,
@@ -35,7 +43,7 @@ pub(crate) async fn devnet_fund(
             "this service is not on a development chain: fund the account from a wallet",
         ));
     };
-    let sent = faucet.fund(address).await.map_err(|e| match e {
+    let sent = faucet.fund(address, req.eth).await.map_err(|e| match e {
         crate::web::FaucetError::Rejected(_) => {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected_by_chain", format!("funding {address}: {e}"))
         }

@@ -11,9 +11,10 @@ use serde_json::{Value, json};
 use valet_client::session::wiping_stack;
 use valet_client::{Error as ClientError, SessionHandle};
 use valet_core::spec::{Function, explain};
-use valet_core::{Call, Session};
+use valet_core::{Call, Refusal, Session};
 
 use crate::Service;
+use crate::sponsorship::BudgetedSponsor;
 use crate::vault::{App, Audit, Begin, ExecutionRow, NewExecution, SessionRow, sha256_hex};
 
 use super::*;
@@ -95,6 +96,8 @@ pub(crate) fn execution_json(e: &ExecutionRow) -> Value {
         "user_op_hash": e.user_op_hash,
         "transaction_hash": e.transaction_hash,
         "gas_used": e.gas_used,
+        "fee_wei": detail.get("fee_wei"),
+        "paymaster": detail.get("paymaster"),
         "detail": detail,
     })
 }
@@ -297,17 +300,39 @@ impl Run {
             .map(|f| f.as_deref().and_then(|f| Function::parse(f).ok()))
             .collect();
 
+        // Sponsored when the app has a budget (and the service a paymaster): the sponsor reserves
+        // each operation's maximum cost against the app's budget before the session key signs it.
+        let not_sponsored = service.not_sponsored(&app).await?;
+        let sponsor = match &not_sponsored {
+            None => BudgetedSponsor::new(service.clone(), app.clone(), &execution_id).map(Arc::new),
+            Some(_) => None,
+        };
+        let valet = match &sponsor {
+            Some(sponsor) => service.valet.clone().with_paymaster(sponsor.clone()),
+            None => service.valet.clone(),
+        };
+        // Releases what the sponsor reserved for operations that did not leave the service, or
+        // that the chain refused.
+        let release = async |sponsor: &Option<Arc<BudgetedSponsor>>| match sponsor {
+            Some(sponsor) => sponsor.release().await,
+            None => Ok(()),
+        };
+
         // Built, recorded, sent; built once more if someone deployed the account in between (anyone
         // may call the factory for a counterfactual account: `AA10 sender already constructed`).
         let mut rebuilt = false;
         let (prepared, user_op_hash, submitted) = loop {
-            let prepared = match service.valet.prepare(&account, &handle, &calls).await {
+            let prepared = match valet.prepare(&account, &handle, &calls).await {
                 Ok(p) => p,
                 Err(ClientError::Preflight(refusal)) => {
+                    release(&sponsor).await?;
                     let tokens: Vec<Address> =
                         session.limits.iter().filter(|l| l.token != Address::ZERO).map(|l| l.token).collect();
-                    let reason =
+                    let mut reason =
                         explain(&refusal, &session, &functions, &token_labels(&service, &names, &tokens).await);
+                    if let (Refusal::PaymasterRequired(_), Some(why)) = (&refusal, &not_sponsored) {
+                        reason = format!("{reason}. Not sponsored: {why}");
+                    }
                     let detail =
                         json!({ "execution_id": execution_id, "reason": reason, "refusal": refusal.to_string() });
                     let audit = Audit { event: "execution.refused", detail: &detail, ..audit };
@@ -317,6 +342,24 @@ impl Run {
                     return Err(e);
                 }
                 Err(e) => {
+                    release(&sponsor).await?;
+                    // The sponsor refused (the budget) or failed: its own error, not the client's.
+                    if let Some(failure) = sponsor.as_ref().and_then(|s| s.take_failure()) {
+                        let refused = matches!(
+                            failure,
+                            crate::Error::SponsorshipBudgetExceeded { .. } | crate::Error::NotSponsored(_)
+                        );
+                        let (status, event) =
+                            if refused { ("refused", "execution.refused") } else { ("failed", "execution.failed") };
+                        let detail =
+                            json!({ "execution_id": execution_id, "reason": failure.to_string(), "sent": false });
+                        let audit = Audit { event, detail: &detail, ..audit };
+                        unsent(&service, &new, written, status, &audit).await?;
+                        let mut answer = ApiError::from(failure);
+                        let extra = answer.extra.get_or_insert_with(|| json!({}));
+                        extra["execution_id"] = json!(execution_id);
+                        return Err(answer);
+                    }
                     let detail = json!({ "execution_id": execution_id, "error": e.to_string() });
                     let audit = Audit { event: "execution.failed", detail: &detail, ..audit };
                     unsent(&service, &new, written, "failed", &audit).await?;
@@ -326,6 +369,7 @@ impl Run {
             let user_op_hash = prepared.op.hash(service.valet.deployment().entry_point, service.valet.chain_id());
             let operation = serde_json::to_string(&prepared.op).unwrap_or_default();
             if !service.vault.execution_built(&new, &user_op_hash.to_string(), &operation).await? {
+                release(&sponsor).await?;
                 // Another request (on another session) took this Idempotency-Key meanwhile.
                 return Err(ApiError::conflict(
                     "in_progress",
@@ -333,22 +377,28 @@ impl Run {
                 ));
             }
             written = true;
-            let submitted = service.valet.submit(std::slice::from_ref(&prepared.op)).await;
+            let submitted = valet.submit(std::slice::from_ref(&prepared.op)).await;
             match &submitted {
                 Err(e) if e.already_deployed() && !rebuilt => {
                     tracing::info!(%user_op_hash, account = %account.address, "the account was deployed meanwhile: building the operation again without initCode");
+                    // Refused by the chain: it can never be included (its initCode cannot run again).
+                    release(&sponsor).await?;
                     rebuilt = true;
                 }
                 _ => break (prepared, user_op_hash, submitted),
             }
         };
+        let hash = user_op_hash.to_string();
         match submitted {
             Ok(mut receipts) => {
                 let receipt = receipts.remove(0);
-                let detail = json!({ "permission_indices": prepared.indices, "deployed_account": prepared.deploys, "enabled_session": prepared.enables });
+                service.sponsorship_outcome(&hash, Some(&receipt), "released").await?;
+                let fee = receipt.actual_gas_cost.to_string();
+                let paymaster = prepared.op.paymaster;
+                let detail = json!({ "permission_indices": prepared.indices, "deployed_account": prepared.deploys, "enabled_session": prepared.enables, "fee_wei": fee, "paymaster": paymaster });
                 let gas = receipt.actual_gas_used.to_string();
                 let tx = receipt.transaction_hash.to_string();
-                let event = json!({ "execution_id": execution_id, "user_op_hash": user_op_hash, "transaction_hash": tx, "gas_used": gas });
+                let event = json!({ "execution_id": execution_id, "user_op_hash": user_op_hash, "transaction_hash": tx, "gas_used": gas, "fee_wei": fee, "paymaster": paymaster });
                 let audit = Audit { event: "execution.included", detail: &event, ..audit };
                 service
                     .vault
@@ -364,12 +414,15 @@ impl Run {
                         "user_op_hash": user_op_hash,
                         "transaction_hash": receipt.transaction_hash,
                         "gas_used": gas,
+                        "fee_wei": fee,
+                        "paymaster": paymaster,
                         "detail": detail,
                     }),
                 )
             }
             Err(e) if e.outcome_unknown() => {
-                // It may have reached the chain: never reported failed, settled by reconciliation.
+                // It may have reached the chain: never reported failed, settled by reconciliation
+                // (which also settles its sponsorship: its maximum cost stays reserved until then).
                 let detail = json!({
                     "execution_id": execution_id,
                     "user_op_hash": user_op_hash,
@@ -393,7 +446,17 @@ impl Run {
                 Ok((StatusCode::ACCEPTED, [(axum::http::header::LOCATION, location)], axum::Json(body)).into_response())
             }
             Err(e) => {
-                let status = if matches!(e, ClientError::ExecutionReverted { .. }) { "reverted" } else { "failed" };
+                let reverted = matches!(e, ClientError::ExecutionReverted { .. });
+                if reverted {
+                    // Included (its calls reverted): paid for. Its cost is in its UserOperationEvent;
+                    // if the node does not say now, reconciliation will.
+                    if let Ok(Some(receipt)) = service.find_operation(user_op_hash).await {
+                        service.sponsorship_outcome(&hash, Some(&receipt), "released").await?;
+                    }
+                } else {
+                    release(&sponsor).await?;
+                }
+                let status = if reverted { "reverted" } else { "failed" };
                 let detail =
                     json!({ "execution_id": execution_id, "user_op_hash": user_op_hash, "error": e.to_string() });
                 let event = format!("execution.{status}");

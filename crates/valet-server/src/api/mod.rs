@@ -10,8 +10,10 @@ pub(crate) mod devnet;
 pub(crate) mod executions;
 pub(crate) mod extract;
 pub(crate) mod health;
+pub(crate) mod paymaster;
 pub(crate) mod schedules;
 pub(crate) mod sessions;
+pub(crate) mod sponsorship;
 
 use accounts::*;
 use apps::*;
@@ -20,8 +22,10 @@ use devnet::*;
 use executions::*;
 pub(crate) use extract::{ApiJson, ApiQuery, Authed};
 use health::*;
+use paymaster::*;
 use schedules::*;
 use sessions::*;
+use sponsorship::*;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,7 +35,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 use valet_client::Error as ClientError;
 
@@ -80,6 +84,16 @@ impl From<crate::Error> for ApiError {
         match e {
             crate::Error::Client(c) => c.into(),
             crate::Error::Core(c) => Self::bad(c.to_string()),
+            e @ crate::Error::SponsorshipBudgetExceeded { budget, left, max_cost } => {
+                let mut answer = Self::new(StatusCode::PAYMENT_REQUIRED, "sponsorship_budget_exceeded", e.to_string());
+                answer.extra = Some(json!({
+                    "budget_wei": budget.to_string(),
+                    "left_wei": left.to_string(),
+                    "max_cost_wei": max_cost.to_string(),
+                }));
+                answer
+            }
+            crate::Error::NotSponsored(reason) => Self::new(StatusCode::PAYMENT_REQUIRED, "not_sponsored", reason),
             other => {
                 tracing::error!(error = %other, "internal error");
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", other.to_string())
@@ -133,6 +147,9 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route("/v1/apps", post(create_app))
+        .route("/v1/apps/{id}/sponsorship", put(set_sponsorship))
+        .route("/v1/sponsorship", get(show_sponsorship))
+        .route("/v1/paymaster", post(paymaster_rpc))
         .route("/v1/accounts/{owner}", get(account))
         .route("/v1/sessions", post(propose).get(list))
         .route("/v1/sessions/{id}", get(show))
@@ -361,17 +378,67 @@ pub(crate) async fn authenticate(service: &Service, headers: &HeaderMap) -> Resu
     service.vault.app_by_key(key).await?.ok_or_else(|| unauthorized("unknown API key"))
 }
 
+/// The API key of `Authorization: Bearer <API key>`, or of `Authorization: Basic …` whose
+/// password is the key (any user name): what a JSON-RPC client sends for credentials in its URL
+/// (`http://valet:<API key>@host/v1/paymaster`), as ERC-7677 clients are configured with a URL.
+async fn authenticate_basic_too(service: &Service, headers: &HeaderMap) -> Result<App, ApiError> {
+    let basic = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .map(|(_, credentials)| credentials.trim());
+    let Some(credentials) = basic else { return authenticate(service, headers).await };
+    let decoded = base64_decode(credentials)
+        .and_then(|d| String::from_utf8(d).ok())
+        .ok_or_else(|| unauthorized("the Basic credentials are not base64 of `user:API key`"))?;
+    let (_, key) = decoded.split_once(':').ok_or_else(|| unauthorized("the Basic credentials have no password"))?;
+    service.vault.app_by_key(key).await?.ok_or_else(|| unauthorized("unknown API key"))
+}
+
+/// Standard base64 (RFC 4648, padded or not); `None` if `text` is not.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let text = text.trim_end_matches('=');
+    if text.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut bits, mut held) = (0u32, 0u32);
+    for c in text.bytes() {
+        bits = (bits << 6) | u32::from(value(c)?);
+        held += 6;
+        if held >= 8 {
+            held -= 8;
+            out.push((bits >> held) as u8);
+            bits &= (1 << held) - 1;
+        }
+    }
+    Some(out)
+}
+
 /// Every `/v1` request is authenticated before its body is read (the handlers read it whole, up to
 /// the body limit): a client without a key cannot make the service buffer anything. `POST
-/// /v1/apps` needs the admin token; every other route an app's API key.
+/// /v1/apps` and `/v1/apps/…` need the admin token; every other route an app's API key (which
+/// `/v1/paymaster`, a JSON-RPC endpoint, also takes as Basic credentials).
 async fn authenticate_first(
     State(service): State<Arc<Service>>,
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if request.uri().path().starts_with("/v1/") {
-        let checked = if request.uri().path() == "/v1/apps" {
+    let path = request.uri().path();
+    if path.starts_with("/v1/") {
+        let checked = if path == "/v1/apps" || path.starts_with("/v1/apps/") {
             admin(&service, request.headers()).map(|()| None)
+        } else if path == "/v1/paymaster" {
+            authenticate_basic_too(&service, request.headers()).await.map(Some)
         } else {
             authenticate(&service, request.headers()).await.map(Some)
         };
@@ -391,7 +458,7 @@ async fn authenticate_first(
 pub(crate) fn admin(service: &Service, headers: &HeaderMap) -> Result<(), ApiError> {
     let token = bearer(headers).and_then(Result::ok).unwrap_or_default();
     if crate::vault::sha256_hex(token.as_bytes()) != service.admin_token_hash {
-        return Err(unauthorized("registering apps needs the admin token"));
+        return Err(unauthorized("registering and managing apps needs the admin token"));
     }
     Ok(())
 }
@@ -404,6 +471,16 @@ mod tests {
 
     async fn boom() -> &'static str {
         panic!("a bug")
+    }
+
+    #[test]
+    fn base64_decodes_what_http_clients_send() {
+        assert_eq!(base64_decode("dmFsZXQ6a2V5").as_deref(), Some(&b"valet:key"[..]));
+        assert_eq!(base64_decode("dmFsZXQ6a2V5MQ==").as_deref(), Some(&b"valet:key1"[..]));
+        assert_eq!(base64_decode("dmFsZXQ6a2V5MTI=").as_deref(), Some(&b"valet:key12"[..]));
+        assert_eq!(base64_decode("").as_deref(), Some(&b""[..]));
+        assert_eq!(base64_decode("not base64!"), None);
+        assert_eq!(base64_decode("a"), None);
     }
 
     #[tokio::test]
