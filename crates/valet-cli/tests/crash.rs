@@ -93,23 +93,24 @@ impl Chain {
 /// Starts `valet serve` on the devnet, with its data in `dir`; `run` names its log.
 fn serve(chain: &Chain, dir: &Path, run: usize) -> Proc {
     let relayer = chain.key_hex(1);
+    let canonical = valet_client::deploy::canonical();
+    assert_eq!(chain.validator.parse::<Address>().ok(), Some(canonical.validator), "the devnet's validator");
+    assert_eq!(chain.factory.parse::<Address>().ok(), Some(canonical.factory), "the devnet's factory");
     let data_dir = dir.join("serve");
     let name = format!("ValetNFT={}", chain.nft);
     let args = [
         "serve",
         "--json",
-        "--port",
-        "0",
+        // Any free port on loopback; the contracts at their canonical addresses (the devnet's),
+        // so no --validator/--factory.
+        "--listen",
+        "127.0.0.1:0",
         "--data-dir",
         data_dir.to_str().expect("a UTF-8 path"),
         "--rpc-url",
         &chain.rpc_url,
         "--relayer-key",
         &relayer,
-        "--validator",
-        &chain.validator,
-        "--factory",
-        &chain.factory,
         "--name",
         &name,
     ];
@@ -118,7 +119,12 @@ fn serve(chain: &Chain, dir: &Path, run: usize) -> Proc {
         valet(&args, &[("VALET_ADMIN_TOKEN", ADMIN)]),
         dir.join(format!("serve-{run}.log")),
     );
-    assert!(proc.info["url"].is_string(), "valet serve's JSON line has no url: {}", proc.info);
+    let url = proc.info["url"].as_str().unwrap_or_default();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"),
+        "listening where --listen says: {}",
+        proc.info
+    );
     proc
 }
 
