@@ -302,6 +302,7 @@ pub(crate) async fn grant(
         summary: summary.clone(),
         functions: spec.permissions.iter().map(|p| p.function.clone()).collect(),
         names: c.names.clone(),
+        genesis: Some(genesis(&c.valet).await?),
     };
     store::save_session(&c.dir, &stored, &handle.key)?;
     print(
@@ -325,7 +326,21 @@ fn handle_of(stored: &StoredSession, key: PrivateKeySigner) -> anyhow::Result<Se
     Ok(SessionHandle::new(session, key, stored.grant.clone(), stored.validator)?)
 }
 
-fn check_chain(stored: &StoredSession, valet: &Valet) -> anyhow::Result<()> {
+/// The hash of the chain's genesis block: which chain this is, beyond its id (every fresh devnet
+/// has chain id 31337 and the same contract addresses, but its own genesis).
+async fn genesis(valet: &Valet) -> anyhow::Result<alloy::primitives::B256> {
+    let block = valet.provider().get_block_by_number(0.into()).await.context("reading the genesis block")?;
+    Ok(block.ok_or_else(|| anyhow!("the node has no genesis block"))?.header.hash)
+}
+
+/// Whether `stored` was granted on this very chain (id, validator and genesis).
+fn same_chain(stored: &StoredSession, valet: &Valet, genesis: alloy::primitives::B256) -> bool {
+    stored.chain_id == valet.chain_id()
+        && stored.validator == valet.deployment().validator
+        && stored.genesis.is_none_or(|g| g == genesis)
+}
+
+async fn check_chain(stored: &StoredSession, valet: &Valet) -> anyhow::Result<()> {
     if stored.chain_id != valet.chain_id() || stored.validator != valet.deployment().validator {
         bail!(
             "session {} was granted on chain {} with validator {}, not this chain {} / validator {}",
@@ -336,6 +351,16 @@ fn check_chain(stored: &StoredSession, valet: &Valet) -> anyhow::Result<()> {
             valet.deployment().validator
         );
     }
+    let genesis = genesis(valet).await?;
+    if !same_chain(stored, valet, genesis) {
+        bail!(
+            "session {} was granted on another chain with the same id {} (genesis {}, this one's is {genesis}): a \
+             restarted devnet is a new chain, where the session does not exist; grant a new one",
+            stored.id,
+            stored.chain_id,
+            stored.genesis.unwrap_or_default()
+        );
+    }
     Ok(())
 }
 
@@ -343,7 +368,7 @@ fn check_chain(stored: &StoredSession, valet: &Valet) -> anyhow::Result<()> {
 pub(crate) async fn show(id: &str, chain: &ChainArgs) -> anyhow::Result<()> {
     let c = connect(chain).await?;
     let stored = store::find_session(&c.dir, id)?;
-    check_chain(&stored, &c.valet)?;
+    check_chain(&stored, &c.valet).await?;
     let session = Session::decode(&stored.session)?;
     let status = c.valet.status(stored.account, &session).await?;
     print(chain.json, json!({ "account": stored.account, "summary": stored.summary, "status": status }), || {
@@ -382,12 +407,10 @@ pub(crate) async fn show(id: &str, chain: &ChainArgs) -> anyhow::Result<()> {
 /// `valet session list`.
 pub(crate) async fn list(account: Option<Address>, chain: &ChainArgs) -> anyhow::Result<()> {
     let c = connect(chain).await?;
+    let genesis = genesis(&c.valet).await?;
     let mut rows = Vec::new();
     for stored in store::list_sessions(&c.dir)? {
-        if account.is_some_and(|a| a != stored.account)
-            || stored.chain_id != c.valet.chain_id()
-            || stored.validator != c.valet.deployment().validator
-        {
+        if account.is_some_and(|a| a != stored.account) || !same_chain(&stored, &c.valet, genesis) {
             continue;
         }
         let session = Session::decode(&stored.session)?;
@@ -441,7 +464,7 @@ pub(crate) async fn exec(
 ) -> anyhow::Result<()> {
     let c = connect(chain).await?;
     let stored = store::find_session(&c.dir, id)?;
-    check_chain(&stored, &c.valet)?;
+    check_chain(&stored, &c.valet).await?;
     // The devnet's names, and those the session was granted with (its `--name`s too), which win.
     let mut names = c.names.clone();
     names.extend(stored.names.clone());
@@ -492,6 +515,7 @@ pub(crate) async fn exec(
                         &json!({ "status": "refused", "reason": reason, "refusal": refusal.to_string() })
                     )?
                 );
+                crate::FAILURE_PRINTED.store(true, std::sync::atomic::Ordering::Relaxed);
             }
             Err(anyhow!("refused before sending: {reason}"))
         }
@@ -517,7 +541,7 @@ pub(crate) async fn revoke(id: &str, key: &OwnerKey, chain: &ChainArgs) -> anyho
     let owner = require_owner(key)?;
     let c = connect(chain).await?;
     let stored = store::find_session(&c.dir, id)?;
-    check_chain(&stored, &c.valet)?;
+    check_chain(&stored, &c.valet).await?;
     if owner.address() != stored.owner {
         bail!("the key given is {}, but session {} belongs to owner {}", owner.address(), stored.id, stored.owner);
     }

@@ -294,8 +294,14 @@ fn init_logging(profiler: Option<bench::Profiler>) {
     let _ = tracing_subscriber::registry().with(log).with(profiler).try_init();
 }
 
+/// Set when a command has printed its own JSON document for a failure (a refusal before
+/// sending): `main` then adds none.
+pub(crate) static FAILURE_PRINTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // Under --json every failure is one JSON object on stdout too (scripts read stdout).
+    let json = std::env::args().skip(1).take_while(|a| a != "--").any(|a| a == "--json");
     let cli = Cli::parse();
     let profiler = matches!(cli.command, Command::Bench { profile: true, .. }).then(bench::Profiler::default);
     init_logging(profiler.clone());
@@ -337,6 +343,9 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            if json && !FAILURE_PRINTED.load(std::sync::atomic::Ordering::Relaxed) {
+                println!("{}", serde_json::json!({ "status": "failed", "error": format!("{e:#}") }));
+            }
             std::process::ExitCode::FAILURE
         }
     }

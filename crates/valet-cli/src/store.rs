@@ -45,7 +45,10 @@ pub(crate) fn read_devnet(dir: &Path) -> anyhow::Result<Option<DevnetInfo>> {
 pub(crate) fn write_devnet(dir: &Path, info: &DevnetInfo) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = devnet_path(dir);
-    std::fs::write(&path, serde_json::to_string_pretty(info)?).with_context(|| format!("writing {}", path.display()))
+    std::fs::write(&path, serde_json::to_string_pretty(info)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    // It holds the devnet's relayer key (a public dev key, but a key).
+    private(&path, 0o600)
 }
 
 /// Whether process `pid` is alive (Linux: it has a `/proc` entry).
@@ -85,6 +88,10 @@ pub(crate) struct StoredSession {
     /// The names known at grant (the devnet's and `--name`s), for `exec --to` and refusals.
     #[serde(default)]
     pub(crate) names: BTreeMap<String, Address>,
+    /// The hash of the chain's genesis block at grant: a chain with the same id and addresses
+    /// but another history (a restarted devnet) is not the one the session was granted on.
+    #[serde(default)]
+    pub(crate) genesis: Option<B256>,
 }
 
 fn sessions_dir(dir: &Path) -> PathBuf {
@@ -99,14 +106,26 @@ pub(crate) fn password() -> anyhow::Result<String> {
     }
 }
 
+/// Makes `path` readable by its owner only (`mode`: 0o600 for a file, 0o700 for a directory).
+fn private(path: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("making {} private", path.display()))
+}
+
 pub(crate) fn save_session(dir: &Path, session: &StoredSession, key: &PrivateKeySigner) -> anyhow::Result<()> {
     let sessions = sessions_dir(dir);
     std::fs::create_dir_all(&sessions).with_context(|| format!("creating {}", sessions.display()))?;
+    // The keys are encrypted, and still nobody else's to read (nor to copy for an offline guess).
+    private(&sessions, 0o700)?;
     let name = format!("{}.key", session.id);
     PrivateKeySigner::encrypt_keystore(&sessions, &mut rand::thread_rng(), key.to_bytes(), password()?, Some(&name))
         .context("encrypting the session key")?;
+    private(&sessions.join(&name), 0o600)?;
     let path = sessions.join(format!("{}.json", session.id));
-    std::fs::write(&path, serde_json::to_string_pretty(session)?).with_context(|| format!("writing {}", path.display()))
+    std::fs::write(&path, serde_json::to_string_pretty(session)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    private(&path, 0o600)
 }
 
 /// Every stored session.

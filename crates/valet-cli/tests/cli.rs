@@ -162,6 +162,19 @@ fn fails(home: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     assert_eq!(out.status.code(), Some(1), "valet {args:?} should fail with exit code 1: {stderr}");
     assert!(!stderr.contains("panicked"), "valet {args:?}: {stderr}");
     assert!(stderr.starts_with("error: "), "valet {args:?}: {stderr}");
+    if args.contains(&"--json") {
+        // Under --json a failure is also one JSON object on stdout: the refusal, or the error.
+        let doc: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("valet {args:?}: stdout is not one JSON document ({e}): {:?}", out.stdout));
+        match doc["status"].as_str() {
+            Some("refused") => assert!(doc["reason"].is_string(), "{doc}"),
+            Some("failed") => {
+                let message = doc["error"].as_str().unwrap_or_default();
+                assert_eq!(stderr.trim_end(), format!("error: {}", message.trim_end()), "the same error on both")
+            }
+            _ => panic!("valet {args:?}: a failure's JSON says neither refused nor failed: {doc}"),
+        }
+    }
     out
 }
 
@@ -246,6 +259,7 @@ fn sessions_from_grant_to_revocation_on_a_devnet() {
     std::fs::write(&bad_target, SPEC.replace("\"ValetNFT\"", "\"ValetNTF\"")).expect("writing the spec");
     let bad_target_error = error(home, env, &["session", "grant", "--spec", bad_target.to_str().expect("UTF-8")]);
     assert!(bad_target_error.contains("`ValetNTF` is neither an address nor a known name"), "{bad_target_error}");
+    assert!(bad_target_error.contains("(known: ValetDAO, ValetNFT, ValetToken)"), "{bad_target_error}");
     let missing = error(home, env, &["session", "grant", "--spec", "/nonexistent/valet-spec.toml"]);
     assert!(missing.contains("/nonexistent/valet-spec.toml"), "{missing}");
     assert_eq!(session_files(home), 0, "failed grants store nothing");
@@ -368,6 +382,11 @@ fn sessions_from_grant_to_revocation_on_a_devnet() {
     bad_type[6] = "mint(adress to, uint256 quantity)".to_string();
     let e = error(home, env, &args(&bad_type));
     assert!(e.contains("unknown type `adress`"), "{e}");
+    // A function the session does not allow: refused, saying what it does allow.
+    let mut other_function = mint("1");
+    other_function[6] = "mint(address to, uint128 quantity)".to_string();
+    let e = error(home, env, &args(&other_function));
+    assert!(e.contains("is not one the session allows; it allows mint(address,uint256) on ValetNFT"), "{e}");
     let wrong_password = [("VALET_PASSWORD", "wrong"), env[1]];
     let e = error(home, &wrong_password, &args(&mint("1")));
     assert!(e.contains("VALET_PASSWORD"), "{e}");
@@ -465,5 +484,28 @@ fn sessions_from_grant_to_revocation_on_a_devnet() {
     std::fs::write(home.join("devnet.json"), written.to_string()).expect("writing a stale devnet.json");
     let e = error(home, env, &["session", "show", &id, "--json"]);
     assert!(e.contains(&format!("(PID {}) that is no longer running", devnet.pid())), "{e}");
+
+    // The files are the owner's alone: encrypted keys, sessions, the devnet's description.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |path: &Path| std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode(&home.join("sessions")), 0o700);
+    for entry in std::fs::read_dir(home.join("sessions")).expect("sessions") {
+        let path = entry.expect("entry").path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+
+    // A fresh devnet has the same chain id and addresses, but it is another chain: the sessions
+    // granted on the last one are not listed, shown or executed there (a revoked one would have
+    // come back usable).
+    let mut fresh = Devnet::start(home);
+    assert_eq!(mode(&home.join("devnet.json")), 0o600);
+    assert_eq!(fresh.info["devnet"]["validator"], info["validator"], "the same addresses");
+    let listed = ok(home, env, &["session", "list", "--json"]);
+    assert_eq!(listed["sessions"], serde_json::json!([]), "none of the old chain's sessions: {listed}");
+    let e = error(home, env, &["session", "show", &id, "--json"]);
+    assert!(e.contains("granted on another chain") && e.contains("grant a new one"), "{e}");
+    let e = error(home, env, &args(&mint_named));
+    assert!(e.contains("granted on another chain"), "{e}");
+    assert!(fresh.stop().success());
     println!("the whole test took {:.1} s", started.elapsed().as_secs_f64());
 }

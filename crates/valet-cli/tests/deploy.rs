@@ -117,7 +117,9 @@ async fn valet_deploy_refuses_other_code_at_a_canonical_address_and_bad_input() 
     let output = deploy(&chain, &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "refused");
-    assert!(output.stdout.is_empty(), "no JSON on a refusal: {}", String::from_utf8_lossy(&output.stdout));
+    let failure: Value = serde_json::from_slice(&output.stdout).expect("under --json, the failure as JSON");
+    assert_eq!(failure["status"], "failed", "{failure}");
+    assert!(failure["error"].as_str().is_some_and(|e| e.contains("not Valet's ValetAccountFactory")), "{failure}");
     assert!(stderr.contains(&factory.to_string()) && stderr.contains("not Valet's ValetAccountFactory"), "{stderr}");
     assert_eq!(chain.provider.get_transaction_count(chain.key(0).address()).await.expect("nonce"), 0, "sent nothing");
 

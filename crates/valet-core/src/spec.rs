@@ -398,7 +398,11 @@ fn address_of(text: &str, ctx: &SpecContext, at: &str) -> Result<Address, Error>
     if let Some(a) = ctx.names.get(text) {
         return Ok(*a);
     }
-    text.parse::<Address>().map_err(|_| spec_error(at, format!("`{text}` is neither an address nor a known name")))
+    text.parse::<Address>().map_err(|_| {
+        let known: Vec<&str> = ctx.names.keys().map(String::as_str).collect();
+        let known = if known.is_empty() { "none: give an address".to_string() } else { known.join(", ") };
+        spec_error(at, format!("`{text}` is neither an address nor a known name (known: {known})"))
+    })
 }
 
 fn fits_u128(v: U256, at: &str) -> Result<u128, Error> {

@@ -90,7 +90,10 @@ rules = [{ arg = "delta", lt = 5 }]
         "permission 0, rule 1: give exactly one of eq, ne, gt, gte, lt, lte, in_range, one_of"
     );
     let unknown_target = MINT.replace("\"ValetNFT\"", "\"Nope\"");
-    assert_eq!(refusal(&unknown_target), "permission 0: `Nope` is neither an address nor a known name");
+    assert_eq!(
+        refusal(&unknown_target),
+        "permission 0: `Nope` is neither an address nor a known name (known: ValetNFT, ValetToken)"
+    );
     assert!(matches!(SessionSpec::from_toml("valid_for = 1\nbogus = 2"), Err(Error::Spec { .. })));
 }
 
