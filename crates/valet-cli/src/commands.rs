@@ -426,22 +426,42 @@ pub(crate) async fn list(account: Option<Address>, chain: &ChainArgs) -> anyhow:
             println!("no sessions stored for this chain in {}", c.dir.display());
         }
         for (s, status) in &rows {
-            let uses = if status.max_uses == 0 {
-                format!("{} ops", status.uses)
-            } else {
-                format!("{}/{} ops", status.uses, status.max_uses)
-            };
             println!(
-                "{}  account {}  {:<8} {:<10} until {}  {}",
+                "{}  account {}  {:<8} {}  until {}  {}",
                 s.id,
                 s.account,
-                status.state,
-                uses,
+                state_word(status.state),
+                uses_text(s, status),
                 utc(status.valid_until),
                 status.reason.as_deref().unwrap_or("usable")
             );
         }
     })
+}
+
+/// A session's state as `list` prints it: "granted" for one signed but not yet enabled on chain
+/// (its first operation enables it).
+fn state_word(state: &str) -> &str {
+    if state == "none" { "granted" } else { state }
+}
+
+/// What a session has used: its operations against its own cap, if any, and each counted
+/// permission's calls (`mint 2/10`), in the spec's function names when stored.
+fn uses_text(stored: &StoredSession, status: &valet_client::SessionStatus) -> String {
+    let mut parts = vec![match status.max_uses {
+        0 => format!("{} ops", status.uses),
+        max => format!("{}/{max} ops", status.uses),
+    }];
+    for (i, p) in status.permissions.iter().enumerate().filter(|(_, p)| p.max_uses > 0) {
+        let name = stored
+            .functions
+            .get(i)
+            .and_then(|f| f.as_deref())
+            .and_then(|f| f.split('(').next())
+            .map_or_else(|| format!("permission {i}"), str::to_string);
+        parts.push(format!("{name} {}/{}", p.uses.unwrap_or(0), p.max_uses));
+    }
+    parts.join(", ")
 }
 
 fn calldata(

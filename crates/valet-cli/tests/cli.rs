@@ -351,6 +351,9 @@ fn sessions_from_grant_to_revocation_on_a_devnet() {
     assert_eq!(sessions.len(), 1, "{listed}");
     assert_eq!(sessions[0]["status"]["id"], id, "{listed}");
     assert_eq!(sessions[0]["status"]["uses"], 2, "{listed}");
+    // In text: each counted permission's calls, in the spec's function names.
+    let text = String::from_utf8(valet(home, env, &["session", "list"]).stdout).expect("UTF-8");
+    assert!(text.contains("enabled") && text.contains("2/3 ops, mint 2/3"), "{text}");
     let others = ok(home, env, &["session", "list", "--account", &owner_address, "--json"]);
     assert_eq!(others["sessions"], serde_json::json!([]), "no session of another account: {others}");
 
@@ -460,6 +463,9 @@ fn sessions_from_grant_to_revocation_on_a_devnet() {
     // Revoke-all: every session of the account ends, and a grant not used yet is void too.
     let unused = ok(home, env, &["session", "grant", "--spec", named_spec, "--name", &collectible, "--json"]);
     let unused_id = unused["session_id"].as_str().expect("session_id").to_string();
+    let text = String::from_utf8(valet(home, env, &["session", "list"]).stdout).expect("UTF-8");
+    let line = text.lines().find(|l| l.starts_with(&unused_id)).unwrap_or_default();
+    assert!(line.contains("granted") && line.contains("mint 0/3"), "signed, not yet enabled: {text}");
     let all = ok(home, env, &["session", "revoke", "--all", "--json"]);
     assert_eq!(all["status"], "revoked_all", "{all}");
     assert_ne!(all["epoch"], all["previous_epoch"], "the epoch moved: {all}");
