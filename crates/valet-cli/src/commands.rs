@@ -183,7 +183,9 @@ async fn connect(chain: &ChainArgs) -> anyhow::Result<Connection> {
     let bundler_url = chain.bundler_url.clone().or_else(|| devnet.as_ref().and_then(|d| d.bundler_url.clone()));
     let relayer_key = chain.relayer_key.clone().or_else(|| devnet.as_ref().map(|d| d.relayer_key.clone()));
     let submitter: Arc<dyn Submitter> = match (bundler_url, relayer_key) {
-        (Some(url), _) => Arc::new(Bundler::new(BundlerClient::new(&url, deployment.entry_point)?)),
+        (Some(url), _) => {
+            Arc::new(Bundler::new(BundlerClient::new(&url, deployment.entry_point)?).with_node(provider.clone()))
+        }
         (None, Some(key)) => {
             let key = parse_key(&key, "relayer")?;
             let url = rpc_url.parse().map_err(|e| anyhow!("--rpc-url `{rpc_url}`: {e}"))?;

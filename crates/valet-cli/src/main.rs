@@ -273,7 +273,9 @@ pub(crate) fn parse_name(text: &str) -> Result<(String, Address), String> {
 /// The submitter a devnet offers: its bundler if it runs one, else direct from dev key 1.
 pub(crate) async fn submitter_for(devnet: &Devnet) -> anyhow::Result<Arc<dyn Submitter>> {
     Ok(match devnet.bundler_url() {
-        Some(url) => Arc::new(Bundler::new(BundlerClient::new(&url, devnet.addresses.entry_point)?)),
+        Some(url) => Arc::new(
+            Bundler::new(BundlerClient::new(&url, devnet.addresses.entry_point)?).with_node(devnet.provider.clone()),
+        ),
         None => Arc::new(Direct::new(devnet.provider_for(1), devnet.key(1).address()).await?),
     })
 }

@@ -304,7 +304,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // One relayer account, whatever it sends: handleOps and owners' revocations share its nonces.
     let (submitter, relayer): (Arc<dyn Submitter>, Option<Relayer>) = match (&args.bundler_url, wallet) {
         (Some(url), wallet) => (
-            Arc::new(Bundler::new(BundlerClient::new(url, valet_core::ENTRY_POINT_V07)?)),
+            Arc::new(Bundler::new(BundlerClient::new(url, valet_core::ENTRY_POINT_V07)?).with_node(provider.clone())),
             wallet.map(|(w, address)| Relayer::new(w, address)),
         ),
         (None, Some((wallet, address))) => {

@@ -379,12 +379,29 @@ pub struct Bundler {
     pub timeout: Duration,
     /// Ask for a bundle right away (`debug_bundler_sendBundleNow`; bundlers in manual mode).
     pub bundle_now: bool,
+    /// The chain's node, for fees when the bundler has no fee method of its own.
+    pub node: Option<DynProvider>,
 }
 
 impl Bundler {
     /// Polls every 50 ms, waits up to 60 s, leaves bundling to the bundler.
     pub fn new(client: BundlerClient) -> Self {
-        Self { client, poll: Duration::from_millis(50), timeout: Duration::from_secs(60), bundle_now: false }
+        Self {
+            client,
+            poll: Duration::from_millis(50),
+            timeout: Duration::from_secs(60),
+            bundle_now: false,
+            node: None,
+        }
+    }
+
+    /// Fees from `node` (`eth_feeHistory` / `eth_maxPriorityFeePerGas`, as alloy estimates EIP-1559
+    /// fees) whenever the bundler does not answer `pimlico_getUserOperationGasPrice`: the ERC-4337
+    /// bundler API has no fee method, and only some bundlers add that one.
+    #[must_use]
+    pub fn with_node(mut self, node: DynProvider) -> Self {
+        self.node = Some(node);
+        self
     }
 
     /// Sends `ops` and waits for their receipts. A bundler's JSON-RPC error to
@@ -437,7 +454,25 @@ impl Submitter for Bundler {
 
     fn fees(&self) -> BoxFuture<'_, Result<Fees, Error>> {
         Box::pin(async move {
-            let prices = self.client.gas_price().await?;
+            // The bundler's own prices when it has the (Pimlico) method: they are what it
+            // accepts. Otherwise the node's, which a standard bundler checks against.
+            let prices = match self.client.gas_price().await {
+                Ok(prices) => prices,
+                Err(e @ Error::Bundler { .. }) => {
+                    let Some(node) = &self.node else {
+                        return Err(Error::Config(format!(
+                            "the bundler gives no fees ({e}): give it the chain's node with Bundler::with_node (the CLI \
+                             and the service do) to take the fees from there"
+                        )));
+                    };
+                    let fees = node.estimate_eip1559_fees().await.map_err(rpc)?;
+                    return Ok(Fees {
+                        max_fee_per_gas: fees.max_fee_per_gas,
+                        max_priority_fee_per_gas: fees.max_priority_fee_per_gas,
+                    });
+                }
+                Err(e) => return Err(e),
+            };
             let narrow = |q: Quantity| u128::try_from(q.0).map_err(|_| Error::Rpc(format!("fee {} out of range", q.0)));
             Ok(Fees {
                 max_fee_per_gas: narrow(prices.fast.max_fee_per_gas)?,

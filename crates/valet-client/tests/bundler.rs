@@ -2,6 +2,8 @@
 //! it sends (receipts, `null` while unknown, operations by hash, gas prices), a session runs
 //! through it from deployment to revocation, and its refusals carry the validator's error.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,4 +80,73 @@ async fn a_session_runs_through_alto_from_deployment_to_revocation() {
         Err(Error::Preflight(valet_core::Refusal::Revoked(id))) => assert_eq!(id, session.id),
         other => panic!("expected a revoked refusal, got {other:?}"),
     }
+}
+
+/// A standard ERC-4337 bundler has no fee method (`pimlico_getUserOperationGasPrice` is Alto's
+/// and Pimlico's own): in front of Alto, a shim that answers it "method not found" and forwards
+/// everything else. The session runs through it with the node's fees; without a node the error
+/// says what to give.
+#[tokio::test]
+async fn a_bundler_without_a_fee_method_is_used_with_the_nodes_fees() {
+    let devnet =
+        Devnet::start_with(DevnetOptions { alto: true, ..Default::default() }).await.expect("devnet with Alto");
+    let alto = devnet.bundler_url().expect("Alto runs");
+    let runtime =
+        Arc::new(tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime for the shim"));
+    let http = alloy::transports::http::reqwest::Client::new();
+    let shim = common::RpcServer::start(Arc::new(move |method: &str, params: &[serde_json::Value]| {
+        if method == "pimlico_getUserOperationGasPrice" {
+            return Err(
+                serde_json::json!({ "code": -32601, "message": format!("the method {method} does not exist") }),
+            );
+        }
+        let request = serde_json::json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
+        let answer: serde_json::Value = runtime
+            .block_on(async {
+                let response = http
+                    .post(&alto)
+                    .header("content-type", "application/json")
+                    .body(request.to_string())
+                    .send()
+                    .await?;
+                response.bytes().await
+            })
+            .map(|body| serde_json::from_slice(&body).unwrap_or_default())
+            .map_err(|e| serde_json::json!({ "code": -32603, "message": e.to_string() }))?;
+        match answer.get("error") {
+            Some(error) => Err(error.clone()),
+            None => Ok(answer["result"].clone()),
+        }
+    }));
+    let client = BundlerClient::new(&shim.url, devnet.addresses.entry_point).expect("client");
+    assert!(matches!(client.gas_price().await, Err(Error::Bundler { code: -32601, .. })), "no fee method");
+
+    let owner = devnet.key(3);
+    let names = [("ValetNFT".to_string(), devnet.addresses.nft)].into();
+    let spec = SessionSpec::from_toml(DEMO_MINT_SPEC).expect("spec");
+    let standard = Bundler::new(client.clone());
+    let valet = Valet::new(devnet.provider.clone(), Arc::new(standard), devnet.deployment()).await.expect("valet");
+    let account = valet.account(owner.address(), U256::ZERO).await.expect("account");
+    devnet.fund(account.address, U256::from(10u128.pow(18))).await.expect("fund");
+    let proposal = valet.propose(&account, &spec, &names, &Labels::default()).await.expect("propose");
+    let grant = owner.sign_hash_sync(&proposal.digest).expect("sign").as_bytes();
+    let session = proposal.grant(&grant).expect("grant");
+    let data = ValetNFT::mintCall { to: account.address, quantity: U256::from(2) }.abi_encode();
+    let mint = Call { target: devnet.addresses.nft, value: U256::ZERO, data: data.into() };
+
+    // Without the node: a clear error, nothing sent.
+    match valet.execute(&account, &session, std::slice::from_ref(&mint)).await {
+        Err(e @ Error::Config(_)) => assert!(e.to_string().contains("Bundler::with_node"), "{e}"),
+        other => panic!("expected the missing fee source to be named, got {other:?}"),
+    }
+    assert!(!shim.methods().iter().any(|m| m == "eth_sendUserOperation"), "nothing sent");
+
+    // With it: the node's fees, and the operation through the shim to Alto.
+    let with_node = Bundler::new(client).with_node(devnet.provider.clone());
+    let valet = Valet::new(devnet.provider.clone(), Arc::new(with_node), devnet.deployment()).await.expect("valet");
+    let done = valet.execute(&account, &session, &[mint]).await.expect("through a bundler without a fee method");
+    assert!(done.receipt.success && done.deployed_account && done.enabled_session);
+    let methods = shim.methods();
+    assert!(methods.iter().any(|m| m == "eth_estimateUserOperationGas"), "{methods:?}");
+    assert!(methods.iter().any(|m| m == "eth_sendUserOperation"), "{methods:?}");
 }
