@@ -61,27 +61,59 @@ pub(crate) async fn devnet(json: bool, alto: bool, dir: &Path) -> anyhow::Result
         names,
         relayer_key: format!("0x{}", alloy::hex::encode(devnet.key(1).to_bytes())),
         pid: std::process::id(),
+        dev_keys: (0..10).map(|i| format!("0x{}", alloy::hex::encode(devnet.key(i).to_bytes()))).collect(),
     };
     store::write_devnet(dir, &info)?;
     // Removes devnet.json however this function ends (a signal, a write error, a panic).
     let devnet_file = store::DevnetFile(dir.to_path_buf());
-    let keys: Vec<serde_json::Value> = (0..10)
-        .map(|i| {
-            let key = devnet.key(i);
+    print_devnet(json, alto, &info, dir, "until Ctrl-C")?;
+    use std::io::Write as _;
+    std::io::stdout().flush()?;
+    let exited = tokio::select! {
+        _ = interrupt.recv() => None,
+        _ = terminate.recv() => None,
+        exited = devnet.exited() => Some(exited),
+    };
+    drop(devnet_file);
+    drop(devnet);
+    if let Some(exited) = exited {
+        bail!("{exited}: the devnet is stopped");
+    }
+    if !json {
+        println!("devnet stopped");
+    }
+    Ok(())
+}
+
+/// The dev key that owns the walkthrough's account (anvil's dev key 3: a public test key).
+const OWNER_DEV_KEY: usize = 3;
+
+/// What `valet devnet` prints once the devnet is ready: its endpoints, addresses and dev keys,
+/// and the lines to paste to use it.
+fn print_devnet(json: bool, alto: bool, info: &DevnetInfo, dir: &Path, lasts: &str) -> anyhow::Result<()> {
+    let keys: Vec<serde_json::Value> = info
+        .dev_keys
+        .iter()
+        .enumerate()
+        .map(|(i, hex)| {
+            let address = parse_key(hex, "dev").map(|k| k.address()).unwrap_or_default();
             let role = match i {
                 0 => "deployer",
                 1 => "relayer (direct submission)",
                 2 => "funder",
+                OWNER_DEV_KEY => "owner in the README's walkthrough (free)",
                 4 | 5 if alto => "bundler",
                 _ => "free (e.g. an owner)",
             };
-            json!({ "index": i, "address": key.address(), "private_key": format!("0x{}", alloy::hex::encode(key.to_bytes())), "role": role })
+            json!({ "index": i, "address": address, "private_key": hex, "role": role })
         })
         .collect();
+    let owner_key = info.dev_keys.get(OWNER_DEV_KEY).cloned().unwrap_or_default();
+    let env = json!({ "VALET_OWNER_KEY": owner_key, "ETH_RPC_URL": info.rpc_url });
     if json {
-        println!("{}", serde_json::to_string(&json!({ "devnet": info, "dev_keys": keys }))?);
+        println!("{}", serde_json::to_string(&json!({ "devnet": info, "dev_keys": keys, "env": env }))?);
     } else {
-        println!("Valet devnet (chain {}), until Ctrl-C", info.chain_id);
+        println!("Valet devnet (chain {}), {lasts}", info.chain_id);
         println!("  rpc        {}", info.rpc_url);
         if let Some(url) = &info.bundler_url {
             println!("  bundler    {url}");
@@ -102,23 +134,109 @@ pub(crate) async fn devnet(json: bool, alto: bool, dir: &Path) -> anyhow::Result
                 k["role"].as_str().unwrap_or_default()
             );
         }
-        println!("Other commands find this devnet through {}.", store::devnet_path(dir).display());
+        println!("Other commands find this devnet through {}. To use it, paste:", store::devnet_path(dir).display());
+        println!("  export VALET_OWNER_KEY={owner_key}   # dev key {OWNER_DEV_KEY} owns the account");
+        println!("  export VALET_PASSWORD=…   # yours to choose: stored session keys are encrypted under it");
+        println!("  export ETH_RPC_URL={}   # for cast and other tools", info.rpc_url);
+        println!("  valet devnet fund         # 1 ETH for the owner's account's fees");
     }
     use std::io::Write as _;
     std::io::stdout().flush()?;
-    let exited = tokio::select! {
-        _ = interrupt.recv() => None,
-        _ = terminate.recv() => None,
-        exited = devnet.exited() => Some(exited),
+    Ok(())
+}
+
+/// `valet devnet --detach`: `valet devnet` in the background, in a process group of its own (a
+/// Ctrl-C in this terminal does not reach it), its output in `devnet.log`; returns once it is
+/// ready, printing what it prints.
+pub(crate) async fn devnet_detach(json: bool, alto: bool, dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt as _;
+    if let Some(running) = store::read_devnet(dir)?
+        && store::is_running(running.pid)
+    {
+        bail!(
+            "a devnet (PID {}) is already running at {}: stop it first (`valet devnet stop`), or pass another --data-dir",
+            running.pid,
+            running.rpc_url
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let log_path = dir.join("devnet.log");
+    let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    let mut command = std::process::Command::new(std::env::current_exe().context("finding this valet binary")?);
+    command.arg("devnet").arg("--data-dir").arg(dir);
+    if alto {
+        command.args(["--bundler", "alto"]);
+    }
+    command.stdin(std::process::Stdio::null()).stdout(log.try_clone()?).stderr(log).process_group(0);
+    let mut child = command.spawn().context("starting valet devnet in the background")?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let info = loop {
+        if let Some(status) = child.try_wait()? {
+            bail!("the devnet exited ({status}) before it was ready: see {}", log_path.display());
+        }
+        if let Some(info) = store::read_devnet(dir)?.filter(|i| i.pid == child.id()) {
+            break info;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("the devnet was not ready after 120 s: see {}", log_path.display());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
-    drop(devnet_file);
-    drop(devnet);
-    if let Some(exited) = exited {
-        bail!("{exited}: the devnet is stopped");
+    // Not waited for: it outlives this process.
+    drop(child);
+    print_devnet(json, alto, &info, dir, "in the background (`valet devnet stop` stops it)")
+}
+
+/// `valet devnet stop`: SIGTERM to the running devnet, by its PID, and wait until it is gone.
+pub(crate) async fn devnet_stop(dir: &Path) -> anyhow::Result<()> {
+    let Some(info) = store::read_devnet(dir)? else {
+        bail!("no devnet is running here (no {})", store::devnet_path(dir).display());
+    };
+    if !store::is_running(info.pid) {
+        let _ = std::fs::remove_file(store::devnet_path(dir));
+        bail!("the devnet (PID {}) was no longer running; removed {}", info.pid, store::devnet_path(dir).display());
     }
-    if !json {
-        println!("devnet stopped");
+    let status =
+        std::process::Command::new("kill").args(["-TERM", &info.pid.to_string()]).status().context("running kill")?;
+    if !status.success() {
+        bail!("could not signal the devnet (PID {}): kill exited with {status}", info.pid);
     }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while store::is_running(info.pid) || store::devnet_path(dir).exists() {
+        if std::time::Instant::now() > deadline {
+            bail!("the devnet (PID {}) is still running 30 s after SIGTERM", info.pid);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    println!("devnet (PID {}) stopped", info.pid);
+    Ok(())
+}
+
+/// `valet devnet fund`: adds `eth` ETH to `address` (default: the owner key's account, salt 0) on
+/// the running devnet (`anvil_setBalance`: a devnet only).
+pub(crate) async fn devnet_fund(address: Option<Address>, eth: &str, key: &OwnerKey, dir: &Path) -> anyhow::Result<()> {
+    let info = store::read_devnet(dir)?
+        .filter(|i| store::is_running(i.pid))
+        .ok_or_else(|| anyhow!("no devnet is running: start one with `valet devnet`"))?;
+    let amount = valet_core::spec::parse_amount(&valet_core::spec::Amount::Text(format!("{eth} ether")), "--eth")?;
+    let url = info.rpc_url.parse().map_err(|e| anyhow!("{}: {e}", info.rpc_url))?;
+    let provider = ProviderBuilder::new().connect_http(url).erased();
+    let address = match address {
+        Some(address) => address,
+        None => {
+            let owner = owner_signer(key)?.ok_or_else(|| {
+                anyhow!("give the address to fund, or the owner key (VALET_OWNER_KEY) whose account to fund")
+            })?;
+            valet_client::contracts::ValetAccountFactory::new(info.factory, &provider)
+                .getAddress(owner.address(), U256::ZERO)
+                .call()
+                .await?
+        }
+    };
+    let balance = provider.get_balance(address).await? + amount;
+    let _: serde_json::Value = provider.raw_request("anvil_setBalance".into(), (address, balance)).await?;
+    println!("{address} now holds {} ETH", units(balance.saturating_to(), 18));
     Ok(())
 }
 
@@ -270,6 +388,7 @@ pub(crate) async fn grant(
     salt: U256,
     key: &OwnerKey,
     chain: &ChainArgs,
+    id_only: bool,
 ) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(spec_path).with_context(|| format!("reading {}", spec_path.display()))?;
     let spec = if spec_path.extension().is_some_and(|e| e == "json") {
@@ -307,6 +426,14 @@ pub(crate) async fn grant(
         genesis: Some(genesis(&c.valet).await?),
     };
     store::save_session(&c.dir, &stored, &handle.key)?;
+    if id_only {
+        // For scripts (`SESSION=$(valet session grant … --id-only)`); the summary on stderr.
+        for line in &summary {
+            eprintln!("  • {line}");
+        }
+        println!("{}", handle.id);
+        return Ok(());
+    }
     print(
         chain.json,
         json!({ "session_id": handle.id, "account": account.address, "session_key": handle.key.address(), "summary": summary, "enabled": false }),
@@ -523,6 +650,14 @@ pub(crate) async fn exec(
                     "included: userOp {} in transaction {}, gas {}",
                     done.receipt.user_op_hash, done.receipt.transaction_hash, done.receipt.actual_gas_used
                 );
+                match (done.deployed_account, done.enabled_session) {
+                    (true, true) => {
+                        println!("  (this first operation also deployed the account and enabled the session)")
+                    }
+                    (false, true) => println!("  (this first operation of the session also enabled it on chain)"),
+                    (true, false) => println!("  (this operation also deployed the account)"),
+                    (false, false) => {}
+                }
             },
         ),
         Err(Error::Preflight(refusal)) => {

@@ -54,6 +54,7 @@ enum Command {
     },
     /// Run a local devnet until Ctrl-C, printing its endpoints, addresses and dev keys (fails if
     /// anvil or the bundler dies).
+    #[command(args_conflicts_with_subcommands = true)]
     Devnet {
         /// Print one JSON document (then keep running).
         #[arg(long)]
@@ -61,8 +62,14 @@ enum Command {
         /// Also start a bundler.
         #[arg(long, value_enum, default_value = "direct")]
         bundler: BundlerChoice,
+        /// Run in the background: return once the devnet is ready (its output goes to
+        /// devnet.log in the data directory); `valet devnet stop` stops it.
+        #[arg(long)]
+        detach: bool,
         #[command(flatten)]
         data: DataDir,
+        #[command(subcommand)]
+        action: Option<DevnetAction>,
     },
     /// The session-key service on a fresh local devnet (and the contracts), until Ctrl-C (fails
     /// if anvil or the bundler dies).
@@ -122,6 +129,28 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum DevnetAction {
+    /// Stop the running devnet (by its PID) and wait until it is gone.
+    Stop {
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Give an address test ETH on the running devnet (default: the owner's account, from
+    /// VALET_OWNER_KEY, salt 0).
+    Fund {
+        /// The address (default: the account of the owner key).
+        address: Option<Address>,
+        /// How much ETH to add.
+        #[arg(long, default_value = "1")]
+        eth: String,
+        #[command(flatten)]
+        owner_key: OwnerKey,
+        #[command(flatten)]
+        data: DataDir,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum AccountCommand {
     /// The (counterfactual) address of an owner's account, and whether it is deployed.
     Address {
@@ -152,6 +181,9 @@ enum SessionCommand {
         /// The factory salt of the owner's account.
         #[arg(long, default_value = "0")]
         salt: U256,
+        /// Print only the session id on stdout (the summary goes to stderr): `SESSION=$(…)`.
+        #[arg(long, conflicts_with = "json")]
+        id_only: bool,
         #[command(flatten)]
         owner_key: OwnerKey,
         #[command(flatten)]
@@ -309,7 +341,14 @@ async fn main() -> std::process::ExitCode {
     init_logging(profiler.clone());
     let result = match cli.command {
         Command::Demo { json, bundler, sponsored } => demo::run(json, bundler == BundlerChoice::Alto, sponsored).await,
-        Command::Devnet { json, bundler, data } => {
+        Command::Devnet { action: Some(DevnetAction::Stop { data }), .. } => commands::devnet_stop(&data.path()).await,
+        Command::Devnet { action: Some(DevnetAction::Fund { address, eth, owner_key, data }), .. } => {
+            commands::devnet_fund(address, &eth, &owner_key, &data.path()).await
+        }
+        Command::Devnet { json, bundler, detach: true, data, action: None } => {
+            commands::devnet_detach(json, bundler == BundlerChoice::Alto, &data.path()).await
+        }
+        Command::Devnet { json, bundler, detach: false, data, action: None } => {
             commands::devnet(json, bundler == BundlerChoice::Alto, &data.path()).await
         }
         Command::Bench { levels, seconds, alto, profile: _, json } => {
@@ -325,8 +364,8 @@ async fn main() -> std::process::ExitCode {
             commands::account_address(owner, &owner_key, salt, &chain).await
         }
         Command::Session(command) => match command {
-            SessionCommand::Grant { spec, names, salt, owner_key, chain } => {
-                commands::grant(&spec, names, salt, &owner_key, &chain).await
+            SessionCommand::Grant { spec, names, salt, id_only, owner_key, chain } => {
+                commands::grant(&spec, names, salt, &owner_key, &chain, id_only).await
             }
             SessionCommand::Show { id, chain } => commands::show(&id, &chain).await,
             SessionCommand::List { account, chain } => commands::list(account, &chain).await,

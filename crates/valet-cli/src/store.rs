@@ -27,6 +27,9 @@ pub(crate) struct DevnetInfo {
     pub(crate) relayer_key: String,
     /// The PID of the `valet devnet` that wrote it.
     pub(crate) pid: u32,
+    /// anvil's dev keys (its public test mnemonic's), for `valet devnet --detach` to print.
+    #[serde(default)]
+    pub(crate) dev_keys: Vec<String>,
 }
 
 pub(crate) fn devnet_path(dir: &Path) -> PathBuf {
@@ -51,9 +54,13 @@ pub(crate) fn write_devnet(dir: &Path, info: &DevnetInfo) -> anyhow::Result<()> 
     private(&path, 0o600)
 }
 
-/// Whether process `pid` is alive (Linux: it has a `/proc` entry).
+/// Whether process `pid` is alive (Linux: it has a `/proc` entry and is not a zombie).
 pub(crate) fn is_running(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // `pid (comm) S …`: the state follows the last `)`.
+        Ok(stat) => stat.rsplit_once(')').is_none_or(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
+    }
 }
 
 /// Removes `devnet.json` from its directory when dropped: `valet devnet` holds one while running.
