@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use alloy::primitives::{Address, B256, Bytes, FixedBytes, U256};
 use alloy::providers::{DynProvider, Provider};
-use alloy::signers::SignerSync;
 use alloy::signers::k256::elliptic_curve::rand_core::OsRng;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
@@ -66,9 +65,16 @@ pub struct Proposal {
     /// The approval screen: what the session allows, in plain words.
     pub summary: Vec<String>,
     validator: Address,
+    chain_id: u64,
 }
 
 impl Proposal {
+    /// The grant as EIP-712 typed data (`eth_signTypedData_v4`'s JSON: types, domain, primary
+    /// type, message), for a wallet to show and sign; its hash is [`Proposal::digest`].
+    pub fn typed_data(&self) -> Result<serde_json::Value, Error> {
+        Ok(valet_core::eip712::grant_typed_data(&self.session, self.account.address, self.validator, self.chain_id)?)
+    }
+
     /// Takes the owner's 65-byte signature of [`Proposal::digest`] and checks it is the owner's.
     pub fn grant(self, signature: &[u8]) -> Result<SessionHandle, Error> {
         let parsed = alloy::primitives::Signature::try_from(signature)
@@ -454,6 +460,7 @@ impl Valet {
             digest,
             summary,
             validator: self.deployment.validator,
+            chain_id: self.chain_id,
         })
     }
 
@@ -640,7 +647,7 @@ impl Valet {
     pub async fn owner_execute(
         &self,
         account: &Account,
-        owner: &PrivateKeySigner,
+        owner: &(dyn alloy::signers::Signer + Send + Sync),
         calls: &[Call],
     ) -> Result<OpReceipt, Error> {
         check_owner(account, owner)?;
@@ -674,14 +681,20 @@ impl Valet {
             fields.apply(&mut op);
         }
         let hash = op.hash(self.deployment.entry_point, self.chain_id);
+        // Any alloy signer: a local key, a keystore, a hardware wallet, a KMS.
         op.signature =
-            owner.sign_message_sync(hash.as_slice()).map_err(|e| Error::Signing(e.to_string()))?.as_bytes().into();
+            owner.sign_message(hash.as_slice()).await.map_err(|e| Error::Signing(e.to_string()))?.as_bytes().into();
         Ok(self.submit(&[op]).await?.remove(0))
     }
 
     /// Revokes session `id` on `account` with an owner-signed operation (at once, whether or not
     /// the session was ever used). Revoking it again is refused rather than paid for.
-    pub async fn revoke(&self, account: &Account, owner: &PrivateKeySigner, id: B256) -> Result<OpReceipt, Error> {
+    pub async fn revoke(
+        &self,
+        account: &Account,
+        owner: &(dyn alloy::signers::Signer + Send + Sync),
+        id: B256,
+    ) -> Result<OpReceipt, Error> {
         check_owner(account, owner)?;
         let validator = SessionKeyValidator::new(self.deployment.validator, &self.provider);
         if validator.isRevoked(account.address, id).call().await.map_err(rpc)? {
@@ -695,7 +708,11 @@ impl Valet {
     /// Revokes every session of `account` and voids every grant signed before, with an
     /// owner-signed operation: the account moves to a new epoch that no earlier grant can name.
     /// Nothing a session key holder does first can make it fail.
-    pub async fn revoke_all(&self, account: &Account, owner: &PrivateKeySigner) -> Result<OpReceipt, Error> {
+    pub async fn revoke_all(
+        &self,
+        account: &Account,
+        owner: &(dyn alloy::signers::Signer + Send + Sync),
+    ) -> Result<OpReceipt, Error> {
         check_owner(account, owner)?;
         let data = SessionKeyValidator::revokeAllSessionsCall {}.abi_encode();
         let call = Call { target: self.deployment.validator, value: U256::ZERO, data: data.into() };
@@ -760,7 +777,7 @@ fn execution_of(calls: &[Call]) -> Result<Execution, Error> {
     }
 }
 
-fn check_owner(account: &Account, owner: &PrivateKeySigner) -> Result<(), Error> {
+fn check_owner(account: &Account, owner: &(dyn alloy::signers::Signer + Send + Sync)) -> Result<(), Error> {
     if owner.address() != account.owner {
         return Err(Error::Config(format!(
             "key {} is not the owner {} of account {}",

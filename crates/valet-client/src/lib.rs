@@ -21,5 +21,5 @@ pub use client::{Account, ChainState, Deployment, Executed, FeeStatus, Prepared,
 pub use devnet::{Devnet, DevnetAddresses, DevnetOptions};
 pub use error::Error;
 pub use paymaster::{Erc7677, Paymaster, PaymasterFields, PaymasterStub, SponsorSigner};
-pub use session::{GasLimits, SessionCall, SessionHandle};
+pub use session::{GasLimits, SessionCall, SessionHandle, SessionRecord};
 pub use submit::{Bundler, Direct, Fees, OpReceipt, Relayer, Submitter};

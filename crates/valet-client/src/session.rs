@@ -74,6 +74,21 @@ pub struct SessionHandle {
     pub validator: Address,
 }
 
+/// A session as an app stores it: everything in a [`SessionHandle`] but its key, which the app
+/// keeps apart (a keystore, a KMS, the service's sealed store). [`SessionHandle::record`] gives
+/// it, [`SessionHandle::from_record`] takes it back with the key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SessionRecord {
+    /// The session's id.
+    pub id: B256,
+    /// The packed session.
+    pub session: Bytes,
+    /// The owner's grant signature.
+    pub grant: Bytes,
+    /// The validator it is enforced by.
+    pub validator: Address,
+}
+
 /// One session operation to build.
 #[derive(Debug, Clone, Default)]
 pub struct SessionCall {
@@ -97,6 +112,37 @@ impl SessionHandle {
         let packed = session.encode()?;
         let id = session.id()?;
         Ok(Self { session, packed, id, key, grant, validator })
+    }
+
+    /// What to store of this session: all but its key.
+    pub fn record(&self) -> SessionRecord {
+        SessionRecord {
+            id: self.id,
+            session: self.packed.clone(),
+            grant: self.grant.clone(),
+            validator: self.validator,
+        }
+    }
+
+    /// The session `record` holds, with its `key`: refused when the record was altered (its
+    /// packed session does not hash to its id) or the key is not the session's.
+    pub fn from_record(record: &SessionRecord, key: PrivateKeySigner) -> Result<Self, Error> {
+        let session = Session::decode(&record.session)?;
+        let id = session.id()?;
+        if id != record.id {
+            return Err(Error::Config(format!(
+                "stored session {} holds a session whose id is {id}: the record was altered",
+                record.id
+            )));
+        }
+        if key.address() != session.session_key {
+            return Err(Error::Config(format!(
+                "key {} is not session {id}'s key {}",
+                key.address(),
+                session.session_key
+            )));
+        }
+        Self::new(session, key, record.grant.clone(), record.validator)
     }
 
     /// The nonce key of this session's lane.

@@ -380,3 +380,33 @@ async fn a_grant_must_be_the_owners() {
         other => panic!("expected WrongGrantSigner, got {other:?}"),
     }
 }
+
+/// A wallet is given the grant as EIP-712 typed data (`eth_signTypedData_v4`): what it hashes is
+/// the digest, so the signature it returns grants the session, and the session runs.
+#[tokio::test]
+async fn a_wallet_signs_the_grant_as_typed_data() {
+    let s = setup().await;
+    let spec = SessionSpec::from_toml(valet_core::spec::DEMO_MINT_SPEC).expect("spec");
+    let proposal = s.valet.propose(&s.account, &spec, &s.names, &Labels::default()).await.expect("propose");
+    let typed: alloy::dyn_abi::TypedData =
+        serde_json::from_value(proposal.typed_data().expect("typed data")).expect("eth_signTypedData_v4 JSON");
+    assert_eq!(typed.primary_type, "Grant");
+    assert_eq!(typed.eip712_signing_hash().expect("hash"), proposal.digest, "the wallet signs the digest");
+    let signature = s.owner.sign_dynamic_typed_data_sync(&typed).expect("the wallet signs").as_bytes();
+    let session = proposal.grant(&signature).expect("a typed-data signature grants");
+
+    // Stored without its key (as JSON here), and taken back with it: the same session, usable.
+    let stored = serde_json::to_string(&session.record()).expect("the record serialises");
+    assert!(!stored.contains(&alloy::hex::encode(session.key.to_bytes())), "no key in the record");
+    let record: valet_client::SessionRecord = serde_json::from_str(&stored).expect("the record deserialises");
+    let other = alloy::signers::local::PrivateKeySigner::random();
+    let e = valet_client::SessionHandle::from_record(&record, other.clone()).expect_err("another key");
+    assert!(e.to_string().contains(&other.address().to_string()), "{e}");
+    let mut altered = record.clone();
+    altered.id = alloy::primitives::B256::repeat_byte(1);
+    assert!(valet_client::SessionHandle::from_record(&altered, session.key.clone()).is_err(), "an altered record");
+    let session = valet_client::SessionHandle::from_record(&record, session.key.clone()).expect("back with its key");
+
+    let done = s.valet.execute(&s.account, &session, &[s.mint(s.account.address, 1)]).await.expect("mint");
+    assert!(done.receipt.success && done.enabled_session);
+}

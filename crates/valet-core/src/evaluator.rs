@@ -598,11 +598,19 @@ fn token_amount(i: usize, data: &[u8]) -> Result<U256, Refusal> {
     Ok(U256::from_be_slice(&data[pos..pos + 32]))
 }
 
-/// Picks a permission for each call of `request` (its `indices` are ignored): for each call in
-/// turn, the first permission under which the validator accepts the calls so far. Returns the
-/// indices and the verdict, or — when some call fits no permission — the most telling refusal:
-/// that of the first permission naming the call's target and function, else that of
-/// permission 0.
+/// How many permission trials [`assign_permissions`] makes at most before it gives up looking
+/// for an assignment (each trial is one [`evaluate`] of a prefix of the calls).
+pub const ASSIGNMENT_BUDGET: usize = 4_096;
+
+/// Picks a permission for each call of `request` (its `indices` are ignored) such that the
+/// validator accepts them all, whenever there is such an assignment (within
+/// [`ASSIGNMENT_BUDGET`] trials): a depth-first search over the calls, each call trying the
+/// permissions without a use count first — a call that fits an uncounted permission does not
+/// spend a use a later call may need — then the counted ones, in their order, and going back to
+/// an earlier call when a later one fits nothing. Returns the indices and the verdict; or, when
+/// there is no assignment, the most telling refusal, as the first-fit assignment sees it: at
+/// the first call that fits no permission, that of the first permission naming the call's
+/// target and function, else that of permission 0.
 pub fn assign_permissions(
     session: &Session,
     counters: &Counters,
@@ -610,18 +618,76 @@ pub fn assign_permissions(
 ) -> Result<(Vec<u8>, Verdict), Refusal> {
     let execution = execution::Execution::decode(request.call_data)?;
     let calls = execution.calls();
-    let mut indices: Vec<u8> = Vec::with_capacity(calls.len());
-    for i in 0..calls.len() {
-        let prefix = match &execution {
+    let prefixes: Vec<Vec<u8>> = (0..calls.len())
+        .map(|i| match &execution {
             execution::Execution::Single(_) => request.call_data.to_vec(),
             execution::Execution::Batch(_) => execution::Execution::Batch(calls[..=i].to_vec()).encode().to_vec(),
-        };
+        })
+        .collect();
+    let count = session.permissions.len().min(usize::from(u8::MAX) + 1);
+    let mut order: Vec<u8> = (0..count).map(|p| p as u8).collect();
+    order.sort_by_key(|&p| session.permissions[usize::from(p)].max_uses != 0);
+    let mut search =
+        Search { session, counters, request, prefixes: &prefixes, order: &order, budget: ASSIGNMENT_BUDGET };
+    let mut indices = Vec::with_capacity(calls.len());
+    if !search.assign(&mut indices) {
+        // None found (or the budget ran out): first-fit's answer, and its refusal.
+        indices = first_fit(session, counters, request, &prefixes)?;
+    }
+    let verdict = evaluate(session, counters, &Request { indices: &indices, ..request.clone() })?;
+    Ok((indices, verdict))
+}
+
+/// The depth-first search of [`assign_permissions`].
+struct Search<'a, 'r> {
+    session: &'a Session,
+    counters: &'a Counters,
+    request: &'a Request<'r>,
+    prefixes: &'a [Vec<u8>],
+    order: &'a [u8],
+    budget: usize,
+}
+
+impl Search<'_, '_> {
+    /// Extends `indices` (the calls before `indices.len()` assigned) to every call; false, with
+    /// `indices` as it was, when no extension is accepted.
+    fn assign(&mut self, indices: &mut Vec<u8>) -> bool {
+        let i = indices.len();
+        if i == self.prefixes.len() {
+            return true;
+        }
+        for &p in self.order {
+            if self.budget == 0 {
+                return false;
+            }
+            self.budget -= 1;
+            indices.push(p);
+            let attempt = Request { call_data: &self.prefixes[i], indices, ..self.request.clone() };
+            if evaluate(self.session, self.counters, &attempt).is_ok() && self.assign(indices) {
+                return true;
+            }
+            indices.pop();
+        }
+        false
+    }
+}
+
+/// The first-fit assignment (each call the first permission that accepts the calls so far), or
+/// its refusal at the first call that fits nothing.
+fn first_fit(
+    session: &Session,
+    counters: &Counters,
+    request: &Request<'_>,
+    prefixes: &[Vec<u8>],
+) -> Result<Vec<u8>, Refusal> {
+    let mut indices: Vec<u8> = Vec::with_capacity(prefixes.len());
+    for (i, prefix) in prefixes.iter().enumerate() {
         let mut best: Option<Refusal> = None;
         let mut chosen = None;
         for p in 0..session.permissions.len().min(usize::from(u8::MAX) + 1) {
             let mut trial = indices.clone();
             trial.push(p as u8);
-            let attempt = Request { call_data: &prefix, indices: &trial, ..request.clone() };
+            let attempt = Request { call_data: prefix, indices: &trial, ..request.clone() };
             match evaluate(session, counters, &attempt) {
                 Ok(_) => {
                     chosen = Some(p as u8);
@@ -637,11 +703,8 @@ pub fn assign_permissions(
         }
         match chosen {
             Some(p) => indices.push(p),
-            None => {
-                return Err(best.unwrap_or(Refusal::NoSuchPermission { call: i, permission: 0, count: 0 }));
-            }
+            None => return Err(best.unwrap_or(Refusal::NoSuchPermission { call: i, permission: 0, count: 0 })),
         }
     }
-    let verdict = evaluate(session, counters, &Request { indices: &indices, ..request.clone() })?;
-    Ok((indices, verdict))
+    Ok(indices)
 }

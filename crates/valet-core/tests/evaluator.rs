@@ -277,3 +277,63 @@ fn entry_points_are_never_targets() {
         );
     }
 }
+
+/// Permission 0: `mint`, one use, no rule; permission 1: `mint` with quantity ≤ 5, uncounted.
+fn two_mint_permissions() -> Session {
+    let mut s = mint_session();
+    let selector = s.permissions[0].selector;
+    s.permissions = vec![
+        Permission { target: NFT, selector, value_limit: 0, max_uses: 1, rules: vec![] },
+        Permission {
+            target: NFT,
+            selector,
+            value_limit: 0,
+            max_uses: 0,
+            rules: vec![Rule { arg: 1, op: RuleOp::Lte, values: vec![B256::from(U256::from(5))] }],
+        },
+    ];
+    s
+}
+
+fn batch(quantities: &[u64]) -> Bytes {
+    let calls = quantities
+        .iter()
+        .map(|q| match Execution::decode(&mint(ACCOUNT, *q)).expect("single") {
+            Execution::Single(call) => call,
+            Execution::Batch(_) => unreachable!(),
+        })
+        .collect();
+    Execution::Batch(calls).encode()
+}
+
+/// The pre-flight's assignment finds one the chain accepts whenever there is one: [mint 1,
+/// mint 10] needs indices [1, 0] (first-fit took permission 0 for the first call, then found
+/// nothing for the second); and a lone mint 1 takes the uncounted permission, keeping the one
+/// use of permission 0 for the mint of 10 that only it allows.
+#[test]
+fn permissions_are_assigned_so_that_the_chain_accepts_when_it_can() {
+    let s = two_mint_permissions();
+    let counters = Counters { state: SessionState::Enabled, ..installed() };
+    let data = batch(&[1, 10]);
+    let (indices, verdict) =
+        valet_core::assign_permissions(&s, &counters, &request(&data, false, T0, 0)).expect("an assignment exists");
+    assert_eq!(indices, [1, 0]);
+    let accepted = Request { indices: &indices, ..request(&data, false, T0, 0) };
+    assert_eq!(evaluate(&s, &counters, &accepted).expect("the validator's view").counters, verdict.counters);
+
+    let one = mint(ACCOUNT, 1);
+    let (indices, verdict) = valet_core::assign_permissions(&s, &counters, &request(&one, false, T0, 0)).expect("fits");
+    assert_eq!(indices, [1], "the uncounted permission");
+    let ten = mint(ACCOUNT, 10);
+    let (indices, _) = valet_core::assign_permissions(&s, &verdict.counters, &request(&ten, false, T0, 0))
+        .expect("permission 0's use is still there");
+    assert_eq!(indices, [0]);
+
+    // No assignment: the refusal is first-fit's at the call that fits nothing (the second mint
+    // of 10: permission 0's one use is gone, as before this search).
+    let data = batch(&[10, 10]);
+    match valet_core::assign_permissions(&s, &counters, &request(&data, false, T0, 0)) {
+        Err(Refusal::PermissionUsesExhausted { permission: 0, max_uses: 1, .. }) => {}
+        other => panic!("two mints of 10 with one use to allow them: {other:?}"),
+    }
+}
