@@ -317,17 +317,7 @@ pub async fn deploy(provider: &DynProvider, options: DeployOptions) -> Result<De
             None => ("entry_point", ENTRY_POINT_SALT, &entry_point::EntryPoint::BYTECODE[..], canonical.entry_point),
             Some(item) => (item.name, SALT, &item.init_code[..], item.address()),
         };
-        let mut input = salt.to_vec();
-        input.extend_from_slice(init_code);
-        let tx = TransactionRequest::default().to(DETERMINISTIC_DEPLOYER).input(Bytes::from(input).into());
-        let receipt = provider.send_transaction(tx).await.map_err(rpc)?.get_receipt().await.map_err(rpc)?;
-        if !receipt.status() {
-            return Err(Error::Deploy(format!("creating the {name} failed in {}", receipt.transaction_hash)));
-        }
-        transactions.push(receipt.transaction_hash);
-        if provider.get_code_at(address).await.map_err(rpc)?.is_empty() {
-            return Err(Error::Deploy(format!("the {name} is not at {address} after {}", receipt.transaction_hash)));
-        }
+        transactions.push(create2(provider, name, salt, init_code, address).await?);
         deployed.push(name);
     }
 
@@ -379,6 +369,27 @@ pub async fn deploy(provider: &DynProvider, options: DeployOptions) -> Result<De
         staked,
         transactions,
     })
+}
+
+/// Creates `init_code` through the deterministic deployment proxy with `salt`, and checks that
+/// code is at `address` (where the proxy puts it) after: the transaction's hash.
+pub(crate) async fn create2(
+    provider: &DynProvider,
+    name: &str,
+    salt: B256,
+    init_code: &[u8],
+    address: Address,
+) -> Result<B256, Error> {
+    let input = [salt.as_slice(), init_code].concat();
+    let tx = TransactionRequest::default().to(DETERMINISTIC_DEPLOYER).input(Bytes::from(input).into());
+    let receipt = provider.send_transaction(tx).await.map_err(rpc)?.get_receipt().await.map_err(rpc)?;
+    if !receipt.status() {
+        return Err(Error::Deploy(format!("creating the {name} failed in {}", receipt.transaction_hash)));
+    }
+    if provider.get_code_at(address).await.map_err(rpc)?.is_empty() {
+        return Err(Error::Deploy(format!("the {name} is not at {address} after {}", receipt.transaction_hash)));
+    }
+    Ok(receipt.transaction_hash)
 }
 
 /// EntryPoint v0.7's runtime code hash: the same on every chain (its one immutable, the

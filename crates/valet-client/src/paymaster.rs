@@ -20,7 +20,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::client::RpcClient;
-use alloy::rpc::types::TransactionRequest;
 use alloy::signers::SignerSync;
 use alloy::signers::k256::elliptic_curve::rand_core::OsRng;
 use alloy::signers::local::PrivateKeySigner;
@@ -586,15 +585,7 @@ pub async fn deploy_paymaster(provider: &DynProvider, signer: Address, owner: Ad
     if provider.get_code_at(proxy).await.map_err(rpc)?.is_empty() {
         return Err(Error::Deploy(format!("no deterministic deployment proxy at {proxy}: deploy it first")));
     }
-    let input = [crate::deploy::SALT.as_slice(), &init_code(signer, owner)].concat();
-    let tx = TransactionRequest::default().to(proxy).input(Bytes::from(input).into());
-    let receipt = provider.send_transaction(tx).await.map_err(rpc)?.get_receipt().await.map_err(rpc)?;
-    if !receipt.status() || provider.get_code_at(address).await.map_err(rpc)?.is_empty() {
-        return Err(Error::Deploy(format!(
-            "the ValetPaymaster is not at {address} after {}",
-            receipt.transaction_hash
-        )));
-    }
+    crate::deploy::create2(provider, "ValetPaymaster", crate::deploy::SALT, &init_code(signer, owner), address).await?;
     Ok(address)
 }
 

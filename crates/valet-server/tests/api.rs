@@ -20,38 +20,10 @@ async fn the_service_from_proposal_to_revocation() {
     story(None).await;
 }
 
-/// A PostgreSQL server of its own, on 127.0.0.1, stopped (by its PID file) when dropped.
-struct Postgres {
-    dir: std::path::PathBuf,
-    url: String,
-}
-
-impl Postgres {
-    fn start() -> Self {
-        let dir = temp_dir("postgres");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/postgres.sh");
-        let status = std::process::Command::new(&script)
-            .args(["start", &dir.join("pg").display().to_string(), &port.to_string()])
-            .status()
-            .expect("tools/postgres.sh runs");
-        assert!(status.success(), "PostgreSQL did not start (see {}/pg/server.log)", dir.display());
-        Self { url: format!("postgres://postgres@127.0.0.1:{port}/postgres"), dir }
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/postgres.sh");
-        let _ = std::process::Command::new(script).args(["stop", &self.dir.join("pg").display().to_string()]).status();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// The same story on PostgreSQL: the same code and queries, the PostgreSQL migrations.
 #[tokio::test]
 async fn the_service_on_postgresql() {
-    let postgres = Postgres::start();
+    let postgres = Postgres::start("postgres");
     story(Some(postgres.url.clone())).await;
 }
 
@@ -59,7 +31,7 @@ async fn the_service_on_postgresql() {
 /// across instances, so no two operations race for one nonce.
 #[tokio::test]
 async fn two_instances_share_a_session_lane_through_postgresql() {
-    let postgres = Postgres::start();
+    let postgres = Postgres::start("postgres");
     let devnet = Devnet::start().await.expect("devnet");
     let master = MasterKey::generate().to_hex().to_string();
     let (a, _, dir_a, _) =

@@ -888,40 +888,12 @@ fn a_refused_faucet_transfer_leaves_the_faucet_working() {
 
 // ------------------------------------------------------------------ PostgreSQL
 
-/// A PostgreSQL server of its own, on 127.0.0.1, stopped (by its PID file) when dropped.
-struct Postgres {
-    dir: std::path::PathBuf,
-    url: String,
-}
-
-impl Postgres {
-    fn start() -> Self {
-        let dir = temp_dir("sponsorship-postgres");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/postgres.sh");
-        let status = std::process::Command::new(&script)
-            .args(["start", &dir.join("pg").display().to_string(), &port.to_string()])
-            .status()
-            .expect("tools/postgres.sh runs");
-        assert!(status.success(), "PostgreSQL did not start (see {}/pg/server.log)", dir.display());
-        Self { url: format!("postgres://postgres@127.0.0.1:{port}/postgres"), dir }
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/postgres.sh");
-        let _ = std::process::Command::new(script).args(["stop", &self.dir.join("pg").display().to_string()]).status();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// The PostgreSQL migration, and reservations racing for the last of a budget across many
 /// connections (as several instances would): exactly as many pass as the budget covers.
 #[test]
 fn reservations_never_overspend_on_postgresql() {
     run(async {
-        let postgres = Postgres::start();
+        let postgres = Postgres::start("sponsorship-postgres");
         let vault = valet_server::Vault::connect(&postgres.url).await.expect("vault");
         let (app, _) = vault.create_app("pg").await.expect("app");
         assert!(vault.set_sponsorship_budget(&app.id, Some(U256::from(1_000))).await.expect("budget"));

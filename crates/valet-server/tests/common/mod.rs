@@ -273,3 +273,32 @@ pub(crate) async fn until_closed(
     }
     (start.elapsed(), got)
 }
+
+/// A PostgreSQL server of its own, on 127.0.0.1, stopped (by its PID file) when dropped.
+pub(crate) struct Postgres {
+    dir: std::path::PathBuf,
+    pub(crate) url: String,
+}
+
+impl Postgres {
+    /// Starts one with its data in a temporary directory named after `name`.
+    pub(crate) fn start(name: &str) -> Self {
+        let dir = temp_dir(name);
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/postgres.sh");
+        let status = std::process::Command::new(&script)
+            .args(["start", &dir.join("pg").display().to_string(), &port.to_string()])
+            .status()
+            .expect("tools/postgres.sh runs");
+        assert!(status.success(), "PostgreSQL did not start (see {}/pg/server.log)", dir.display());
+        Self { url: format!("postgres://postgres@127.0.0.1:{port}/postgres"), dir }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/postgres.sh");
+        let _ = std::process::Command::new(script).args(["stop", &self.dir.join("pg").display().to_string()]).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
