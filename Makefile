@@ -9,7 +9,7 @@ STAMP      := $(TOOLS)/.valet-installed
 
 WEB_STAMP  := web/node_modules/.valet-installed
 
-.PHONY: demo up web bench test test-web test-api test-contracts test-gas test-artifacts test-rust gas snapshot artifacts vectors tools clean
+.PHONY: demo up web bench bench-sdk test test-web test-api test-contracts test-gas test-artifacts test-rust gas snapshot artifacts vectors tools clean
 
 ## demo: the main job on a local devnet — one grant, ten mints, the eleventh refused
 demo: tools
@@ -22,6 +22,10 @@ up: tools web
 ## bench: a load run of the service on anvil at 1, 8, 32 and 64 concurrent sessions (release): exec/s, p50/p99, errors 0, chain == record, ratio to 1 session; Alto at 8 beside direct
 bench: tools
 	cargo run -q --release --locked -p valet-cli -- bench $(BENCH_ARGS)
+
+## bench-sdk: the SDK's hot path without the network (release): spec, digests, evaluator, pre-flight and the build of a batch of 8, as ns and as ratios to one ECDSA sign, with the targets
+bench-sdk:
+	cargo run -q --release --locked --offline -p valet-client --example hotpath
 
 ## test: every test (CI runs exactly this)
 test: test-contracts test-gas test-artifacts test-rust test-api test-web
@@ -74,6 +78,7 @@ test-rust: tools
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	cargo test --workspace --locked --all-targets
+	cargo test --workspace --locked --doc
 	cargo run -q --locked -p valet-client --example quickstart
 
 ## test-api: schemathesis fuzzes the service from its OpenAPI document (no 5xx, documented answers)

@@ -570,8 +570,8 @@ pub(crate) async fn list(account: Option<Address>, chain: &ChainArgs) -> anyhow:
 
 /// A session's state as `list` prints it: "granted" for one signed but not yet enabled on chain
 /// (its first operation enables it).
-fn state_word(state: &str) -> &str {
-    if state == "none" { "granted" } else { state }
+fn state_word(state: valet_client::Standing) -> &'static str {
+    if state == valet_client::Standing::NotEnabled { "granted" } else { state.as_str() }
 }
 
 /// What a session has used: its operations against its own cap, if any, and each counted

@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use serde_json::json;
-use valet_client::contracts::{ValetDAO, ValetNFT, ValetToken};
+use valet_client::contracts::demo::{ValetDAO, ValetNFT, ValetToken};
 use valet_client::{Account, Devnet, DevnetOptions, Error, Executed, SessionHandle, Valet};
 use valet_core::Call;
 use valet_core::spec::{DEMO_MINT_SPEC, DEMO_PAYMENT_SPEC, DEMO_VOTE_SPEC, Labels, SessionSpec, explain, units};

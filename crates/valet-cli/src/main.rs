@@ -383,11 +383,44 @@ async fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            let message = describe(&e);
+            eprintln!("error: {message}");
             if json && !FAILURE_PRINTED.load(std::sync::atomic::Ordering::Relaxed) {
-                println!("{}", serde_json::json!({ "status": "failed", "error": format!("{e:#}") }));
+                println!("{}", serde_json::json!({ "status": "failed", "error": message }));
             }
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// An error and its causes on one line, `a: b: c`, leaving out a cause whose text its effect
+/// already quotes (valet-client's errors keep their source and say it too).
+fn describe(e: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    /// A client error that keeps its source is said once, with the context above it.
+    #[test]
+    fn causes_already_quoted_are_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let e = anyhow::Error::new(valet_client::Error::rpc(io)).context("reading the session");
+        assert_eq!(describe(&e), "reading the session: RPC error: connection refused");
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(describe(&plain), "outer: inner");
     }
 }

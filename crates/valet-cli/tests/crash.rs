@@ -22,7 +22,7 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolEvent;
 use alloy::transports::http::reqwest;
 use serde_json::{Value, json};
-use valet_client::contracts::ValetNFT;
+use valet_client::contracts::demo::ValetNFT;
 use valet_client::contracts::entry_point::EntryPoint;
 
 mod common;

@@ -6,10 +6,16 @@ use std::sync::Arc;
 use alloy::primitives::U256;
 use alloy::signers::SignerSync;
 use alloy::sol_types::SolCall;
-use valet_client::contracts::ValetNFT;
 use valet_client::core::Call;
 use valet_client::core::spec::{DEMO_MINT_SPEC, Labels, SessionSpec};
 use valet_client::{Devnet, Direct, Valet};
+
+// The app's binding of the contract it calls (valet-client's bindings are of Valet's contracts).
+alloy::sol! {
+    interface ValetNFT {
+        function mint(address to, uint256 quantity) external;
+    }
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

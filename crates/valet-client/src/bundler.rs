@@ -113,6 +113,26 @@ pub struct UserOperationByHash {
 }
 
 /// A bundler's JSON-RPC endpoint, for one EntryPoint.
+///
+/// ```no_run
+/// # async fn example(op: valet_client::UserOperation) -> Result<(), valet_client::Error> {
+/// use std::time::Duration;
+///
+/// use valet_client::core::ENTRY_POINT_V07;
+/// use valet_client::{Bundler, BundlerClient};
+///
+/// let bundler = BundlerClient::new("http://127.0.0.1:4337", ENTRY_POINT_V07)?;
+/// assert!(bundler.supported_entry_points().await?.contains(&ENTRY_POINT_V07));
+/// // `op` signed (by `Valet::prepare`, say): send it and wait for its receipt.
+/// let hash = bundler.send_user_operation(&op).await?;
+/// let receipt = bundler.wait_for_receipt(hash, Duration::from_millis(500), Duration::from_secs(60)).await?;
+/// println!("included in {}, success: {}", receipt.receipt.transaction_hash, receipt.success);
+///
+/// // Or let the client do all of that: `Bundler` is the `Submitter` that uses a bundler.
+/// let submitter = Bundler::new(bundler);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct BundlerClient {
     client: RpcClient,
@@ -154,7 +174,7 @@ impl BundlerClient {
     /// `eth_chainId`.
     pub async fn chain_id(&self) -> Result<u64, Error> {
         let id: Quantity = self.call("eth_chainId", Vec::<()>::new()).await?;
-        u64::try_from(id.0).map_err(|_| Error::Rpc(format!("chain id {} out of range", id.0)))
+        u64::try_from(id.0).map_err(|_| Error::rpc_message(format!("chain id {} out of range", id.0)))
     }
 
     /// `eth_estimateUserOperationGas` (sign `op` with a dummy signature of the final layout).
@@ -226,7 +246,7 @@ fn bundler_error(method: &str, e: RpcError<TransportErrorKind>) -> Error {
                 decoded,
             }
         }
-        None => Error::Rpc(format!("{method}: {e}")),
+        None => Error::rpc_in(method, e),
     }
 }
 
@@ -252,7 +272,7 @@ pub(crate) fn find_validator_error(text: &str) -> Option<String> {
 /// Turns a gas estimate into the operation's limits.
 pub fn apply_estimate(op: &mut UserOperation, estimate: &GasEstimate) -> Result<(), Error> {
     let narrow = |field: &str, q: Quantity| {
-        u128::try_from(q.0).map_err(|_| Error::Rpc(format!("bundler estimated {field} = {}", q.0)))
+        u128::try_from(q.0).map_err(|_| Error::rpc_message(format!("bundler estimated {field} = {}", q.0)))
     };
     op.pre_verification_gas = estimate.pre_verification_gas.0;
     op.verification_gas_limit = narrow("verificationGasLimit", estimate.verification_gas_limit)?;

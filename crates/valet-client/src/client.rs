@@ -20,6 +20,7 @@ use valet_core::{
 use crate::bundler::apply_estimate;
 use crate::contracts::entry_point::EntryPoint;
 use crate::contracts::{SessionKeyValidator, ValetAccountFactory};
+use crate::fees::{FeeStrategy, Quoted};
 use crate::paymaster::{Paymaster, attribute};
 use crate::session::DUMMY_ECDSA_SIGNATURE;
 use crate::submit::{OpReceipt, Submitter};
@@ -64,6 +65,9 @@ pub struct Proposal {
     pub digest: B256,
     /// The approval screen: what the session allows, in plain words.
     pub summary: Vec<String>,
+    /// Each permission's function as the spec wrote it (`None` for a plain transfer): the
+    /// session handle keeps them to explain refusals in the spec's words.
+    pub functions: Vec<Option<String>>,
     validator: Address,
     chain_id: u64,
 }
@@ -76,6 +80,21 @@ impl Proposal {
     }
 
     /// Takes the owner's 65-byte signature of [`Proposal::digest`] and checks it is the owner's.
+    ///
+    /// ```no_run
+    /// # use alloy::signers::local::PrivateKeySigner;
+    /// # fn example(
+    /// #     proposal: valet_client::Proposal, owner: PrivateKeySigner,
+    /// # ) -> Result<(), Box<dyn std::error::Error>> {
+    /// use alloy::signers::SignerSync;
+    ///
+    /// // The owner signs the digest (a wallet: the typed data of `proposal.typed_data()?`).
+    /// let signature = owner.sign_hash_sync(&proposal.digest)?;
+    /// let session = proposal.grant(&signature.as_bytes())?; // refused unless the owner signed
+    /// // Store `session.record()`, keep `session.key` apart; the first `execute` enables the session.
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn grant(self, signature: &[u8]) -> Result<SessionHandle, Error> {
         let parsed = alloy::primitives::Signature::try_from(signature)
             .map_err(|e| Error::Config(format!("grant signature ({} bytes): {e}", signature.len())))?;
@@ -85,7 +104,8 @@ impl Proposal {
         if signer != self.account.owner {
             return Err(Error::WrongGrantSigner { signer, owner: self.account.owner });
         }
-        SessionHandle::new(self.session, self.key, Bytes::copy_from_slice(signature), self.validator)
+        Ok(SessionHandle::new(self.session, self.key, Bytes::copy_from_slice(signature), self.validator)?
+            .with_functions(self.functions))
     }
 }
 
@@ -187,10 +207,8 @@ pub struct FeeStatus {
 pub struct SessionStatus {
     /// Session id.
     pub id: B256,
-    /// `none` (granted, not yet enabled), `enabled`, `revoked`, `voided` (all sessions of the
-    /// account were revoked, or the validator reinstalled, since its grant) or `not_installed`
-    /// (the validator is not installed on the account).
-    pub state: &'static str,
+    /// Where it stands on chain.
+    pub state: Standing,
     /// Whether an operation would be accepted now (state, window, epoch, uses); see `reason`.
     pub usable: bool,
     /// Why not, when it is not, and what to do.
@@ -218,8 +236,82 @@ pub struct SessionStatus {
 pub struct ChainState {
     /// The counters, for the evaluator.
     pub counters: Counters,
-    /// `none`, `enabled`, `revoked`, `voided` or `not_installed`.
-    pub state: &'static str,
+    /// Where it stands.
+    pub state: Standing,
+}
+
+/// A revocation for the owner to sign ([`Valet::revocation`], [`Valet::revocation_of_all`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Revocation {
+    /// The account.
+    pub account: Address,
+    /// What it revokes.
+    pub of: Revoked,
+    /// The EIP-712 digest the owner signs (as a raw hash, not an EIP-191 message).
+    pub digest: B256,
+    /// The same as `eth_signTypedData_v4` JSON, for wallets.
+    pub typed_data: serde_json::Value,
+}
+
+/// What a [`Revocation`] revokes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Revoked {
+    /// One session, by id.
+    Session(B256),
+    /// Every session of the account, and every grant signed before: valid while the account is
+    /// at `epoch`.
+    All {
+        /// The account's epoch when it was made.
+        epoch: u64,
+    },
+}
+
+/// Where a session stands on an account, as the validator says. Serialised (and shown by
+/// [`Standing::as_str`]) as `none`, `enabled`, `revoked`, `voided` or `not_installed`, the
+/// names the service's API and the CLI's `--json` have always used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Standing {
+    /// Granted (or not granted at all: the chain cannot tell), not yet enabled: its grant enables
+    /// it with its first operation. An account not deployed yet stands here too, as its first
+    /// operation deploys it with the validator installed.
+    #[serde(rename = "none")]
+    NotEnabled,
+    /// Enabled: its operations are judged by its counters.
+    Enabled,
+    /// Revoked by the owner: it can never act again.
+    Revoked,
+    /// Voided: all sessions of the account were revoked, or the validator reinstalled, since its
+    /// grant; no operation of it can be accepted.
+    Voided,
+    /// The validator is not installed on the (deployed) account: no session can act for it.
+    NotInstalled,
+}
+
+impl Standing {
+    /// Its wire name: `none`, `enabled`, `revoked`, `voided`, `not_installed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotEnabled => "none",
+            Self::Enabled => "enabled",
+            Self::Revoked => "revoked",
+            Self::Voided => "voided",
+            Self::NotInstalled => "not_installed",
+        }
+    }
+
+    /// Whether no operation of the session can ever be accepted again (revoked or voided).
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Revoked | Self::Voided)
+    }
+}
+
+impl std::fmt::Display for Standing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The client: a chain, a submitter, and Valet's deployment.
@@ -231,6 +323,8 @@ pub struct Valet {
     chain_id: u64,
     /// Who pays session operations' fees instead of the account, if anyone.
     paymaster: Option<Arc<dyn Paymaster>>,
+    /// How the submitter's quoted fees become an operation's.
+    fees: Arc<dyn FeeStrategy>,
 }
 
 impl std::fmt::Debug for Valet {
@@ -240,21 +334,51 @@ impl std::fmt::Debug for Valet {
             .field("chain_id", &self.chain_id)
             .field("submitter", &self.submitter.kind())
             .field("paymaster", &self.paymaster.as_ref().map(|p| p.name()))
+            .field("fees", &self.fees)
             .finish()
     }
 }
 
-fn rpc(e: impl std::fmt::Display) -> Error {
-    Error::Rpc(e.to_string())
+fn rpc(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::rpc(e)
 }
 
 impl Valet {
-    /// A client reading the chain through `provider` and submitting through `submitter`.
+    /// A client reading the chain through `provider` (any alloy provider: it is kept type-erased,
+    /// as a [`DynProvider`], so that the client is one type whatever its transport and layers)
+    /// and submitting through `submitter`. Fails when Valet's contracts are not at `deployment`
+    /// or `submitter` sends to another EntryPoint.
+    ///
+    /// ```no_run
+    /// # use alloy::{primitives::Address, providers::DynProvider};
+    /// # async fn example(provider: DynProvider, relayer: Address) -> Result<(), valet_client::Error> {
+    /// use std::sync::Arc;
+    ///
+    /// use valet_client::{Deployment, Direct, Valet};
+    ///
+    /// // `provider` signs as `relayer`, which sends the operations to the EntryPoint (see `Direct`).
+    /// let submitter = Arc::new(Direct::new(provider.clone(), relayer).await?);
+    /// // Where `valet deploy` puts Valet on every chain; a deployment elsewhere names its addresses.
+    /// let valet = Valet::new(provider, submitter, Deployment::canonical()).await?; // checks Valet is there
+    /// println!("Valet on chain {}", valet.chain_id());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn new(
-        provider: DynProvider,
+        provider: impl Provider + 'static,
         submitter: Arc<dyn Submitter>,
         deployment: Deployment,
     ) -> Result<Self, Error> {
+        let provider = provider.erased();
+        if submitter.entry_point() != deployment.entry_point {
+            return Err(Error::Config(format!(
+                "the {} submitter sends to EntryPoint {}, but this deployment's is {}: operations signed for one \
+                 are valid at no other",
+                submitter.kind(),
+                submitter.entry_point(),
+                deployment.entry_point
+            )));
+        }
         let chain_id = provider.get_chain_id().await.map_err(rpc)?;
         for (name, address) in [("validator", deployment.validator), ("factory", deployment.factory)] {
             if provider.get_code_at(address).await.map_err(rpc)?.is_empty() {
@@ -263,7 +387,7 @@ impl Valet {
                 )));
             }
         }
-        Ok(Self { provider, submitter, deployment, chain_id, paymaster: None })
+        Ok(Self { provider, submitter, deployment, chain_id, paymaster: None, fees: Arc::new(Quoted) })
     }
 
     /// This client with session operations paid by `paymaster`: [`Valet::prepare`] (and
@@ -276,6 +400,15 @@ impl Valet {
         self
     }
 
+    /// This client choosing operations' fees with `strategy` from what the submitter quotes
+    /// (the quote as it is by default): a bump, a floor, a cap, a replacement's rule
+    /// ([`crate::fees::FeePolicy`]), or your own.
+    #[must_use]
+    pub fn with_fees(mut self, strategy: Arc<dyn FeeStrategy>) -> Self {
+        self.fees = strategy;
+        self
+    }
+
     /// The paymaster session operations go through, if any.
     pub fn paymaster(&self) -> Option<&Arc<dyn Paymaster>> {
         self.paymaster.as_ref()
@@ -283,7 +416,7 @@ impl Valet {
 
     /// A client for Valet at its canonical addresses ([`Deployment::canonical`]: wherever
     /// `valet deploy` ran, the devnet included).
-    pub async fn canonical(provider: DynProvider, submitter: Arc<dyn Submitter>) -> Result<Self, Error> {
+    pub async fn canonical(provider: impl Provider + 'static, submitter: Arc<dyn Submitter>) -> Result<Self, Error> {
         Self::new(provider, submitter, Deployment::canonical()).await
     }
 
@@ -323,7 +456,7 @@ impl Valet {
     /// The latest block's timestamp (the chain's own clock, as of its last block).
     pub async fn chain_time(&self) -> Result<u64, Error> {
         let block = self.provider.get_block_by_number(Default::default()).await.map_err(rpc)?;
-        Ok(block.ok_or_else(|| Error::Rpc("no latest block".into()))?.header.timestamp)
+        Ok(block.ok_or_else(|| Error::rpc_message("no latest block"))?.header.timestamp)
     }
 
     /// The account of `owner` with `salt`: its counterfactual address and whether it is deployed.
@@ -348,7 +481,7 @@ impl Valet {
         call_data: Bytes,
         signature: Bytes,
     ) -> Result<UserOperation, Error> {
-        let fees = self.submitter.fees().await?;
+        let fees = self.fees.fees(self.submitter.fees().await?).await?;
         let (factory, factory_data) = if deployed {
             (None, Bytes::new())
         } else {
@@ -388,19 +521,19 @@ impl Valet {
         let view = validator.sessionState(account, packed).call().await.map_err(rpc)?;
         let mut installed = validator.isInitialized(account).call().await.map_err(rpc)?;
         let (stored, state) = match view.state {
-            0 => (SessionState::None, "none"),
-            1 => (SessionState::Enabled, "enabled"),
-            2 => (SessionState::Revoked, "revoked"),
+            0 => (SessionState::None, Standing::NotEnabled),
+            1 => (SessionState::Enabled, Standing::Enabled),
+            2 => (SessionState::Revoked, Standing::Revoked),
             // Voided and not installed: the evaluator refuses on the epoch or the installation
             // before the stored state matters.
-            3 => (SessionState::None, "voided"),
+            3 => (SessionState::None, Standing::Voided),
             // An account not deployed yet: its first operation deploys it with the validator
             // installed, before validation.
             _ if !self.is_deployed(account).await? => {
                 installed = true;
-                (SessionState::None, "none")
+                (SessionState::None, Standing::NotEnabled)
             }
-            _ => (SessionState::None, "not_installed"),
+            _ => (SessionState::None, Standing::NotInstalled),
         };
         let mut counters = Counters {
             state: stored,
@@ -426,6 +559,37 @@ impl Valet {
     /// Proposes a session for `account` from `spec`: a fresh session key, the session resolved
     /// now under the account's current epoch, the digest for the owner to sign and the summary.
     /// `names` are the names the spec may use for contracts and tokens; `labels` name them back.
+    ///
+    /// ```no_run
+    /// # use alloy::{primitives::Address, signers::local::PrivateKeySigner};
+    /// # async fn example(
+    /// #     valet: valet_client::Valet, owner: PrivateKeySigner, nft: Address,
+    /// # ) -> Result<(), Box<dyn std::error::Error>> {
+    /// use alloy::primitives::U256;
+    /// use alloy::signers::SignerSync;
+    /// use valet_client::{Labels, SessionSpec};
+    ///
+    /// let account = valet.account(owner.address(), U256::ZERO).await?;
+    /// let spec = SessionSpec::from_toml(
+    ///     r#"valid_for = "1h"
+    ///        fees = { budget = "0.01 ether" }
+    ///        [[permission]]
+    ///        target = "NFT"
+    ///        function = "mint(address to, uint256 quantity)"
+    ///        rules = [{ arg = "to", eq = "$account" }]
+    ///        max_uses = 3"#,
+    /// )?;
+    /// let names = [("NFT".to_string(), nft)].into(); // what the spec's names stand for
+    /// let labels = Labels { names: [(nft, "NFT".to_string())].into(), ..Labels::default() }; // and back
+    /// let proposal = valet.propose(&account, &spec, &names, &labels).await?;
+    /// // The owner's approval screen; then their one signature (a wallet signs the same digest
+    /// // from `proposal.typed_data()?`, with `eth_signTypedData_v4`).
+    /// println!("{}", proposal.summary.join("\n"));
+    /// let signature = owner.sign_hash_sync(&proposal.digest)?;
+    /// let session = proposal.grant(&signature.as_bytes())?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn propose(
         &self,
         account: &Account,
@@ -459,6 +623,7 @@ impl Valet {
             key,
             digest,
             summary,
+            functions: spec.permissions.iter().map(|p| p.function.clone()).collect(),
             validator: self.deployment.validator,
             chain_id: self.chain_id,
         })
@@ -603,12 +768,36 @@ impl Valet {
             let ((), verdict) = judge(&op)?;
             after = verdict.counters;
         }
-        session.authorize(&mut op, now, &indices, enable, self.chain_id)?;
+        session.authorize(&mut op, now, &indices, enable, self.deployment.entry_point, self.chain_id)?;
         Ok(Prepared { op, indices, counters: after, deploys: !deployed, enables: enable })
     }
 
     /// Executes `calls` with `session` on `account` (see [`Valet::prepare`]) and waits for the
     /// receipt. A refusal before sending is [`Error::Preflight`] with the exact reason.
+    ///
+    /// ```no_run
+    /// # use alloy::primitives::Address;
+    /// # use valet_client::{Account, SessionHandle, Valet};
+    /// # async fn example(
+    /// #     valet: Valet, account: Account, session: SessionHandle, nft: Address,
+    /// # ) -> Result<(), valet_client::Error> {
+    /// use alloy::primitives::U256;
+    /// use alloy::sol_types::SolCall;
+    /// use valet_client::{Call, Error};
+    ///
+    /// alloy::sol! { function mint(address to, uint256 quantity); }
+    ///
+    /// let data = mintCall { to: account.address, quantity: U256::from(2) }.abi_encode();
+    /// let call = Call { target: nft, value: U256::ZERO, data: data.into() };
+    /// match valet.execute(&account, &session, &[call]).await {
+    ///     Ok(done) => println!("{} gas, counters now {:?}", done.receipt.actual_gas_used, done.counters),
+    ///     // Outside the session: nothing was sent, and the refusal says which rule and value.
+    ///     Err(Error::Preflight(refusal)) => println!("refused: {refusal}"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn execute(&self, account: &Account, session: &SessionHandle, calls: &[Call]) -> Result<Executed, Error> {
         let mut prepared = self.prepare(account, session, calls).await?;
         let receipt = match self.submit(std::slice::from_ref(&prepared.op)).await {
@@ -682,8 +871,7 @@ impl Valet {
         }
         let hash = op.hash(self.deployment.entry_point, self.chain_id);
         // Any alloy signer: a local key, a keystore, a hardware wallet, a KMS.
-        op.signature =
-            owner.sign_message(hash.as_slice()).await.map_err(|e| Error::Signing(e.to_string()))?.as_bytes().into();
+        op.signature = owner.sign_message(hash.as_slice()).await.map_err(Error::Signing)?.as_bytes().into();
         Ok(self.submit(&[op]).await?.remove(0))
     }
 
@@ -698,7 +886,7 @@ impl Valet {
         check_owner(account, owner)?;
         let validator = SessionKeyValidator::new(self.deployment.validator, &self.provider);
         if validator.isRevoked(account.address, id).call().await.map_err(rpc)? {
-            return Err(Error::Config(format!("session {id} is already revoked: nothing to do")));
+            return Err(Error::AlreadyRevoked { id });
         }
         let data = SessionKeyValidator::revokeSessionCall { id }.abi_encode();
         let call = Call { target: self.deployment.validator, value: U256::ZERO, data: data.into() };
@@ -717,6 +905,70 @@ impl Valet {
         let data = SessionKeyValidator::revokeAllSessionsCall {}.abi_encode();
         let call = Call { target: self.deployment.validator, value: U256::ZERO, data: data.into() };
         self.owner_execute(account, owner, &[call]).await
+    }
+
+    /// The revocation of session `id` on `account` for the owner to sign, with any signer and
+    /// offline: its EIP-712 digest (signed as a raw hash) or its typed data (a wallet's
+    /// `eth_signTypedData_v4`). Anyone may then submit it ([`Valet::revoke_with_signature`]): the
+    /// owner needs no ETH and sends nothing.
+    pub fn revocation(&self, account: Address, id: B256) -> Revocation {
+        let (validator, chain_id) = (self.deployment.validator, self.chain_id);
+        Revocation {
+            account,
+            of: Revoked::Session(id),
+            digest: eip712::revoke_session_digest(account, id, validator, chain_id),
+            typed_data: eip712::revoke_session_typed_data(account, id, validator, chain_id),
+        }
+    }
+
+    /// The revocation of every session of `account` (and of every grant signed before it) for
+    /// the owner to sign, as [`Valet::revocation`]. It names the account's current epoch, so it
+    /// works once: submitted, it moves the epoch, and nobody can replay it.
+    pub async fn revocation_of_all(&self, account: Address) -> Result<Revocation, Error> {
+        let epoch = self.account_epoch(account).await?;
+        let (validator, chain_id) = (self.deployment.validator, self.chain_id);
+        Ok(Revocation {
+            account,
+            of: Revoked::All { epoch },
+            digest: eip712::revoke_all_digest(account, epoch, validator, chain_id),
+            typed_data: eip712::revoke_all_typed_data(account, epoch, validator, chain_id),
+        })
+    }
+
+    /// Submits `revocation` with the owner's `signature` over its digest, from `relayer` (any
+    /// funded key: the app's, a service's). It is simulated first, so a signature that is not the
+    /// owner's costs nothing: [`Error::TransactionWouldRevert`] naming `InvalidOwnerSignature`. A
+    /// session revoked already is [`Error::AlreadyRevoked`]; a revoke-all whose epoch has moved
+    /// since it was signed (someone revoked everything meanwhile) is [`Error::Config`].
+    pub async fn revoke_with_signature(
+        &self,
+        relayer: &crate::Relayer,
+        revocation: &Revocation,
+        signature: &[u8],
+    ) -> Result<alloy::rpc::types::TransactionReceipt, Error> {
+        let validator = SessionKeyValidator::new(self.deployment.validator, &self.provider);
+        let account = revocation.account;
+        let signature = Bytes::copy_from_slice(signature);
+        let call = match revocation.of {
+            Revoked::Session(id) => {
+                if validator.isRevoked(account, id).call().await.map_err(rpc)? {
+                    return Err(Error::AlreadyRevoked { id });
+                }
+                SessionKeyValidator::revokeSessionWithSignatureCall { account, id, signature }.abi_encode()
+            }
+            Revoked::All { epoch } => {
+                let now = self.account_epoch(account).await?;
+                if now != epoch {
+                    return Err(Error::Config(format!(
+                        "account {account} moved from epoch {epoch} to {now} since this revocation was signed: every \
+                         session it would revoke is revoked already"
+                    )));
+                }
+                SessionKeyValidator::revokeAllSessionsWithSignatureCall { account, signature }.abi_encode()
+            }
+        };
+        let tx = alloy::rpc::types::TransactionRequest::default().to(self.deployment.validator).input(call.into());
+        relayer.send(tx).await
     }
 
     /// The account's epoch (grants must carry it; it moves on every revoke-all).
@@ -779,12 +1031,7 @@ fn execution_of(calls: &[Call]) -> Result<Execution, Error> {
 
 fn check_owner(account: &Account, owner: &(dyn alloy::signers::Signer + Send + Sync)) -> Result<(), Error> {
     if owner.address() != account.owner {
-        return Err(Error::Config(format!(
-            "key {} is not the owner {} of account {}",
-            owner.address(),
-            account.owner,
-            account.address
-        )));
+        return Err(Error::NotOwner { key: owner.address(), owner: account.owner, account: account.address });
     }
     Ok(())
 }
@@ -798,11 +1045,11 @@ fn nominal_gas() -> OpGas {
 /// A session's status from where the chain says it stands, at `now`.
 pub fn status_of(session: &Session, id: B256, chain: &ChainState, now: u64) -> SessionStatus {
     let counters = &chain.counters;
-    let reason = if chain.state == "not_installed" {
+    let reason = if chain.state == Standing::NotInstalled {
         Some("the session key validator is not installed on this account; no session can act for it".to_string())
     } else if counters.state == SessionState::Revoked {
         Some(format!("session {id} was revoked; grant a new one"))
-    } else if chain.state == "voided" {
+    } else if chain.state == Standing::Voided {
         Some("all sessions of the account were revoked after this one was granted; grant a new one".to_string())
     } else if now > session.valid_until {
         Some(format!("session expired at {}; grant a new one", valet_core::spec::utc(session.valid_until)))
@@ -912,7 +1159,8 @@ mod tests {
                 rules: vec![],
             }],
         };
-        let chain = ChainState { counters: Counters { installed: true, ..Counters::default() }, state: "none" };
+        let chain =
+            ChainState { counters: Counters { installed: true, ..Counters::default() }, state: Standing::NotEnabled };
         let status = status_of(&session, B256::ZERO, &chain, 50);
         let value = serde_json::to_value(&status).expect("serialises");
         assert_eq!(value["fees"]["budget"], "1208925819614629174706175");

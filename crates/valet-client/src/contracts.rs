@@ -32,21 +32,39 @@ pub mod account {
         "../../contracts/artifacts/ValetAccount.json"
     );
 }
-alloy::sol!(
-    #[sol(rpc, abi)]
-    ValetNFT,
-    "../../contracts/artifacts/ValetNFT.json"
-);
-alloy::sol!(
-    #[sol(rpc, abi)]
-    ValetToken,
-    "../../contracts/artifacts/ValetToken.json"
-);
-alloy::sol!(
-    #[sol(rpc, abi)]
-    ValetDAO,
-    "../../contracts/artifacts/ValetDAO.json"
-);
+
+/// Declares [`demo`] with the visibility the `demo` feature gives it.
+macro_rules! demo_contracts {
+    ($vis:vis) => {
+        /// The demo contracts (`contracts/src/demo/`): an ERC-721, an ERC-20 and a DAO, which the
+        /// devnet and `valet deploy --demo` deploy and whose errors [`crate::submit::decode_revert`]
+        /// decodes. Public with the `demo` feature (for the `valet` command, the service and their
+        /// tests); an app binds the contracts it calls itself, with `alloy::sol!`.
+        #[cfg_attr(not(feature = "demo"), allow(dead_code))]
+        $vis mod demo {
+            alloy::sol!(
+                #[sol(rpc, abi)]
+                ValetNFT,
+                "../../contracts/artifacts/ValetNFT.json"
+            );
+            alloy::sol!(
+                #[sol(rpc, abi)]
+                ValetToken,
+                "../../contracts/artifacts/ValetToken.json"
+            );
+            alloy::sol!(
+                #[sol(rpc, abi)]
+                ValetDAO,
+                "../../contracts/artifacts/ValetDAO.json"
+            );
+        }
+    };
+}
+#[cfg(feature = "demo")]
+demo_contracts!(pub);
+#[cfg(not(feature = "demo"))]
+demo_contracts!(pub(crate));
+
 alloy::sol!(
     #[sol(rpc, abi)]
     #[derive(Debug, PartialEq, Eq)]

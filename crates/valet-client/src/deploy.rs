@@ -25,7 +25,8 @@ use alloy::sol_types::SolValue;
 use serde::Serialize;
 
 use crate::Error;
-use crate::contracts::{SessionKeyValidator, ValetAccountFactory, ValetDAO, ValetNFT, ValetToken, entry_point};
+use crate::contracts::demo::{ValetDAO, ValetNFT, ValetToken};
+use crate::contracts::{SessionKeyValidator, ValetAccountFactory, entry_point};
 
 /// The deterministic deployment proxy (Arachnid's), at this address on every chain that has it:
 /// called with `salt ‖ initCode`, it CREATE2s the contract and returns its address.
@@ -149,6 +150,17 @@ static CANONICAL: LazyLock<Canonical> = LazyLock::new(|| {
 });
 
 /// Valet's addresses on every chain, computed from the artifacts this crate was built with.
+///
+/// ```
+/// use valet_client::Deployment;
+/// use valet_client::core::ENTRY_POINT_V07;
+///
+/// let valet = valet_client::deploy::canonical(); // offline: no chain needed
+/// assert_eq!(valet.entry_point, ENTRY_POINT_V07);
+/// println!("validator {}, factory {}", valet.validator, valet.factory);
+/// // What `Valet::new` is given on any chain `deploy` ran on (and `Valet::canonical` uses).
+/// assert_eq!(Deployment::canonical().validator, valet.validator);
+/// ```
 pub fn canonical() -> Canonical {
     *CANONICAL
 }
@@ -228,8 +240,8 @@ fn decimal<S: serde::Serializer>(value: &U256, serializer: S) -> Result<S::Ok, S
     serializer.collect_str(value)
 }
 
-fn rpc(e: impl std::fmt::Display) -> Error {
-    Error::Rpc(e.to_string())
+fn rpc(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::rpc(e)
 }
 
 /// The runtime code of `artifact` with its immutables' bytes zeroed.
@@ -257,6 +269,24 @@ fn same_code(artifact: &str, expected: &[u8], code: &[u8]) -> bool {
 /// Idempotent: a contract already there with the expected code is skipped, a stake already as
 /// large and as long is left alone. Refused, before sending anything: a chain without the proxy
 /// (or with other code at its address), and any canonical address holding other code.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// use alloy::network::EthereumWallet;
+/// use alloy::providers::{Provider, ProviderBuilder};
+/// use alloy::signers::local::PrivateKeySigner;
+/// use valet_client::deploy::{DeployOptions, canonical, deploy};
+///
+/// // Whoever pays: any funded key (the addresses do not depend on it).
+/// let key: PrivateKeySigner = std::env::var("DEPLOYER_KEY")?.parse()?;
+/// let url = "http://127.0.0.1:8545".parse()?;
+/// let provider = ProviderBuilder::new().wallet(EthereumWallet::from(key)).connect_http(url).erased();
+/// let report = deploy(&provider, DeployOptions::default()).await?; // run it again: nothing to do
+/// println!("chain {}: deployed {:?}, found {:?}", report.chain_id, report.deployed, report.verified);
+/// assert_eq!((report.validator, report.factory), (canonical().validator, canonical().factory));
+/// # Ok(())
+/// # }
+/// ```
 pub async fn deploy(provider: &DynProvider, options: DeployOptions) -> Result<DeployReport, Error> {
     let chain_id = provider.get_chain_id().await.map_err(rpc)?;
     let deployer_code = provider.get_code_at(DETERMINISTIC_DEPLOYER).await.map_err(rpc)?;

@@ -152,12 +152,28 @@ pub fn anvil_path() -> Result<PathBuf, Error> {
     ANVIL.find()
 }
 
-fn rpc(e: impl std::fmt::Display) -> Error {
-    Error::Rpc(e.to_string())
+fn rpc(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::rpc(e)
 }
 
 impl Devnet {
     /// Starts anvil (Prague, 127.0.0.1, a free port) and deploys everything.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), valet_client::Error> {
+    /// use alloy::primitives::U256;
+    /// use valet_client::Devnet;
+    ///
+    /// let devnet = Devnet::start().await?; // the pinned anvil: see `devnet::tools_dir`
+    /// println!("chain {} at {}", devnet.chain_id(), devnet.endpoint());
+    /// let me = devnet.key(6).address(); // a free dev key (see `Devnet`)
+    /// devnet.fund(me, U256::from(10u64.pow(18))).await?;
+    /// devnet.advance_time(3600).await?; // an hour later, in one block
+    /// // `devnet.deployment()` and `devnet.provider_for(i)` give `Valet::new` what it needs.
+    /// drop(devnet); // stops anvil
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn start() -> Result<Self, Error> {
         Self::start_with(DevnetOptions::default()).await
     }

@@ -488,7 +488,7 @@ impl Checker {
                 .block(self.block)
                 .call()
                 .await
-                .map_err(|e| Error::Rpc(format!("EntryPoint.getDepositInfo({address}): {e}")))?;
+                .map_err(|e| Error::rpc_in(format!("EntryPoint.getDepositInfo({address})"), e))?;
             let staked = info.staked
                 && U256::from(info.stake) >= self.min_stake
                 && info.unstakeDelaySec >= self.min_unstake_delay;
@@ -505,7 +505,7 @@ impl Checker {
         self.provider
             .raw_request::<_, Trace>("debug_traceCall".into(), (tx, self.block, options))
             .await
-            .map_err(|e| Error::Rpc(format!("debug_traceCall with the ERC-7562 tracer: {e}")))
+            .map_err(|e| Error::rpc_in("debug_traceCall with the ERC-7562 tracer", e))
     }
 }
 
@@ -667,7 +667,7 @@ impl Judge<'_> {
             });
         }
         if !phases.iter().any(|p| p.entity == Entity::Sender) {
-            return Err(Error::Rpc("the trace has no call to the sender's validateUserOp".into()));
+            return Err(Error::rpc_message("the trace has no call to the sender's validateUserOp"));
         }
         Ok(Report { phases, violations })
     }
@@ -688,7 +688,7 @@ impl Judge<'_> {
         {
             return Ok((Entity::Factory, factory));
         }
-        Err(Error::Rpc(format!(
+        Err(Error::rpc_message(format!(
             "in validation the EntryPoint called {}, which opens no phase of this operation's entities",
             segment.to
         )))

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use alloy::primitives::{B256, Bytes};
+use alloy::primitives::{Address, B256, Bytes};
 use valet_core::Refusal;
 
 /// What valet-client can fail with, saying what to do next where there is something to do.
@@ -21,9 +21,44 @@ pub enum Error {
     /// A setting is wrong (a URL, a key, an address).
     #[error("{0}")]
     Config(String),
-    /// A JSON-RPC call to the node failed.
-    #[error("RPC error: {0}")]
-    Rpc(String),
+    /// A JSON-RPC call to the node failed, or answered what cannot be. `message` says which call
+    /// and what happened; `source` is the transport's or the decoder's own error, when there is
+    /// one (reachable through [`std::error::Error::source`], to downcast).
+    #[error("RPC error: {message}")]
+    Rpc {
+        /// What failed, with the source's text.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// An owner operation was given a key that is not the account's owner.
+    #[error("key {key} is not the owner {owner} of account {account}: sign with the owner's key")]
+    NotOwner {
+        /// The key given.
+        key: Address,
+        /// The account's owner.
+        owner: Address,
+        /// The account.
+        account: Address,
+    },
+    /// The fee strategy would offer more per gas than its cap allows ([`crate::fees::FeePolicy`]):
+    /// nothing was signed. Try again when the chain is cheaper, or raise the cap.
+    #[error(
+        "the fees would be {max_fee_per_gas} wei per gas, above the cap of {cap}: nothing was signed; try again later or raise the cap"
+    )]
+    FeeCapExceeded {
+        /// The max fee per gas the strategy came to.
+        max_fee_per_gas: u128,
+        /// Its cap.
+        cap: u128,
+    },
+    /// The session is revoked already: revoking it again would pay for nothing.
+    #[error("session {id} is already revoked: nothing to do")]
+    AlreadyRevoked {
+        /// The session id.
+        id: B256,
+    },
     /// The bundler answered with a JSON-RPC error.
     #[error("bundler refused {method} ({code}): {}{}", brief(message, decoded.as_deref()), hint(message))]
     Bundler {
@@ -50,7 +85,7 @@ pub enum Error {
     },
     /// A key could not sign.
     #[error("signing failed: {0}")]
-    Signing(String),
+    Signing(#[source] alloy::signers::Error),
     /// A deployment did not land where it must.
     #[error("deployment failed: {0}")]
     Deploy(String),
@@ -129,7 +164,26 @@ pub enum Error {
     },
 }
 
+/// Any error, boxed: the source an [`Error::Rpc`] keeps.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 impl Error {
+    /// [`Error::Rpc`] from a transport's (or a contract call's) error, kept as its source.
+    pub fn rpc(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Rpc { message: source.to_string(), source: Some(Box::new(source)) }
+    }
+
+    /// [`Error::Rpc`] from what was being done and the error it met, kept as its source.
+    pub fn rpc_in(doing: impl std::fmt::Display, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Rpc { message: format!("{doing}: {source}"), source: Some(Box::new(source)) }
+    }
+
+    /// [`Error::Rpc`] for an answer that cannot be (a missing block, a value out of range), which
+    /// has no error of its own.
+    pub fn rpc_message(message: impl Into<String>) -> Self {
+        Self::Rpc { message: message.into(), source: None }
+    }
+
     /// Whether the operation may have been sent, so that its outcome must be looked up on chain
     /// rather than taken as a failure: [`Error::OutcomeUnknown`] and [`Error::Timeout`].
     pub fn outcome_unknown(&self) -> bool {

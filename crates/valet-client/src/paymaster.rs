@@ -139,6 +139,22 @@ pub(crate) fn attribute(paymaster: &dyn Paymaster, method: &str, e: Error) -> Er
 /// the chain id as a hex string, `context` as the service defines it: a sponsorship policy id,
 /// for example). Calls time out ([`crate::rpc::CALL_TIMEOUT`]); a JSON-RPC error comes back as
 /// [`Error::Paymaster`] with the service's code and message.
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use valet_client::{Erc7677, Paymaster, Valet};
+///
+/// let service = Erc7677::new("https://paymaster.example/v1/rpc?apikey=KEY")?
+///     .with_context(serde_json::json!({ "sponsorshipPolicyId": "sp_example" }));
+/// assert_eq!(service.name(), "https://paymaster.example"); // errors and logs never show the key
+///
+/// /// `valet`, with the gas of its session operations paid through `service`.
+/// fn sponsored(valet: Valet, service: Erc7677) -> Valet {
+///     valet.with_paymaster(Arc::new(service))
+/// }
+/// # Ok::<(), valet_client::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Erc7677 {
     client: RpcClient,
@@ -372,6 +388,31 @@ pub fn sponsor_digest(
 /// [`SponsorSigner::with_chain_clock`] (a chain moved ahead in time, like a devnet, would find an
 /// approval made by the wall clock expired). Approvals start at 0 (a signature cannot be used
 /// before it exists), so a chain that lags the wall clock never finds one not due yet.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use alloy::primitives::{Signature, address};
+/// use alloy::signers::local::PrivateKeySigner;
+/// use valet_client::paymaster::sponsor_digest;
+/// use valet_client::{SponsorSigner, UserOperation};
+///
+/// // A ValetPaymaster (`deploy_paymaster`) and its signer's key, which only the sponsor holds.
+/// let paymaster = address!("0x00000000000000000000000000000000000000aa");
+/// let key = PrivateKeySigner::random();
+/// let sponsor = SponsorSigner::new(paymaster, key.clone()).with_validity(Duration::from_secs(300));
+///
+/// // `Valet::with_paymaster(Arc::new(sponsor))` asks it about each session operation; by hand:
+/// let account = address!("0x00000000000000000000000000000000000000bb");
+/// let mut op = UserOperation { sender: account, ..Default::default() };
+/// let fields = sponsor.approve(&op, 31337, 0, 1_900_000_000)?;
+/// fields.apply(&mut op);
+/// // paymasterData: validAfter (6 bytes) ‖ validUntil (6) ‖ the signer's signature (65).
+/// let signature = Signature::try_from(&op.paymaster_data[12..])?;
+/// let digest = sponsor_digest(&op, paymaster, 31337, 0, 1_900_000_000);
+/// assert_eq!(signature.recover_address_from_prehash(&digest)?, key.address());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct SponsorSigner {
     paymaster: Address,
@@ -481,8 +522,7 @@ impl SponsorSigner {
         let mut approved = op.clone();
         fields.apply(&mut approved);
         let digest = sponsor_digest(&approved, self.paymaster, chain_id, valid_after, valid_until);
-        let signature =
-            wiping_stack(|| key.sign_hash_sync(&digest)).map_err(|e| Error::Signing(e.to_string()))?.as_bytes();
+        let signature = wiping_stack(|| key.sign_hash_sync(&digest)).map_err(Error::Signing)?.as_bytes();
         fields.paymaster_data =
             [&valid_after.to_be_bytes()[2..], &valid_until.to_be_bytes()[2..], &signature[..]].concat().into();
         Ok(fields)
@@ -552,8 +592,8 @@ fn valid_until(now: u64, validity: Duration) -> u64 {
     now.saturating_add(validity.as_secs()).min(MAX_WINDOW_BOUND)
 }
 
-fn rpc(e: impl std::fmt::Display) -> Error {
-    Error::Rpc(e.to_string())
+fn rpc(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::rpc(e)
 }
 
 // ------------------------------------------------------------------ deployment

@@ -72,6 +72,10 @@ pub struct SessionHandle {
     pub grant: Bytes,
     /// The validator it is enforced by.
     pub validator: Address,
+    /// Each permission's function as its spec wrote it (`mint(address to, uint256 quantity)`;
+    /// `None` for a plain transfer), to explain refusals in those words
+    /// ([`SessionHandle::explain`]); empty when not known.
+    pub functions: Vec<Option<String>>,
 }
 
 /// A session as an app stores it: everything in a [`SessionHandle`] but its key, which the app
@@ -87,6 +91,9 @@ pub struct SessionRecord {
     pub grant: Bytes,
     /// The validator it is enforced by.
     pub validator: Address,
+    /// Each permission's function as its spec wrote it (absent when not known).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub functions: Vec<Option<String>>,
 }
 
 /// One session operation to build.
@@ -111,7 +118,27 @@ impl SessionHandle {
     pub fn new(session: Session, key: PrivateKeySigner, grant: Bytes, validator: Address) -> Result<Self, Error> {
         let packed = session.encode()?;
         let id = session.id()?;
-        Ok(Self { session, packed, id, key, grant, validator })
+        Ok(Self { session, packed, id, key, grant, validator, functions: Vec::new() })
+    }
+
+    /// This handle knowing each permission's function as its spec wrote it
+    /// ([`crate::Proposal::grant`] gives them), so that refusals read in the spec's words.
+    #[must_use]
+    pub fn with_functions(mut self, functions: Vec<Option<String>>) -> Self {
+        self.functions = functions;
+        self
+    }
+
+    /// `refusal` (of an operation of this session) in the words of its spec: function and
+    /// argument names, the rule as the approval screen stated it, amounts in `labels`' token
+    /// units; no spec needs keeping around. A function that no longer parses reads as its index.
+    pub fn explain(&self, refusal: &valet_core::Refusal, labels: &valet_core::spec::Labels) -> String {
+        let functions: Vec<_> = self
+            .functions
+            .iter()
+            .map(|f| f.as_deref().and_then(|text| valet_core::spec::Function::parse(text).ok()))
+            .collect();
+        valet_core::spec::explain(refusal, &self.session, &functions, labels)
     }
 
     /// What to store of this session: all but its key.
@@ -121,11 +148,39 @@ impl SessionHandle {
             session: self.packed.clone(),
             grant: self.grant.clone(),
             validator: self.validator,
+            functions: self.functions.clone(),
         }
     }
 
     /// The session `record` holds, with its `key`: refused when the record was altered (its
     /// packed session does not hash to its id) or the key is not the session's.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use alloy::signers::local::PrivateKeySigner;
+    /// use valet_client::{SessionHandle, SessionRecord};
+    /// # use alloy::primitives::{Address, Bytes};
+    /// # use valet_client::{SessionSpec, core::spec::SpecContext};
+    /// # let key = PrivateKeySigner::random();
+    /// # let ctx = SpecContext { now: 1_800_000_000, session_key: key.address(), ..Default::default() };
+    /// # let spec = SessionSpec::from_toml(
+    /// #     "valid_for = \"1h\"\n[[permission]]\ntarget = \"0x00000000000000000000000000000000000000f7\"\n",
+    /// # )?;
+    /// # let (grant, validator) = (Bytes::from([1u8; 65]), Address::repeat_byte(0x7a));
+    /// # let session = SessionHandle::new(spec.resolve(&ctx)?, key, grant, validator)?;
+    ///
+    /// // `session` came from `Proposal::grant`: store its record, and its key apart (a keystore, a KMS).
+    /// let stored = serde_json::to_string(&session.record())?;
+    /// let key = session.key.clone();
+    ///
+    /// // Later, perhaps in another process: the session again, checked against its id and key.
+    /// let record: SessionRecord = serde_json::from_str(&stored)?;
+    /// let again = SessionHandle::from_record(&record, key)?;
+    /// assert_eq!(again.id, session.id);
+    /// assert!(SessionHandle::from_record(&record, PrivateKeySigner::random()).is_err()); // not its key
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn from_record(record: &SessionRecord, key: PrivateKeySigner) -> Result<Self, Error> {
         let session = Session::decode(&record.session)?;
         let id = session.id()?;
@@ -142,7 +197,14 @@ impl SessionHandle {
                 session.session_key
             )));
         }
-        Self::new(session, key, record.grant.clone(), record.validator)
+        if !record.functions.is_empty() && record.functions.len() != session.permissions.len() {
+            return Err(Error::Config(format!(
+                "stored session {id} names {} functions for its {} permissions: the record was altered",
+                record.functions.len(),
+                session.permissions.len()
+            )));
+        }
+        Ok(Self::new(session, key, record.grant.clone(), record.validator)?.with_functions(record.functions.clone()))
     }
 
     /// The nonce key of this session's lane.
@@ -173,12 +235,14 @@ impl SessionHandle {
         evaluate(&self.session, counters, &request)
     }
 
-    /// The signed operation for `call` on `account`.
+    /// The signed operation for `call` on `account`, for the EntryPoint at `entry_point` on chain
+    /// `chain_id` (the userOpHash binds both).
     pub fn sign(
         &self,
         account: Address,
         call: &SessionCall,
         gas: GasLimits,
+        entry_point: Address,
         chain_id: u64,
     ) -> Result<UserOperation, Error> {
         let (factory, factory_data) = match &call.deploy {
@@ -198,26 +262,27 @@ impl SessionHandle {
             max_priority_fee_per_gas: gas.max_priority_fee,
             ..Default::default()
         };
-        self.authorize(&mut op, call.claimed_time, &call.indices, call.enable, chain_id)?;
+        self.authorize(&mut op, call.claimed_time, &call.indices, call.enable, entry_point, chain_id)?;
         Ok(op)
     }
 
     /// Writes the session signature into `op` (whose other fields are final): the validator's
-    /// prefix, then the session key's signature over the userOpHash bound to this session.
+    /// prefix, then the session key's signature over the userOpHash (for `entry_point` on
+    /// `chain_id`) bound to this session.
     pub fn authorize(
         &self,
         op: &mut UserOperation,
         claimed_time: u64,
         indices: &[u8],
         enable: bool,
+        entry_point: Address,
         chain_id: u64,
     ) -> Result<(), Error> {
-        let hash = op.hash(valet_core::ENTRY_POINT_V07, chain_id);
+        let hash = op.hash(entry_point, chain_id);
         let grant = enable.then_some(self.grant.as_ref());
         let prefix = signature::prefix(&self.packed, claimed_time, indices, grant)?;
         let digest = signature::key_digest(hash, self.id, claimed_time, indices);
-        let key_signature =
-            wiping_stack(|| self.key.sign_hash_sync(&digest)).map_err(|e| Error::Signing(e.to_string()))?.as_bytes();
+        let key_signature = wiping_stack(|| self.key.sign_hash_sync(&digest)).map_err(Error::Signing)?.as_bytes();
         op.signature = [prefix.as_ref(), &key_signature].concat().into();
         Ok(())
     }

@@ -11,7 +11,7 @@ use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::state::{AccountOverride, StateOverride};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
-use alloy::sol_types::SolEvent;
+use alloy::sol_types::{SolCall as _, SolEvent};
 use tokio::sync::Mutex;
 use valet_core::UserOperation;
 use valet_core::user_operation::Quantity;
@@ -20,6 +20,7 @@ use crate::Error;
 use crate::bundler::{BundlerClient, GasEstimate};
 use crate::contracts::ValetAccountFactory;
 use crate::contracts::entry_point::EntryPoint;
+use crate::fees::L1DataFee;
 
 /// A boxed future, so that [`Submitter`] can be used as `dyn Submitter`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -58,6 +59,11 @@ pub struct OpReceipt {
 pub trait Submitter: Send + Sync {
     /// `"direct"` or `"bundler"`, for logs and reports.
     fn kind(&self) -> &'static str;
+    /// The EntryPoint it submits to. [`crate::Valet::new`] refuses a submitter whose EntryPoint
+    /// is not its deployment's: operations are signed for one EntryPoint and valid at no other.
+    fn entry_point(&self) -> Address {
+        valet_core::ENTRY_POINT_V07
+    }
     /// Fees the submitter will accept now.
     fn fees(&self) -> BoxFuture<'_, Result<Fees, Error>>;
     /// Gas limits for `op`, which carries a dummy signature of its final length.
@@ -81,6 +87,8 @@ pub struct Direct {
     lock: Arc<Mutex<()>>,
     /// Submissions waiting for the next `handleOps`.
     queue: Arc<std::sync::Mutex<Vec<Waiting>>>,
+    /// What the chain charges for posting an operation to L1, if it is a rollup that does.
+    l1_fee: Option<Arc<dyn L1DataFee>>,
 }
 
 /// A submission waiting to be packed into a `handleOps`.
@@ -112,8 +120,32 @@ const EIP1167_TAIL: [u8; 15] =
 
 impl Direct {
     /// A direct submitter sending from `from` through `relayer` (a provider with `from`'s wallet),
-    /// which is also paid the operations' fees.
-    pub async fn new(relayer: DynProvider, from: Address) -> Result<Self, Error> {
+    /// which is also paid the operations' fees, to EntryPoint v0.7 at its canonical address
+    /// ([`Direct::with_entry_point`] for another).
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    ///
+    /// use alloy::network::EthereumWallet;
+    /// use alloy::providers::{Provider, ProviderBuilder};
+    /// use alloy::signers::local::PrivateKeySigner;
+    /// use valet_client::{Direct, Valet};
+    ///
+    /// // The relayer: a funded key that sends `handleOps` and is paid back the operations' fees.
+    /// let relayer: PrivateKeySigner = std::env::var("RELAYER_KEY")?.parse()?;
+    /// let from = relayer.address();
+    /// let url = "http://127.0.0.1:8545".parse()?;
+    /// let provider = ProviderBuilder::new().wallet(EthereumWallet::from(relayer)).connect_http(url).erased();
+    /// // One `Direct` per relayer, shared: it sends one `handleOps` at a time, packing the operations
+    /// // submitted meanwhile into it, so its clients never race for the relayer's nonce.
+    /// let direct = Arc::new(Direct::new(provider.clone(), from).await?);
+    /// let valet = Valet::canonical(provider, direct.clone()).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn new(relayer: impl Provider + 'static, from: Address) -> Result<Self, Error> {
+        let relayer = relayer.erased();
         let chain_id = relayer.get_chain_id().await.map_err(rpc)?;
         Ok(Self {
             account: Relayer::new(relayer.clone(), from),
@@ -122,7 +154,26 @@ impl Direct {
             chain_id,
             lock: Arc::new(Mutex::new(())),
             queue: Arc::new(std::sync::Mutex::new(Vec::new())),
+            l1_fee: None,
         })
+    }
+
+    /// This submitter sending to the EntryPoint at `entry_point` (a v0.7 EntryPoint deployed
+    /// somewhere other than its canonical address: a private chain).
+    #[must_use]
+    pub fn with_entry_point(mut self, entry_point: Address) -> Self {
+        self.entry_point = entry_point;
+        self
+    }
+
+    /// This submitter on a rollup that charges for L1 data: each estimate's `preVerificationGas`
+    /// also pays `l1_fee`'s figure for the operation's `handleOps` calldata, at the price per gas
+    /// the operation will pay (with a tenth more), so that the relayer is paid back what
+    /// posting it costs (e.g. [`crate::fees::OpStackL1Fee`] on OP chains).
+    #[must_use]
+    pub fn with_l1_fee(mut self, l1_fee: Arc<dyn L1DataFee>) -> Self {
+        self.l1_fee = Some(l1_fee);
+        self
     }
 
     /// The relayer's account, to send its other transactions (owners' signed revocations) in turn
@@ -165,14 +216,32 @@ impl Direct {
         let bytes =
             [&packed.init_code[..], &packed.call_data[..], &packed.signature[..], &packed.paymaster_and_data[..]];
         let calldata: u64 = bytes.iter().flat_map(|b| b.iter()).map(|&b| if b == 0 { 4 } else { 16 }).sum();
-        let pre_verification = 21_000 + DIRECT_PER_OP_OVERHEAD + calldata + 12 * 32 * 4;
+        let mut pre_verification = U256::from(21_000 + DIRECT_PER_OP_OVERHEAD + calldata + 12 * 32 * 4);
+        if let Some(l1_fee) = &self.l1_fee {
+            pre_verification += self.l1_gas(l1_fee.as_ref(), op).await?;
+        }
         Ok(GasEstimate {
-            pre_verification_gas: Quantity(U256::from(pre_verification)),
+            pre_verification_gas: Quantity(pre_verification),
             verification_gas_limit: Quantity(U256::from(verification)),
             call_gas_limit: Quantity(U256::from(call_gas)),
             paymaster_verification_gas_limit: None,
             paymaster_post_op_gas_limit: None,
         })
+    }
+
+    /// Gas that pays the L1 data fee of `op` (alone in a `handleOps`, the worst case) at the
+    /// least price per gas it may pay: its max fee, or the next block's lowest possible base fee
+    /// (the latest one less an eighth, EIP-1559's largest fall) plus its priority fee if that is
+    /// less. Paying at a higher price the account pays more, never the relayer.
+    async fn l1_gas(&self, l1_fee: &dyn L1DataFee, op: &UserOperation) -> Result<U256, Error> {
+        let data: Bytes = EntryPoint::handleOpsCall { ops: vec![(&op.pack()).into()], beneficiary: self.account.from }
+            .abi_encode()
+            .into();
+        let fee = l1_fee.l1_fee(&data).await?;
+        let block = self.relayer.get_block_by_number(Default::default()).await.map_err(rpc)?;
+        let base_fee = block.and_then(|b| b.header.base_fee_per_gas).map_or(0, u128::from);
+        let price = op.max_fee_per_gas.min((base_fee - base_fee / 8).saturating_add(op.max_priority_fee_per_gas));
+        Ok(crate::fees::l1_gas(fee, price))
     }
 
     /// Validation gas as the node measures it. A deployed account's `validateUserOp` is called
@@ -228,7 +297,7 @@ impl Direct {
                 sender.send_batch(batch).await;
             }
         });
-        answer.await.map_err(|_| Error::Rpc("the submission was dropped".into()))?
+        answer.await.map_err(|_| Error::rpc_message("the submission was dropped"))?
     }
 }
 
@@ -257,7 +326,7 @@ impl Sender {
                 batch.iter().flat_map(|w| w.ops.iter().map(UserOperation::pack)).collect();
             let sent = {
                 let _turn = self.relayer.lock.lock().await;
-                handle_ops(&self.relayer.provider, self.relayer.from, &ops).await
+                handle_ops(&self.relayer.provider, self.entry_point, self.relayer.from, &ops).await
             };
             match sent {
                 Ok((receipt, _)) if !receipt.status() => {
@@ -304,7 +373,7 @@ impl Sender {
                     });
                     let Some(culprit) = culprit else {
                         let message = format!("the EntryPoint refused operation {op_index}: {reason}");
-                        fail_all(batch, |_| Error::Rpc(message.clone()));
+                        fail_all(batch, |_| Error::rpc_message(message.clone()));
                         return;
                     };
                     let start: usize = batch[..culprit].iter().map(|w| w.ops.len()).sum();
@@ -317,7 +386,11 @@ impl Sender {
                     let message = e.to_string();
                     let unknown = e.outcome_unknown();
                     fail_all(batch, |_| {
-                        if unknown { Error::OutcomeUnknown(message.clone()) } else { Error::Rpc(message.clone()) }
+                        if unknown {
+                            Error::OutcomeUnknown(message.clone())
+                        } else {
+                            Error::rpc_message(message.clone())
+                        }
                     });
                     return;
                 }
@@ -349,6 +422,10 @@ fn fail_all(batch: Vec<Waiting>, error: impl Fn(&Waiting) -> Error) {
 impl Submitter for Direct {
     fn kind(&self) -> &'static str {
         "direct"
+    }
+
+    fn entry_point(&self) -> Address {
+        self.entry_point
     }
 
     fn fees(&self) -> BoxFuture<'_, Result<Fees, Error>> {
@@ -398,9 +475,27 @@ impl Bundler {
     /// Fees from `node` (`eth_feeHistory` / `eth_maxPriorityFeePerGas`, as alloy estimates EIP-1559
     /// fees) whenever the bundler does not answer `pimlico_getUserOperationGasPrice`: the ERC-4337
     /// bundler API has no fee method, and only some bundlers add that one.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    ///
+    /// use alloy::providers::{Provider, ProviderBuilder};
+    /// use valet_client::core::ENTRY_POINT_V07;
+    /// use valet_client::{Bundler, BundlerClient, Valet};
+    ///
+    /// // A node to read the chain (no key: the bundler submits) and the bundler.
+    /// let node = ProviderBuilder::new().connect_http("http://127.0.0.1:8545".parse()?).erased();
+    /// let client = BundlerClient::new("http://127.0.0.1:4337", ENTRY_POINT_V07)?;
+    /// // Fees from the node when the bundler has no fee method (the ERC-4337 bundler API has none).
+    /// let bundler = Bundler::new(client).with_node(node.clone());
+    /// let valet = Valet::canonical(node, Arc::new(bundler)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
-    pub fn with_node(mut self, node: DynProvider) -> Self {
-        self.node = Some(node);
+    pub fn with_node(mut self, node: impl Provider + 'static) -> Self {
+        self.node = Some(node.erased());
         self
     }
 
@@ -452,6 +547,10 @@ impl Submitter for Bundler {
         "bundler"
     }
 
+    fn entry_point(&self) -> Address {
+        self.client.entry_point()
+    }
+
     fn fees(&self) -> BoxFuture<'_, Result<Fees, Error>> {
         Box::pin(async move {
             // The bundler's own prices when it has the (Pimlico) method: they are what it
@@ -473,7 +572,8 @@ impl Submitter for Bundler {
                 }
                 Err(e) => return Err(e),
             };
-            let narrow = |q: Quantity| u128::try_from(q.0).map_err(|_| Error::Rpc(format!("fee {} out of range", q.0)));
+            let narrow =
+                |q: Quantity| u128::try_from(q.0).map_err(|_| Error::rpc_message(format!("fee {} out of range", q.0)));
             Ok(Fees {
                 max_fee_per_gas: narrow(prices.fast.max_fee_per_gas)?,
                 max_priority_fee_per_gas: narrow(prices.fast.max_priority_fee_per_gas)?,
@@ -490,20 +590,21 @@ impl Submitter for Bundler {
     }
 }
 
-fn rpc(e: impl std::fmt::Display) -> Error {
-    Error::Rpc(e.to_string())
+fn rpc(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::rpc(e)
 }
 
-/// Submits `ops` in one `handleOps` from `relayer` (a provider with the wallet of `from`), paying
-/// the fees back to `from`. The bundle is simulated first (`eth_call`), so a refusal costs nothing
+/// Submits `ops` in one `handleOps` to `entry_point` from `relayer` (a provider with the wallet of
+/// `from`), paying the fees back to `from`. The bundle is simulated first (`eth_call`), so a refusal costs nothing
 /// and burns no nonce: it comes back as [`Error::Refused`] with the validator's error decoded.
 /// Receipts are in the order of the EntryPoint's events.
 pub async fn handle_ops(
     relayer: &DynProvider,
+    entry_point: Address,
     from: Address,
     ops: &[valet_core::PackedUserOperation],
 ) -> Result<(TransactionReceipt, Vec<OpReceipt>), Error> {
-    let entry_point = EntryPoint::new(valet_core::ENTRY_POINT_V07, relayer);
+    let entry_point = EntryPoint::new(entry_point, relayer);
     let packed: Vec<EntryPoint::PackedUserOperation> = ops.iter().map(Into::into).collect();
     let call = entry_point.handleOps(packed, from).from(from);
     // Simulated on the pending block, the one the transaction goes into: its timestamp is the
@@ -595,7 +696,7 @@ fn send_error(e: alloy::transports::TransportError) -> Error {
         Some(payload) if payload.message.contains("already known") => {
             Error::OutcomeUnknown(format!("the node already has the transaction: {}", payload.message))
         }
-        Some(payload) => Error::Rpc(format!("the node refused the transaction: {}", payload.message)),
+        Some(payload) => Error::rpc_message(format!("the node refused the transaction: {}", payload.message)),
         None => Error::OutcomeUnknown(format!("sending the transaction: {e}")),
     }
 }
@@ -603,14 +704,14 @@ fn send_error(e: alloy::transports::TransportError) -> Error {
 /// An estimate or simulation that failed: the chain's revert (made into an error by `revert`),
 /// or the node's own failure ([`Error::Rpc`]: nothing was learnt about the calls).
 fn estimate_error(e: alloy::transports::TransportError, revert: fn(String) -> Error) -> Error {
-    let Some(payload) = e.as_error_resp() else { return Error::Rpc(e.to_string()) };
+    let Some(payload) = e.as_error_resp() else { return Error::rpc(e) };
     if let Some(data) = payload.as_revert_data() {
         return revert(decode_revert(&data).unwrap_or_else(|| data.to_string()));
     }
     if payload.message.to_ascii_lowercase().contains("revert") {
         return revert(payload.message.to_string());
     }
-    Error::Rpc(e.to_string())
+    Error::rpc(e)
 }
 
 /// The relayer's account. Every transaction it sends — `handleOps` from [`Direct`], owners' signed
@@ -627,8 +728,8 @@ pub struct Relayer {
 
 impl Relayer {
     /// The account `from`, sending through `provider` (which holds `from`'s wallet).
-    pub fn new(provider: DynProvider, from: Address) -> Self {
-        Self { provider, from, lock: Arc::new(Mutex::new(())) }
+    pub fn new(provider: impl Provider + 'static, from: Address) -> Self {
+        Self { provider: provider.erased(), from, lock: Arc::new(Mutex::new(())) }
     }
 
     /// Its address.
@@ -678,7 +779,7 @@ fn refusal(e: alloy::contract::Error) -> Error {
         Some(EntryPoint::EntryPointErrors::FailedOp(f)) => {
             Error::Refused { op_index: f.opIndex.saturating_to(), reason: f.reason, inner: Bytes::new(), decoded: None }
         }
-        _ => Error::Rpc(e.to_string()),
+        _ => Error::rpc(e),
     }
 }
 
@@ -703,9 +804,9 @@ fn known_abis() -> &'static [alloy::json_abi::JsonAbi] {
     ABIS.get_or_init(|| {
         vec![
             crate::contracts::SessionKeyValidator::abi::contract(),
-            crate::contracts::ValetDAO::abi::contract(),
-            crate::contracts::ValetNFT::abi::contract(),
-            crate::contracts::ValetToken::abi::contract(),
+            crate::contracts::demo::ValetDAO::abi::contract(),
+            crate::contracts::demo::ValetNFT::abi::contract(),
+            crate::contracts::demo::ValetToken::abi::contract(),
         ]
     })
 }
@@ -738,12 +839,12 @@ mod tests {
     #[test]
     fn reverts_of_the_validator_and_demo_contracts_decode_with_field_names() {
         let voter = address!("0x9ac6b8003174218613a12b04da2338f64721294e");
-        let voted = crate::contracts::ValetDAO::AlreadyVoted { proposalId: U256::from(1), voter }.abi_encode();
+        let voted = crate::contracts::demo::ValetDAO::AlreadyVoted { proposalId: U256::from(1), voter }.abi_encode();
         assert_eq!(
             decode_revert(&voted).as_deref(),
             Some(format!("AlreadyVoted(proposalId=1, voter={voter})").as_str())
         );
-        let quantity = crate::contracts::ValetNFT::InvalidQuantity { quantity: U256::from(21) }.abi_encode();
+        let quantity = crate::contracts::demo::ValetNFT::InvalidQuantity { quantity: U256::from(21) }.abi_encode();
         assert_eq!(decode_revert(&quantity).as_deref(), Some("InvalidQuantity(quantity=21)"));
         let message = alloy::sol_types::Revert::from("no").abi_encode();
         assert_eq!(decode_revert(&message).as_deref(), Some("Error(\"no\")"));

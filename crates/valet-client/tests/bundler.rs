@@ -10,10 +10,17 @@ use std::time::Duration;
 use alloy::primitives::{B256, U256};
 use alloy::signers::SignerSync;
 use alloy::sol_types::SolCall;
-use valet_client::contracts::ValetNFT;
 use valet_client::{Bundler, BundlerClient, Devnet, DevnetOptions, Error, Valet};
 use valet_core::Call;
 use valet_core::spec::{DEMO_MINT_SPEC, Labels, SessionSpec};
+
+// The demo contracts, bound from their artifacts as an app binds the contracts it calls
+// (valet-client exports its own bindings of them only with its `demo` feature).
+alloy::sol!(
+    #[sol(rpc)]
+    ValetNFT,
+    "../../contracts/artifacts/ValetNFT.json"
+);
 
 #[tokio::test]
 async fn a_session_runs_through_alto_from_deployment_to_revocation() {

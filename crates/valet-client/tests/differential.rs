@@ -520,9 +520,7 @@ async fn the_evaluator_agrees_with_the_deployed_validator() -> Result<(), Error>
     let fixture = Arc::new(Fixture {
         provider: devnet.provider.clone(),
         validator: devnet.addresses.validator,
-        chain_id: alloy::providers::Provider::get_chain_id(&devnet.provider)
-            .await
-            .map_err(|e| Error::Rpc(e.to_string()))?,
+        chain_id: alloy::providers::Provider::get_chain_id(&devnet.provider).await.map_err(Error::rpc)?,
         targets: [devnet.addresses.nft, devnet.addresses.token, Address::repeat_byte(0x77)],
         key: PrivateKeySigner::random(),
         owner: PrivateKeySigner::random(),

@@ -17,12 +17,25 @@ use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
 use valet_client::bundler::apply_estimate;
-use valet_client::contracts::{ValetAccountFactory, ValetNFT, ValetToken};
+use valet_client::contracts::ValetAccountFactory;
 use valet_client::erc7562::{Checker, Entity, Report, Rule, Subject, Violation};
 use valet_client::session::DUMMY_ECDSA_SIGNATURE;
 use valet_client::{Account, Deployment, Devnet, Direct, SessionHandle, Valet};
 use valet_core::spec::{DEMO_MINT_SPEC, DEMO_PAYMENT_SPEC, Labels, SessionSpec};
 use valet_core::{Call, Execution, UserOperation};
+
+// The demo contracts, bound from their artifacts as an app binds the contracts it calls
+// (valet-client exports its own bindings of them only with its `demo` feature).
+alloy::sol!(
+    #[sol(rpc)]
+    ValetNFT,
+    "../../contracts/artifacts/ValetNFT.json"
+);
+alloy::sol!(
+    #[sol(rpc)]
+    ValetToken,
+    "../../contracts/artifacts/ValetToken.json"
+);
 
 const ETHER: u128 = 1_000_000_000_000_000_000;
 

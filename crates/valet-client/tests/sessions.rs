@@ -10,11 +10,23 @@ use alloy::primitives::{Address, U256};
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
-use valet_client::contracts::{ValetNFT, ValetToken};
-use valet_client::{Account, Devnet, Direct, Error, SessionHandle, Valet};
+use valet_client::{Account, Devnet, Direct, Error, Relayer, SessionHandle, SessionRecord, Standing, Valet};
 use valet_core::spec::{Labels, SessionSpec, explain};
 use valet_core::user_operation::session_lane;
 use valet_core::{Call, Refusal, RuleOp};
+
+// The demo contracts, bound from their artifacts as an app binds the contracts it calls
+// (valet-client exports its own bindings of them only with its `demo` feature).
+alloy::sol!(
+    #[sol(rpc)]
+    ValetNFT,
+    "../../contracts/artifacts/ValetNFT.json"
+);
+alloy::sol!(
+    #[sol(rpc)]
+    ValetToken,
+    "../../contracts/artifacts/ValetToken.json"
+);
 
 const ETHER: u128 = 1_000_000_000_000_000_000;
 
@@ -119,6 +131,14 @@ async fn every_rule_kind_is_refused_before_sending_and_on_chain() {
         assert_eq!(arg, expected_arg, "{name}");
         let expected_value = if name == "self" { U256::from_be_slice(other.as_slice()) } else { value };
         assert_eq!(value, expected_value, "{name}");
+        // Explained in the spec's words from the stored record alone (no spec kept around).
+        let stored = serde_json::to_string(&session.record()).expect("record serialises");
+        let record: SessionRecord = serde_json::from_str(&stored).expect("record parses");
+        let again = SessionHandle::from_record(&record, session.key.clone()).expect("from record");
+        let arg_name = if name == "self" { "to" } else { "quantity" };
+        let words = again.explain(&refusal, &Labels::default());
+        assert!(words.contains(arg_name) && words.contains("mint"), "{name}: {words}");
+        assert!(!session.explain(&refusal, &Labels::default()).contains("argument "), "{name}: named, not numbered");
         assert!(chain.contains("AA23 reverted"), "{name}: {chain}");
         assert!(
             chain.contains(&format!(
@@ -221,23 +241,73 @@ async fn a_revoked_session_stops_at_once_whether_used_or_not() {
     let used = s.grant(&spec(1)).await;
     let unused = s.grant(&spec(2)).await;
     s.valet.execute(&s.account, &used, &[s.mint(me, 1)]).await.expect("first use");
-    assert_eq!(s.valet.status(me, &used.session).await.expect("status").state, "enabled");
+    assert_eq!(s.valet.status(me, &used.session).await.expect("status").state, Standing::Enabled);
 
     for session in [&used, &unused] {
         s.valet.revoke(&s.account, &s.owner, session.id).await.expect("the owner revokes");
         let status = s.valet.status(me, &session.session).await.expect("status");
-        assert_eq!(status.state, "revoked");
+        assert_eq!(status.state, Standing::Revoked);
         assert!(status.reason.as_deref().is_some_and(|r| r.contains("was revoked")), "{status:?}");
         let (refusal, chain) = s.refused(session, &[s.mint(me, 1)]).await;
         assert_eq!(refusal, Refusal::Revoked(session.id));
         assert!(chain.contains("SessionIsRevoked("), "{chain}");
     }
     let again = s.valet.revoke(&s.account, &s.owner, used.id).await.expect_err("already revoked");
+    assert!(matches!(again, Error::AlreadyRevoked { id } if id == used.id), "{again:?}");
     assert!(again.to_string().contains("is already revoked"), "{again}");
     // Only the owner may revoke.
     let stranger = s.devnet.key(8);
     let err = s.valet.revoke(&s.account, &stranger, used.id).await.expect_err("not the owner");
-    assert!(err.to_string().contains("is not the owner"), "{err}");
+    assert!(
+        matches!(err, Error::NotOwner { key, owner, .. } if key == stranger.address() && owner == s.owner.address()),
+        "{err:?}"
+    );
+}
+
+/// The owner signs revocations offline (a raw EIP-712 hash, or the typed data a wallet shows) and
+/// anyone submits them: a stranger's signature is refused in simulation at no cost, a revoked
+/// session is not paid for twice, and a revoke-all signed once cannot be replayed.
+#[tokio::test]
+async fn an_owner_signed_revocation_is_submitted_by_anyone_once() {
+    let s = setup().await;
+    let me = s.account.address;
+    let spec = |salt: u32| {
+        format!(
+            "valid_for = \"1h\"\nsalt = {salt}\n[[permission]]\ntarget = \"ValetNFT\"\n\
+             function = \"mint(address to, uint256 quantity)\"\n"
+        )
+    };
+    let (one, two) = (s.grant(&spec(1)).await, s.grant(&spec(2)).await);
+    s.valet.execute(&s.account, &one, &[s.mint(me, 1)]).await.expect("enabled by its first mint");
+    // The app's relayer, which the owner never gives a key to.
+    let relayer = Relayer::new(s.devnet.provider_for(5), s.devnet.key(5).address());
+
+    let revocation = s.valet.revocation(me, one.id);
+    assert_eq!(revocation.typed_data["primaryType"], "RevokeSession");
+    let stranger = s.devnet.key(8).sign_hash_sync(&revocation.digest).expect("sign").as_bytes();
+    match s.valet.revoke_with_signature(&relayer, &revocation, &stranger).await {
+        Err(Error::TransactionWouldRevert(reason)) => assert!(reason.contains("InvalidOwnerSignature"), "{reason}"),
+        other => panic!("a stranger's signature must be refused, got {other:?}"),
+    }
+    assert_eq!(s.valet.status(me, &one.session).await.expect("status").state, Standing::Enabled);
+    let signature = s.owner.sign_hash_sync(&revocation.digest).expect("sign").as_bytes();
+    s.valet.revoke_with_signature(&relayer, &revocation, &signature).await.expect("revoked");
+    assert_eq!(s.valet.status(me, &one.session).await.expect("status").state, Standing::Revoked);
+    let (refusal, _) = s.refused(&one, &[s.mint(me, 1)]).await;
+    assert_eq!(refusal, Refusal::Revoked(one.id));
+    match s.valet.revoke_with_signature(&relayer, &revocation, &signature).await {
+        Err(Error::AlreadyRevoked { id }) => assert_eq!(id, one.id),
+        other => panic!("revoking again must be refused before paying, got {other:?}"),
+    }
+
+    let all = s.valet.revocation_of_all(me).await.expect("revocation of all");
+    let signature = s.owner.sign_hash_sync(&all.digest).expect("sign").as_bytes();
+    s.valet.revoke_with_signature(&relayer, &all, &signature).await.expect("every session revoked");
+    assert_eq!(s.valet.status(me, &two.session).await.expect("status").state, Standing::Voided);
+    match s.valet.revoke_with_signature(&relayer, &all, &signature).await {
+        Err(Error::Config(message)) => assert!(message.contains("since this revocation was signed"), "{message}"),
+        other => panic!("a replayed revoke-all must be refused, got {other:?}"),
+    }
 }
 
 /// 10 tokens a day: spent in pieces, refused past the cap, refilled the next day.

@@ -22,17 +22,25 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
 use common::RpcServer;
 use serde_json::{Value, json};
+use valet_client::contracts::ValetPaymaster;
 use valet_client::contracts::entry_point::EntryPoint;
-use valet_client::contracts::{ValetNFT, ValetPaymaster};
 use valet_client::erc7562::{Checker, Entity};
 use valet_client::paymaster::{SPONSOR_VERIFICATION_GAS, sponsor_digest};
 use valet_client::submit::BoxFuture;
 use valet_client::{
     Account, Bundler, BundlerClient, Devnet, DevnetOptions, Direct, Erc7677, Error, Paymaster, PaymasterFields,
-    PaymasterStub, SessionHandle, SponsorSigner, Valet,
+    PaymasterStub, SessionHandle, SponsorSigner, Standing, Valet,
 };
 use valet_core::spec::{Labels, SessionSpec};
 use valet_core::{Call, Execution, Refusal, UserOperation};
+
+// The demo contracts, bound from their artifacts as an app binds the contracts it calls
+// (valet-client exports its own bindings of them only with its `demo` feature).
+alloy::sol!(
+    #[sol(rpc)]
+    ValetNFT,
+    "../../contracts/artifacts/ValetNFT.json"
+);
 
 /// The demo's mint permission; the fee rule is each test's.
 const MINT: &str = r#"
@@ -160,7 +168,7 @@ async fn sponsored_story(alto: bool) {
     let revoked = sponsored.revoke(&s.account, &owner, session.id).await.expect("a sponsored revocation");
     assert!(revoked.success);
     assert_eq!(s.deposit(paymaster).await, before - revoked.actual_gas_cost, "the paymaster paid the revocation");
-    assert_eq!(sponsored.status(s.account.address, &session.session).await.expect("status").state, "revoked");
+    assert_eq!(sponsored.status(s.account.address, &session.session).await.expect("status").state, Standing::Revoked);
     assert_eq!(s.eth(s.account.address).await, U256::ZERO);
 }
 

@@ -10,12 +10,20 @@ use alloy::providers::Provider;
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
-use valet_client::contracts::{SessionKeyValidator, ValetAccountFactory, ValetNFT};
+use valet_client::contracts::{SessionKeyValidator, ValetAccountFactory};
 use valet_client::{Devnet, Error, GasLimits, SessionCall, SessionHandle, submit};
 use valet_core::spec::{SessionSpec, SpecContext};
 use valet_core::{Call, Counters, Execution, Refusal, SessionState, eip712};
 
 use valet_core::spec::DEMO_MINT_SPEC as MINT;
+
+// The demo contracts, bound from their artifacts as an app binds the contracts it calls
+// (valet-client exports its own bindings of them only with its `demo` feature).
+alloy::sol!(
+    #[sol(rpc)]
+    ValetNFT,
+    "../../contracts/artifacts/ValetNFT.json"
+);
 
 fn mint(nft: Address, to: Address, quantity: u64) -> Bytes {
     let data = ValetNFT::mintCall { to, quantity: U256::from(quantity) }.abi_encode();
@@ -32,22 +40,15 @@ async fn one_grant_ten_mints_and_the_eleventh_refused() -> Result<(), Error> {
     let chain_id = devnet.chain_id();
 
     let factory = ValetAccountFactory::new(a.factory, &devnet.provider);
-    let account =
-        factory.getAddress(owner.address(), U256::ZERO).call().await.map_err(|e| Error::Rpc(e.to_string()))?;
+    let account = factory.getAddress(owner.address(), U256::ZERO).call().await.map_err(Error::rpc)?;
     let fund = alloy::rpc::types::TransactionRequest::default().to(account).value(U256::from(10u128.pow(18)));
-    funder
-        .send_transaction(fund)
-        .await
-        .map_err(|e| Error::Rpc(e.to_string()))?
-        .get_receipt()
-        .await
-        .map_err(|e| Error::Rpc(e.to_string()))?;
+    funder.send_transaction(fund).await.map_err(Error::rpc)?.get_receipt().await.map_err(Error::rpc)?;
 
     let now = devnet
         .provider
         .get_block_by_number(Default::default())
         .await
-        .map_err(|e| Error::Rpc(e.to_string()))?
+        .map_err(Error::rpc)?
         .expect("latest block")
         .header
         .timestamp;
@@ -90,22 +91,20 @@ async fn one_grant_ten_mints_and_the_eleventh_refused() -> Result<(), Error> {
             ..SessionCall::default()
         };
         let verdict = handle.preflight(account, &counters, &call, GasLimits::default(), now + i);
-        let op = handle.sign(account, &call, GasLimits::default(), chain_id)?;
-        let user_op_hash = op.hash(valet_core::ENTRY_POINT_V07, chain_id);
+        let op = handle.sign(account, &call, GasLimits::default(), devnet.addresses.entry_point, chain_id)?;
+        let user_op_hash = op.hash(devnet.addresses.entry_point, chain_id);
 
         if i < 10 {
             let verdict = verdict.expect("the evaluator accepts mints 1 to 10");
-            let (_, included) = submit::handle_ops(&relayer, devnet.key(1).address(), &[op.pack()]).await?;
+            let (_, included) =
+                submit::handle_ops(&relayer, devnet.addresses.entry_point, devnet.key(1).address(), &[op.pack()])
+                    .await?;
             assert!(included[0].success, "mint {i} executed");
             assert_eq!(included[0].user_op_hash, user_op_hash, "our userOpHash is the EntryPoint's");
             gas.push(included[0].actual_gas_used);
             counters = verdict.counters;
             // The evaluator's counters are the chain's.
-            let uses = validator
-                .permissionUses(account, id, U256::ZERO)
-                .call()
-                .await
-                .map_err(|e| Error::Rpc(e.to_string()))?;
+            let uses = validator.permissionUses(account, id, U256::ZERO).call().await.map_err(Error::rpc)?;
             assert_eq!(uses, U256::from(counters.permission_uses[0]), "uses after mint {i}");
         } else {
             assert_eq!(
@@ -113,7 +112,9 @@ async fn one_grant_ten_mints_and_the_eleventh_refused() -> Result<(), Error> {
                 Err(Refusal::PermissionUsesExhausted { id, permission: 0, max_uses: 10 }),
                 "refused before sending"
             );
-            match submit::handle_ops(&relayer, devnet.key(1).address(), &[op.pack()]).await {
+            match submit::handle_ops(&relayer, devnet.addresses.entry_point, devnet.key(1).address(), &[op.pack()])
+                .await
+            {
                 Err(Error::Refused { reason, decoded, .. }) => {
                     assert_eq!(reason, "AA23 reverted");
                     let decoded = decoded.expect("the validator's error decodes");
@@ -125,7 +126,7 @@ async fn one_grant_ten_mints_and_the_eleventh_refused() -> Result<(), Error> {
     }
     assert_eq!(counters.state, SessionState::Enabled);
     let nft = ValetNFT::new(a.nft, &devnet.provider);
-    let balance = nft.balanceOf(account).call().await.map_err(|e| Error::Rpc(e.to_string()))?;
+    let balance = nft.balanceOf(account).call().await.map_err(Error::rpc)?;
     assert_eq!(balance, U256::from(10), "ten NFTs, one grant");
     assert!(gas[0] > gas[1], "the first operation also deployed and enabled");
     Ok(())

@@ -14,10 +14,17 @@ use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
 use valet_client::client::INCLUSION_MARGIN;
-use valet_client::contracts::ValetNFT;
 use valet_client::{Account, Devnet, Direct, Error, SessionHandle, Valet};
 use valet_core::spec::{Labels, SessionSpec, explain};
 use valet_core::{Call, Refusal};
+
+// The demo contracts, bound from their artifacts as an app binds the contracts it calls
+// (valet-client exports its own bindings of them only with its `demo` feature).
+alloy::sol!(
+    #[sol(rpc)]
+    ValetNFT,
+    "../../contracts/artifacts/ValetNFT.json"
+);
 
 const ETHER: u128 = 1_000_000_000_000_000_000;
 

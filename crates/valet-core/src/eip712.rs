@@ -1,6 +1,6 @@
 //! The EIP-712 digests the owner signs: grants and revocations (`docs/encoding.md` §6).
 
-use alloy_primitives::{Address, B256, U256, keccak256};
+use alloy_primitives::{Address, B256, U256, b256, keccak256};
 
 use crate::{Error, Session};
 
@@ -21,9 +21,36 @@ pub const REVOKE_SESSION_TYPE: &str = "RevokeSession(address account,bytes32 ses
 /// What the owner signs to revoke every session.
 pub const REVOKE_ALL_TYPE: &str = "RevokeAllSessions(address account,uint64 epoch)";
 
-fn typehash(parts: &[&str]) -> B256 {
-    keccak256(parts.concat())
-}
+// The type hashes: keccak256 of each type's encoding (its string, then the types it references
+// in alphabetical order), as the validator declares them; the tests below recompute each.
+
+/// `keccak256(RULE_TYPE)`.
+pub const RULE_TYPEHASH: B256 = b256!("0x3d1408be3474fc40a6a6b72f28bd10641c4b9a9acbac3e7d8f9e8d5935923c66");
+/// `keccak256(LIMIT_TYPE)`.
+pub const LIMIT_TYPEHASH: B256 = b256!("0x53cc31f1e7900585cd902a1ccfffe607f9885f4f34a677f6d51b923844d8abda");
+/// `keccak256(PERMISSION_TYPE ‖ RULE_TYPE)`.
+pub const PERMISSION_TYPEHASH: B256 = b256!("0xe7fa5568adde80b2e6eba6899249e1fed6d585dca8de6ef30fa6652dbc5041df");
+/// `keccak256(SESSION_TYPE ‖ LIMIT_TYPE ‖ PERMISSION_TYPE ‖ RULE_TYPE)`.
+pub const SESSION_TYPEHASH: B256 = b256!("0x7931237e38cf18e097ae0b6bafa8e9ed860ee254c3df3ddd42aa618f523df88f");
+/// `keccak256(GRANT_TYPE ‖ LIMIT_TYPE ‖ PERMISSION_TYPE ‖ RULE_TYPE ‖ SESSION_TYPE)`.
+pub const GRANT_TYPEHASH: B256 = b256!("0x0c1a72ace299b0358141e569a6f169ba21b17263e2f97c270f724e6e62065a48");
+/// `keccak256(REVOKE_SESSION_TYPE)`.
+pub const REVOKE_SESSION_TYPEHASH: B256 = b256!("0x872b4d1b3565ebdec68c1a9f8052d54438832a68092fcb192953e38da618111e");
+/// `keccak256(REVOKE_ALL_TYPE)`.
+pub const REVOKE_ALL_TYPEHASH: B256 = b256!("0x8a5b18c0bf323e8eb2ee80a0c4c129264440ccbcc23093602e6bfb42999d60e6");
+
+/// The domain's type: `EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)`.
+pub const DOMAIN_TYPE: &str = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)";
+/// `keccak256(DOMAIN_TYPE)`.
+pub const DOMAIN_TYPEHASH: B256 = b256!("0x8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f");
+/// The domain's name.
+pub const DOMAIN_NAME: &str = "Valet";
+/// `keccak256(DOMAIN_NAME)`.
+const DOMAIN_NAME_HASH: B256 = b256!("0xc78bce0b0fbc51deefb32c0616721cb3d74c1048f7a7462235cf90342a2b13e8");
+/// The domain's version.
+pub const DOMAIN_VERSION: &str = "1";
+/// `keccak256(DOMAIN_VERSION)`.
+const DOMAIN_VERSION_HASH: B256 = b256!("0xc89efdaa54c0f20c7adf612882df0950f5a951637e0307cdcb4c672f298b8bc6");
 
 fn word(x: impl Into<u128>) -> [u8; 32] {
     U256::from(x.into()).to_be_bytes()
@@ -34,7 +61,7 @@ fn address_word(a: Address) -> [u8; 32] {
 }
 
 fn hash_words(words: &[[u8; 32]]) -> B256 {
-    keccak256(words.concat())
+    keccak256(words.as_flattened())
 }
 
 /// `hashStruct(Session)`.
@@ -43,14 +70,7 @@ pub fn session_hash(s: &Session) -> B256 {
         .limits
         .iter()
         .map(|l| {
-            hash_words(&[
-                typehash(&[LIMIT_TYPE]).0,
-                word(l.kind as u8),
-                address_word(l.token),
-                word(l.amount),
-                word(l.period),
-            ])
-            .0
+            hash_words(&[LIMIT_TYPEHASH.0, word(l.kind as u8), address_word(l.token), word(l.amount), word(l.period)]).0
         })
         .collect();
     let permissions: Vec<[u8; 32]> = s
@@ -62,13 +82,13 @@ pub fn session_hash(s: &Session) -> B256 {
                 .iter()
                 .map(|r| {
                     let values: Vec<[u8; 32]> = r.values.iter().map(|v| v.0).collect();
-                    hash_words(&[typehash(&[RULE_TYPE]).0, word(r.arg), word(r.op as u8), hash_words(&values).0]).0
+                    hash_words(&[RULE_TYPEHASH.0, word(r.arg), word(r.op as u8), hash_words(&values).0]).0
                 })
                 .collect();
             let mut selector = [0u8; 32];
             selector[..4].copy_from_slice(p.selector.as_slice());
             hash_words(&[
-                typehash(&[PERMISSION_TYPE, RULE_TYPE]).0,
+                PERMISSION_TYPEHASH.0,
                 address_word(p.target),
                 selector,
                 word(p.value_limit),
@@ -80,7 +100,7 @@ pub fn session_hash(s: &Session) -> B256 {
         .collect();
     let paymasters: Vec<[u8; 32]> = s.paymasters.iter().map(|p| address_word(*p)).collect();
     hash_words(&[
-        typehash(&[SESSION_TYPE, LIMIT_TYPE, PERMISSION_TYPE, RULE_TYPE]).0,
+        SESSION_TYPEHASH.0,
         address_word(s.session_key),
         word(s.valid_after),
         word(s.valid_until),
@@ -96,13 +116,7 @@ pub fn session_hash(s: &Session) -> B256 {
 
 /// The validator's EIP-712 domain separator: name "Valet", version "1", `chain_id`, `validator`.
 pub fn domain_separator(validator: Address, chain_id: u64) -> B256 {
-    hash_words(&[
-        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)").0,
-        keccak256("Valet").0,
-        keccak256("1").0,
-        word(chain_id),
-        address_word(validator),
-    ])
+    hash_words(&[DOMAIN_TYPEHASH.0, DOMAIN_NAME_HASH.0, DOMAIN_VERSION_HASH.0, word(chain_id), address_word(validator)])
 }
 
 fn typed_digest(validator: Address, chain_id: u64, struct_hash: B256) -> B256 {
@@ -117,29 +131,25 @@ fn typed_digest(validator: Address, chain_id: u64, struct_hash: B256) -> B256 {
 /// encodes as the validator requires).
 pub fn grant_digest(session: &Session, account: Address, validator: Address, chain_id: u64) -> Result<B256, Error> {
     session.encode()?;
-    let grant = hash_words(&[
-        typehash(&[GRANT_TYPE, LIMIT_TYPE, PERMISSION_TYPE, RULE_TYPE, SESSION_TYPE]).0,
-        address_word(account),
-        session_hash(session).0,
-    ]);
+    let grant = hash_words(&[GRANT_TYPEHASH.0, address_word(account), session_hash(session).0]);
     Ok(typed_digest(validator, chain_id, grant))
 }
 
 /// The digest the owner signs to revoke one session.
 pub fn revoke_session_digest(account: Address, session_id: B256, validator: Address, chain_id: u64) -> B256 {
-    let revoke = hash_words(&[typehash(&[REVOKE_SESSION_TYPE]).0, address_word(account), session_id.0]);
+    let revoke = hash_words(&[REVOKE_SESSION_TYPEHASH.0, address_word(account), session_id.0]);
     typed_digest(validator, chain_id, revoke)
 }
 
 /// The digest the owner signs to revoke every session of `account`, which is at `epoch` (the
 /// signature works once: the revoke-all moves the epoch).
 pub fn revoke_all_digest(account: Address, epoch: u64, validator: Address, chain_id: u64) -> B256 {
-    let revoke = hash_words(&[typehash(&[REVOKE_ALL_TYPE]).0, address_word(account), word(epoch)]);
+    let revoke = hash_words(&[REVOKE_ALL_TYPEHASH.0, address_word(account), word(epoch)]);
     typed_digest(validator, chain_id, revoke)
 }
 
 fn domain_json(validator: Address, chain_id: u64) -> serde_json::Value {
-    serde_json::json!({ "name": "Valet", "version": "1", "chainId": chain_id, "verifyingContract": validator })
+    serde_json::json!({ "name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": chain_id, "verifyingContract": validator })
 }
 
 fn domain_type() -> serde_json::Value {
@@ -254,4 +264,25 @@ pub fn revoke_session_typed_data(
         "domain": domain_json(validator, chain_id),
         "message": { "account": account, "sessionId": session_id }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each constant type hash is keccak256 of its type's encoding.
+    #[test]
+    fn the_type_hashes_are_those_of_the_type_strings() {
+        let hash = |parts: &[&str]| keccak256(parts.concat());
+        assert_eq!(RULE_TYPEHASH, hash(&[RULE_TYPE]));
+        assert_eq!(LIMIT_TYPEHASH, hash(&[LIMIT_TYPE]));
+        assert_eq!(PERMISSION_TYPEHASH, hash(&[PERMISSION_TYPE, RULE_TYPE]));
+        assert_eq!(SESSION_TYPEHASH, hash(&[SESSION_TYPE, LIMIT_TYPE, PERMISSION_TYPE, RULE_TYPE]));
+        assert_eq!(GRANT_TYPEHASH, hash(&[GRANT_TYPE, LIMIT_TYPE, PERMISSION_TYPE, RULE_TYPE, SESSION_TYPE]));
+        assert_eq!(REVOKE_SESSION_TYPEHASH, hash(&[REVOKE_SESSION_TYPE]));
+        assert_eq!(REVOKE_ALL_TYPEHASH, hash(&[REVOKE_ALL_TYPE]));
+        assert_eq!(DOMAIN_TYPEHASH, hash(&[DOMAIN_TYPE]));
+        assert_eq!(DOMAIN_NAME_HASH, hash(&[DOMAIN_NAME]));
+        assert_eq!(DOMAIN_VERSION_HASH, hash(&[DOMAIN_VERSION]));
+    }
 }

@@ -5,12 +5,13 @@
 //! fields and the on-chain counters are inputs.
 
 use std::num::NonZeroU64;
+use std::sync::OnceLock;
 
-use alloy_primitives::{Address, B256, Bytes, FixedBytes, U256};
+use alloy_primitives::{Address, B256, Bytes, FixedBytes, U256, keccak256};
 
 use crate::PackedUserOperation;
-use crate::execution::{self, Call};
-use crate::session::{LimitKind, MAX_COUNTED_PERMISSIONS, RuleOp, Session};
+use crate::execution::{self, CallRef};
+use crate::session::{LimitKind, MAX_COUNTED_PERMISSIONS, MAX_LIMITS, MAX_PERMISSIONS, RuleOp, Session};
 
 /// Where a session stands in the validator's storage (its state word): `None`, `Enabled` or
 /// `Revoked`. Whether it is usable also depends on the account ([`Counters::installed`],
@@ -394,190 +395,357 @@ pub const ENTRY_POINTS: [Address; 4] = [
 ];
 
 /// Evaluates `request` against `session` with `counters`, as the EntryPoint and the validator
-/// would.
+/// would. Checks first that the session encodes as the validator requires; to evaluate several
+/// operations of one session, bind it once with [`Evaluator::new`].
 pub fn evaluate(session: &Session, counters: &Counters, request: &Request<'_>) -> Result<Verdict, Refusal> {
-    let id = session.id()?;
-    request.gas.check()?;
-    if !counters.installed {
-        return Err(Refusal::NotInstalled(request.account));
-    }
-    let mut next = counters.clone();
-    next.limits.resize(session.limits.len(), (0, 0));
-    // The same order in both modes: revoked, then the epoch (a revoke-all or reinstall since the
-    // grant), then whether the session is enabled already.
-    if counters.state == SessionState::Revoked {
-        return Err(Refusal::Revoked(id));
-    }
-    if session.epoch != counters.account_epoch {
-        return Err(Refusal::EpochMismatch { id, session_epoch: session.epoch, account_epoch: counters.account_epoch });
-    }
-    match (request.enable, counters.state) {
-        (true, SessionState::Enabled) => return Err(Refusal::AlreadyEnabled(id)),
-        // Enabling writes a fresh state word (uses and fees spent 0); limit words are not
-        // touched (a session never enabled has never spent from them).
-        (true, _) => {
-            next.state = SessionState::Enabled;
-            next.session_uses = 0;
-            next.permission_uses = [0; MAX_COUNTED_PERMISSIONS];
-            next.fees_spent = 0;
-        }
-        (false, SessionState::None) => return Err(Refusal::NotEnabled(id)),
-        (false, _) => {}
-    }
-
-    if session.max_uses != 0 {
-        if next.session_uses >= session.max_uses {
-            return Err(Refusal::SessionUsesExhausted { id, max_uses: session.max_uses });
-        }
-        next.session_uses += 1;
-    }
-
-    let fee = request.gas.max_cost();
-    let mut spend = vec![U256::ZERO; session.limits.len()];
-    let indices = request.indices.len();
-    execution::visit(
-        request.call_data,
-        |calls| if calls == indices { Ok(()) } else { Err(Refusal::CallCountMismatch { calls, indices }) },
-        |i, call| check_call(session, id, request, &mut next, &mut spend, i, &call),
-    )?;
-
-    let mut valid_after = session.valid_after;
-    let mut valid_until = session.valid_until;
-    for (l, amount) in spend.iter_mut().enumerate() {
-        if session.limits[l].kind == LimitKind::Fees {
-            *amount = fee;
-        }
-        if amount.is_zero() {
-            continue;
-        }
-        let limit = &session.limits[l];
-        let (stored_spent, stored_period) = next.limits[l];
-        let mut spent = stored_spent;
-        let mut period = 0;
-        if let Some(length) = NonZeroU64::new(limit.period) {
-            if request.claimed_time < session.valid_after {
-                return Err(Refusal::ClaimedTimeBeforeSession {
-                    claimed_time: request.claimed_time,
-                    valid_after: session.valid_after,
-                });
-            }
-            period = (request.claimed_time - session.valid_after) / length;
-            if period < stored_period {
-                return Err(Refusal::PeriodElapsed { limit: l, period, stored: stored_period });
-            }
-            if period > stored_period {
-                spent = 0;
-            }
-            let start = session.valid_after + period * limit.period;
-            let end = start + limit.period - 1;
-            valid_after = valid_after.max(start);
-            valid_until = valid_until.min(end);
-        }
-        let cap = U256::from(limit.amount);
-        if *amount > cap || U256::from(spent) > cap - *amount {
-            return Err(Refusal::LimitExceeded { limit: l, spent, amount: *amount, cap: limit.amount });
-        }
-        next.limits[l] = (spent + amount.to::<u128>(), period);
-    }
-
-    match request.gas.paymaster() {
-        Some(paymaster) => {
-            if !session.paymasters.is_empty() && !session.paymasters.contains(&paymaster) {
-                return Err(Refusal::PaymasterNotAllowed(paymaster));
-            }
-        }
-        None if fee.is_zero() => {}
-        None => {
-            let (spent, budget) = (next.fees_spent, session.fee_budget);
-            if spent > budget || fee > U256::from(budget - spent) {
-                if budget == 0 {
-                    return Err(Refusal::PaymasterRequired(id));
-                }
-                return Err(Refusal::FeeBudgetExceeded { spent, fee, budget });
-            }
-            next.fees_spent = spent + fee.to::<u128>();
-        }
-    }
-
-    if request.now < valid_after || request.now > valid_until {
-        return Err(Refusal::OutsideWindow { valid_after, valid_until, now: request.now });
-    }
-    Ok(Verdict { valid_after, valid_until, counters: next })
+    Evaluator::new(session)?.evaluate(counters, request)
 }
 
-fn check_call(
-    session: &Session,
-    id: B256,
-    request: &Request<'_>,
-    next: &mut Counters,
-    spend: &mut [U256],
-    i: usize,
-    call: &Call,
-) -> Result<(), Refusal> {
-    if call.target == request.account || call.target == request.validator || ENTRY_POINTS.contains(&call.target) {
-        return Err(Refusal::ForbiddenTarget { call: i, target: call.target });
+/// A session bound for evaluation: checked once to encode as the validator requires (which the
+/// evaluation relies on: at most [`MAX_LIMITS`] limits, counted permissions among the first
+/// [`MAX_COUNTED_PERMISSIONS`]), with its id computed at most once, when a refusal first names
+/// it: an accepted operation never needs it, and hashing the session costs more than
+/// evaluating most operations.
+#[derive(Debug, Clone)]
+pub struct Evaluator<'s> {
+    session: &'s Session,
+    /// The packed session: its id is `keccak256` of it.
+    packed: Bytes,
+    id: OnceLock<B256>,
+}
+
+/// What an operation's checks before its calls leave: the counters they move (state, uses,
+/// fees spent, limits sized to the session's) and the operation's maximum cost. The same for
+/// every prefix of the calls.
+struct Opening {
+    next: Counters,
+    fee: U256,
+}
+
+/// What the calls so far have used: each counted permission's uses and each limit's spend.
+#[derive(Clone, Copy)]
+struct Tally {
+    uses: [u32; MAX_COUNTED_PERMISSIONS],
+    spend: [U256; MAX_LIMITS],
+}
+
+/// What the checks after the calls conclude: the window, and the limit words and fees spent
+/// once the operation is validated.
+#[derive(Clone, Copy)]
+struct Settlement {
+    valid_after: u64,
+    valid_until: u64,
+    limits: [(u128, u64); MAX_LIMITS],
+    fees_spent: u128,
+}
+
+impl<'s> Evaluator<'s> {
+    /// Binds `session`, refusing it if it does not encode as the validator requires.
+    pub fn new(session: &'s Session) -> Result<Self, crate::Error> {
+        Ok(Self { packed: session.encode()?, session, id: OnceLock::new() })
     }
-    let k = usize::from(request.indices[i]);
-    let Some(p) = session.permissions.get(k) else {
-        return Err(Refusal::NoSuchPermission { call: i, permission: k, count: session.permissions.len() });
-    };
-    let data = &call.data;
-    let mut selector = [0u8; 4];
-    let n = data.len().min(4);
-    selector[..n].copy_from_slice(&data[..n]);
-    let matches = call.target == p.target
-        && if p.selector == FixedBytes::ZERO { data.is_empty() } else { data.len() >= 4 && selector == p.selector.0 };
-    if !matches {
-        return Err(Refusal::NotPermitted { call: i, permission: k, target: call.target, selector: selector.into() });
+
+    /// The session.
+    pub fn session(&self) -> &'s Session {
+        self.session
     }
-    if call.value > U256::from(p.value_limit) {
-        return Err(Refusal::ValueAboveLimit { call: i, permission: k, value: call.value, limit: p.value_limit });
+
+    /// Its id ([`Session::id`]).
+    pub fn id(&self) -> B256 {
+        *self.id.get_or_init(|| keccak256(&self.packed))
     }
-    for (j, rule) in p.rules.iter().enumerate() {
-        let pos = 4 + 32 * usize::from(rule.arg);
-        if data.len() < pos + 32 {
-            return Err(Refusal::ArgumentMissing { call: i, permission: k, rule: j, arg: rule.arg });
+
+    /// Evaluates `request` with `counters`, as the EntryPoint and the validator would.
+    pub fn evaluate(&self, counters: &Counters, request: &Request<'_>) -> Result<Verdict, Refusal> {
+        let opening = self.open(counters, request)?;
+        let mut tally = Tally::of(&opening.next);
+        let indices = request.indices;
+        execution::visit(
+            request.call_data,
+            |calls| {
+                if calls == indices.len() {
+                    Ok(())
+                } else {
+                    Err(Refusal::CallCountMismatch { calls, indices: indices.len() })
+                }
+            },
+            |i, call| self.check_call(request, &mut tally, i, usize::from(indices[i]), &call),
+        )?;
+        let settlement = self.settle(&opening, &tally, request)?;
+        Ok(verdict(opening, &tally, &settlement))
+    }
+
+    /// The checks before the calls, in the validator's order: gas values, installation, state,
+    /// epoch, enabling, the session's uses.
+    fn open(&self, counters: &Counters, request: &Request<'_>) -> Result<Opening, Refusal> {
+        let session = self.session;
+        let id = || self.id();
+        request.gas.check()?;
+        if !counters.installed {
+            return Err(Refusal::NotInstalled(request.account));
         }
-        let x = U256::from_be_slice(&data[pos..pos + 32]);
-        let v = |n: usize| U256::from_be_bytes(rule.values[n].0);
-        let ok = match rule.op {
-            RuleOp::Eq => x == v(0),
-            RuleOp::Ne => x != v(0),
-            RuleOp::Gt => x > v(0),
-            RuleOp::Gte => x >= v(0),
-            RuleOp::Lt => x < v(0),
-            RuleOp::Lte => x <= v(0),
-            RuleOp::InRange => v(0) <= x && x <= v(1),
-            RuleOp::OneOf => rule.values.iter().any(|w| U256::from_be_bytes(w.0) == x),
-            RuleOp::SelfAccount => x == U256::from_be_bytes(request.account.into_word().0),
-        };
-        if !ok {
-            return Err(Refusal::RuleViolated {
-                call: i,
-                permission: k,
-                rule: j,
-                arg: rule.arg,
-                op: rule.op,
-                value: x,
+        let mut next = counters.clone();
+        next.limits.resize(session.limits.len(), (0, 0));
+        // The same order in both modes: revoked, then the epoch (a revoke-all or reinstall since
+        // the grant), then whether the session is enabled already.
+        if counters.state == SessionState::Revoked {
+            return Err(Refusal::Revoked(id()));
+        }
+        if session.epoch != counters.account_epoch {
+            return Err(Refusal::EpochMismatch {
+                id: id(),
+                session_epoch: session.epoch,
+                account_epoch: counters.account_epoch,
             });
         }
-    }
-    if p.max_uses != 0 {
-        let uses = &mut next.permission_uses[k];
-        if *uses >= u32::from(p.max_uses) {
-            return Err(Refusal::PermissionUsesExhausted { id, permission: k, max_uses: p.max_uses });
+        match (request.enable, counters.state) {
+            (true, SessionState::Enabled) => return Err(Refusal::AlreadyEnabled(id())),
+            // Enabling writes a fresh state word (uses and fees spent 0); limit words are not
+            // touched (a session never enabled has never spent from them).
+            (true, _) => {
+                next.state = SessionState::Enabled;
+                next.session_uses = 0;
+                next.permission_uses = [0; MAX_COUNTED_PERMISSIONS];
+                next.fees_spent = 0;
+            }
+            (false, SessionState::None) => return Err(Refusal::NotEnabled(id())),
+            (false, _) => {}
         }
-        *uses += 1;
+
+        if session.max_uses != 0 {
+            if next.session_uses >= session.max_uses {
+                return Err(Refusal::SessionUsesExhausted { id: id(), max_uses: session.max_uses });
+            }
+            next.session_uses += 1;
+        }
+        Ok(Opening { fee: request.gas.max_cost(), next })
     }
-    for (l, limit) in session.limits.iter().enumerate() {
-        let amount = match limit.kind {
-            LimitKind::Native => call.value,
-            LimitKind::Erc20 if call.target == limit.token => token_amount(i, data)?,
-            LimitKind::Erc20 | LimitKind::Fees => U256::ZERO,
+
+    /// Call `i` under permission `k`, after the calls `tally` counts.
+    fn check_call(
+        &self,
+        request: &Request<'_>,
+        tally: &mut Tally,
+        i: usize,
+        k: usize,
+        call: &CallRef<'_>,
+    ) -> Result<(), Refusal> {
+        let session = self.session;
+        if call.target == request.account || call.target == request.validator || ENTRY_POINTS.contains(&call.target) {
+            return Err(Refusal::ForbiddenTarget { call: i, target: call.target });
+        }
+        let Some(p) = session.permissions.get(k) else {
+            return Err(Refusal::NoSuchPermission { call: i, permission: k, count: session.permissions.len() });
         };
-        spend[l] = spend[l].saturating_add(amount);
+        let data = call.data;
+        let mut selector = [0u8; 4];
+        let n = data.len().min(4);
+        selector[..n].copy_from_slice(&data[..n]);
+        let matches = call.target == p.target
+            && if p.selector == FixedBytes::ZERO {
+                data.is_empty()
+            } else {
+                data.len() >= 4 && selector == p.selector.0
+            };
+        if !matches {
+            return Err(Refusal::NotPermitted {
+                call: i,
+                permission: k,
+                target: call.target,
+                selector: selector.into(),
+            });
+        }
+        if call.value > U256::from(p.value_limit) {
+            return Err(Refusal::ValueAboveLimit { call: i, permission: k, value: call.value, limit: p.value_limit });
+        }
+        for (j, rule) in p.rules.iter().enumerate() {
+            let pos = 4 + 32 * usize::from(rule.arg);
+            if data.len() < pos + 32 {
+                return Err(Refusal::ArgumentMissing { call: i, permission: k, rule: j, arg: rule.arg });
+            }
+            let x = U256::from_be_slice(&data[pos..pos + 32]);
+            let v = |n: usize| U256::from_be_bytes(rule.values[n].0);
+            let ok = match rule.op {
+                RuleOp::Eq => x == v(0),
+                RuleOp::Ne => x != v(0),
+                RuleOp::Gt => x > v(0),
+                RuleOp::Gte => x >= v(0),
+                RuleOp::Lt => x < v(0),
+                RuleOp::Lte => x <= v(0),
+                RuleOp::InRange => v(0) <= x && x <= v(1),
+                RuleOp::OneOf => rule.values.iter().any(|w| U256::from_be_bytes(w.0) == x),
+                RuleOp::SelfAccount => x == U256::from_be_bytes(request.account.into_word().0),
+            };
+            if !ok {
+                return Err(Refusal::RuleViolated {
+                    call: i,
+                    permission: k,
+                    rule: j,
+                    arg: rule.arg,
+                    op: rule.op,
+                    value: x,
+                });
+            }
+        }
+        if p.max_uses != 0 {
+            // Only permissions 0..8 count their uses (the session encodes).
+            let uses = &mut tally.uses[k];
+            if *uses >= u32::from(p.max_uses) {
+                return Err(Refusal::PermissionUsesExhausted { id: self.id(), permission: k, max_uses: p.max_uses });
+            }
+            *uses += 1;
+        }
+        for (l, limit) in session.limits.iter().enumerate() {
+            let amount = match limit.kind {
+                LimitKind::Native => call.value,
+                LimitKind::Erc20 if call.target == limit.token => token_amount(i, data)?,
+                LimitKind::Erc20 | LimitKind::Fees => U256::ZERO,
+            };
+            tally.spend[l] = tally.spend[l].saturating_add(amount);
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// The checks after the calls, in the validator's order: the limits (the calls' spend, the
+    /// fee for a fee limit), the paymaster or the fee budget, then the EntryPoint's time check.
+    fn settle(&self, opening: &Opening, tally: &Tally, request: &Request<'_>) -> Result<Settlement, Refusal> {
+        let (session, next, fee) = (self.session, &opening.next, opening.fee);
+        let mut limits = [(0, 0); MAX_LIMITS];
+        limits[..next.limits.len()].copy_from_slice(&next.limits);
+        let mut valid_after = session.valid_after;
+        let mut valid_until = session.valid_until;
+        for (l, limit) in session.limits.iter().enumerate() {
+            let amount = if limit.kind == LimitKind::Fees { fee } else { tally.spend[l] };
+            if amount.is_zero() {
+                continue;
+            }
+            let (stored_spent, stored_period) = next.limits[l];
+            let mut spent = stored_spent;
+            let mut period = 0;
+            if let Some(length) = NonZeroU64::new(limit.period) {
+                if request.claimed_time < session.valid_after {
+                    return Err(Refusal::ClaimedTimeBeforeSession {
+                        claimed_time: request.claimed_time,
+                        valid_after: session.valid_after,
+                    });
+                }
+                period = (request.claimed_time - session.valid_after) / length;
+                if period < stored_period {
+                    return Err(Refusal::PeriodElapsed { limit: l, period, stored: stored_period });
+                }
+                if period > stored_period {
+                    spent = 0;
+                }
+                let start = session.valid_after + period * limit.period;
+                let end = start + limit.period - 1;
+                valid_after = valid_after.max(start);
+                valid_until = valid_until.min(end);
+            }
+            let cap = U256::from(limit.amount);
+            if amount > cap || U256::from(spent) > cap - amount {
+                return Err(Refusal::LimitExceeded { limit: l, spent, amount, cap: limit.amount });
+            }
+            limits[l] = (spent + amount.to::<u128>(), period);
+        }
+
+        let mut fees_spent = next.fees_spent;
+        match request.gas.paymaster() {
+            Some(paymaster) => {
+                if !session.paymasters.is_empty() && !session.paymasters.contains(&paymaster) {
+                    return Err(Refusal::PaymasterNotAllowed(paymaster));
+                }
+            }
+            None if fee.is_zero() => {}
+            None => {
+                let (spent, budget) = (fees_spent, session.fee_budget);
+                if spent > budget || fee > U256::from(budget - spent) {
+                    if budget == 0 {
+                        return Err(Refusal::PaymasterRequired(self.id()));
+                    }
+                    return Err(Refusal::FeeBudgetExceeded { spent, fee, budget });
+                }
+                fees_spent = spent + fee.to::<u128>();
+            }
+        }
+
+        if request.now < valid_after || request.now > valid_until {
+            return Err(Refusal::OutsideWindow { valid_after, valid_until, now: request.now });
+        }
+        Ok(Settlement { valid_after, valid_until, limits, fees_spent })
+    }
+
+    /// Picks a permission for each call of `request` (its `indices` are ignored) such that the
+    /// validator accepts them all, whenever there is such an assignment (within
+    /// [`ASSIGNMENT_BUDGET`] trials): a depth-first search over the calls, each call trying the
+    /// permissions without a use count first — a call that fits an uncounted permission does
+    /// not spend a use a later call may need — then the counted ones, in their order, and going
+    /// back to an earlier call when a later one fits nothing. Returns the indices and the
+    /// verdict; or, when there is no assignment, the most telling refusal, as the first-fit
+    /// assignment sees it: at the first call that fits no permission, that of the first
+    /// permission naming the call's target and function, else that of permission 0.
+    ///
+    /// A trial judges the calls so far as the operation they would make on their own (what
+    /// [`Evaluator::evaluate`] says of their batch), but incrementally: the checks before the
+    /// calls once, each call once per permission tried, on the uses and spend of the calls
+    /// before it, and the checks after the calls on their sum.
+    pub fn assign_permissions(
+        &self,
+        counters: &Counters,
+        request: &Request<'_>,
+    ) -> Result<(Vec<u8>, Verdict), Refusal> {
+        // One allocation: a batch holds at most MAX_BATCH_CALLS calls.
+        let mut calls = Vec::with_capacity(execution::MAX_BATCH_CALLS);
+        execution::visit::<crate::Error>(
+            request.call_data,
+            |_| Ok(()),
+            |_, call| {
+                calls.push(call);
+                Ok(())
+            },
+        )?;
+        // At most MAX_PERMISSIONS (the session encodes).
+        let count = self.session.permissions.len();
+        let mut order = [0u8; MAX_PERMISSIONS];
+        for (p, slot) in order.iter_mut().enumerate() {
+            *slot = p as u8;
+        }
+        let order = &mut order[..count];
+        order.sort_by_key(|&p| self.session.permissions[usize::from(p)].max_uses != 0);
+        let mut trials = Trials {
+            evaluator: self,
+            request,
+            calls: &calls,
+            opening: self.open(counters, request),
+            budget: ASSIGNMENT_BUDGET,
+        };
+        let mut indices = Vec::with_capacity(trials.calls.len());
+        // When the checks before the calls refuse, every trial does: first-fit returns the refusal.
+        let start = trials.opening.as_ref().ok().map(|opening| Tally::of(&opening.next));
+        let found = start.and_then(|start| trials.search(order, &mut indices, &start));
+        let (tally, settlement) = match found {
+            Some(last) => last,
+            // None found (or the budget ran out): first-fit's answer, and its refusal.
+            None => trials.first_fit(count, &mut indices)?,
+        };
+        // Found: every trial met the checks before the calls.
+        Ok((indices, verdict(trials.opening?, &tally, &settlement)))
+    }
+}
+
+impl Tally {
+    fn of(next: &Counters) -> Self {
+        Self { uses: next.permission_uses, spend: [U256::ZERO; MAX_LIMITS] }
+    }
+}
+
+/// The counters once an operation is validated.
+fn verdict(opening: Opening, tally: &Tally, settlement: &Settlement) -> Verdict {
+    let mut counters = opening.next;
+    counters.permission_uses = tally.uses;
+    let limits = counters.limits.len();
+    counters.limits.copy_from_slice(&settlement.limits[..limits]);
+    counters.fees_spent = settlement.fees_spent;
+    Verdict { valid_after: settlement.valid_after, valid_until: settlement.valid_until, counters }
 }
 
 /// The spending power of an ERC-20 call: the amount of transfer, approve, increaseAllowance
@@ -599,112 +767,105 @@ fn token_amount(i: usize, data: &[u8]) -> Result<U256, Refusal> {
 }
 
 /// How many permission trials [`assign_permissions`] makes at most before it gives up looking
-/// for an assignment (each trial is one [`evaluate`] of a prefix of the calls).
+/// for an assignment (each trial is one call under one permission, after the calls before it).
 pub const ASSIGNMENT_BUDGET: usize = 4_096;
 
-/// Picks a permission for each call of `request` (its `indices` are ignored) such that the
-/// validator accepts them all, whenever there is such an assignment (within
-/// [`ASSIGNMENT_BUDGET`] trials): a depth-first search over the calls, each call trying the
-/// permissions without a use count first — a call that fits an uncounted permission does not
-/// spend a use a later call may need — then the counted ones, in their order, and going back to
-/// an earlier call when a later one fits nothing. Returns the indices and the verdict; or, when
-/// there is no assignment, the most telling refusal, as the first-fit assignment sees it: at
-/// the first call that fits no permission, that of the first permission naming the call's
-/// target and function, else that of permission 0.
+/// See [`Evaluator::assign_permissions`]; binds `session` first.
 pub fn assign_permissions(
     session: &Session,
     counters: &Counters,
     request: &Request<'_>,
 ) -> Result<(Vec<u8>, Verdict), Refusal> {
-    let execution = execution::Execution::decode(request.call_data)?;
-    let calls = execution.calls();
-    let prefixes: Vec<Vec<u8>> = (0..calls.len())
-        .map(|i| match &execution {
-            execution::Execution::Single(_) => request.call_data.to_vec(),
-            execution::Execution::Batch(_) => execution::Execution::Batch(calls[..=i].to_vec()).encode().to_vec(),
-        })
-        .collect();
-    let count = session.permissions.len().min(usize::from(u8::MAX) + 1);
-    let mut order: Vec<u8> = (0..count).map(|p| p as u8).collect();
-    order.sort_by_key(|&p| session.permissions[usize::from(p)].max_uses != 0);
-    let mut search =
-        Search { session, counters, request, prefixes: &prefixes, order: &order, budget: ASSIGNMENT_BUDGET };
-    let mut indices = Vec::with_capacity(calls.len());
-    if !search.assign(&mut indices) {
-        // None found (or the budget ran out): first-fit's answer, and its refusal.
-        indices = first_fit(session, counters, request, &prefixes)?;
-    }
-    let verdict = evaluate(session, counters, &Request { indices: &indices, ..request.clone() })?;
-    Ok((indices, verdict))
+    let evaluator = match Evaluator::new(session) {
+        Ok(evaluator) => evaluator,
+        // The calldata's refusal first, as every trial would see it before the session's.
+        Err(e) => {
+            execution::Execution::decode(request.call_data)?;
+            return Err(e.into());
+        }
+    };
+    evaluator.assign_permissions(counters, request)
 }
 
-/// The depth-first search of [`assign_permissions`].
-struct Search<'a, 'r> {
-    session: &'a Session,
-    counters: &'a Counters,
+/// The trials of [`Evaluator::assign_permissions`]: call `i` under permission `p`, after calls
+/// `0..i` under theirs, judged as the operation of calls `0..=i` alone.
+struct Trials<'a, 'r> {
+    evaluator: &'a Evaluator<'a>,
     request: &'a Request<'r>,
-    prefixes: &'a [Vec<u8>],
-    order: &'a [u8],
+    calls: &'a [CallRef<'r>],
+    /// The checks before the calls: the same for every trial.
+    opening: Result<Opening, Refusal>,
     budget: usize,
 }
 
-impl Search<'_, '_> {
-    /// Extends `indices` (the calls before `indices.len()` assigned) to every call; false, with
-    /// `indices` as it was, when no extension is accepted.
-    fn assign(&mut self, indices: &mut Vec<u8>) -> bool {
+impl Trials<'_, '_> {
+    /// Whether the operation of calls `0..=i`, call `i` under permission `p` and the calls
+    /// before it as `before` counts them, is accepted, and with what.
+    fn trial(&self, i: usize, p: u8, before: &Tally) -> Result<(Tally, Settlement), Refusal> {
+        let opening = self.opening.as_ref().map_err(Clone::clone)?;
+        let mut tally = *before;
+        self.evaluator.check_call(self.request, &mut tally, i, usize::from(p), &self.calls[i])?;
+        let settlement = self.evaluator.settle(opening, &tally, self.request)?;
+        Ok((tally, settlement))
+    }
+
+    /// Extends `indices` (the calls before `indices.len()` assigned, counted by `before`) to
+    /// every call, returning the last trial's tally and settlement; `None`, with `indices` as
+    /// it was, when no extension is accepted within the budget.
+    fn search(&mut self, order: &[u8], indices: &mut Vec<u8>, before: &Tally) -> Option<(Tally, Settlement)> {
         let i = indices.len();
-        if i == self.prefixes.len() {
-            return true;
-        }
-        for &p in self.order {
+        for &p in order {
             if self.budget == 0 {
-                return false;
+                return None;
             }
             self.budget -= 1;
+            let Ok(after) = self.trial(i, p, before) else { continue };
             indices.push(p);
-            let attempt = Request { call_data: &self.prefixes[i], indices, ..self.request.clone() };
-            if evaluate(self.session, self.counters, &attempt).is_ok() && self.assign(indices) {
-                return true;
+            if i + 1 == self.calls.len() {
+                return Some(after);
+            }
+            if let Some(last) = self.search(order, indices, &after.0) {
+                return Some(last);
             }
             indices.pop();
         }
-        false
+        None
     }
-}
 
-/// The first-fit assignment (each call the first permission that accepts the calls so far), or
-/// its refusal at the first call that fits nothing.
-fn first_fit(
-    session: &Session,
-    counters: &Counters,
-    request: &Request<'_>,
-    prefixes: &[Vec<u8>],
-) -> Result<Vec<u8>, Refusal> {
-    let mut indices: Vec<u8> = Vec::with_capacity(prefixes.len());
-    for (i, prefix) in prefixes.iter().enumerate() {
-        let mut best: Option<Refusal> = None;
-        let mut chosen = None;
-        for p in 0..session.permissions.len().min(usize::from(u8::MAX) + 1) {
-            let mut trial = indices.clone();
-            trial.push(p as u8);
-            let attempt = Request { call_data: prefix, indices: &trial, ..request.clone() };
-            match evaluate(session, counters, &attempt) {
-                Ok(_) => {
-                    chosen = Some(p as u8);
-                    break;
-                }
-                Err(refusal) => {
-                    let names_call = !matches!(refusal, Refusal::NotPermitted { call, .. } if call == i);
-                    if best.is_none() || (names_call && matches!(best, Some(Refusal::NotPermitted { .. }))) {
-                        best = Some(refusal);
+    /// The first-fit assignment (each call the first of the `count` permissions that accepts
+    /// the calls so far) into `indices`, or its refusal at the first call that fits nothing.
+    fn first_fit(&self, count: usize, indices: &mut Vec<u8>) -> Result<(Tally, Settlement), Refusal> {
+        // Every trial meets the checks before the calls first (and there is a permission).
+        let opening = self.opening.as_ref().map_err(Clone::clone)?;
+        let mut before = Tally::of(&opening.next);
+        let mut last = None;
+        for i in 0..self.calls.len() {
+            let mut best: Option<Refusal> = None;
+            let mut chosen = None;
+            for p in 0..count {
+                match self.trial(i, p as u8, &before) {
+                    Ok(after) => {
+                        chosen = Some((p as u8, after));
+                        break;
+                    }
+                    Err(refusal) => {
+                        let names_call = !matches!(refusal, Refusal::NotPermitted { call, .. } if call == i);
+                        if best.is_none() || (names_call && matches!(best, Some(Refusal::NotPermitted { .. }))) {
+                            best = Some(refusal);
+                        }
                     }
                 }
             }
+            match chosen {
+                Some((p, after)) => {
+                    indices.push(p);
+                    before = after.0;
+                    last = Some(after);
+                }
+                None => return Err(best.unwrap_or(Refusal::NoSuchPermission { call: i, permission: 0, count: 0 })),
+            }
         }
-        match chosen {
-            Some(p) => indices.push(p),
-            None => return Err(best.unwrap_or(Refusal::NoSuchPermission { call: i, permission: 0, count: 0 })),
-        }
+        // The calldata decoded: there was a call.
+        last.ok_or(Refusal::Execution(crate::Error::CallCount(0)))
     }
-    Ok(indices)
 }

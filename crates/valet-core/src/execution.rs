@@ -74,7 +74,7 @@ impl Execution {
             call_data,
             |_| Ok::<(), Error>(()),
             |_, call| {
-                calls.push(call);
+                calls.push(call.to_call());
                 Ok(())
             },
         )?;
@@ -82,14 +82,29 @@ impl Execution {
     }
 }
 
+/// A call as [`visit`] reads it, its data borrowed from the calldata (the evaluator reads the
+/// calls without copying them).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallRef<'a> {
+    pub(crate) target: Address,
+    pub(crate) value: U256,
+    pub(crate) data: &'a [u8],
+}
+
+impl CallRef<'_> {
+    fn to_call(self) -> Call {
+        Call { target: self.target, value: self.value, data: Bytes::copy_from_slice(self.data) }
+    }
+}
+
 /// Walks account calldata in the validator's order: the `execute` header, then for a batch its
 /// length (`on_count`), then each call, decoded and handed to `on_call` before the next is read,
 /// then the batch's end. For a single call `on_count(1)` comes after the header. Returns whether
 /// it was a batch.
-pub(crate) fn visit<E: From<Error>>(
-    call_data: &[u8],
+pub(crate) fn visit<'a, E: From<Error>>(
+    call_data: &'a [u8],
     mut on_count: impl FnMut(usize) -> Result<(), E>,
-    mut on_call: impl FnMut(usize, Call) -> Result<(), E>,
+    mut on_call: impl FnMut(usize, CallRef<'a>) -> Result<(), E>,
 ) -> Result<bool, E> {
     let size = call_data.len();
     if size < 4 {
@@ -125,10 +140,10 @@ pub(crate) fn visit<E: From<Error>>(
         on_count(1)?;
         on_call(
             0,
-            Call {
+            CallRef {
                 target: Address::from_slice(&exec[..20]),
                 value: U256::from_be_slice(&exec[20..52]),
-                data: Bytes::copy_from_slice(&exec[52..]),
+                data: &exec[52..],
             },
         )?;
         return Ok(false);
@@ -177,10 +192,10 @@ fn encode_batch(calls: &[Call]) -> Vec<u8> {
 }
 
 /// `ExecutionLib.batchLength`, `batchCall` and `checkBatchEnd`, in that order.
-fn visit_batch<E: From<Error>>(
-    exec: &[u8],
+fn visit_batch<'a, E: From<Error>>(
+    exec: &'a [u8],
     mut on_count: impl FnMut(usize) -> Result<(), E>,
-    mut on_call: impl FnMut(usize, Call) -> Result<(), E>,
+    mut on_call: impl FnMut(usize, CallRef<'a>) -> Result<(), E>,
 ) -> Result<(), E> {
     if exec.len() < 64 || read(exec, 0) != U256::from(0x20) {
         return Err(non_canonical("array offset", 0).into());
@@ -218,10 +233,10 @@ fn visit_batch<E: From<Error>>(
         let len = len.to::<usize>();
         on_call(
             i,
-            Call {
+            CallRef {
                 target: Address::from_word(B256::from(target)),
                 value: read(exec, base + 32),
-                data: Bytes::copy_from_slice(&exec[base + 128..base + 128 + len]),
+                data: &exec[base + 128..base + 128 + len],
             },
         )?;
         expected += 128 + len.div_ceil(32) * 32;

@@ -10,7 +10,9 @@ pub mod spec;
 pub mod user_operation;
 
 pub use error::Error;
-pub use evaluator::{Counters, OpGas, Refusal, Request, SessionState, Verdict, assign_permissions, evaluate};
+pub use evaluator::{
+    Counters, Evaluator, OpGas, Refusal, Request, SessionState, Verdict, assign_permissions, evaluate,
+};
 pub use execution::{Call, Execution};
 pub use session::{Limit, LimitKind, Permission, Rule, RuleOp, Session};
 pub use user_operation::{PackedUserOperation, UserOperation};

@@ -1,7 +1,7 @@
 //! ERC-4337 v0.7 UserOperations: the JSON-RPC (unpacked) fields, the packed form the
 //! EntryPoint takes, the userOpHash, and the nonce keys that select a validator and a lane.
 
-use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy_primitives::{Address, B256, Bytes, KECCAK256_EMPTY, U256, keccak256};
 
 /// A v0.7 UserOperation, with the fields bundlers use in JSON-RPC.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -61,6 +61,12 @@ pub struct PackedUserOperation {
     pub signature: Bytes,
 }
 
+/// `keccak256(bytes)`, the empty bytes' (no initCode, no paymaster: most operations) from the
+/// constant.
+fn hash_bytes(bytes: &[u8]) -> B256 {
+    if bytes.is_empty() { KECCAK256_EMPTY } else { keccak256(bytes) }
+}
+
 fn pack128(high: u128, low: u128) -> B256 {
     let mut w = [0u8; 32];
     w[..16].copy_from_slice(&high.to_be_bytes());
@@ -114,16 +120,16 @@ impl PackedUserOperation {
             [
                 self.sender.into_word().0,
                 self.nonce.to_be_bytes(),
-                keccak256(&self.init_code).0,
-                keccak256(&self.call_data).0,
+                hash_bytes(&self.init_code).0,
+                hash_bytes(&self.call_data).0,
                 self.account_gas_limits.0,
                 self.pre_verification_gas.to_be_bytes(),
                 self.gas_fees.0,
-                keccak256(&self.paymaster_and_data).0,
+                hash_bytes(&self.paymaster_and_data).0,
             ]
-            .concat(),
+            .as_flattened(),
         );
-        keccak256([inner.0, entry_point.into_word().0, U256::from(chain_id).to_be_bytes()].concat())
+        keccak256([inner.0, entry_point.into_word().0, U256::from(chain_id).to_be_bytes()].as_flattened())
     }
 }
 
@@ -270,3 +276,15 @@ mod json {
 }
 
 pub use json::Quantity;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The constant stands for hashing the empty bytes; other bytes are hashed.
+    #[test]
+    fn the_empty_bytes_hash_is_the_constant() {
+        assert_eq!(hash_bytes(&[]), keccak256([]));
+        assert_eq!(hash_bytes(&[0x01]), keccak256([0x01]));
+    }
+}

@@ -30,7 +30,7 @@ use alloy::providers::Provider as _;
 use alloy::sol_types::SolEvent as _;
 use serde_json::{Value, json};
 use valet_client::contracts::entry_point::EntryPoint;
-use valet_client::{Error as ClientError, OpReceipt};
+use valet_client::{Error as ClientError, OpReceipt, Standing};
 use valet_core::{Session, UserOperation};
 
 use crate::vault::{self, Audit, ExecutionRow, RevocationRow, SessionRow};
@@ -244,7 +244,7 @@ impl Service {
                 );
                 return finish("failed", None, json!({ "reason": reason, "never_included": true })).await;
             }
-            if matches!(self.valet.chain_state(account, &decoded).await.map(|c| c.state), Ok("revoked" | "voided")) {
+            if self.valet.chain_state(account, &decoded).await.is_ok_and(|c| c.state.is_final()) {
                 let reason = "its session is revoked on chain: it can never be included";
                 return finish("failed", None, json!({ "reason": reason, "never_included": true })).await;
             }
@@ -361,11 +361,11 @@ impl Service {
             Ok(chain) => chain.state,
             Err(e) => return Ok(Landed::Pending(e.to_string())),
         };
-        if state == "revoked" || state == "voided" {
+        if state.is_final() {
             return Ok(Landed::Included(None));
         }
         let in_flight = self.vault.executions_in_flight(&row.id).await?;
-        if state != "enabled" && in_flight == 0 {
+        if state != Standing::Enabled && in_flight == 0 {
             // Never enabled, and nothing signed that could enable it is in flight: the session key
             // is the service's and the service will not use it, so there is nothing to revoke.
             return Ok(Landed::NotNeeded);
@@ -378,8 +378,8 @@ impl Service {
             Err(ClientError::TransactionWouldRevert(reason)) => {
                 // Revoked meanwhile (by the owner, or an earlier attempt of ours)?
                 match self.valet.chain_state(account, &session).await.map(|c| c.state) {
-                    Ok("revoked" | "voided") => Ok(Landed::Included(None)),
-                    _ if state != "enabled" => Ok(Landed::Pending(format!(
+                    Ok(now) if now.is_final() => Ok(Landed::Included(None)),
+                    _ if state != Standing::Enabled => Ok(Landed::Pending(format!(
                         "{reason} (the session is not enabled on chain yet; {in_flight} of its operations may still land)"
                     ))),
                     _ => Ok(Landed::Refused(reason)),
@@ -399,5 +399,5 @@ fn decode(row: &SessionRow) -> Result<(alloy::primitives::Address, Session, B256
 }
 
 fn rpc(e: impl std::fmt::Display) -> Error {
-    Error::Client(ClientError::Rpc(e.to_string()))
+    Error::Client(ClientError::rpc_message(e.to_string()))
 }

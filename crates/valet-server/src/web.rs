@@ -84,7 +84,7 @@ impl Faucet {
             sent.push(receipt.transaction_hash);
         }
         if let Some((token, amount)) = self.token {
-            let erc20 = valet_client::contracts::ValetToken::new(token, &self.provider);
+            let erc20 = valet_client::contracts::demo::ValetToken::new(token, &self.provider);
             let held = erc20.balanceOf(to).call().await.map_err(|e| FaucetError::Node(e.to_string()))?;
             if held < amount {
                 let mut call = erc20.faucet(to, amount - held);

@@ -57,7 +57,7 @@ async fn two_instances_share_a_session_lane_through_postgresql() {
     for (status, answer) in futures_join_all(requests).await {
         assert_eq!((status, answer["status"].as_str()), (200, Some("included")), "{answer}");
     }
-    let nft = valet_client::contracts::ValetNFT::new(devnet.addresses.nft, &devnet.provider);
+    let nft = valet_client::contracts::demo::ValetNFT::new(devnet.addresses.nft, &devnet.provider);
     assert_eq!(nft.balanceOf(account).call().await.expect("balance"), U256::from(13));
     drop((a, b));
     let _ = std::fs::remove_dir_all(&dir_a);
@@ -103,7 +103,7 @@ async fn the_service_submits_through_a_bundler() {
     let body = json!({ "calls": [{ "to": "ValetNFT", "function": "mint(address to, uint256 quantity)", "args": ["$account", 6] }] });
     let (status, refused) = s.call("POST", &path, Some(&key), Some(body)).await;
     assert_eq!((status, refused["error"].as_str()), (422, Some("refused")), "{refused}");
-    let nft = valet_client::contracts::ValetNFT::new(devnet.addresses.nft, &devnet.provider);
+    let nft = valet_client::contracts::demo::ValetNFT::new(devnet.addresses.nft, &devnet.provider);
     assert_eq!(nft.balanceOf(account).call().await.expect("balance"), U256::from(6));
     drop(s);
     let _ = task.await;
@@ -198,7 +198,7 @@ async fn story(database: Option<String>) {
     let (status, reused) =
         s.raw("POST", &execute, Some(&key), Some(mint(3).to_string()), &[("idempotency-key", "k1")]).await;
     assert_eq!((status, reused["error"].as_str()), (422, Some("idempotency_key_reused")));
-    let nft = valet_client::contracts::ValetNFT::new(devnet.addresses.nft, &devnet.provider);
+    let nft = valet_client::contracts::demo::ValetNFT::new(devnet.addresses.nft, &devnet.provider);
     assert_eq!(nft.balanceOf(address).call().await.expect("balance"), U256::from(2), "minted once");
     let (_, account) = s.call("GET", &format!("/v1/accounts/{}", owner.address()), Some(&key), None).await;
     assert_eq!(account["deployed"], true);
@@ -353,7 +353,7 @@ async fn the_scheduler_pays_once_per_period_across_downtime() {
     );
     let (id, account) = granted(&s, &key, &owner, &spec).await;
     devnet.fund(account, U256::from(10u128.pow(18))).await.expect("fund");
-    valet_client::contracts::ValetToken::new(devnet.addresses.token, &devnet.provider)
+    valet_client::contracts::demo::ValetToken::new(devnet.addresses.token, &devnet.provider)
         .faucet(account, U256::from(1000u128 * 10u128.pow(18)))
         .send()
         .await
@@ -389,7 +389,7 @@ async fn the_scheduler_pays_once_per_period_across_downtime() {
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["every"], 86_400);
 
-    let token = valet_client::contracts::ValetToken::new(devnet.addresses.token, &devnet.provider);
+    let token = valet_client::contracts::demo::ValetToken::new(devnet.addresses.token, &devnet.provider);
     let balance = || async { token.balanceOf(payee).call().await.expect("balance") / U256::from(10u128.pow(18)) };
     assert_eq!(valet_server::scheduler::run_schedules(&service).await.expect("pass"), 1, "run 0 is due at once");
     assert_eq!(valet_server::scheduler::run_schedules(&service).await.expect("pass"), 0, "and runs once");
@@ -506,7 +506,7 @@ async fn the_service_serves_the_dapp_and_the_devnet_faucet() {
     let (status, funded) = s.call("POST", "/v1/devnet/fund", Some(&key), Some(tokens_only)).await;
     assert_eq!((status, funded["transactions"].as_array().map(Vec::len)), (200, Some(1)), "{funded}");
     assert_eq!(devnet.provider.get_balance(sponsored).await.expect("balance"), U256::ZERO, "no ETH");
-    let token = valet_client::contracts::ValetToken::new(devnet.addresses.token, &devnet.provider);
+    let token = valet_client::contracts::demo::ValetToken::new(devnet.addresses.token, &devnet.provider);
     assert_eq!(token.balanceOf(sponsored).call().await.expect("tokens"), ether * U256::from(100));
     let (status, bad) = s.call("POST", "/v1/devnet/fund", Some(&key), Some(json!({ "address": "0x12" }))).await;
     assert_eq!(status, 400);
@@ -517,7 +517,7 @@ async fn the_service_serves_the_dapp_and_the_devnet_faucet() {
     assert!(bad["message"].as_str().is_some_and(|m| m.contains("zero address")), "{bad}");
 
     // The account's holdings: the collection's ids, the token's units.
-    let nft = valet_client::contracts::ValetNFT::new(devnet.addresses.nft, devnet.provider_for(5));
+    let nft = valet_client::contracts::demo::ValetNFT::new(devnet.addresses.nft, devnet.provider_for(5));
     for quantity in [2u64, 1] {
         nft.mint(address, U256::from(quantity)).send().await.expect("mint").get_receipt().await.expect("mined");
     }

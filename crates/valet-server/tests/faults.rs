@@ -17,7 +17,7 @@ use alloy::sol_types::SolEvent as _;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
-use valet_client::contracts::ValetNFT;
+use valet_client::contracts::demo::ValetNFT;
 use valet_client::contracts::entry_point::EntryPoint;
 use valet_client::{Devnet, Direct, Valet};
 

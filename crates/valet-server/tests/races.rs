@@ -5,7 +5,7 @@
 use alloy::primitives::{Address, U256};
 use serde_json::{Value, json};
 use valet_client::Devnet;
-use valet_client::contracts::ValetNFT;
+use valet_client::contracts::demo::ValetNFT;
 
 mod common;
 use common::*;

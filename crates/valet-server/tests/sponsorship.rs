@@ -24,7 +24,7 @@ use alloy::signers::SignerSync as _;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolCall as _, SolEvent as _};
 use serde_json::{Value, json};
-use valet_client::contracts::ValetNFT;
+use valet_client::contracts::demo::ValetNFT;
 use valet_client::contracts::entry_point::EntryPoint;
 use valet_client::submit::BoxFuture;
 use valet_client::{

@@ -40,7 +40,7 @@ pub(crate) async fn account(
     // as a count with the ids the account holds.
     let mut tokens = serde_json::Map::new();
     for (name, address) in &service.names {
-        let token = valet_client::contracts::ValetToken::new(*address, service.valet.provider());
+        let token = valet_client::contracts::demo::ValetToken::new(*address, service.valet.provider());
         let (Ok(symbol), Ok(held)) = (token.symbol().call().await, token.balanceOf(account.address).call().await)
         else {
             continue;
@@ -118,7 +118,7 @@ pub(crate) fn labels(names: &BTreeMap<String, Address>) -> Labels {
 pub(crate) async fn token_labels(service: &Service, names: &BTreeMap<String, Address>, tokens: &[Address]) -> Labels {
     let mut labels = labels(names);
     for &address in tokens {
-        let erc20 = valet_client::contracts::ValetToken::new(address, service.valet.provider());
+        let erc20 = valet_client::contracts::demo::ValetToken::new(address, service.valet.provider());
         if let (Ok(symbol), Ok(decimals)) = (erc20.symbol().call().await, erc20.decimals().call().await) {
             labels.tokens.insert(address, (symbol, decimals));
         }

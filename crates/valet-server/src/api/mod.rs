@@ -1,6 +1,6 @@
 //! The HTTP API, one module per resource: every answer is JSON; every bad request gets a 4xx
 //! naming the problem (typed extractors whose rejections are the API's JSON errors: see
-//! [`extract`]). The shared pieces — the error type, the router, parsing and authentication —
+//! `extract`). The shared pieces — the error type, the router, parsing and authentication —
 //! are here.
 
 pub(crate) mod accounts;
@@ -107,6 +107,8 @@ impl From<ClientError> for ApiError {
         match e {
             ClientError::Core(c) => Self::bad(c.to_string()),
             ClientError::Config(m) => Self::bad(m),
+            e @ ClientError::NotOwner { .. } => Self::bad(e.to_string()),
+            e @ ClientError::AlreadyRevoked { .. } => Self::conflict("revoked", e.to_string()),
             // A bundler's own failure (an internal error, a method it lacks) says nothing about the
             // operation: retryable, not a rejection. Its ERC-4337 and parameter codes are.
             ClientError::Bundler { code, .. } if !(-32699..=-32500).contains(&code) && code != -32602 => {
