@@ -4,7 +4,8 @@ import { defineConfig } from 'vite';
 // `npm run dev` proxies those to a running `valet up` on port 8080.
 export default defineConfig({
   base: '/',
-  build: { outDir: 'dist', emptyOutDir: true, sourcemap: true, target: 'es2022' },
+  // No source maps: the service would not serve them (it refuses *.map), and they are the page's source.
+  build: { outDir: 'dist', emptyOutDir: true, sourcemap: false, target: 'es2022' },
   server: {
     host: '127.0.0.1',
     proxy: {

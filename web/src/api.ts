@@ -57,6 +57,9 @@ export interface Proposal {
   summary: string[];
   digest: Hex;
   typed_data: TypedData;
+  /// What the service thinks the owner should know before approving (a function the contract
+  /// may not have, a very long validity, …); absent from older services.
+  warnings?: string[];
 }
 
 export interface PermissionStatus {
@@ -195,6 +198,17 @@ export async function loadConfig(fetcher: typeof fetch = fetch): Promise<Config>
   return (await response.json()) as Config;
 }
 
+/// Whether the service answers at all (`/health`): any HTTP answer counts, even "not ready";
+/// only a failed connection means it is gone.
+export async function reachable(fetcher: typeof fetch = fetch): Promise<boolean> {
+  try {
+    await fetcher('/health', { cache: 'no-store' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /// A client of the service's `/v1` API with the dApp's key.
 export class Api {
   constructor(
@@ -250,6 +264,11 @@ export class Api {
 
   grant(id: Hex, signature: Hex): Promise<{ session_id: Hex; status: string }> {
     return this.request('POST', `/v1/sessions/${id}/grant`, { signature });
+  }
+
+  /// One session, its chain state read now.
+  session(id: Hex): Promise<SessionInfo> {
+    return this.request('GET', `/v1/sessions/${id}`);
   }
 
   sessions(account: Address): Promise<{ sessions: SessionInfo[] }> {

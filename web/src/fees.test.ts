@@ -46,14 +46,14 @@ describe('fees', () => {
 
   it('says who paid an operation: the sponsor named by the answer, or implied by a sponsored session', () => {
     expect(executionFeeText(included({ fee_wei: '210000000000000', paymaster }), fees('sponsored'))).toBe(
-      'Network fee 0.0002 ETH: paid by the sponsor (paymaster 0x9f3A…1223), none of your ETH.',
+      'Network fee 0.0002 ETH (180,000 gas): paid by the sponsor (paymaster 0x9f3A…1223), none of your ETH.',
     );
     // A sponsored session's operations carry a paymaster, or the validator refuses them.
-    expect(executionFeeText(included(), fees('sponsored'))).toBe('Network fee: paid by the sponsor, none of your ETH.');
+    expect(executionFeeText(included(), fees('sponsored'))).toBe('Network fee (180,000 gas): paid by the sponsor, none of your ETH.');
     // The sponsor may pay for a session that allows the account's ETH too: the answer says who did.
     expect(executionFeeText(included({ fee_wei: '1', paymaster }), fees('budget'))).toContain('paid by the sponsor');
     expect(executionFeeText(included({ fee_wei: '210000000000000', paymaster: null }), fees('budget'))).toBe(
-      "Network fee 0.0002 ETH: paid from your account's ETH.",
+      "Network fee 0.0002 ETH (180,000 gas): paid from your account's ETH.",
     );
     // Nothing known: nothing claimed.
     expect(executionFeeText(included(), fees('budget'))).toBeNull();

@@ -12,13 +12,15 @@ export function sponsorshipText(s: Sponsorship): string {
   return `This app pays the network fees: ${eth(s.left_wei)} of ${eth(s.budget_wei)} left today (${eth(s.spent_today_wei)} spent${held}).`;
 }
 
-/// Who paid an included operation's network fee, and how much, when the service says. A session
+/// Who paid an included operation's network fee, how much and the gas it used, when the service
+/// says. A session
 /// whose fees are sponsored was paid for by a paymaster even when the answer does not name it:
 /// the validator refuses any operation of such a session that has none.
 export function executionFeeText(execution: Execution, fees: FeeStatus | undefined): string | null {
   if (execution.status !== 'included') return null;
   const cost = execution.fee_wei ?? null;
-  const amount = cost === null ? '' : ` ${eth(cost)}`;
+  const gas = execution.gas_used && /^\d+$/.test(execution.gas_used) ? ` (${Number(execution.gas_used).toLocaleString('en-US')} gas)` : '';
+  const amount = `${cost === null ? '' : ` ${eth(cost)}`}${gas}`;
   const paymaster = execution.paymaster ?? null;
   if (paymaster) return `Network fee${amount}: paid by the sponsor (paymaster ${short(paymaster)}), none of your ETH.`;
   if (fees?.mode === 'sponsored') return `Network fee${amount}: paid by the sponsor, none of your ETH.`;

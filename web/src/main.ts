@@ -5,7 +5,9 @@ import './style.css';
 import { parseUnits, toFunctionSelector } from 'viem';
 import {
   Api,
+  ApiError,
   loadConfig,
+  reachable,
   type AccountInfo,
   type AuditEvent,
   type CallRequest,
@@ -18,7 +20,7 @@ import {
 } from './api';
 import { h, replace } from './dom';
 import { errorText, executionFeeText, sponsorshipText } from './fees';
-import { duration, expiry, short, units, usesLeft } from './format';
+import { duration, eth, expiry, short, units, usesLeft } from './format';
 import {
   ACCOUNT_FEES,
   EMPTY_CUSTOM,
@@ -36,6 +38,8 @@ import {
   type PresetId,
   type Spec,
 } from './presets';
+import { sessionView, viewsKey, type SessionView } from './session-state';
+import { quantityRange, serviceWords } from './validate';
 import { connectInjected, developmentWallet, type Wallet } from './wallet';
 
 const MINT_FUNCTION = 'mint(address to, uint256 quantity)';
@@ -58,6 +62,8 @@ interface ActionState {
 /// is derived from them).
 interface MintState extends ActionState {
   heldBefore: Set<string>;
+  /// How many the last mint asked for (what an included mint minted).
+  quantity: number;
 }
 
 interface State {
@@ -91,6 +97,14 @@ interface State {
   /// The app's sponsorship today, when it has a paymaster; `sponsorshipError` when unreadable.
   sponsorship: Sponsorship | null;
   sponsorshipError: string | null;
+  /// The service did not answer (a failed /health or request); cleared when it answers again.
+  serviceDown: boolean;
+  /// The chain the injected wallet is on, when it is not the service's.
+  wrongChain: number | null;
+  /// What the devnet faucet gave on connecting, when it gave anything.
+  funded: string | null;
+  /// The session views last rendered (re-rendered when a session's state changes with time).
+  viewsKey: string;
 }
 
 const state: State = {
@@ -112,14 +126,27 @@ const state: State = {
   approving: false,
   grantError: null,
   granted: null,
-  mint: { busy: false, result: null, error: null, fields: { quantity: '1' }, heldBefore: new Set() },
+  mint: { busy: false, result: null, error: null, fields: { quantity: '1' }, heldBefore: new Set(), quantity: 0 },
   revoking: new Set(),
   actions: new Map(),
   revokeNotes: new Map(),
   clockOffset: 0,
   sponsorship: null,
   sponsorshipError: null,
+  serviceDown: false,
+  wrongChain: null,
+  funded: null,
+  viewsKey: '',
 };
+
+/// Tells the page's other tabs that something changed (a grant, a mint, a revoke): they read
+/// the account again at once instead of at their next refresh.
+const channel = typeof BroadcastChannel === 'undefined' ? null : new BroadcastChannel('valet');
+
+function announce(): void {
+  const address = state.wallet?.address;
+  if (address) channel?.postMessage({ kind: 'changed', owner: address.toLowerCase() });
+}
 
 const $ = (id: string) => document.getElementById(id) as HTMLElement;
 
@@ -132,6 +159,43 @@ function showBanner(text: string | null): void {
   const banner = $('banner');
   banner.hidden = text === null;
   banner.textContent = text ?? '';
+}
+
+/// The connection banner: shown the moment the service stops answering, gone when it answers.
+function showService(): void {
+  const banner = $('service');
+  banner.hidden = !state.serviceDown && state.wrongChain === null;
+  banner.textContent = state.serviceDown
+    ? 'The Valet service is not reachable. Nothing can be granted, minted or revoked until it is back; this page checks every few seconds.'
+    : state.wrongChain !== null
+      ? `Your wallet is on another network (chain id ${state.wrongChain}). Switch it back to this app's network (chain id ${state.config?.chain_id}) to approve or revoke.`
+      : '';
+}
+
+function serviceAnswered(up: boolean): void {
+  if (state.serviceDown === !up) return;
+  state.serviceDown = !up;
+  showService();
+  renderAll();
+  if (up) void refresh();
+}
+
+/// Whether an error means the service did not answer; marks it down at once if so.
+function unreachable(e: unknown): boolean {
+  const down = e instanceof ApiError && e.code === 'unreachable';
+  if (down) serviceAnswered(false);
+  return down;
+}
+
+/// An error from the service in the page's words.
+function said(e: unknown): string {
+  if (e instanceof ApiError && e.code === 'unreachable') return 'the Valet service is not reachable; nothing was done';
+  return serviceWords(errorText(e));
+}
+
+/// The view of `s` now.
+function viewOf(s: SessionInfo): SessionView {
+  return sessionView(s, chainNow());
 }
 
 function chainNow(): number {
@@ -150,6 +214,8 @@ async function refresh(): Promise<void> {
       api.audit(account.address),
       readSponsorship(api),
     ]);
+    // The wallet changed account meanwhile: this answer is the previous owner's.
+    if (state.wallet !== wallet) return;
     state.account = account;
     state.sessions = sessions.sessions.sort((a, b) => b.chain.valid_after - a.chain.valid_after);
     state.events = audit.events;
@@ -158,10 +224,35 @@ async function refresh(): Promise<void> {
     // block takes the wall clock), ahead after time travel. Only the latter moves expiry.
     if (first) state.clockOffset = Math.max(0, first.chain.now - Math.floor(Date.now() / 1000));
     showBanner(null);
+    serviceAnswered(true);
   } catch (e) {
-    showBanner(`Could not read the account: ${message(e)}`);
+    if (!unreachable(e)) showBanner(`Could not read the account: ${said(e)}`);
   }
+  forgetEnded();
   renderAll();
+}
+
+/// Messages about a session that has ended (revoked, expired, not installed) are no longer true:
+/// "Granted …", the last mint's result and refusal go. (A session whose last use was just spent
+/// keeps that use's result: it is still news.)
+function ended(s: SessionInfo): boolean {
+  return ['revoked', 'expired', 'not-installed'].includes(viewOf(s).badge);
+}
+
+function forgetEnded(): void {
+  const session = mintSession();
+  if (session && ended(session) && !state.mint.busy) {
+    state.mint.result = null;
+    state.mint.error = null;
+    state.granted = null;
+  }
+  for (const s of state.sessions) {
+    const action = state.actions.get(s.session_id);
+    if (action && !action.busy && ended(s)) {
+      action.result = null;
+      action.error = null;
+    }
+  }
 }
 
 /// What is left of the app's sponsorship today (only when it has a paymaster). Not knowing it
@@ -185,9 +276,14 @@ function heldIds(): string[] {
   return nft()?.[1].token_ids ?? [];
 }
 
-/// The ids the last mint added.
+/// The ids this tab's last mint added, when they can be told apart: the ids that appeared
+/// since it started, if they are exactly as many as it minted (else another tab or app minted
+/// too, and none is named).
 function newlyMinted(): string[] {
-  return state.mint.result ? heldIds().filter((id) => !state.mint.heldBefore.has(id)) : [];
+  const m = state.mint;
+  if (m.result?.status !== 'included') return [];
+  const appeared = heldIds().filter((id) => !m.heldBefore.has(id));
+  return appeared.length === m.quantity ? appeared : [];
 }
 
 function token(): [string, TokenHolding] | undefined {
@@ -207,12 +303,17 @@ function mintSession(): SessionInfo | undefined {
       s.status !== 'proposed' &&
       s.chain.permissions.some((p) => p.selector === MINT_SELECTOR && p.target.toLowerCase() === collection),
   );
-  return minting.find((s) => s.usable) ?? minting[0];
+  return minting.find((s) => viewOf(s).usable) ?? minting[0];
 }
 
 // ------------------------------------------------------------------ actions
 
-async function connect(kind: 'injected' | 'development'): Promise<void> {
+/// Where the page remembers how it was connected, to connect again on reload.
+const CONNECTED_KEY = 'valet.connected';
+
+/// Connects `kind`. `silent` (on reload): an injected wallet is only asked which account it
+/// already shares (no prompt); none means not connected.
+async function connect(kind: 'injected' | 'development', silent = false): Promise<void> {
   const { config } = state;
   if (!config) return;
   state.connecting = true;
@@ -220,24 +321,96 @@ async function connect(kind: 'injected' | 'development'): Promise<void> {
   try {
     if (kind === 'injected') {
       if (!window.ethereum) throw new Error('no wallet in this browser');
+      if (silent) {
+        const shared = (await window.ethereum.request({ method: 'eth_accounts' })) as string[] | undefined;
+        if (!Array.isArray(shared) || shared.length === 0) return;
+      }
       state.wallet = await connectInjected(window.ethereum, config.chain_id);
     } else {
       if (!config.dev_wallet) throw new Error('this service offers no development wallet');
       state.wallet = developmentWallet(config.dev_wallet.private_key, config.dev_wallet.label);
     }
+    localStorage.setItem(CONNECTED_KEY, kind);
+    state.wrongChain = null;
+    showService();
     state.api = new Api(config.api_key);
     const account = await state.api.account(state.wallet.address);
     // With a sponsor paying the fees the account needs no ETH, and gets none: only the demo
-    // tokens it pays with.
-    if (config.faucet) await state.api.fund(account.address, !config.paymaster);
+    // tokens it pays with. The faucet tops up what is below its amounts, and the page says so.
+    if (config.faucet) {
+      const funded = await state.api.fund(account.address, !config.paymaster);
+      state.funded = funded.funded
+        ? config.paymaster
+          ? 'The test network’s faucet gave this account demo tokens.'
+          : `The test network’s faucet topped this account up to ${units(funded.balance_wei, 18)} ETH for network fees, and gave it demo tokens.`
+        : null;
+    }
     await refresh();
   } catch (e) {
     state.wallet = null;
-    showBanner(`Could not connect: ${message(e)}`);
+    localStorage.removeItem(CONNECTED_KEY);
+    if (!unreachable(e)) showBanner(`Could not connect: ${said(e)}`);
   } finally {
     state.connecting = false;
     renderAll();
+    // The next step: choosing what to allow.
+    if (state.wallet && !silent) focus('[data-testid=review]', $('grant'));
   }
+}
+
+/// Moves keyboard focus to `selector` (in `within`), on purpose after an action, so that it
+/// never drops to the page's body; also scrolls it into view (on a phone, the next step).
+function focus(selector: string, within: ParentNode = document): boolean {
+  const el = within.querySelector<HTMLElement>(selector);
+  if (!el) return false;
+  el.focus({ preventScroll: true });
+  el.scrollIntoView({ block: 'center', behavior: 'instant' as ScrollBehavior });
+  return document.activeElement === el;
+}
+
+/// Everything the page knew of the previous owner goes: a new account is a new page.
+function forgetOwner(): void {
+  state.account = null;
+  state.sessions = [];
+  state.events = [];
+  state.proposal = null;
+  state.proposalFees = null;
+  state.grantError = null;
+  state.granted = null;
+  state.funded = null;
+  state.mint = { busy: false, result: null, error: null, fields: { quantity: '1' }, heldBefore: new Set(), quantity: 0 };
+  state.actions.clear();
+  state.revokeNotes.clear();
+}
+
+/// The injected wallet's events: another account (or none), another network.
+function followWallet(): void {
+  const provider = window.ethereum;
+  if (!provider?.on) return;
+  provider.on('accountsChanged', (accounts: unknown) => {
+    if (state.wallet?.kind !== 'injected') return;
+    const next = Array.isArray(accounts) ? (accounts[0] as string | undefined) : undefined;
+    if (next?.toLowerCase() === state.wallet.address.toLowerCase()) return;
+    forgetOwner();
+    if (!next) {
+      state.wallet = null;
+      localStorage.removeItem(CONNECTED_KEY);
+      showBanner('Your wallet disconnected from this page. Connect again to continue.');
+      renderAll();
+      focus('[data-testid=connect]');
+      return;
+    }
+    showBanner(null);
+    renderAll();
+    void connect('injected', true);
+  });
+  provider.on('chainChanged', (chain: unknown) => {
+    const id = typeof chain === 'string' ? Number.parseInt(chain, 16) : Number(chain);
+    state.wrongChain = state.config && id !== state.config.chain_id ? id : null;
+    showService();
+    renderAll();
+    if (state.wrongChain === null && state.wallet) void refresh();
+  });
 }
 
 function specForPreset(): Spec {
@@ -255,7 +428,7 @@ function specForPreset(): Spec {
 
 async function review(): Promise<void> {
   const { api, wallet } = state;
-  if (!api || !wallet) return;
+  if (!api || !wallet || state.proposing) return;
   state.grantError = null;
   state.granted = null;
   state.proposal = null;
@@ -267,40 +440,58 @@ async function review(): Promise<void> {
     state.proposal = await api.propose(wallet.address, spec);
     state.proposalFees = spec.fees;
   } catch (e) {
-    state.grantError = message(e);
+    unreachable(e);
+    state.grantError = e instanceof ApiError ? said(e) : message(e);
   } finally {
     state.proposing = false;
     renderGrant();
-    $('grant').querySelector<HTMLElement>(state.proposal ? '[data-testid=approve]' : '[data-testid=grant-error]')?.focus();
+    focus(state.proposal ? '[data-testid=approve]' : '[data-testid=grant-error]', $('grant'));
   }
 }
 
 async function approve(): Promise<void> {
   const { api, wallet, proposal } = state;
-  if (!api || !wallet || !proposal) return;
+  if (!api || !wallet || !proposal || state.approving) return;
+  if (state.wrongChain !== null) {
+    state.grantError = `Your wallet is on another network (chain id ${state.wrongChain}): switch it back, then approve.`;
+    renderGrant();
+    focus('[data-testid=grant-error]', $('grant'));
+    return;
+  }
   state.approving = true;
   state.grantError = null;
   renderGrant();
+  let granted = false;
   try {
     const signature = await wallet.signTypedData(proposal.typed_data);
     await api.grant(proposal.session_id, signature);
-    state.granted = `Granted session ${short(proposal.session_id)}. Actions within its limits need no further signature.`;
+    state.granted = `Granted. Actions within its limits need no further signature.`;
     state.proposal = null;
     state.mint.error = null;
     state.mint.result = null;
+    granted = true;
+    announce();
     await refresh();
   } catch (e) {
-    state.grantError = message(e);
+    unreachable(e);
+    state.grantError = e instanceof ApiError ? said(e) : message(e);
   } finally {
     state.approving = false;
     renderAll();
+    // The next step: minting, when the new session mints; else the confirmation.
+    const session = mintSession();
+    const next =
+      granted && session?.session_id === proposal.session_id && viewOf(session).usable
+        ? focus('[data-testid=mint]', $('mint'))
+        : false;
+    if (!next) focus(granted ? '[data-testid=granted]' : '[data-testid=grant-error]', $('grant'));
   }
 }
 
 async function mint(): Promise<void> {
   const { account } = state;
   const session = mintSession();
-  if (!account || !session) return;
+  if (!account || !session || state.mint.busy) return;
   const m = state.mint;
   m.heldBefore = new Set(heldIds());
   await act(
@@ -309,12 +500,14 @@ async function mint(): Promise<void> {
     () => {
       const quantity = (m.fields.quantity ?? '').trim();
       if (!/^\d+$/.test(quantity) || Number(quantity) < 1) {
-        throw new Error(`quantity \`${quantity}\` is not a whole number of at least 1`);
+        throw new Error(`Quantity: “${quantity}” is not a whole number of at least 1`);
       }
+      m.quantity = Number(quantity);
       return [{ to: 'ValetNFT', function: MINT_FUNCTION, args: [account.address, quantity] }];
     },
     renderMint,
   );
+  if (!focus('[data-testid=mint]:not([disabled])', $('mint'))) focus('[data-testid=grant-new]', $('mint'));
 }
 
 function actionOf(id: string, defaults: Record<string, string>): ActionState {
@@ -351,8 +544,10 @@ async function act(
   show();
   try {
     action.result = await api.execute(session.session_id, calls, crypto.randomUUID());
+    announce();
   } catch (e) {
-    action.error = errorText(e);
+    unreachable(e);
+    action.error = said(e);
   } finally {
     action.busy = false;
     await refresh();
@@ -366,25 +561,56 @@ async function revoke(session: SessionInfo): Promise<void> {
   state.revoking.add(id);
   state.revokeNotes.delete(id);
   renderSessions();
+  let stopped = false;
   try {
+    // Another tab (or app) may have revoked it already: the chain says, before any signature.
+    const now = await api.session(id);
+    const onchainDone = now.chain.state === 'revoked' || now.chain.state === 'voided';
+    // Stopped in the service and never enabled on chain: nothing on chain to revoke either.
+    const nothingOnchain = now.status === 'revoked' && now.chain.state === 'none';
+    if (onchainDone || nothingOnchain) {
+      state.revokeNotes.set(id, { error: false, text: 'Already revoked: nothing to sign.' });
+      return;
+    }
+    if (state.wrongChain !== null) {
+      throw new Error(`your wallet is on another network (chain id ${state.wrongChain}): switch it back, then revoke`);
+    }
     // The service stops using the key at once; the owner's signature then revokes it on chain.
-    const stopped = await api.revoke(id);
-    await refresh();
-    const signature = await wallet.signTypedData(stopped.onchain.typed_data);
+    const answer = await api.revoke(id);
+    stopped = true;
+    const signature = await wallet.signTypedData(answer.onchain.typed_data);
     const onchain = await api.revokeOnchain(id, signature);
     const text =
       onchain.onchain === 'included' && onchain.transaction_hash
-        ? `Revoked on chain in transaction ${onchain.transaction_hash}.`
-        : `${onchain.message.charAt(0).toUpperCase()}${onchain.message.slice(1)}.`;
+        ? `Revoked on chain in transaction ${short(onchain.transaction_hash)}.`
+        : `Revoked. ${onchain.message.charAt(0).toUpperCase()}${onchain.message.slice(1)}.`;
     state.revokeNotes.set(id, { error: false, text });
+    announce();
   } catch (e) {
-    state.revokeNotes.set(id, {
-      error: true,
-      text: `Stopped in the service, but not revoked on chain: ${message(e)}`,
-    });
+    if (e instanceof ApiError && e.status === 409 && e.code === 'already_revoked') {
+      state.revokeNotes.set(id, { error: false, text: 'Already revoked: nothing to sign.' });
+    } else if (unreachable(e)) {
+      state.revokeNotes.set(id, {
+        error: true,
+        text: stopped
+          ? 'Stopped in the service, which then stopped answering: not revoked on chain yet. Revoke again when the service is back.'
+          : 'Not revoked: the Valet service is not reachable, so nothing was stopped. Try again when it is back.',
+      });
+    } else {
+      state.revokeNotes.set(id, {
+        error: true,
+        text: stopped
+          ? `Stopped in the service (its key is no longer used), but not revoked on chain: ${e instanceof ApiError ? said(e) : message(e)}`
+          : `Not revoked: ${e instanceof ApiError ? said(e) : message(e)}`,
+      });
+    }
+    if (stopped) announce();
   } finally {
     state.revoking.delete(id);
     await refresh();
+    // Focus stays with the card: on its note (the Revoke button is gone once revoked).
+    const card = document.querySelector<HTMLElement>(`[data-session-id="${id}"]`);
+    if (card && !focus('[data-testid=revoke-note]', card)) focus('[data-testid=revoke]', card);
   }
 }
 
@@ -453,9 +679,10 @@ function renderAccount(): void {
         'p',
         { class: 'hint' },
         config
-          ? `Connect a wallet: it owns a smart account on chain ${config.chain_id}, made on first use.`
+          ? `Connect a wallet: it owns a smart account on this app's ${config.network === 'devnet' || config.chain_id === 31337 ? 'test network' : 'network'}, made on its first use.`
           : 'Loading…',
       ),
+      config && sessionIntro(),
     );
     return;
   }
@@ -506,6 +733,23 @@ function renderAccount(): void {
       ),
     ),
     ids.length === 0 && h('p', { class: 'hint' }, 'No NFTs yet.'),
+    state.funded && h('p', { class: 'hint', testid: 'funded' }, state.funded),
+  );
+}
+
+/// What a session is, in plain words, for a visitor who has not connected yet.
+function sessionIntro(): HTMLElement {
+  return h(
+    'div',
+    { class: 'intro', testid: 'intro' },
+    h('h3', {}, 'What is a session?'),
+    h(
+      'p',
+      {},
+      'A session is a permission you give once, with one signature: for example “mint up to 5 NFTs at a time, 10 times, for 1 hour”. ',
+      'Within those limits the app acts for you without asking again; anything else is refused by the contract that guards your account. ',
+      'It ends when its time or uses run out, or when you revoke it.',
+    ),
   );
 }
 
@@ -695,7 +939,11 @@ function renderGrant(): void {
   const { wallet, proposal } = state;
   const title = h('h2', { id: 'grant-title' }, 'Grant a session');
   if (!wallet) {
-    replace($('grant'), title, h('p', { class: 'hint' }, 'Connect first.'));
+    replace(
+      $('grant'),
+      title,
+      h('p', { class: 'hint' }, 'After connecting, choose what the app may do for you — mint NFTs, pay a payee, vote — and approve it with one signature.'),
+    );
     return;
   }
   const presets = h(
@@ -726,21 +974,42 @@ function renderGrant(): void {
         'div',
         { class: 'proposal', testid: 'grant-summary', 'aria-live': 'polite' },
         h('h3', {}, 'You are about to allow'),
-        h('ul', {}, proposal.summary.map((line) => h('li', {}, line))),
+        h(
+          'ul',
+          {},
+          proposal.summary.map((line) =>
+            h(
+              'li',
+              {},
+              // "Cannot send your ETH" is about the calls; fees are the next line's business.
+              state.proposalFees !== 'sponsored' && /cannot send any of your ETH/.test(line)
+                ? `${line.replace(/\.$/, '')} with its calls (network fees aside: see below).`
+                : line,
+            ),
+          ),
+        ),
         state.proposalFees && h('p', { class: 'who-pays', testid: 'grant-fees' }, feesText(state.proposalFees)),
+        state.proposalFees && h('p', { class: 'hint', testid: 'grant-fee-estimate' }, feeEstimate(state.proposalFees, proposal.account_deployed)),
+        (proposal.warnings?.length ?? 0) > 0 &&
+          h(
+            'div',
+            { class: 'warnings', testid: 'grant-warnings', role: 'note' },
+            h('strong', {}, 'Before you approve:'),
+            h('ul', {}, (proposal.warnings ?? []).map((w) => h('li', {}, serviceWords(w)))),
+          ),
         h(
           'p',
           { class: 'hint' },
-          `The validator on chain enforces these limits. The service holds the session key ${short(proposal.session_key)} and acts only through it; `,
-          proposal.account_deployed ? '' : 'your account is deployed with the first action; ',
-          'approving asks your wallet for one EIP-712 signature.',
+          `Valet's contract on chain enforces these limits. The service holds this session's key and acts only through it; `,
+          proposal.account_deployed ? '' : 'your account is created with the first action; ',
+          'approving asks your wallet for one signature (no transaction, no fee).',
         ),
         h(
           'div',
           { class: 'actions' },
           h(
             'button',
-            { class: 'primary', testid: 'approve', onclick: approve, disabled: busy },
+            { class: 'primary', testid: 'approve', onclick: approve, disabled: busy || state.serviceDown },
             state.approving ? 'Waiting for your signature…' : 'Approve with one signature',
           ),
           h(
@@ -752,6 +1021,7 @@ function renderGrant(): void {
               onclick: () => {
                 state.proposal = null;
                 renderGrant();
+                focus('[data-testid=review]', $('grant'));
               },
             },
             'Cancel',
@@ -763,7 +1033,7 @@ function renderGrant(): void {
         { class: 'actions' },
         h(
           'button',
-          { class: 'primary', testid: 'review', onclick: review, disabled: busy },
+          { class: 'primary', testid: 'review', onclick: review, disabled: busy || state.serviceDown },
           state.proposing ? 'Preparing…' : 'Review what it allows',
         ),
       );
@@ -778,12 +1048,29 @@ function renderGrant(): void {
   );
 }
 
+/// Roughly what the session's fees will cost, from what this account's operations cost so far
+/// (the service reports each included one's fee).
+function feeEstimate(fees: Spec['fees'], deployed: boolean): string {
+  const paid = state.events
+    .filter((e) => e.event === 'execution.included' && typeof e.detail === 'object' && e.detail)
+    .map((e) => (e.detail as Record<string, unknown>).fee_wei)
+    .filter((f): f is string => typeof f === 'string' && /^\d+$/.test(f))
+    .map(BigInt);
+  const typical = paid.length ? ` Recent operations of this account cost about ${eth(paid[paid.length - 1]!.toString())} each.` : '';
+  const first = deployed ? '' : ' The first one also creates your account, so it costs more.';
+  if (fees === 'sponsored') {
+    const left = state.sponsorship?.sponsored ? ` It has ${eth(state.sponsorship.left_wei)} left for fees today.` : '';
+    return `Each operation's network fee is paid by this app, not you.${left}${typical}`;
+  }
+  return `Each operation's network fee comes out of your account's ETH, so your balance goes down a little with every use.${typical}${first}`;
+}
+
 function renderMint(): void {
   const title = h('h2', { id: 'mint-title' }, 'Mint');
   const session = mintSession();
   const { account, mint: m } = state;
   if (!account) {
-    replace($('mint'), title, h('p', { class: 'hint' }, 'Connect first.'));
+    replace($('mint'), title, h('p', { class: 'hint' }, 'Once a minting session is granted, you mint here with no wallet prompt.'));
     return;
   }
   if (!session) {
@@ -796,8 +1083,10 @@ function renderMint(): void {
   }
   const permission = session.chain.permissions.find((p) => p.selector === MINT_SELECTOR);
   const uses = permission && permission.max_uses > 0 ? usesLeft(permission.uses ?? 0, permission.max_uses) : usesLeft(session.chain.uses, session.chain.max_uses);
+  const view = viewOf(session);
+  const range = quantityRange(session.summary);
   const result = m.result;
-  const minted = newlyMinted();
+  const disabled = m.busy || !view.usable || state.serviceDown;
   replace(
     $('mint'),
     title,
@@ -806,9 +1095,17 @@ function renderMint(): void {
       { class: 'session-line' },
       'Through session ',
       h('code', { title: session.session_id }, short(session.session_id)),
-      ` (${session.status}) — no wallet prompt.`,
+      ' ',
+      h('span', { class: `badge ${view.badge}`, testid: 'mint-status' }, view.label),
+      view.usable ? ' — no wallet prompt.' : '',
     ),
-    !session.usable && session.reason && h('p', { class: 'hint', testid: 'mint-unusable' }, `Not usable now: ${session.reason}.`),
+    !view.usable &&
+      h(
+        'div',
+        { class: 'ended', testid: 'mint-unusable' },
+        h('p', {}, `Not usable: ${view.reason}. Minting needs a new session.`),
+        h('button', { class: 'primary', testid: 'grant-new', onclick: grantNew }, 'Grant a new session'),
+      ),
     h(
       'dl',
       { class: 'facts' },
@@ -817,8 +1114,10 @@ function renderMint(): void {
       h('dt', {}, 'Time'),
       h(
         'dd',
-        { testid: 'time-left', 'data-valid-until': String(session.chain.valid_until) },
-        expiry(session.chain.valid_until, chainNow()),
+        view.counting
+          ? { testid: 'time-left', 'data-valid-until': String(session.chain.valid_until) }
+          : { testid: 'time-left' },
+        view.counting ? expiry(session.chain.valid_until, chainNow()) : view.badge === 'expired' ? expiry(session.chain.valid_until, chainNow()) : 'ended',
       ),
     ),
     h(
@@ -827,7 +1126,7 @@ function renderMint(): void {
         class: 'mint-form',
         onsubmit: (e: Event) => {
           e.preventDefault();
-          void mint();
+          if (!disabled) void mint();
         },
       },
       h(
@@ -840,12 +1139,15 @@ function renderMint(): void {
           value: m.fields.quantity ?? '',
           inputmode: 'numeric',
           autocomplete: 'off',
+          'aria-describedby': range ? 'mint-range' : null,
+          disabled: !view.usable,
           oninput: (e: Event) => (m.fields.quantity = (e.target as HTMLInputElement).value),
         }),
+        range && h('span', { id: 'mint-range', class: 'range', testid: 'mint-range' }, `${range.min}–${range.max} per mint`),
       ),
       h(
         'button',
-        { class: 'primary', type: 'submit', testid: 'mint', disabled: m.busy },
+        { class: 'primary', type: 'submit', testid: 'mint', disabled },
         m.busy ? 'Minting…' : 'Mint',
       ),
     ),
@@ -863,14 +1165,35 @@ function renderMint(): void {
         h(
           'div',
           { class: 'ok', testid: 'mint-result', role: 'status' },
-          h('p', {}, minted.length ? `Minted ${minted.map((id) => `#${id}`).join(', ')}: ` : 'Minted: ', result.status, '.'),
+          h('p', {}, mintedText(result), '.'),
           feeNote(result, session, 'mint-fee'),
-          h('p', { class: 'hashes' }, 'userOp ', h('code', {}, result.user_op_hash ?? '—')),
-          h('p', { class: 'hashes' }, 'tx ', h('code', {}, result.transaction_hash ?? '—')),
+          h('p', { class: 'hashes' }, 'Operation ', h('code', {}, result.user_op_hash ?? '—')),
+          h('p', { class: 'hashes' }, 'Transaction ', h('code', {}, result.transaction_hash ?? '—')),
         ),
     ),
     m.error && h('p', { class: 'error', role: 'alert', testid: 'mint-error' }, m.error),
   );
+}
+
+/// What this tab's last mint minted. An included mint of `quantity` minted exactly that many;
+/// their ids are named only when the ids that appeared since are exactly that many (then they
+/// are this mint's: another tab's or app's mints would make them more).
+function mintedText(result: Execution): string {
+  const m = state.mint;
+  if (result.status !== 'included') return `Mint ${result.status}`;
+  const count = `${m.quantity} NFT${m.quantity === 1 ? '' : 's'}`;
+  const ids = newlyMinted();
+  return ids.length > 0 ? `Minted ${count} (${ids.map((id) => `#${id}`).join(', ')}): included` : `Minted ${count}: included`;
+}
+
+/// Back to the grant form, the mint preset chosen, focus on its Review button.
+function grantNew(): void {
+  state.preset = 'mint';
+  state.proposal = null;
+  state.grantError = null;
+  state.granted = null;
+  renderGrant();
+  focus('[data-testid=review]', $('grant'));
 }
 
 /// Who paid an included operation's fee, under its result.
@@ -898,7 +1221,7 @@ function feeLine(fees: SessionInfo['chain']['fees'], limits: SessionInfo['chain'
 function renderSessions(): void {
   const title = h('h2', { id: 'sessions-title' }, 'Sessions');
   if (!state.account) {
-    replace($('sessions'), title, h('p', { class: 'hint' }, 'Connect first.'));
+    replace($('sessions'), title, h('p', { class: 'hint' }, 'The sessions you grant appear here, with what each has left; you can revoke any of them.'));
     return;
   }
   const shown = state.sessions.filter((s) => s.status !== 'proposed');
@@ -908,7 +1231,8 @@ function renderSessions(): void {
   }
   const cards = shown.map((s) => {
     const revoking = state.revoking.has(s.session_id);
-    const onChainRevoked = s.chain.state === 'revoked';
+    const onChainRevoked = s.chain.state === 'revoked' || s.chain.state === 'voided';
+    const view = viewOf(s);
     const note = state.revokeNotes.get(s.session_id);
     const counted = s.chain.permissions.filter((p) => p.max_uses > 0);
     const uses = [
@@ -917,12 +1241,12 @@ function renderSessions(): void {
     ].filter(Boolean);
     return h(
       'article',
-      { class: `session ${s.status}`, testid: 'session', 'data-session-id': s.session_id },
+      { class: `session ${view.badge}`, testid: 'session', 'data-session-id': s.session_id, 'data-state': view.badge },
       h(
         'header',
         {},
         h('h3', {}, s.summary[1] ?? 'Session'),
-        h('span', { class: `badge ${s.status}`, testid: 'session-status' }, s.status),
+        h('span', { class: `badge ${view.badge}`, testid: 'session-status' }, view.label),
       ),
       h(
         'dl',
@@ -938,8 +1262,8 @@ function renderSessions(): void {
         h('dt', {}, 'Time'),
         h(
           'dd',
-          { testid: 'session-expiry', 'data-valid-until': String(s.chain.valid_until) },
-          expiry(s.chain.valid_until, chainNow()),
+          view.counting ? { testid: 'session-expiry', 'data-valid-until': String(s.chain.valid_until) } : { testid: 'session-expiry' },
+          view.counting || view.badge === 'expired' ? expiry(s.chain.valid_until, chainNow()) : 'ended',
         ),
         h('dt', {}, 'On chain'),
         h(
@@ -950,26 +1274,33 @@ function renderSessions(): void {
             enabled: 'enabled',
             revoked: 'revoked',
             voided: 'void: all sessions were revoked since',
-            not_installed: 'the session validator is not installed',
+            not_installed: "Valet's module is not installed in this account",
           }[s.chain.state],
         ),
       ),
-      !s.usable && s.reason && h('p', { class: 'hint' }, s.reason),
+      !view.usable &&
+        h(
+          'div',
+          { class: 'ended', testid: 'session-unusable' },
+          h('p', {}, `Not usable: ${view.reason}.`),
+          h('button', { class: 'ghost', testid: 'grant-new', onclick: grantNew }, 'Grant a new session'),
+        ),
       h('details', {}, h('summary', {}, 'What it allows'), h('ul', {}, s.summary.map((line) => h('li', {}, line)))),
-      s.status === 'active' && sessionAction(s),
+      view.usable && sessionAction(s),
       !onChainRevoked &&
         h(
           'button',
           {
             class: 'danger',
             testid: 'revoke',
-            disabled: revoking,
+            disabled: revoking || state.serviceDown,
             'aria-label': `Revoke session ${short(s.session_id)}`,
             onclick: () => revoke(s),
           },
           revoking ? 'Revoking…' : s.status === 'revoked' ? 'Revoke on chain too' : 'Revoke',
         ),
-      note && h('p', { class: note.error ? 'error' : 'ok', role: note.error ? 'alert' : 'status' }, note.text),
+      note &&
+        h('p', { class: note.error ? 'error' : 'ok', role: note.error ? 'alert' : 'status', testid: 'revoke-note', tabindex: '-1' }, note.text),
     );
   });
   replace($('sessions'), title, h('div', { class: 'session-list' }, cards));
@@ -1005,8 +1336,8 @@ function sessionAction(s: SessionInfo): HTMLElement | null {
         { class: 'ok', role: 'status', testid: 'action-result' },
         h('p', {}, `${action.result.status}.`),
         feeNote(action.result, s, 'action-fee'),
-        h('p', { class: 'hashes' }, 'userOp ', h('code', {}, action.result.user_op_hash ?? '—')),
-        h('p', { class: 'hashes' }, 'tx ', h('code', {}, action.result.transaction_hash ?? '—')),
+        h('p', { class: 'hashes' }, 'Operation ', h('code', {}, action.result.user_op_hash ?? '—')),
+        h('p', { class: 'hashes' }, 'Transaction ', h('code', {}, action.result.transaction_hash ?? '—')),
       ),
     action.error && h('p', { class: 'error', role: 'alert', testid: 'action-error' }, action.error),
   ];
@@ -1091,7 +1422,7 @@ function eventText(e: AuditEvent): string {
     case 'execution.included':
       return `Executed in session${session}: included${detail.paymaster ? '; network fee paid by the sponsor' : ''}`;
     case 'execution.refused':
-      return `Refused before sending (session${session}): ${String(detail.reason ?? '')}`;
+      return `Refused before sending (session${session}): ${serviceWords(String(detail.reason ?? ''))}`;
     case 'execution.failed':
     case 'execution.reverted':
       return `Execution ${e.event.split('.')[1]} (session${session}): ${String(detail.error ?? '')}`;
@@ -1100,7 +1431,7 @@ function eventText(e: AuditEvent): string {
     case 'session.revoked_onchain':
       return `Session${session} revoked on chain`;
     case 'account.funded':
-      return 'Funded by the devnet faucet (ETH for gas, demo tokens)';
+      return 'Funded by the test network’s faucet';
     default:
       return `${e.event}${session}`;
   }
@@ -1109,10 +1440,12 @@ function eventText(e: AuditEvent): string {
 function renderActivity(): void {
   const title = h('h2', { id: 'activity-title' }, 'Activity');
   if (!state.account) {
-    replace($('activity'), title, h('p', { class: 'hint' }, 'Connect first.'));
+    replace($('activity'), title, h('p', { class: 'hint' }, 'What your sessions did — grants, mints, refusals, revocations — is listed here.'));
     return;
   }
-  const events = [...state.events].reverse();
+  // A proposal is only a draft until it is granted (which has its own line): a review that was
+  // cancelled leaves no trace.
+  const events = state.events.filter((e) => e.event !== 'session.proposed').reverse();
   replace(
     $('activity'),
     title,
@@ -1131,20 +1464,40 @@ function renderActivity(): void {
               { testid: 'activity-item', class: e.event.replace('.', '-') },
               h('time', {}, typeof e.at === 'number' ? new Date(e.at * 1000).toLocaleTimeString() : String(e.at)),
               h('span', { class: 'what' }, eventText(e)),
-              userOp && h('span', { class: 'hashes' }, 'userOp ', h('code', {}, userOp)),
-              tx && h('span', { class: 'hashes' }, 'tx ', h('code', {}, tx)),
-              txs.map((t) => h('span', { class: 'hashes' }, 'tx ', h('code', {}, t))),
+              userOp && h('span', { class: 'hashes' }, 'Operation ', h('code', {}, userOp)),
+              tx && h('span', { class: 'hashes' }, 'Transaction ', h('code', {}, tx)),
+              txs.map((t) => h('span', { class: 'hashes' }, 'Transaction ', h('code', {}, t))),
             );
           }),
         ),
   );
 }
 
-/// Every second: countdowns tick from the chain's clock (no re-render, so focus stays put).
+/// Every second: countdowns tick from the chain's clock (no re-render, so focus stays put); when
+/// a session's state changes with time (it expires), its card and the Mint panel render again.
 function tick(): void {
   for (const el of document.querySelectorAll<HTMLElement>('[data-valid-until]')) {
     el.textContent = expiry(Number(el.dataset.validUntil), chainNow());
   }
+  const key = viewsKey(state.sessions, chainNow());
+  if (key !== state.viewsKey) {
+    state.viewsKey = key;
+    const granted = state.granted;
+    forgetEnded();
+    renderMint();
+    renderSessions();
+    if (granted !== state.granted) renderGrant();
+  }
+}
+
+/// Reads the account again unless an action of this tab is under way (it reads when done).
+function refreshIfIdle(): void {
+  if (state.wallet && !state.mint.busy && state.revoking.size === 0 && !state.approving) void refresh();
+}
+
+/// Whether the service answers: every few seconds, and at once after a failed request.
+async function checkService(): Promise<void> {
+  serviceAnswered(await reachable());
 }
 
 async function start(): Promise<void> {
@@ -1153,15 +1506,30 @@ async function start(): Promise<void> {
     state.payee = state.config.demo_payee ?? '';
     state.feePayer = defaultFeePayer(state.config);
   } catch (e) {
+    unreachable(e);
     showBanner(message(e));
   }
   renderAll();
   setInterval(tick, 1000);
-  // What is left changes on chain (other apps, schedules): read it again now and then.
-  setInterval(() => {
-    if (state.wallet && !state.mint.busy && state.revoking.size === 0 && !state.approving) void refresh();
-  }, 15_000);
+  setInterval(() => void checkService(), 3_000);
+  // What is left changes on chain (other apps, schedules): read it again now and then, when the
+  // tab comes back into view, and when another tab of this page changed something.
+  setInterval(refreshIfIdle, 15_000);
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible') refreshIfIdle();
+  });
+  window.addEventListener('focus', refreshIfIdle);
+  channel?.addEventListener('message', (e: MessageEvent) => {
+    const data = e.data as { kind?: string; owner?: string } | null;
+    if (data?.kind === 'changed' && data.owner === state.wallet?.address.toLowerCase()) refreshIfIdle();
+  });
+  followWallet();
+  // Connected before this reload: connect again (an injected wallet without a prompt).
+  const before = localStorage.getItem(CONNECTED_KEY);
+  if (state.config && (before === 'injected' || before === 'development')) {
+    if (before === 'injected' && window.ethereum) await connect('injected', true);
+    else if (before === 'development' && !window.ethereum) await connect('development', true);
+  }
 }
 
 void start();
-

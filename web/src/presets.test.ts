@@ -59,14 +59,14 @@ describe('presets', () => {
       fees: { budget: '0.01 ether' },
     });
     expect(customSpec({ ...EMPTY_CUSTOM, feeBudget: '0.2' }, 'account').fees).toEqual({ budget: '0.2 ether' });
-    expect(() => customSpec({ ...EMPTY_CUSTOM, feeBudget: '' }, 'account')).toThrow('network fees ``');
-    expect(() => customSpec({ ...EMPTY_CUSTOM, feeBudget: '0' }, 'account')).toThrow('network fees `0`');
-    expect(() => customSpec({ ...EMPTY_CUSTOM, target: ' ' }, 'account')).toThrow('contract');
-    expect(() => customSpec({ ...EMPTY_CUSTOM, function: 'mint(' }, 'account')).toThrow('function `mint(` is not');
-    expect(() => customSpec({ ...EMPTY_CUSTOM, validFor: 'soon' }, 'account')).toThrow('valid for `soon`');
-    expect(() => customSpec({ ...EMPTY_CUSTOM, maxUses: '0' }, 'account')).toThrow('max uses `0`');
+    expect(() => customSpec({ ...EMPTY_CUSTOM, feeBudget: '' }, 'account')).toThrow('Network fees: “”');
+    expect(() => customSpec({ ...EMPTY_CUSTOM, feeBudget: '0' }, 'account')).toThrow('Network fees: “0”');
+    expect(() => customSpec({ ...EMPTY_CUSTOM, target: ' ' }, 'account')).toThrow('Contract');
+    expect(() => customSpec({ ...EMPTY_CUSTOM, function: 'mint(' }, 'account')).toThrow('Function: “mint(” is not');
+    expect(() => customSpec({ ...EMPTY_CUSTOM, validFor: 'soon' }, 'account')).toThrow('Valid for: “soon”');
+    expect(() => customSpec({ ...EMPTY_CUSTOM, maxUses: '0' }, 'account')).toThrow('Calls allowed: give at least 1');
     expect(() => customSpec({ ...EMPTY_CUSTOM, rules: [{ arg: 'quantity', op: 'lte', value: '' }] }, 'account')).toThrow(
-      'rule 1: give a value for quantity',
+      'Rule 1: give a value for quantity',
     );
   });
 
@@ -91,7 +91,7 @@ describe('presets', () => {
     expect(customSpec({ ...EMPTY_CUSTOM, feeBudget: '' }, 'sponsor').fees).toBe('sponsored');
     expect(customSpec({ ...EMPTY_CUSTOM, feeBudget: 'lots' }, 'sponsor').fees).toBe('sponsored');
     // Other fields are still checked.
-    expect(() => customSpec({ ...EMPTY_CUSTOM, maxUses: '0' }, 'sponsor')).toThrow('max uses `0`');
+    expect(() => customSpec({ ...EMPTY_CUSTOM, maxUses: '0' }, 'sponsor')).toThrow('Calls allowed: give at least 1');
   });
 
   it('defaults to sponsored fees exactly when the app has a paymaster', () => {

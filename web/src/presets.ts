@@ -1,6 +1,8 @@
 // What a user can ask to grant: three presets (the seed's use cases) and a custom form, each
 // turned into a session spec the service understands (the JSON form of Valet's TOML specs).
 
+import { MAX_VALID_FOR_SECONDS, MIN_PERIOD_SECONDS, checkEth, checkUses, parseDuration } from './validate';
+
 /// A spec as `POST /v1/sessions` takes it (JSON object form).
 export interface Spec {
   valid_for: string;
@@ -195,47 +197,57 @@ export const EMPTY_CUSTOM: CustomForm = {
 };
 
 /// The custom form as a spec, its fees paid by `payer` (the fee budget is read only when the
-/// account pays); throws an error naming the first bad field. The service checks the rest (that
-/// the function parses, that each rule's argument exists and its value fits).
+/// account pays); throws an error in the user's words naming the first bad field, with the
+/// service's grammar (validate.ts). The service checks what needs the contract (that each rule's
+/// argument exists and its value fits) and may add warnings.
 export function customSpec(form: CustomForm, payer: FeePayer): Spec {
   const target = form.target.trim();
-  if (!target) throw new Error('contract: give an address or a known name');
+  if (!target) throw new Error('Contract: give an address or a known name (ValetNFT, ValetToken, ValetDAO)');
   const fn = form.function.trim();
   if (fn && !/^[A-Za-z_][A-Za-z0-9_]*\(.*\)$/.test(fn)) {
-    throw new Error(`function \`${fn}\` is not name(type arg, …)`);
+    throw new Error(`Function: “${fn}” is not written as name(type argument, …), like mint(address to, uint256 quantity)`);
+  }
+  const valueLimit = form.valueLimit.trim() ? checkEth(form.valueLimit, 'ETH per call at most') : '';
+  if (!fn && (!valueLimit || Number(valueLimit) === 0)) {
+    throw new Error(
+      `Function: name the function the session may call, like mint(address to, uint256 quantity). Left empty, the session may only send ETH to ${target}, and “ETH per call at most” allows none`,
+    );
   }
   const validFor = form.validFor.trim();
-  if (!/^\d+[smhd]?$/.test(validFor)) throw new Error(`valid for \`${validFor}\` is not like 90s, 30m, 1h or 7d`);
+  const seconds = parseDuration(validFor, 'Valid for');
+  if (seconds > MAX_VALID_FOR_SECONDS) {
+    throw new Error(`Valid for: “${validFor}” is longer than a year; give at most 365d (52w)`);
+  }
   const permission: PermissionSpec = { target };
   if (fn) permission.function = fn;
-  const maxUses = form.maxUses.trim();
-  if (maxUses) {
-    if (!/^\d+$/.test(maxUses) || Number(maxUses) < 1) throw new Error(`max uses \`${maxUses}\` is not a whole number ≥ 1`);
-    permission.max_uses = Number(maxUses);
-  }
-  if (form.valueLimit.trim()) permission.value_limit = `${form.valueLimit.trim()} ether`;
-  const rules = form.rules.filter((r) => r.arg.trim() || r.value.trim());
-  for (const [i, r] of rules.entries()) {
-    if (!r.arg.trim()) throw new Error(`rule ${i + 1}: name the argument`);
-    if (!r.value.trim()) throw new Error(`rule ${i + 1}: give a value for ${r.arg.trim()}`);
+  const maxUses = checkUses(form.maxUses, 'Calls allowed');
+  if (maxUses !== undefined) permission.max_uses = maxUses;
+  if (valueLimit && Number(valueLimit) > 0) permission.value_limit = `${valueLimit} ether`;
+  const rules = form.rules.map((r, i) => ({ ...r, n: i + 1 })).filter((r) => r.arg.trim() || r.value.trim());
+  for (const r of rules) {
+    if (!r.arg.trim()) throw new Error(`Rule ${r.n}: name the argument it checks`);
+    if (!r.value.trim()) throw new Error(`Rule ${r.n}: give a value for ${r.arg.trim()}`);
   }
   if (rules.length) permission.rules = rules.map((r) => ({ arg: r.arg.trim(), [r.op]: r.value.trim() }));
   let fees: Spec['fees'] = 'sponsored';
   if (payer === 'account') {
     const feeBudget = form.feeBudget.trim();
     if (!/^\d+(\.\d+)?$/.test(feeBudget) || Number(feeBudget) <= 0) {
-      throw new Error(`network fees \`${feeBudget}\` is not a positive number of ETH (the account pays its own fees here)`);
+      throw new Error(`Network fees: “${feeBudget}” is not a positive amount of ETH (the account pays its own fees here)`);
     }
     fees = { budget: `${feeBudget} ether` };
   }
   const spec: Spec = { valid_for: validFor, permission: [permission], fees };
   if (form.limitAmount.trim()) {
-    const amount = form.limitAmount.trim();
-    if (!/^\d+(\.\d+)?$/.test(amount)) throw new Error(`limit amount \`${amount}\` is not a number`);
+    const amount = checkEth(form.limitAmount, 'Spending limit amount', { positive: true });
     const limit: LimitSpec = form.limitToken.trim()
       ? { token: form.limitToken.trim(), amount: `${amount} ether` }
       : { native: `${amount} ether` };
-    if (form.limitPeriod.trim()) limit.period = form.limitPeriod.trim();
+    if (form.limitPeriod.trim()) {
+      const period = parseDuration(form.limitPeriod, 'Per period');
+      if (period < MIN_PERIOD_SECONDS) throw new Error(`Per period: “${form.limitPeriod.trim()}” is shorter than 1 minute, the shortest period`);
+      limit.period = form.limitPeriod.trim();
+    }
     spec.limit = [limit];
   }
   return spec;

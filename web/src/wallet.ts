@@ -9,6 +9,8 @@ import type { TypedData } from './api';
 /// The subset of EIP-1193 the page uses.
 export interface Eip1193Provider {
   request(args: { method: string; params?: unknown[] }): Promise<unknown>;
+  /// EIP-1193 events (`accountsChanged`, `chainChanged`), when the wallet emits them.
+  on?(event: string, listener: (payload: unknown) => void): unknown;
 }
 
 declare global {

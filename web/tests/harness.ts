@@ -372,11 +372,34 @@ const bindingName = '__valetTestWallet';
  * (eth_accounts) only after the page asked for it (eth_requestAccounts).
  */
 export class TestWallet {
-  readonly account = privateKeyToAccount(generatePrivateKey());
+  /** The key it signs with; `switchAccount` replaces it, as a user picking another account would. */
+  account = privateKeyToAccount(generatePrivateKey());
   readonly requests: WalletRequest[] = [];
   private connected = false;
 
-  constructor(readonly chainId: number) {}
+  /** The chain it says it is on; `switchChain` changes it. */
+  constructor(public chainId: number) {}
+
+  /** Another account, as a user switching accounts in the wallet; tells `page` (accountsChanged). */
+  async switchAccount(page: Page): Promise<Address> {
+    this.account = privateKeyToAccount(generatePrivateKey());
+    await this.emit(page, 'accountsChanged', [this.address]);
+    return this.address;
+  }
+
+  /** Another network, as a user switching in the wallet; tells `page` (chainChanged). */
+  async switchChain(page: Page, chainId: number): Promise<void> {
+    this.chainId = chainId;
+    await this.emit(page, 'chainChanged', toHex(chainId));
+  }
+
+  /** Emits an EIP-1193 event to the listeners the page registered with `ethereum.on`. */
+  async emit(page: Page, event: string, payload: unknown): Promise<void> {
+    await page.evaluate(
+      ([event, payload]) => (globalThis as unknown as Record<string, (e: string, p: unknown) => void>).__valetWalletEmit?.(event, payload),
+      [event, payload] as const,
+    );
+  }
 
   get address(): Address {
     return this.account.address;
@@ -481,6 +504,13 @@ function injectProvider(binding: string): void {
     if (!call) throw Object.assign(new Error('The wallet is not reachable'), { code: 4900 });
     return call(method, params);
   };
+  const listeners = new Map<string, Set<(payload: unknown) => void>>();
+  Object.defineProperty(globalThis, '__valetWalletEmit', {
+    value: (event: string, payload: unknown) => {
+      for (const listener of listeners.get(event) ?? []) listener(payload);
+    },
+    configurable: true,
+  });
   const provider = {
     isMetaMask: false,
     async request(args: { method: string; params?: unknown }): Promise<unknown> {
@@ -491,10 +521,13 @@ function injectProvider(binding: string): void {
       if ('error' in reply) throw Object.assign(new Error(reply.error.message), reply.error);
       return reply.result;
     },
-    on() {
+    on(event: string, listener: (payload: unknown) => void) {
+      if (!listeners.has(event)) listeners.set(event, new Set());
+      listeners.get(event)!.add(listener);
       return provider;
     },
-    removeListener() {
+    removeListener(event: string, listener: (payload: unknown) => void) {
+      listeners.get(event)?.delete(listener);
       return provider;
     },
   };

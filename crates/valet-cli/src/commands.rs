@@ -409,6 +409,7 @@ pub(crate) async fn grant(
     let proposal = c.valet.propose(&account, &spec, &c.names, &summary_labels).await?;
     let signature = owner.sign_hash_sync(&proposal.digest)?.as_bytes();
     let summary = proposal.summary.clone();
+    let warnings = proposal.warnings.clone();
     let handle = proposal.grant(&signature)?;
     let stored = StoredSession {
         id: handle.id,
@@ -431,16 +432,22 @@ pub(crate) async fn grant(
         for line in &summary {
             eprintln!("  • {line}");
         }
+        for warning in &warnings {
+            eprintln!("  warning: {warning}");
+        }
         println!("{}", handle.id);
         return Ok(());
     }
     print(
         chain.json,
-        json!({ "session_id": handle.id, "account": account.address, "session_key": handle.key.address(), "summary": summary, "enabled": false }),
+        json!({ "session_id": handle.id, "account": account.address, "session_key": handle.key.address(), "summary": summary, "warnings": warnings, "enabled": false }),
         || {
             println!("Granted session {} on account {}:", handle.id, account.address);
             for line in &summary {
                 println!("  • {line}");
+            }
+            for warning in &warnings {
+                println!("  warning: {warning}");
             }
             println!("Its first `valet session exec` enables it (and deploys the account if needed).");
         },
@@ -511,11 +518,11 @@ pub(crate) async fn show(id: &str, chain: &ChainArgs) -> anyhow::Result<()> {
         }
         for (i, p) in status.permissions.iter().enumerate() {
             if let Some(uses) = p.uses {
-                println!("  permission {i}: {uses} of {} calls used", p.max_uses);
+                println!("  permission {}: {uses} of {} calls used", i + 1, p.max_uses);
             }
         }
         for (i, l) in status.limits.iter().enumerate() {
-            println!("  limit {i}: {} left of {} ({} spent in period {})", l.left, l.cap, l.spent, l.period);
+            println!("  limit {}: {} left of {} ({} spent in period {})", i + 1, l.left, l.cap, l.spent, l.period);
         }
         match status.fees.mode {
             "sponsored" => println!("  fees: paid by a paymaster; none from the account's ETH"),
@@ -587,7 +594,7 @@ fn uses_text(stored: &StoredSession, status: &valet_client::SessionStatus) -> St
             .get(i)
             .and_then(|f| f.as_deref())
             .and_then(|f| f.split('(').next())
-            .map_or_else(|| format!("permission {i}"), str::to_string);
+            .map_or_else(|| format!("permission {}", i + 1), str::to_string);
         parts.push(format!("{name} {}/{}", p.uses.unwrap_or(0), p.max_uses));
     }
     parts.join(", ")

@@ -65,6 +65,11 @@ pub struct Proposal {
     pub digest: B256,
     /// The approval screen: what the session allows, in plain words.
     pub summary: Vec<String>,
+    /// What the owner should hear before granting, though nothing is refused: a function the
+    /// target's known ABI does not have ("ValetNFT has no function fooBar(uint256): the session
+    /// would allow a call that always reverts"), a session longer than 30 days ("this session
+    /// lasts 273 years: consider a shorter one"). Empty when there is nothing to say.
+    pub warnings: Vec<String>,
     /// Each permission's function as the spec wrote it (`None` for a plain transfer): the
     /// session handle keeps them to explain refusals in the spec's words.
     pub functions: Vec<Option<String>>,
@@ -440,17 +445,25 @@ impl Valet {
         &self.submitter
     }
 
-    /// Valet's clock: the later of the latest block's timestamp and this machine's wall clock,
-    /// in unix seconds. Neither alone will do. A chain's last block lags the wall clock whenever
-    /// no block was made for a while (an idle devnet, a quiet chain), yet the next block will
-    /// carry the wall-clock time: a session started from the last block would start in the past
-    /// and lose that lag from its window. And a chain may run ahead of the wall clock (anvil
-    /// time travel), where the wall clock would name a time already gone. Session windows start
-    /// from this clock, pre-flight judges operations by it ([`Valet::prepare`], with
-    /// [`INCLUSION_MARGIN`]), and the service's scheduler runs by it.
+    /// Valet's clock: the latest of the latest block's timestamp, the pending block's (the time
+    /// the node would give the next block, where it says) and this machine's wall clock, in unix
+    /// seconds. No one alone will do. A chain's last block lags the wall clock whenever no block
+    /// was made for a while (an idle devnet, a quiet chain), yet the next block will carry the
+    /// wall-clock time: a session started from the last block would start in the past and lose
+    /// that lag from its window. A chain may run ahead of the wall clock (anvil after time
+    /// travel), where the wall clock would name a time already gone; and on such a chain, idle,
+    /// the last block lags too: only the pending block tells the time the next block will have
+    /// (its clock is the wall clock plus the jump). Judged by the last block there, a session
+    /// that had expired looked usable and its operation went to the EntryPoint, which refused it
+    /// `AA22 expired`. Session windows start from this clock, pre-flight judges operations by it
+    /// ([`Valet::prepare`], with [`INCLUSION_MARGIN`]), and the service's scheduler runs by it.
     pub async fn now(&self) -> Result<u64, Error> {
         let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        Ok(self.chain_time().await?.max(wall))
+        let pending = self.provider.get_block_by_number(alloy::eips::BlockNumberOrTag::Pending);
+        let (latest, pending) = tokio::join!(self.chain_time(), pending);
+        // A node without a pending block (some answer null, or an error) still has its latest.
+        let pending = pending.ok().flatten().map_or(0, |b| b.header.timestamp);
+        Ok(latest?.max(pending).max(wall))
     }
 
     /// The latest block's timestamp (the chain's own clock, as of its last block).
@@ -607,7 +620,10 @@ impl Valet {
         let ctx = SpecContext { now, session_key: key.address(), account_epoch, names: names.clone() };
         let mut session = spec.resolve(&ctx)?;
         // What the owner is told: the window as it will be used, from Valet's clock.
-        let summary = summary(&session, &spec.functions()?, labels);
+        let functions = spec.functions()?;
+        let summary = summary(&session, &functions, labels);
+        let mut warnings = valet_core::spec::warnings(&session);
+        warnings.extend(functions_not_in_known_abis(&session, &functions, labels));
         // The window ends its whole duration after Valet's clock, but starts no later than the
         // latest block: a bundler simulates at that block, and where it lags the wall clock (an
         // idle chain, or a grant within a block time) a window starting at the wall clock is "not
@@ -623,6 +639,7 @@ impl Valet {
             key,
             digest,
             summary,
+            warnings,
             functions: spec.permissions.iter().map(|p| p.function.clone()).collect(),
             validator: self.deployment.validator,
             chain_id: self.chain_id,
@@ -1020,6 +1037,48 @@ fn judge_for_inclusion<T>(
     Ok((value, verdict))
 }
 
+/// Warnings for permissions naming a function that their target — a contract whose ABI this
+/// client knows, by the name the labels give its address — does not have and cannot take (no
+/// fallback): every call the permission allows would revert.
+fn functions_not_in_known_abis(
+    session: &Session,
+    functions: &[Option<valet_core::spec::Function>],
+    labels: &Labels,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for (permission, function) in session.permissions.iter().zip(functions) {
+        let Some(function) = function else { continue };
+        let Some(name) = labels.names.get(&permission.target) else { continue };
+        let Some(abi) = known_abi(name) else { continue };
+        let has = abi.functions().any(|f| f.selector() == permission.selector);
+        if !has && abi.fallback.is_none() {
+            warnings.push(format!(
+                "{name} has no function {}: the session would allow a call that always reverts",
+                function.signature()
+            ));
+        }
+    }
+    warnings
+}
+
+/// The ABI of the contract this client knows by `name` (Valet's validator; the demo contracts
+/// with the `demo` feature).
+fn known_abi(name: &str) -> Option<&'static alloy::json_abi::JsonAbi> {
+    static ABIS: std::sync::OnceLock<Vec<(&'static str, alloy::json_abi::JsonAbi)>> = std::sync::OnceLock::new();
+    let abis = ABIS.get_or_init(|| {
+        #[allow(unused_mut)]
+        let mut abis = vec![("SessionKeyValidator", SessionKeyValidator::abi::contract())];
+        #[cfg(feature = "demo")]
+        abis.extend([
+            ("ValetNFT", crate::contracts::demo::ValetNFT::abi::contract()),
+            ("ValetToken", crate::contracts::demo::ValetToken::abi::contract()),
+            ("ValetDAO", crate::contracts::demo::ValetDAO::abi::contract()),
+        ]);
+        abis
+    });
+    abis.iter().find(|(known, _)| *known == name).map(|(_, abi)| abi)
+}
+
 /// One call as a single execution, several as a batch.
 fn execution_of(calls: &[Call]) -> Result<Execution, Error> {
     match calls {
@@ -1052,7 +1111,15 @@ pub fn status_of(session: &Session, id: B256, chain: &ChainState, now: u64) -> S
     } else if chain.state == Standing::Voided {
         Some("all sessions of the account were revoked after this one was granted; grant a new one".to_string())
     } else if now > session.valid_until {
-        Some(format!("session expired at {}; grant a new one", valet_core::spec::utc(session.valid_until)))
+        Some(format!(
+            "session expired at {}; grant a new one",
+            valet_core::spec::utc_seconds(session.valid_until.saturating_add(1))
+        ))
+    } else if now.saturating_add(INCLUSION_MARGIN) > session.valid_until {
+        Some(format!(
+            "session ends at {}, sooner than an operation can surely be included ({INCLUSION_MARGIN} s); grant a new one",
+            valet_core::spec::utc_seconds(session.valid_until.saturating_add(1))
+        ))
     } else if now < session.valid_after {
         Some(format!("session starts at {}; wait until then", valet_core::spec::utc(session.valid_after)))
     } else if session.max_uses != 0 && counters.session_uses >= session.max_uses {

@@ -131,6 +131,7 @@ pub struct PermissionSpec {
     /// Native value one call may send ("0.1 ether"); none by default.
     pub value_limit: Option<Amount>,
     /// Calls allowed in all (at most 65,535).
+    #[serde(default, deserialize_with = "max_uses")]
     pub max_uses: Option<u32>,
     /// Conditions on arguments.
     #[serde(default)]
@@ -189,8 +190,10 @@ pub struct SessionSpec {
     /// End (unix seconds, inclusive).
     pub valid_until: Option<u64>,
     /// Operations allowed in all.
+    #[serde(default, deserialize_with = "max_uses")]
     pub max_uses: Option<u32>,
     /// Distinguishes otherwise identical sessions.
+    #[serde(default, deserialize_with = "salt")]
     pub salt: Option<u32>,
     /// The allowed calls.
     #[serde(default, rename = "permission")]
@@ -331,32 +334,104 @@ fn type_words(ty: &str) -> (usize, bool) {
     (1, false)
 }
 
+/// A count as written (`max_uses`, `salt`): a whole number from 0 to 4,294,967,295 — as a number
+/// or as decimal digits in a string. Anything else is refused naming the field and the value,
+/// where the parser would say "invalid type: floating point 1e+23, expected u32".
+fn count<'de, D: serde::Deserializer<'de>>(d: D, field: &str) -> Result<Option<u32>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Whole(u64),
+        Negative(i64),
+        Float(f64),
+        Text(String),
+    }
+    let too_large = |shown: &str| format!("{field} = {shown} is too large: at most {}", u32::MAX);
+    let reason = match Option::<Written>::deserialize(d)? {
+        None => return Ok(None),
+        Some(Written::Whole(n)) => match u32::try_from(n) {
+            Ok(n) => return Ok(Some(n)),
+            Err(_) => too_large(&n.to_string()),
+        },
+        Some(Written::Negative(n)) => format!("{field} = {n} is negative: give a whole number from 0"),
+        Some(Written::Float(f)) => {
+            let shown = if f.abs() >= 1e15 || (f != 0.0 && f.abs() < 1e-6) { format!("{f:e}") } else { format!("{f}") };
+            if f.fract() != 0.0 || !f.is_finite() {
+                format!("{field} = {shown} is not a whole number")
+            } else if f < 0.0 {
+                format!("{field} = {shown} is negative: give a whole number from 0")
+            } else if f > f64::from(u32::MAX) {
+                too_large(&shown)
+            } else {
+                return Ok(Some(f as u32));
+            }
+        }
+        Some(Written::Text(t)) if !t.trim().is_empty() && t.trim().bytes().all(|b| b.is_ascii_digit()) => {
+            match t.trim().parse::<u32>() {
+                Ok(n) => return Ok(Some(n)),
+                Err(_) => too_large(t.trim()),
+            }
+        }
+        Some(Written::Text(t)) => format!("{field} = `{t}` is not a whole number"),
+    };
+    Err(serde::de::Error::custom(reason))
+}
+
+fn max_uses<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    count(d, "max_uses")
+}
+
+fn salt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    count(d, "salt")
+}
+
 fn spec_error(at: impl Into<String>, reason: impl Into<String>) -> Error {
     Error::Spec { at: at.into(), reason: reason.into() }
 }
 
-/// Seconds in "90s", "30m", "1h", "7d", "2w".
+/// Seconds in a duration: a whole number of at least 1 and one unit — `s`, `m`, `h`, `d` or `w`
+/// (seconds, minutes, hours, days, weeks) — with or without a space between: "90s", "30m",
+/// "1h", "7d", "2w", "10 m". A bare number ("10") has no unit and is refused (is it seconds,
+/// minutes?); so is zero ("0s", no time at all) and anything else ("1.5h", "1h30m", "-1d").
+/// The grammar of every duration in a spec (`valid_for`, a limit's `period`, `fees.period`); see
+/// `docs/spec.md`.
 pub fn parse_duration(text: &str) -> Result<u64, Error> {
+    duration(text).map_err(|reason| spec_error("duration", reason))
+}
+
+/// [`parse_duration`]'s seconds, or why not in words naming the text as written.
+fn duration(text: &str) -> Result<u64, String> {
+    const UNITS: &str = "s, m, h, d or w";
     let t = text.trim();
-    let unit = t.chars().last().ok_or_else(|| spec_error("duration", "empty"))?;
-    let n: u64 = t[..t.len() - unit.len_utf8()]
-        .trim()
-        .parse()
-        .map_err(|_| spec_error(format!("duration `{t}`"), "expected a number and s, m, h, d or w"))?;
+    if t.is_empty() {
+        return Err(format!("no duration: give a whole number and a unit ({UNITS}), like 30m, 1h or 7d"));
+    }
+    if t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("`{t}` needs a unit: {t}s, {t}m, {t}h, {t}d or {t}w"));
+    }
+    let unit = t.chars().last().unwrap_or_default();
+    let number = t[..t.len() - unit.len_utf8()].trim_end();
     let scale = match unit {
         's' => 1,
         'm' => 60,
         'h' => 3_600,
         'd' => 86_400,
         'w' => 604_800,
-        _ => return Err(spec_error(format!("duration `{t}`"), "expected a number and s, m, h, d or w")),
+        _ => return Err(format!("`{t}` is not a duration: write a whole number and {UNITS}, like 30m, 1h or 7d")),
     };
-    n.checked_mul(scale).ok_or_else(|| spec_error(format!("duration `{t}`"), "too long"))
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("`{t}` is not a duration: write a whole number and {UNITS}, like 30m, 1h or 7d"));
+    }
+    let n: u64 = number.parse().map_err(|_| format!("`{t}` is too long"))?;
+    if n == 0 {
+        return Err(format!("`{t}` is no time at all: give at least 1{unit}"));
+    }
+    n.checked_mul(scale).ok_or_else(|| format!("`{t}` is too long"))
 }
 
 /// The seconds of an allowance's `period`, at least [`MIN_PERIOD`].
 fn allowance_period(text: &str, at: &str) -> Result<u64, Error> {
-    let seconds = parse_duration(text)?;
+    let seconds = duration(text).map_err(|reason| spec_error(at, format!("period: {reason}")))?;
     if seconds < MIN_PERIOD {
         return Err(spec_error(
             at,
@@ -383,6 +458,9 @@ pub fn parse_amount(amount: &Amount, at: &str) -> Result<U256, Error> {
         Some((_, unit)) => return Err(spec_error(at, format!("unknown unit `{unit}` (ether, gwei or wei)"))),
         None => (text, 0),
     };
+    if number.trim_start().starts_with('-') {
+        return Err(spec_error(at, format!("`{text}` is negative")));
+    }
     if decimals == 0 {
         return number.parse::<U256>().map_err(|_| spec_error(at, format!("`{text}` is not a number")));
     }
@@ -415,9 +493,35 @@ impl SessionSpec {
         toml::from_str(text).map_err(|e| spec_error("TOML spec", e.to_string()))
     }
 
-    /// Parses a JSON spec.
+    /// Parses a JSON spec. A value that does not fit is refused naming where it is — "permission
+    /// 2", "limit 1", "fees" (counted from 1, as people count) — and the field and value, never
+    /// a position in a JSON text its writer (a web page) never showed anyone.
     pub fn from_json(text: &str) -> Result<Self, Error> {
-        serde_json::from_str(text).map_err(|e| spec_error("JSON spec", e.to_string()))
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| spec_error("JSON spec", e.to_string()))?;
+        serde_json::from_value(value.clone()).map_err(|e| {
+            let item = |key: &str, what: &str, check: fn(serde_json::Value) -> Option<String>| {
+                value.get(key).and_then(serde_json::Value::as_array).and_then(|items| {
+                    items
+                        .iter()
+                        .enumerate()
+                        .find_map(|(i, v)| check(v.clone()).map(|e| (format!("{what} {}", i + 1), e)))
+                })
+            };
+            let permission = item("permission", "permission", |v| {
+                serde_json::from_value::<PermissionSpec>(v).err().map(|e| e.to_string())
+            });
+            let limit = item("limit", "limit", |v| serde_json::from_value::<LimitSpec>(v).err().map(|e| e.to_string()));
+            let fees = value.get("fees").and_then(|v| serde_json::from_value::<FeesSpec>(v.clone()).err()).map(|_| {
+                (
+                    "fees".to_string(),
+                    "write \"sponsored\", or {\"budget\": \"0.01 ether\"} (budget, per_period with period, paymasters)"
+                        .to_string(),
+                )
+            });
+            let (at, reason) = permission.or(limit).or(fees).unwrap_or_else(|| ("spec".into(), e.to_string()));
+            spec_error(at, reason)
+        })
     }
 
     /// The exact session this spec means, for `ctx`; refuses anything the validator would,
@@ -435,7 +539,7 @@ impl SessionSpec {
             (Some(until), None) => until,
             // valid_until is inclusive: "1h" from 08:00:00 ends at 08:59:59.
             (None, Some(d)) => valid_after
-                .checked_add(parse_duration(d)?)
+                .checked_add(duration(d).map_err(|reason| spec_error("valid_for", reason))?)
                 .filter(|end| *end <= 1 << 48)
                 .ok_or_else(|| {
                     spec_error(
@@ -451,7 +555,7 @@ impl SessionSpec {
         }
         let mut limits = Vec::new();
         for (l, spec) in self.limits.iter().enumerate() {
-            let at = format!("limit {l}");
+            let at = format!("limit {}", l + 1);
             let period = spec.period.as_deref().map(|p| allowance_period(p, &at)).transpose()?.unwrap_or(0);
             let limit = match (&spec.native, &spec.token, &spec.amount) {
                 (Some(native), None, None) => Limit {
@@ -474,7 +578,7 @@ impl SessionSpec {
         limits.extend(fee_limit);
         let mut permissions = Vec::new();
         for (k, spec) in self.permissions.iter().enumerate() {
-            let at = format!("permission {k}");
+            let at = format!("permission {}", k + 1);
             let permission = resolve_permission(spec, ctx, &at)?;
             check_counted_on_limited_token(&permission, spec, &limits, &at)?;
             permissions.push(permission);
@@ -579,7 +683,10 @@ fn check_counted_on_limited_token(
 fn resolve_permission(spec: &PermissionSpec, ctx: &SpecContext, at: &str) -> Result<Permission, Error> {
     let target = address_of(&spec.target, ctx, at)?;
     let value_limit = match &spec.value_limit {
-        Some(a) => fits_u128(parse_amount(a, at)?, at)?,
+        Some(a) => {
+            let field = format!("{at}: value_limit");
+            fits_u128(parse_amount(a, &field)?, &field)?
+        }
         None => 0,
     };
     let (selector, function) = match &spec.function {
@@ -591,7 +698,7 @@ fn resolve_permission(spec: &PermissionSpec, ctx: &SpecContext, at: &str) -> Res
     };
     let mut rules = Vec::new();
     for (j, r) in spec.rules.iter().enumerate() {
-        let at = format!("{at}, rule {j}");
+        let at = format!("{at}, rule {}", j + 1);
         let f = function.as_ref().ok_or_else(|| spec_error(&at, "a plain transfer has no arguments to rule on"))?;
         rules.extend(resolve_rule(r, f, &at, ctx)?);
     }
@@ -803,6 +910,39 @@ pub fn units(amount: u128, decimals: u8) -> String {
 
 /// `YYYY-MM-DD HH:MM UTC` for unix seconds.
 pub fn utc(ts: u64) -> String {
+    let (date, secs) = civil(ts);
+    format!("{date} {:02}:{:02} UTC", secs / 3_600, secs / 60 % 60)
+}
+
+/// How long a session may last before [`warnings`] suggests a shorter one: 30 days.
+pub const LONG_SESSION: u64 = 30 * 86_400;
+
+/// What an owner should hear about a session before granting it, though nothing in it is
+/// refused: today, a session lasting longer than [`LONG_SESSION`] ("this session lasts 273
+/// years: consider a shorter one"). Checks that need the chain or contracts' ABIs (a function
+/// the target does not have) are the client's (`valet_client::Proposal::warnings`).
+pub fn warnings(session: &Session) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let lasts = session.valid_until.saturating_add(1).saturating_sub(session.valid_after);
+    if lasts > LONG_SESSION {
+        let (n, unit) = match lasts / 86_400 {
+            days if days >= 730 => (lasts / 31_557_600, "years"),
+            days => (days, "days"),
+        };
+        warnings.push(format!("this session lasts {n} {unit}: consider a shorter one"));
+    }
+    warnings
+}
+
+/// `ts` (unix seconds) as "2026-05-01 09:30:15 UTC": for times seconds apart (a short session's
+/// end, the moment an operation is judged at), which [`utc`] would print alike.
+pub fn utc_seconds(ts: u64) -> String {
+    let (date, secs) = civil(ts);
+    format!("{date} {:02}:{:02}:{:02} UTC", secs / 3_600, secs / 60 % 60, secs % 60)
+}
+
+/// The civil date of `ts` ("2026-05-01") and the seconds into that day.
+fn civil(ts: u64) -> (String, u64) {
     let days = (ts / 86_400) as i64;
     let secs = ts % 86_400;
     // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
@@ -815,7 +955,7 @@ pub fn utc(ts: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", secs / 3_600, secs / 60 % 60)
+    (format!("{year:04}-{month:02}-{day:02}"), secs)
 }
 
 fn span(seconds: u64) -> String {
@@ -989,7 +1129,7 @@ pub fn explain(refusal: &Refusal, session: &Session, functions: &[Option<Functio
         let target = session.permissions.get(p).map(|x| labels.address(x.target)).unwrap_or_default();
         match functions.get(p).and_then(Option::as_ref) {
             Some(f) => format!("{} on {target}", f.name),
-            None => format!("permission {p} on {target}"),
+            None => format!("permission {} on {target}", p + 1),
         }
     };
     match refusal {
@@ -1019,9 +1159,10 @@ pub fn explain(refusal: &Refusal, session: &Session, functions: &[Option<Functio
             let rule_text =
                 session.permissions[*permission].rules.get(*rule).map(|r| self::rule_text(r, argument, labels));
             format!(
-                "call {call} ({}): {name} = {shown}, but the session requires {}",
+                "call {} ({}): {name} = {shown}, but the session requires {}",
+                call + 1,
                 permission_name(*permission),
-                rule_text.unwrap_or_else(|| format!("rule {rule}"))
+                rule_text.unwrap_or_else(|| format!("rule {}", rule + 1))
             )
         }
         Refusal::PermissionUsesExhausted { permission, max_uses, .. } => format!(
@@ -1089,7 +1230,8 @@ pub fn explain(refusal: &Refusal, session: &Session, functions: &[Option<Functio
                 })
                 .collect();
             format!(
-                "call {call} ({} function {selector}) is not one the session allows; it allows {}",
+                "call {} ({} function {selector}) is not one the session allows; it allows {}",
+                call + 1,
                 labels.address(*target),
                 allowed.join("; ")
             )
@@ -1101,7 +1243,12 @@ pub fn explain(refusal: &Refusal, session: &Session, functions: &[Option<Functio
             format!("the session key validator is not installed on account {account}: no session can act for it")
         }
         Refusal::OutsideWindow { valid_after, valid_until, now } if now > valid_until => {
-            format!("the session expired at {} (it is {}); grant a new one", utc(*valid_until + 1), utc(*now))
+            format!(
+                "the session expired at {} for an operation sent now, which may be included as late as {}; grant a \
+                 new one",
+                utc_seconds(*valid_until + 1),
+                utc_seconds(*now)
+            )
         }
         // A window that begins after the session does: an allowance period turns before the
         // operation can surely be included in the current one (pre-flight, `valet-client`).
@@ -1290,8 +1437,9 @@ mod tests {
                 Ok(s) => assert!(ok && s.limits[0].period >= MIN_PERIOD, "{period}"),
                 Err(Error::Spec { at, reason }) => {
                     assert!(!ok, "{period}: {reason}");
-                    assert_eq!(at, "limit 0");
-                    assert!(reason.contains("shorter than the shortest allowance period, 60 s"), "{reason}");
+                    assert_eq!(at, "limit 1", "counted from 1, as people count");
+                    let zero = period == "0s" && reason.contains("no time at all");
+                    assert!(zero || reason.contains("shorter than the shortest allowance period, 60 s"), "{reason}");
                 }
                 Err(e) => panic!("{period}: {e}"),
             }
@@ -1299,7 +1447,8 @@ mod tests {
             match resolve(&fees) {
                 Ok(s) => assert!(ok && s.limits[0].period >= MIN_PERIOD, "fees {period}"),
                 Err(Error::Spec { at, reason }) => {
-                    assert!(!ok && at == "fees" && reason.contains("60 s"), "fees {period}: {at}: {reason}")
+                    let zero = period == "0s" && reason.contains("no time at all");
+                    assert!(!ok && at == "fees" && (zero || reason.contains("60 s")), "fees {period}: {at}: {reason}")
                 }
                 Err(e) => panic!("fees {period}: {e}"),
             }

@@ -60,7 +60,7 @@ fn refusals_name_the_problem() {
     let unknown = MINT.replace(r#"arg = "quantity""#, r#"arg = "qty""#);
     assert_eq!(
         refusal(&unknown),
-        "permission 0, rule 1: `qty` is not an argument of mint(address,uint256) (arguments: to, quantity)"
+        "permission 1, rule 2: `qty` is not an argument of mint(address,uint256) (arguments: to, quantity)"
     );
     let dynamic = r#"
 valid_for = "1h"
@@ -87,12 +87,12 @@ rules = [{ arg = "delta", lt = 5 }]
     assert!(refusal(&many).contains("max_uses = 70000 is above 65535"), "{}", refusal(&many));
     assert_eq!(
         refusal(&too_big),
-        "permission 0, rule 1: give exactly one of eq, ne, gt, gte, lt, lte, in_range, one_of"
+        "permission 1, rule 2: give exactly one of eq, ne, gt, gte, lt, lte, in_range, one_of"
     );
     let unknown_target = MINT.replace("\"ValetNFT\"", "\"Nope\"");
     assert_eq!(
         refusal(&unknown_target),
-        "permission 0: `Nope` is neither an address nor a known name (known: ValetNFT, ValetToken)"
+        "permission 1: `Nope` is neither an address nor a known name (known: ValetNFT, ValetToken)"
     );
     assert!(matches!(SessionSpec::from_toml("valid_for = 1\nbogus = 2"), Err(Error::Spec { .. })));
 }
@@ -272,7 +272,7 @@ amount = "10 ether"
 "#;
     assert_eq!(
         refusal(text),
-        "permission 0: burn(uint256 amount) on ValetToken: the session limits this token, and the limit counts only \
+        "permission 1: burn(uint256 amount) on ValetToken: the session limits this token, and the limit counts only \
          transfer, transferFrom, approve and increaseAllowance; any other function could move it uncounted"
     );
     // Calls to other contracts are allowed, and the summary says what the limit does not see.
@@ -336,7 +336,7 @@ fn refusals_are_explained_in_the_specs_words() {
     let rule = Refusal::RuleViolated { call: 0, permission: 0, rule: 1, arg: 1, op: RuleOp::Lte, value: U256::from(6) };
     assert_eq!(
         explain(&rule, &session, &functions, &labels),
-        "call 0 (mint on ValetNFT (0x0000…00f7)): quantity = 6, but the session requires quantity ≤ 5"
+        "call 1 (mint on ValetNFT (0x0000…00f7)): quantity = 6, but the session requires quantity ≤ 5"
     );
     let other = Address::repeat_byte(0xbb);
     let to = Refusal::RuleViolated {
@@ -349,7 +349,7 @@ fn refusals_are_explained_in_the_specs_words() {
     };
     assert_eq!(
         explain(&to, &session, &functions, &labels),
-        "call 0 (mint on ValetNFT (0x0000…00f7)): to = 0xbBbB…BBbB, but the session requires to is this account"
+        "call 1 (mint on ValetNFT (0x0000…00f7)): to = 0xbBbB…BBbB, but the session requires to is this account"
     );
     let used = Refusal::PermissionUsesExhausted { id: B256::ZERO, permission: 0, max_uses: 10 };
     assert_eq!(
@@ -359,7 +359,8 @@ fn refusals_are_explained_in_the_specs_words() {
     let late = Refusal::OutsideWindow { valid_after: NOW, valid_until: NOW + 3_599, now: NOW + 4_000 };
     assert_eq!(
         explain(&late, &session, &functions, &labels),
-        "the session expired at 2027-01-15 09:00 UTC (it is 2027-01-15 09:06 UTC); grant a new one"
+        "the session expired at 2027-01-15 09:00:00 UTC for an operation sent now, which may be included as late as \
+         2027-01-15 09:06:40 UTC; grant a new one"
     );
 
     let pay = SessionSpec::from_toml(valet_core::spec::DEMO_PAYMENT_SPEC).expect("parses");
@@ -415,4 +416,82 @@ fn erc7715_requests_become_sessions() {
     let mut other_chain = request;
     other_chain["chainId"] = "0x1".into();
     assert_eq!(refused(other_chain), "chainId: 0x1 is not this chain (31337)");
+}
+
+/// What the dApp's custom form sends for odd input is refused in the words its user typed:
+/// naming the field, the value and where (permission and rule counted from 1), never a JSON
+/// parser's "invalid type: floating point 1e+23, expected u32 at line 1 column 80".
+#[test]
+fn odd_inputs_are_refused_in_the_users_words() {
+    let json = |permission: &str| {
+        format!(
+            r#"{{ "valid_for": "1h", "permission": [{{ "target": "ValetNFT", "function": "mint(address to, uint256 quantity)" }}, {permission}] }}"#
+        )
+    };
+    let refused = |text: &str| match SessionSpec::from_json(text).and_then(|s| s.resolve(&ctx())) {
+        Err(Error::Spec { at, reason }) => format!("{at}: {reason}"),
+        other => panic!("expected a spec error, got {other:?}"),
+    };
+    let huge = json(r#"{ "target": "ValetNFT", "max_uses": 1e23 }"#);
+    assert_eq!(refused(&huge), "permission 2: max_uses = 1e23 is too large: at most 4294967295");
+    let negative = json(r#"{ "target": "ValetNFT", "max_uses": -1 }"#);
+    assert_eq!(refused(&negative), "permission 2: max_uses = -1 is negative: give a whole number from 0");
+    let half = json(r#"{ "target": "ValetNFT", "max_uses": 2.5 }"#);
+    assert_eq!(refused(&half), "permission 2: max_uses = 2.5 is not a whole number");
+    let words = json(r#"{ "target": "ValetNFT", "max_uses": "ten" }"#);
+    assert_eq!(refused(&words), "permission 2: max_uses = `ten` is not a whole number");
+    let digits = json(r#"{ "target": "ValetNFT", "function": "mint(address to, uint256 quantity)", "max_uses": "3" }"#);
+    let session = SessionSpec::from_json(&digits).expect("digits in a string are a count").resolve(&ctx()).expect("ok");
+    assert_eq!(session.permissions[1].max_uses, 3);
+    let minus = json(r#"{ "target": "ValetNFT", "value_limit": "-1 ether" }"#);
+    assert_eq!(refused(&minus), "permission 2: value_limit: `-1 ether` is negative");
+    let rule = json(
+        r#"{ "target": "ValetNFT", "function": "mint(address to, uint256 quantity)", "rules": [{ "arg": "to", "eq": "$account" }, { "arg": "qty", "lte": 5 }] }"#,
+    );
+    assert!(refused(&rule).starts_with("permission 2, rule 2: `qty` is not an argument"), "{}", refused(&rule));
+    let fees = r#"{ "valid_for": "1h", "permission": [{ "target": "ValetNFT" }], "fees": 5 }"#;
+    assert!(refused(fees).starts_with("fees: write \"sponsored\""), "{}", refused(fees));
+    let top = r#"{ "valid_for": "1h", "max_uses": 1e23, "permission": [{ "target": "ValetNFT" }] }"#;
+    assert_eq!(refused(top), "spec: max_uses = 1e23 is too large: at most 4294967295");
+}
+
+/// One grammar for durations (docs/spec.md): a whole number of at least 1 and a unit, s, m, h, d
+/// or w. A bare number, zero and anything else are refused saying what to write.
+#[test]
+fn durations_have_one_grammar() {
+    use valet_core::spec::parse_duration;
+    for (text, seconds) in
+        [("90s", 90), ("30m", 1_800), ("1h", 3_600), ("7d", 604_800), ("2w", 1_209_600), ("10 m", 600)]
+    {
+        assert_eq!(parse_duration(text).expect(text), seconds, "{text}");
+    }
+    let reason = |text: &str| match parse_duration(text) {
+        Err(Error::Spec { reason, .. }) => reason,
+        other => panic!("{text}: {other:?}"),
+    };
+    assert_eq!(reason("10"), "`10` needs a unit: 10s, 10m, 10h, 10d or 10w");
+    assert_eq!(reason("0"), "`0` needs a unit: 0s, 0m, 0h, 0d or 0w");
+    assert_eq!(reason("0s"), "`0s` is no time at all: give at least 1s");
+    for bad in ["1.5h", "1h30m", "-1d", "h", "", "10x"] {
+        assert!(parse_duration(bad).is_err(), "{bad}");
+    }
+    let spec = MINT.replace("valid_for = \"1h\"", "valid_for = \"10\"");
+    assert_eq!(refusal(&spec), "valid_for: `10` needs a unit: 10s, 10m, 10h, 10d or 10w");
+}
+
+/// A session longer than 30 days is granted if asked for, with a word to the owner first.
+#[test]
+fn a_very_long_session_comes_with_a_warning() {
+    let resolved = |valid_for: &str| {
+        SessionSpec::from_toml(&MINT.replace("valid_for = \"1h\"", &format!("valid_for = \"{valid_for}\"")))
+            .expect("parses")
+            .resolve(&ctx())
+            .expect("resolves")
+    };
+    assert!(valet_core::spec::warnings(&resolved("30d")).is_empty());
+    assert_eq!(valet_core::spec::warnings(&resolved("60d")), ["this session lasts 60 days: consider a shorter one"]);
+    assert_eq!(
+        valet_core::spec::warnings(&resolved("99999d")),
+        ["this session lasts 273 years: consider a shorter one"]
+    );
 }

@@ -57,6 +57,9 @@ pub struct Service {
     pub sponsor: Option<valet_client::SponsorSigner>,
     /// One execution at a time per session (its nonce lane); sessions run in parallel.
     lanes: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// `/health`'s last check of the node (when it began, what it found), held while one runs:
+    /// one check at a time, shared by those who asked while it ran.
+    pub(crate) health: Mutex<Option<(tokio::time::Instant, Result<u64, String>)>>,
 }
 
 impl std::fmt::Debug for Service {
@@ -93,6 +96,7 @@ impl Service {
             limits: Limits::default(),
             sponsor: None,
             lanes: Mutex::new(HashMap::new()),
+            health: Mutex::new(None),
         }
     }
 

@@ -58,6 +58,28 @@ pub fn document() -> Value {
                     "additionalProperties": false
                 },
                 "Session": { "type": "object" },
+                "Proposal": {
+                    "type": "object",
+                    "description": "A session proposed: the owner reads summary (and warnings, if any) and signs typed_data",
+                    "properties": {
+                        "session_id": { "$ref": "#/components/schemas/SessionId" },
+                        "status": { "const": "proposed" },
+                        "summary": { "type": "array", "items": { "type": "string" }, "description": "What the session allows, in plain words" },
+                        "warnings": { "type": "array", "items": { "type": "string" }, "description": "What the owner should hear before granting, though nothing is refused: a function the target's known ABI does not have, a session longer than 30 days; empty when none" },
+                        "digest": { "type": "string" },
+                        "typed_data": { "type": "object" }
+                    },
+                    "required": ["session_id", "status", "summary", "warnings", "digest", "typed_data"]
+                },
+                "AlreadyRevoked": object(json!({
+                    "error": { "const": "already_revoked" },
+                    "message": { "type": "string" },
+                    "session_id": { "$ref": "#/components/schemas/SessionId" },
+                    "status": { "const": "revoked" },
+                    "onchain": { "enum": ["included", "not_needed", "pending", "voided"], "description": "included: revoked on chain (transaction_hash when known); not_needed: never enabled on chain; pending: the owner's signed revocation is on its way (the service retries); voided: all the account's sessions were revoked" },
+                    "transaction_hash": { "type": ["string", "null"] },
+                    "revoked_at": { "type": ["integer", "null"], "description": "Unix seconds" }
+                }), &["error", "message", "session_id", "status", "onchain", "transaction_hash", "revoked_at"]),
                 "Wei": { "type": "string", "pattern": "^[0-9]{1,78}$", "description": "An amount in wei, as a decimal string" },
                 "SponsorshipBudget": {
                     "type": "object",
@@ -147,7 +169,7 @@ pub fn document() -> Value {
                         "fees": { "description": "With permission_request: how fees are paid, \"sponsored\" (the default) or {budget, per_period, period, paymasters}", "type": ["string", "object"] },
                         "names": { "type": "object", "additionalProperties": { "$ref": "#/components/schemas/Address" } }
                     }, "required": ["owner"], "additionalProperties": false })),
-                    "responses": errors(json!({ "201": json_response("Proposed", json!({ "$ref": "#/components/schemas/Session" })) }), AUTH_ERRORS) },
+                    "responses": errors(json!({ "201": json_response("Proposed", json!({ "$ref": "#/components/schemas/Proposal" })) }), AUTH_ERRORS) },
                 "get": { "summary": "This app's sessions with what is left",
                     "parameters": [{ "name": "account", "in": "query", "required": false, "schema": { "$ref": "#/components/schemas/Address" } }],
                     "responses": errors(json!({ "200": json_response("Sessions", json!({ "type": "object" })) }), AUTH_ERRORS) }
@@ -168,11 +190,11 @@ pub fn document() -> Value {
                 "responses": errors(json!({ "200": json_response("The execution (its status: pending, unknown, included, reverted, refused or failed)", json!({ "$ref": "#/components/schemas/Execution" })) }), &[("400", "Malformed id"), ("401", "Unauthorized"), ("404", "No such execution for this app")]) } },
             "/v1/sessions/{id}/revoke": { "post": { "summary": "Stop the session in the service at once; returns what the owner signs to revoke it on chain",
                 "parameters": [session_id_param()],
-                "responses": errors(json!({ "200": json_response("Revoked", json!({ "type": "object" })) }), &[("400", "Malformed"), ("401", "Unauthorized"), ("404", "No such session")]) } },
+                "responses": errors(json!({ "200": json_response("Revoked in the service; onchain holds what the owner signs", json!({ "type": "object" })), "409": json_response("Already revoked on chain, or its revocation is on its way: nothing to sign (when and which transaction)", json!({ "$ref": "#/components/schemas/AlreadyRevoked" })) }), &[("400", "Malformed"), ("401", "Unauthorized"), ("404", "No such session")]) } },
             "/v1/sessions/{id}/revoke/onchain": { "post": { "summary": "Submit the owner's signed revocation",
                 "parameters": [session_id_param()],
                 "requestBody": body(json!({ "type": "object", "properties": { "signature": { "$ref": "#/components/schemas/Signature" } }, "required": ["signature"], "additionalProperties": false })),
-                "responses": errors(json!({ "200": json_response("Revoked on chain (onchain: included), or no transaction needed (onchain: not_needed: never enabled on chain)", json!({ "type": "object" })), "202": json_response("Revoked in the service, not on chain yet (onchain: pending): the service retries until it is", json!({ "type": "object" })) }), &[("400", "Malformed"), ("401", "Unauthorized"), ("403", "Not the owner's signature"), ("404", "No such session"), ("409", "No relayer"), ("422", "Rejected by the chain")]) } },
+                "responses": errors(json!({ "200": json_response("Revoked on chain (onchain: included), or no transaction needed (onchain: not_needed: never enabled on chain)", json!({ "type": "object" })), "202": json_response("Revoked in the service, not on chain yet (onchain: pending): the service retries until it is", json!({ "type": "object" })), "409": json_response("Already revoked on chain: nothing was sent (already_revoked, when and which transaction); or this service has no relayer (no_relayer)", json!({ "anyOf": [{ "$ref": "#/components/schemas/AlreadyRevoked" }, { "$ref": "#/components/schemas/Error" }] })) }), &[("400", "Malformed"), ("401", "Unauthorized"), ("403", "Not the owner's signature"), ("404", "No such session"), ("422", "Rejected by the chain")]) } },
             "/v1/sessions/{id}/schedules": {
                 "post": { "summary": "Run calls within the session every period, by the chain's clock",
                     "parameters": [session_id_param()],

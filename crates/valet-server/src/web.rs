@@ -133,7 +133,7 @@ fn content_type(path: &Path) -> &'static str {
         "html" => "text/html; charset=utf-8",
         "js" | "mjs" => "text/javascript; charset=utf-8",
         "css" => "text/css; charset=utf-8",
-        "json" | "map" => "application/json",
+        "json" => "application/json",
         "svg" => "image/svg+xml",
         "png" => "image/png",
         "ico" => "image/x-icon",
@@ -152,7 +152,10 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 pub(crate) async fn asset(web: &Web, request_path: &str) -> Response {
     let relative = if request_path.is_empty() { "index.html" } else { request_path };
     let path = Path::new(relative);
-    if !path.components().all(|c| matches!(c, Component::Normal(_))) {
+    // Source maps are the dApp's source, for its developers only: never served, even if a build
+    // left some in the directory.
+    let source_map = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("map"));
+    if source_map || !path.components().all(|c| matches!(c, Component::Normal(_))) {
         return (StatusCode::NOT_FOUND, "not found").into_response();
     }
     let full = web.dir.join(path);
@@ -180,6 +183,7 @@ mod tests {
         std::fs::create_dir_all(dir.join("assets")).expect("dir");
         std::fs::write(dir.join("index.html"), "<!doctype html>").expect("index");
         std::fs::write(dir.join("assets/app-1.js"), "1").expect("js");
+        std::fs::write(dir.join("assets/app-1.js.map"), "{}").expect("map");
         std::fs::write(dir.parent().expect("parent").join("valet-web-secret.txt"), "secret").expect("secret");
         let web = Web { dir: dir.clone(), config: Value::Null };
 
@@ -190,7 +194,13 @@ mod tests {
         let js = asset(&web, "assets/app-1.js").await;
         assert_eq!(js.headers()[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
         assert!(js.headers()[header::CACHE_CONTROL].to_str().expect("ascii").contains("immutable"));
-        for escape in ["../valet-web-secret.txt", "assets/../../valet-web-secret.txt", "/etc/passwd", "missing.js"] {
+        for escape in [
+            "../valet-web-secret.txt",
+            "assets/../../valet-web-secret.txt",
+            "/etc/passwd",
+            "missing.js",
+            "assets/app-1.js.map",
+        ] {
             assert_eq!(asset(&web, escape).await.status(), StatusCode::NOT_FOUND, "{escape}");
         }
         let _ = std::fs::remove_dir_all(&dir);

@@ -443,7 +443,11 @@ async fn the_service_serves_the_dapp_and_the_devnet_faucet() {
         let web = dir.join("dist");
         std::fs::create_dir_all(web.join("assets")).expect("dist");
         std::fs::write(web.join("index.html"), "<!doctype html><title>Valet</title>").expect("index");
-        std::fs::write(web.join("assets/app-1a2b.js"), "console.log(1)").expect("js");
+        // A script of the size and redundancy of a real bundle, and the source map Vite used to leave.
+        let script: String = (0..2_000).map(|i| format!("export const v{i} = valet.call({i}, 'mint');\n")).collect();
+        std::fs::write(web.join("assets/app-1a2b.js"), script).expect("js");
+        std::fs::write(web.join("assets/app-1a2b.js.map"), "{\"version\":3,\"sources\":[\"src/main.ts\"]}")
+            .expect("map");
         std::fs::write(dir.join("outside.txt"), "not served").expect("outside");
         service.web = Some(valet_server::Web { dir: web, config: json!({ "network": "devnet", "api_key": "k" }) });
         service.faucet =
@@ -464,6 +468,23 @@ async fn the_service_serves_the_dapp_and_the_devnet_faucet() {
     assert_eq!(js.headers()["content-type"], "text/javascript; charset=utf-8");
     assert!(js.headers()["cache-control"].to_str().expect("ascii").contains("immutable"));
     assert_eq!(get("/assets/missing.js").await.expect("GET").status(), 404);
+    // Compressed for a client that accepts gzip (the page is a third of its size), as it is; and
+    // no source map is served, even one a build left in the directory.
+    let gzip = |path: &str| s.http.get(format!("{}{path}", s.url)).header("accept-encoding", "gzip").send();
+    let plain = get("/assets/app-1a2b.js").await.expect("GET").bytes().await.expect("body");
+    let packed = gzip("/assets/app-1a2b.js").await.expect("GET gzip");
+    assert_eq!(packed.headers()["content-encoding"], "gzip");
+    assert_eq!(packed.headers()["content-type"], "text/javascript; charset=utf-8");
+    let packed = packed.bytes().await.expect("body");
+    assert!(packed.len() < plain.len() / 4, "{} bytes of gzip for {}", packed.len(), plain.len());
+    let mut unpacked = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&packed[..]), &mut unpacked).expect("gunzip");
+    assert_eq!(unpacked, plain);
+    let (status, _) = s.call("GET", "/assets/app-1a2b.js.map", None, None).await;
+    assert_eq!(status, 404, "a source map is not served");
+    let listed = gzip("/v1/sessions").await.expect("GET gzip");
+    assert_eq!(listed.status(), 401, "JSON answers are compressed too, errors included");
+    assert_eq!(listed.headers()["content-encoding"], "gzip");
     // Paths that climb out of the directory, sent as written (an HTTP client would normalise them).
     for path in
         ["/../outside.txt", "/assets/../../outside.txt", "/%2e%2e/outside.txt", "/assets/%2e%2e/%2e%2e/outside.txt"]
@@ -549,6 +570,69 @@ async fn a_service_without_the_dapp_or_a_faucet_says_so() {
         let (status, body) = s.call("GET", path, None, None).await;
         assert_eq!((status, body["error"].as_str()), (404, Some("not_found")), "{path}: {body}");
     }
+    drop(s);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Odd input from the dApp's custom form is refused in its user's words, naming the field, the
+/// value and where (counted from 1); a proposal the owner should think twice about comes with
+/// `warnings` beside its summary: a function the known contract does not have, a session of
+/// 273 years. (They came back as "JSON spec: invalid type: floating point 1e+23, expected u32 at
+/// line 1 column 80", "-1 ether is not a number", or nothing at all.)
+#[tokio::test]
+async fn odd_specs_are_answered_in_the_users_words_with_warnings() {
+    let devnet = Devnet::start().await.expect("devnet");
+    let (s, _, dir, _) = boot(&devnet, "words", false, None).await;
+    let key = app_key(&s, "custom").await;
+    let owner = devnet.key(3).address();
+    let propose = |permission: Value, valid_for: &str| json!({ "owner": owner, "spec": { "valid_for": valid_for, "permission": [permission], "fees": "sponsored" } });
+    let mint = "mint(address to, uint256 quantity)";
+    for (permission, valid_for, message) in [
+        (
+            json!({ "target": "ValetNFT", "function": mint, "max_uses": 1e23 }),
+            "1h",
+            "permission 1: max_uses = 1e23 is too large: at most 4294967295",
+        ),
+        (
+            json!({ "target": "ValetNFT", "function": mint, "value_limit": "-1 ether" }),
+            "1h",
+            "permission 1: value_limit: `-1 ether` is negative",
+        ),
+        (
+            json!({ "target": "ValetNFT", "function": mint, "rules": [{ "arg": "to", "eq": "$account" }, { "arg": "qty", "lte": 5 }] }),
+            "1h",
+            "permission 1, rule 2: `qty` is not an argument of mint(address,uint256) (arguments: to, quantity)",
+        ),
+        (
+            json!({ "target": "ValetNFT", "function": mint }),
+            "10",
+            "valid_for: `10` needs a unit: 10s, 10m, 10h, 10d or 10w",
+        ),
+        (
+            json!({ "target": "ValetNFT", "function": mint }),
+            "0s",
+            "valid_for: `0s` is no time at all: give at least 1s",
+        ),
+    ] {
+        let (status, body) = s.call("POST", "/v1/sessions", Some(&key), Some(propose(permission, valid_for))).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("bad_request")), "{body}");
+        assert_eq!(body["message"], message, "{body}");
+    }
+
+    let odd = propose(json!({ "target": "ValetNFT", "function": "fooBar(uint256 x)" }), "99999d");
+    let (status, proposed) = s.call("POST", "/v1/sessions", Some(&key), Some(odd)).await;
+    assert_eq!(status, 201, "proposed: warnings refuse nothing: {proposed}");
+    assert_eq!(
+        proposed["warnings"],
+        json!([
+            "this session lasts 273 years: consider a shorter one",
+            "ValetNFT has no function fooBar(uint256): the session would allow a call that always reverts"
+        ]),
+        "{proposed}"
+    );
+    let plain = propose(json!({ "target": "ValetNFT", "function": mint }), "1h");
+    let (status, proposed) = s.call("POST", "/v1/sessions", Some(&key), Some(plain)).await;
+    assert_eq!((status, &proposed["warnings"]), (201, &json!([])), "{proposed}");
     drop(s);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -308,6 +308,20 @@ async fn a_stalled_node_is_reported_not_waited_on() {
         .expect("/health answers while the node stalls");
     assert_eq!((status, health["error"].as_str()), (503, Some("not_ready")), "{health}");
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    // Polled by every open page: never cached, and twenty pollers at once while the node stalls
+    // share one check (one wait for the node, not twenty), each told the service is up and the
+    // chain is not.
+    let started = std::time::Instant::now();
+    let polls: Vec<_> = (0..20).map(|_| tokio::spawn(s.http.get(format!("{}/health", s.url)).send())).collect();
+    for poll in polls {
+        let poll = poll.await.expect("task").expect("/health answers");
+        assert_eq!(poll.status(), 503);
+        assert_eq!(poll.headers()["cache-control"], "no-store");
+        let body: Value = poll.json().await.expect("JSON");
+        assert_eq!((body["error"].as_str(), body["status"].as_str()), (Some("not_ready"), Some("not_ready")), "{body}");
+        assert!(body["message"].as_str().is_some_and(|m| m.contains("did not answer")), "{body}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "twenty polls took {:?}", started.elapsed());
     let execute = format!("/v1/sessions/{id}/execute");
     let (status, body) =
         tokio::time::timeout(Duration::from_secs(40), s.call("POST", &execute, Some(&key), Some(mint())))
@@ -318,6 +332,8 @@ async fn a_stalled_node_is_reported_not_waited_on() {
     proxy.set(|f| f.stall = false);
     let (status, health) = s.call("GET", "/health", None, None).await;
     assert_eq!(status, 200, "{health}");
+    let ok = s.http.get(format!("{}/health", s.url)).send().await.expect("/health");
+    assert_eq!((ok.status().as_u16(), ok.headers()["cache-control"].to_str().ok()), (200, Some("no-store")));
     let (status, body) = s.call("POST", &execute, Some(&key), Some(mint())).await;
     assert_eq!(status, 200, "{body}");
 }

@@ -154,3 +154,64 @@ async fn one_idempotency_key_is_one_operation_however_many_ask_at_once() {
     let minted = nfts(&devnet, account).await + nfts(&devnet, other_account).await;
     assert_eq!(minted, U256::from(1), "one mint across both sessions");
 }
+
+/// Two tabs on one session: tab A revokes it (in the service, then on chain with the owner's
+/// signature). Tab B's revoke is answered 409 `already_revoked` with the transaction and when,
+/// and no typed data: the page has nothing to ask the wallet for. Tab B's signature, if it got
+/// one first, sends nothing either. A session the owner revoked on chain themselves, without the
+/// service, is answered the same way, its transaction found on chain. (Tab B used to be given a
+/// revocation to sign, and then "Revoked on chain in transaction …".)
+#[tokio::test]
+async fn a_second_revoke_says_when_and_sends_nothing() {
+    use alloy::providers::Provider as _;
+    use alloy::signers::SignerSync as _;
+    let devnet = Devnet::start().await.expect("devnet");
+    let (s, service, _, _) = boot(&devnet, "revoke-twice", false, None).await;
+    let key = app_key(&s, "tabs").await;
+    let owner = devnet.key(3);
+    let (id, account) = granted(&s, &key, &owner, MINT_ANY).await;
+    devnet.fund(account, U256::from(10u128.pow(18))).await.expect("fund");
+    let mint = json!({ "calls": [{ "to": "ValetNFT", "function": "mint(address to, uint256 quantity)", "args": ["$account", 1] }] });
+    let (status, body) = s.call("POST", &format!("/v1/sessions/{id}/execute"), Some(&key), Some(mint.clone())).await;
+    assert_eq!(status, 200, "enabled on chain: {body}");
+
+    // Tab A.
+    let revoke = format!("/v1/sessions/{id}/revoke");
+    let (status, stopped) = s.call("POST", &revoke, Some(&key), None).await;
+    assert_eq!(status, 200, "{stopped}");
+    let digest: alloy::primitives::B256 = stopped["onchain"]["digest"].as_str().expect("digest").parse().expect("hex");
+    let signature = alloy::hex::encode_prefixed(owner.sign_hash_sync(&digest).expect("sign").as_bytes());
+    let onchain = format!("/v1/sessions/{id}/revoke/onchain");
+    let (status, landed) = s.call("POST", &onchain, Some(&key), Some(json!({ "signature": signature }))).await;
+    assert_eq!((status, landed["onchain"].as_str()), (200, Some("included")), "{landed}");
+    let tx = landed["transaction_hash"].as_str().expect("tx").to_string();
+
+    // Tab B: told before any signature, and nothing is sent for the one it may hold.
+    let relayer = devnet.key(1).address();
+    let sent = devnet.provider.get_transaction_count(relayer).await.expect("nonce");
+    let (status, again) = s.call("POST", &revoke, Some(&key), None).await;
+    assert_eq!((status, again["error"].as_str()), (409, Some("already_revoked")), "{again}");
+    assert_eq!((again["onchain"].as_str(), again["transaction_hash"].as_str()), (Some("included"), Some(&*tx)));
+    assert!(again["revoked_at"].as_u64().is_some(), "{again}");
+    assert!(again["message"].as_str().is_some_and(|m| m.contains(&tx)), "{again}");
+    assert!(again.get("typed_data").is_none() && again["onchain"].get("typed_data").is_none(), "{again}");
+    let (status, again) = s.call("POST", &onchain, Some(&key), Some(json!({ "signature": signature }))).await;
+    assert_eq!((status, again["error"].as_str()), (409, Some("already_revoked")), "{again}");
+    assert_eq!(again["transaction_hash"].as_str(), Some(&*tx), "{again}");
+    assert_eq!(devnet.provider.get_transaction_count(relayer).await.expect("nonce"), sent, "nothing sent");
+
+    // Revoked by the owner on chain, not through the service: found there, with its transaction.
+    let other = devnet.key(5);
+    let (id, account) = granted(&s, &key, &other, MINT_ANY).await;
+    devnet.fund(account, U256::from(10u128.pow(18))).await.expect("fund");
+    let (status, body) = s.call("POST", &format!("/v1/sessions/{id}/execute"), Some(&key), Some(mint)).await;
+    assert_eq!(status, 200, "{body}");
+    let owned = service.valet.account(other.address(), U256::ZERO).await.expect("account");
+    let receipt = service.valet.revoke(&owned, &other, id.parse().expect("id")).await.expect("the owner revokes");
+    let (status, again) = s.call("POST", &format!("/v1/sessions/{id}/revoke"), Some(&key), None).await;
+    assert_eq!((status, again["error"].as_str()), (409, Some("already_revoked")), "{again}");
+    assert_eq!(again["transaction_hash"], json!(receipt.transaction_hash), "{again}");
+    assert!(again["revoked_at"].as_u64().is_some(), "{again}");
+    let (_, shown) = s.call("GET", &format!("/v1/sessions/{id}"), Some(&key), None).await;
+    assert_eq!((shown["status"].as_str(), shown["chain"]["state"].as_str()), (Some("revoked"), Some("revoked")));
+}

@@ -211,3 +211,55 @@ async fn a_session_granted_on_an_idle_chain_is_usable_at_once_through_a_bundler(
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// On a chain whose clock runs ahead of the wall clock (anvil after time travel: a day ahead,
+/// as `valet demo` leaves a devnet), idle: its last block lags the time its next block will
+/// carry. A 20-second session is used once; then 23 seconds pass without a block. The session
+/// has expired: it says so (not usable), and its execution is refused before anything is sent,
+/// in pre-flight's words (422 `refused`). It used to be judged by the last block — still
+/// inside the window — and sent to the EntryPoint, which refused it `AA22 expired or not due`
+/// (once a 503 with an internal message, then a 422 `rejected_by_chain` and a failed record).
+#[tokio::test]
+async fn an_expired_session_is_refused_before_sending_on_a_chain_ahead_of_the_wall_clock() {
+    let devnet = Devnet::start().await.expect("devnet");
+    let sponsor = devnet.sponsor();
+    let (s, _, dir, _) = boot_with(&devnet, "time-ahead", false, None, None, 1, move |service, _| {
+        service.sponsor = Some(sponsor);
+    })
+    .await;
+    let budget = json!({ "name": "clock", "sponsorship": { "daily_budget_wei": "1000000000000000000" } });
+    let (status, app) = s.call("POST", "/v1/apps", Some(ADMIN), Some(budget)).await;
+    assert_eq!(status, 201, "{app}");
+    let key = app["api_key"].as_str().expect("key").to_string();
+    devnet.advance_time(86_400).await.expect("a day ahead");
+    let owner = devnet.key(4);
+    let spec = format!("valid_for = \"20s\"\nfees = \"sponsored\"\n{MINT}");
+    let (id, _) = granted(&s, &key, &owner, &spec).await;
+    let mint = json!({ "calls": [{ "to": "ValetNFT", "function": "mint(address to, uint256 quantity)", "args": ["$account", 1] }] });
+    let execute = format!("/v1/sessions/{id}/execute");
+    let (status, body) = s.call("POST", &execute, Some(&key), Some(mint.clone())).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("included")), "{body}");
+
+    // 23 seconds without a block: the next block's time moves on, the last block's does not.
+    rpc(&devnet, "evm_increaseTime", 23).await;
+    let relayer = devnet.key(1).address();
+    let sent = devnet.provider.get_transaction_count(relayer).await.expect("nonce");
+    let (status, shown) = s.call("GET", &format!("/v1/sessions/{id}"), Some(&key), None).await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["usable"], false, "an expired session is not offered: {shown}");
+    assert!(shown["reason"].as_str().is_some_and(|r| r.starts_with("session expired at")), "{shown}");
+    let (status, body) = s.call("POST", &execute, Some(&key), Some(mint)).await;
+    assert_eq!((status, body["error"].as_str()), (422, Some("refused")), "{body}");
+    let message = body["message"].as_str().expect("message");
+    assert!(message.starts_with("the session expired at") && message.ends_with("grant a new one"), "{body}");
+    assert!(body["refusal"].as_str().is_some_and(|r| r.starts_with("valid from")), "{body}");
+    assert_eq!(devnet.provider.get_transaction_count(relayer).await.expect("nonce"), sent, "nothing was sent");
+    // The record agrees: refused, never sent; no failure.
+    let execution = body["execution_id"].as_str().expect("execution id");
+    let (status, recorded) = s.call("GET", &format!("/v1/executions/{execution}"), Some(&key), None).await;
+    assert_eq!((status, recorded["status"].as_str()), (200, Some("refused")), "{recorded}");
+    assert!(events(&s, &key, &id, "execution.failed").await.is_empty());
+    assert_eq!(events(&s, &key, &id, "execution.refused").await.len(), 1);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -445,6 +445,31 @@ impl Run {
                 });
                 Ok((StatusCode::ACCEPTED, [(axum::http::header::LOCATION, location)], axum::Json(body)).into_response())
             }
+            // Refused by the chain before it was sent (the EntryPoint simulated at the next block,
+            // AA22) because the session's window had closed by then: pre-flight's refusal, in its
+            // words, not the EntryPoint's code. Nothing was sent: refused, as pre-flight would.
+            Err(ClientError::Refused { reason, .. })
+                if reason.starts_with("AA22")
+                    && service.valet.now().await.is_ok_and(|now| now > session.valid_until) =>
+            {
+                release(&sponsor).await?;
+                let now = service.valet.now().await.unwrap_or(session.valid_until.saturating_add(1));
+                let refusal =
+                    Refusal::OutsideWindow { valid_after: session.valid_after, valid_until: session.valid_until, now };
+                let reason = explain(&refusal, &session, &functions, &valet_core::spec::Labels::default());
+                let detail = json!({
+                    "execution_id": execution_id,
+                    "user_op_hash": user_op_hash,
+                    "reason": reason,
+                    "refusal": refusal.to_string(),
+                    "sent": false,
+                });
+                let audit = Audit { event: "execution.refused", detail: &detail, ..audit };
+                unsent(&service, &new, written, "refused", &audit).await?;
+                let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", reason);
+                e.extra = Some(json!({ "refusal": refusal.to_string(), "execution_id": execution_id }));
+                Err(e)
+            }
             Err(e) => {
                 let reverted = matches!(e, ClientError::ExecutionReverted { .. });
                 if reverted {

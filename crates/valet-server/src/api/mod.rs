@@ -171,6 +171,10 @@ pub fn router(service: Arc<Service>) -> Router {
         .layer(axum::middleware::from_fn(contain_panics))
         .layer(axum::middleware::from_fn_with_state(service.clone(), count_requests))
         .layer(axum::middleware::map_response(json_errors))
+        // Outermost, so that it compresses what the layers inside wrote (JSON errors too): gzip
+        // when the client accepts it, for bodies over 32 bytes that are not images (the page is
+        // a third of its size; a JSON list of sessions a fifth).
+        .layer(tower_http::compression::CompressionLayer::new())
         .with_state(service)
 }
 

@@ -128,7 +128,13 @@ pub(crate) async fn propose(
     service.vault.insert_session(&row).await?;
     service
         .vault
-        .audit(&app.id, Some(&row.account), Some(&row.id), "session.proposed", &json!({ "summary": proposal.summary }))
+        .audit(
+            &app.id,
+            Some(&row.account),
+            Some(&row.id),
+            "session.proposed",
+            &json!({ "summary": proposal.summary, "warnings": proposal.warnings }),
+        )
         .await?;
     service.metrics.inc("valet_sessions_total", &[("event", "proposed")]);
     ok(
@@ -142,6 +148,7 @@ pub(crate) async fn propose(
             "valid_after": proposal.session.valid_after,
             "valid_until": proposal.session.valid_until,
             "summary": proposal.summary,
+            "warnings": proposal.warnings,
             "digest": proposal.digest,
             "typed_data": typed_data,
         }),
@@ -288,12 +295,123 @@ pub(crate) async fn list(
     ok(StatusCode::OK, json!({ "sessions": out }))
 }
 
+/// Where a session's revocation on chain stands when it was done (or is on its way) before this
+/// request: the 409 `already_revoked` that a second revoke is answered with, instead of asking the
+/// owner for another signature and sending a transaction that changes nothing. `pending_too`: a
+/// revocation the service holds the owner's signature of and retries counts as done.
+async fn already_revoked(
+    service: &Service,
+    row: &SessionRow,
+    session: &Session,
+    id: B256,
+    pending_too: bool,
+) -> Result<Option<ApiError>, ApiError> {
+    let answer = |onchain: &str, tx: Option<String>, at: Option<u64>, message: String| {
+        let mut e = ApiError::conflict("already_revoked", message);
+        e.extra = Some(json!({
+            "session_id": id,
+            "status": "revoked",
+            "onchain": onchain,
+            "transaction_hash": tx,
+            "revoked_at": at,
+        }));
+        Some(e)
+    };
+    let when = |at: Option<u64>| at.map(|t| format!(" at {}", valet_core::spec::utc_seconds(t))).unwrap_or_default();
+    let recorded = service.vault.revocation(&row.id).await?;
+    match recorded {
+        Some(r) if r.status == "included" => {
+            let at = u64::try_from(r.updated_at).ok();
+            let tx = r.transaction_hash.clone();
+            let by = tx.as_deref().map(|t| format!(" in transaction {t}")).unwrap_or_default();
+            return Ok(answer(
+                "included",
+                tx.clone(),
+                at,
+                format!("session {id} is already revoked on chain{by}{}: nothing to sign", when(at)),
+            ));
+        }
+        Some(r) if r.status == "not_needed" => {
+            return Ok(answer(
+                "not_needed",
+                None,
+                u64::try_from(r.updated_at).ok(),
+                format!(
+                    "session {id} is already revoked: in the service, and it was never enabled on chain, so no \
+                     transaction is needed: nothing to sign"
+                ),
+            ));
+        }
+        Some(r) if r.status == "pending" && pending_too => {
+            return Ok(answer(
+                "pending",
+                None,
+                None,
+                format!(
+                    "session {id} is already revoked in the service, and the owner's signed revocation is on its way \
+                     to the chain (the service retries until it lands; GET /v1/sessions/{id} shows when): nothing to sign"
+                ),
+            ));
+        }
+        _ => {}
+    }
+    // Revoked on chain without the service (the owner's own transaction, another client): the
+    // chain says so, and its event says when and in which transaction.
+    let account = row_account(row)?.address;
+    let Ok(chain) = service.valet.chain_state(account, session).await else { return Ok(None) };
+    Ok(match chain.state {
+        valet_client::Standing::Revoked => {
+            let (tx, at) = revoked_event(service, account, id).await.unwrap_or((None, None));
+            let by = tx.map(|t| format!(" in transaction {t}")).unwrap_or_default();
+            answer(
+                "included",
+                tx.map(|t| t.to_string()),
+                at,
+                format!("session {id} is already revoked on chain{by}{}: nothing to sign", when(at)),
+            )
+        }
+        valet_client::Standing::Voided => answer(
+            "voided",
+            None,
+            None,
+            format!(
+                "session {id} is already void on chain: all sessions of the account were revoked after it was \
+                 granted: nothing to sign"
+            ),
+        ),
+        _ => None,
+    })
+}
+
+/// The transaction that revoked session `id` of `account` on chain and its block's time, from
+/// the validator's `SessionRevoked` event.
+async fn revoked_event(service: &Service, account: Address, id: B256) -> Option<(Option<B256>, Option<u64>)> {
+    use alloy::providers::Provider as _;
+    use alloy::sol_types::SolEvent as _;
+    use valet_client::contracts::SessionKeyValidator::SessionRevoked;
+    let filter = alloy::rpc::types::Filter::new()
+        .address(service.valet.deployment().validator)
+        .event_signature(SessionRevoked::SIGNATURE_HASH)
+        .topic1(account.into_word())
+        .topic2(id)
+        .from_block(0);
+    let log = service.valet.provider().get_logs(&filter).await.ok()?.into_iter().next()?;
+    let at = match (log.block_timestamp, log.block_number) {
+        (Some(t), _) => Some(t),
+        (None, Some(n)) => {
+            service.valet.provider().get_block_by_number(n.into()).await.ok()?.map(|b| b.header.timestamp)
+        }
+        (None, None) => None,
+    };
+    Some((log.transaction_hash, at))
+}
+
 pub(crate) async fn revoke(
     State(service): State<Arc<Service>>,
     Authed(app): Authed,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let (row, _, id) = load(&service, &app, &id).await?;
+    let (row, session, id) = load(&service, &app, &id).await?;
     // Stop use in the service at once, before anything reaches the chain.
     let detail = json!({ "by": "app" });
     let audit = Audit {
@@ -311,6 +429,11 @@ pub(crate) async fn revoke(
     // answers nothing of the session is in flight, and every request still queued sees it
     // revoked when it gets the lane.
     drop(service.hold_lane(&row.id).await?);
+    // Revoked on chain already (another tab, the owner's own transaction): said so, with when
+    // and which transaction, and nothing for the owner to sign.
+    if let Some(already) = already_revoked(&service, &row, &session, id, true).await? {
+        return Err(already);
+    }
     let account: Address = row_account(&row)?.address;
     let deployment = service.valet.deployment();
     let chain_id = service.valet.chain_id();
@@ -335,11 +458,26 @@ pub(crate) async fn revoke_onchain(
     ApiJson(req, _): ApiJson<Grant>,
 ) -> ApiResult {
     let signature = parse_signature(&req.signature)?;
-    let (row, _, id) = load(&service, &app, &id).await?;
+    let (row, session, id) = load(&service, &app, &id).await?;
     let account = row_account(&row)?;
     let deployment = service.valet.deployment();
     let digest = eip712::revoke_session_digest(account.address, id, deployment.validator, service.valet.chain_id());
     owners_signature(&signature, digest, account.owner, "revocation")?;
+    // Revoked on chain already: nothing is sent, and the answer says when and by which
+    // transaction (a revocation still pending may be pushed again with this signature).
+    if let Some(already) = already_revoked(&service, &row, &session, id, false).await? {
+        let detail = json!({ "by": "owner" });
+        let audit = Audit {
+            app: &app.id,
+            account: Some(&row.account),
+            session: Some(&row.id),
+            event: "session.revoked",
+            detail: &detail,
+        };
+        // The record follows the chain: a session revoked there is revoked here.
+        service.vault.transition(&row.id, &["proposed", "active"], "revoked", None, &audit).await?;
+        return Err(already);
+    }
     if service.relayer.is_none() {
         return Err(ApiError::conflict(
             "no_relayer",
