@@ -129,6 +129,18 @@ export interface Execution {
   fee_wei?: string | null;
   paymaster?: Address | null;
   detail: unknown;
+  /// Of an included execution: the logs its own operation emitted, in order (none of other
+  /// operations in the same transaction, none of the EntryPoint's). Absent when the service
+  /// does not know them.
+  events?: ExecutionEvent[];
+}
+
+/// One log an operation emitted: the contract, its topics (topics[0] the event's signature
+/// hash) and its data.
+export interface ExecutionEvent {
+  address: Address;
+  topics: Hex[];
+  data: Hex;
 }
 
 /// The app's sponsorship of network fees today (`GET /v1/sponsorship`): amounts in wei, per UTC

@@ -19,6 +19,7 @@ import {
   type TokenHolding,
 } from './api';
 import { h, replace } from './dom';
+import { mintedIds } from './events';
 import { errorText, executionFeeText, sponsorshipText } from './fees';
 import { duration, eth, expiry, short, units, usesLeft } from './format';
 import {
@@ -276,12 +277,16 @@ function heldIds(): string[] {
   return nft()?.[1].token_ids ?? [];
 }
 
-/// The ids this tab's last mint added, when they can be told apart: the ids that appeared
-/// since it started, if they are exactly as many as it minted (else another tab or app minted
-/// too, and none is named).
+/// The ids this tab's last mint minted: from its own operation's Transfer events when the
+/// service answered them. Else (an older service) the ids that appeared since it started, if
+/// they are exactly as many as it minted (else another tab or app minted too, and none is named).
 function newlyMinted(): string[] {
   const m = state.mint;
+  const collection = state.config?.contracts.ValetNFT;
   if (m.result?.status !== 'included') return [];
+  if (m.result.events && collection && state.account) {
+    return mintedIds(m.result.events, collection, state.account.address);
+  }
   const appeared = heldIds().filter((id) => !m.heldBefore.has(id));
   return appeared.length === m.quantity ? appeared : [];
 }
@@ -1176,8 +1181,8 @@ function renderMint(): void {
 }
 
 /// What this tab's last mint minted. An included mint of `quantity` minted exactly that many;
-/// their ids are named only when the ids that appeared since are exactly that many (then they
-/// are this mint's: another tab's or app's mints would make them more).
+/// their ids are named from its own events (see `newlyMinted`), or not at all when they cannot
+/// be told apart.
 function mintedText(result: Execution): string {
   const m = state.mint;
   if (result.status !== 'included') return `Mint ${result.status}`;

@@ -241,12 +241,37 @@ describe('the dApp in Chromium: every state shown as it is', () => {
     await page.getByTestId('approve').click();
     await untilText('mint-status', (t) => /^active$/i.test(t), 'tab A: the new session');
     await untilText('mint-status', (t) => /^active$/i.test(t), 'tab B: the new session, without waiting 15 s', 5_000, second);
+    // Each tab's own answer from the service: the ids its operation minted, from its Transfer
+    // events (read here by hand, not by the page's code).
+    const answered = (tab: Page) =>
+      tab
+        .waitForResponse((r) => r.request().method() === 'POST' && /^\/v1\/sessions\/[^/]+\/execute$/.test(new URL(r.url()).pathname), { timeout: 90_000 })
+        .then(async (r) => {
+          const body = (await r.json()) as { events?: { address: string; topics: string[] }[] };
+          const transfer = '0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef';
+          return (body.events ?? []).filter((e) => e.topics[0] === transfer && BigInt(e.topics[1] ?? 1) === 0n).map((e) => BigInt(e.topics[3] ?? 0).toString());
+        });
+    const answers = Promise.all([answered(page), answered(second)]);
     await Promise.all([page.getByTestId('mint').click(), second.getByTestId('mint').click()]);
     const a = await untilText('mint-result', (t) => t.includes('included'), 'tab A minted', 90_000);
     const b = await untilText('mint-result', (t) => t.includes('included'), 'tab B minted', 90_000, second);
-    for (const [tab, result] of [['A', a], ['B', b]]) {
+    const [ownA, ownB] = await answers;
+    expect([ownA.length, ownB.length], `each answer names one minted id: ${ownA} / ${ownB}`).toEqual([1, 1]);
+    expect(ownA[0], 'two mints, two ids').not.toBe(ownB[0]);
+    for (const [tab, result, own, other] of [['A', a, ownA, ownB], ['B', b, ownB, ownA]] as const) {
       expect(result, `tab ${tab}`).toContain('Minted 1 NFT');
-      expect((result.match(/#\d+/g) ?? []).length, `ids named by tab ${tab}: ${result}`).toBeLessThanOrEqual(1);
+      const named = (result.match(/#\d+/g) ?? []).map((id) => id.slice(1));
+      expect(named, `ids named by tab ${tab}: ${result}`).toEqual(own);
+      expect(named, `tab ${tab} names the other tab's id`).not.toContain(other[0]);
+    }
+    // Each tab marks its own NFT as new in the account's list (once the list has both).
+    for (const [tab, own] of [[page, ownA], [second, ownB]] as const) {
+      await until(
+        () => tab.locator('[data-testid=nft].new .nft-art').allInnerTexts(),
+        (marked) => marked.length === 1 && marked[0] === `#${own[0]}`,
+        15_000,
+        `the new NFT marked in ${tab === page ? 'tab A' : 'tab B'}`,
+      );
     }
     // Revoked in tab A: tab B shows it within seconds, not at its 15 s refresh.
     const card = await sessionCard();

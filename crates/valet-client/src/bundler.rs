@@ -92,6 +92,10 @@ pub struct UserOperationReceipt {
     /// Revert data of a failed execution (absent or empty otherwise).
     #[serde(default)]
     pub reason: Option<String>,
+    /// The logs the operation's execution emitted (ERC-4337: those of this operation only, not
+    /// the bundle's others); extra fields of each (`blockHash`, `logIndex`, …) are ignored.
+    #[serde(default)]
+    pub logs: Vec<alloy::primitives::Log>,
     /// The bundle transaction.
     pub receipt: TransactionInfo,
 }

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::primitives::{Address, B256, Bytes, Log, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::state::{AccountOverride, StateOverride};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
@@ -53,6 +53,10 @@ pub struct OpReceipt {
     pub transaction_gas_used: Option<u64>,
     /// Revert data of a failed execution.
     pub revert_reason: Option<Bytes>,
+    /// The logs this operation's execution emitted, in order: those of its calls (an NFT's
+    /// `Transfer`, …) and of the account and its modules, none of the EntryPoint's and none of
+    /// the other operations carried by the same transaction.
+    pub logs: Vec<Log>,
 }
 
 /// What gets signed UserOperations on chain.
@@ -536,6 +540,9 @@ impl Bundler {
                     .as_deref()
                     .filter(|s| !s.is_empty() && *s != "0x")
                     .and_then(|s| s.parse::<Bytes>().ok()),
+                // The EntryPoint's own (a bundler may count its `UserOperationRevertReason`), as
+                // the direct path leaves them out.
+                logs: r.logs.into_iter().filter(|l| l.address != self.client.entry_point()).collect(),
             });
         }
         Ok(receipts)
@@ -641,13 +648,13 @@ pub async fn handle_ops(
     let logs = receipt.inner.logs();
     let reasons: Vec<(B256, Bytes)> = logs
         .iter()
+        .filter(|log| log.address() == *entry_point.address())
         .filter_map(|log| EntryPoint::UserOperationRevertReason::decode_log(&log.inner).ok())
         .map(|e| (e.userOpHash, e.revertReason.clone()))
         .collect();
-    let included = logs
-        .iter()
-        .filter_map(|log| EntryPoint::UserOperationEvent::decode_log(&log.inner).ok())
-        .map(|e| OpReceipt {
+    let included = operation_logs(*entry_point.address(), logs)
+        .into_iter()
+        .map(|(e, logs)| OpReceipt {
             user_op_hash: e.userOpHash,
             transaction_hash: receipt.transaction_hash,
             block_number: receipt.block_number.unwrap_or_default(),
@@ -656,9 +663,40 @@ pub async fn handle_ops(
             actual_gas_cost: e.actualGasCost,
             transaction_gas_used: Some(receipt.gas_used),
             revert_reason: reasons.iter().find(|(h, _)| *h == e.userOpHash).map(|(_, r)| r.clone()),
+            logs,
         })
         .collect();
     Ok((receipt, included))
+}
+
+/// Splits the logs of a `handleOps` transaction by operation: each `UserOperationEvent` of
+/// `entry_point`, in order, with the logs its operation's execution emitted. EntryPoint v0.7
+/// runs every validation first, then emits `BeforeExecution`, then executes the operations one
+/// by one, each ending with its `UserOperationEvent`: an operation's logs are those between the
+/// previous operation's event (or `BeforeExecution`) and its own, less the EntryPoint's own.
+/// Logs of the validation phase (an account's deployment) belong to no operation here.
+pub fn operation_logs(
+    entry_point: Address,
+    logs: &[alloy::rpc::types::Log],
+) -> Vec<(EntryPoint::UserOperationEvent, Vec<Log>)> {
+    let mut operations = Vec::new();
+    // None until `BeforeExecution`: nothing before it is an execution's.
+    let mut span: Option<Vec<Log>> = None;
+    for log in logs {
+        if log.address() != entry_point {
+            if let Some(span) = &mut span {
+                span.push(log.inner.clone());
+            }
+            continue;
+        }
+        let topic = log.topic0().copied();
+        if topic == Some(EntryPoint::BeforeExecution::SIGNATURE_HASH) {
+            span = Some(Vec::new());
+        } else if let Ok(event) = EntryPoint::UserOperationEvent::decode_log(&log.inner) {
+            operations.push((event.data, span.replace(Vec::new()).unwrap_or_default()));
+        }
+    }
+    operations
 }
 
 /// Polls for `hash`'s receipt from 1 ms, doubling to 200 ms, for up to two minutes (alloy's
@@ -835,6 +873,59 @@ mod tests {
     use super::*;
     use alloy::primitives::{U256, address};
     use alloy::sol_types::SolError as _;
+
+    /// The logs of a `handleOps` of two operations, as a node gives them: validation-phase logs,
+    /// `BeforeExecution`, each execution's logs ending with its `UserOperationEvent`, and a fake
+    /// `UserOperationEvent` emitted by an account (not the EntryPoint), which is just a log.
+    #[test]
+    fn each_operation_gets_the_logs_between_the_previous_event_and_its_own() {
+        let entry_point = valet_core::ENTRY_POINT_V07;
+        let (account, nft) = (Address::repeat_byte(0xa1), Address::repeat_byte(0xb2));
+        let rpc = |address: Address, data: alloy::primitives::LogData| alloy::rpc::types::Log {
+            inner: Log { address, data },
+            ..Default::default()
+        };
+        let note = |address: Address, n: u8| {
+            rpc(address, alloy::primitives::LogData::new_unchecked(vec![B256::repeat_byte(n)], Bytes::new()))
+        };
+        let done = |hash: u8| EntryPoint::UserOperationEvent {
+            userOpHash: B256::repeat_byte(hash),
+            sender: account,
+            paymaster: Address::ZERO,
+            nonce: U256::ZERO,
+            success: true,
+            actualGasCost: U256::from(1),
+            actualGasUsed: U256::from(1),
+        };
+        let logs = [
+            note(account, 1),
+            rpc(entry_point, EntryPoint::BeforeExecution {}.encode_log_data()),
+            note(nft, 2),
+            note(account, 3),
+            rpc(entry_point, done(0x11).encode_log_data()),
+            note(nft, 4),
+            rpc(account, done(0x11).encode_log_data()),
+            rpc(
+                entry_point,
+                EntryPoint::UserOperationRevertReason {
+                    userOpHash: B256::repeat_byte(0x22),
+                    sender: account,
+                    nonce: U256::ZERO,
+                    revertReason: Bytes::new(),
+                }
+                .encode_log_data(),
+            ),
+            rpc(entry_point, done(0x22).encode_log_data()),
+        ];
+        let split = operation_logs(entry_point, &logs);
+        let topics = |logs: &[Log]| logs.iter().map(|l| (l.address, l.topics()[0])).collect::<Vec<_>>();
+        assert_eq!(split.len(), 2, "the account's fake event is not an operation");
+        assert_eq!(split[0].0.userOpHash, B256::repeat_byte(0x11));
+        assert_eq!(topics(&split[0].1), [(nft, B256::repeat_byte(2)), (account, B256::repeat_byte(3))]);
+        assert_eq!(split[1].0.userOpHash, B256::repeat_byte(0x22));
+        let fake = EntryPoint::UserOperationEvent::SIGNATURE_HASH;
+        assert_eq!(topics(&split[1].1), [(nft, B256::repeat_byte(4)), (account, fake)], "none of the EntryPoint's");
+    }
 
     #[test]
     fn reverts_of_the_validator_and_demo_contracts_decode_with_field_names() {

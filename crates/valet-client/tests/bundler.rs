@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use alloy::primitives::{B256, U256};
 use alloy::signers::SignerSync;
-use alloy::sol_types::SolCall;
+use alloy::sol_types::{SolCall, SolEvent};
 use valet_client::{Bundler, BundlerClient, Devnet, DevnetOptions, Error, Valet};
 use valet_core::Call;
 use valet_core::spec::{DEMO_MINT_SPEC, Labels, SessionSpec};
@@ -59,6 +59,16 @@ async fn a_session_runs_through_alto_from_deployment_to_revocation() {
     assert!(prepared.op.verification_gas_limit > 0 && prepared.op.call_gas_limit > 0, "estimated by Alto");
     let receipt = valet.submit(std::slice::from_ref(&prepared.op)).await.expect("included").remove(0);
     assert!(receipt.success && receipt.actual_gas_used > 0);
+    // Its own logs, from Alto's receipt: the two NFTs it minted, none of the EntryPoint's events.
+    let transfers: Vec<_> = receipt
+        .logs
+        .iter()
+        .filter(|l| l.address == devnet.addresses.nft)
+        .filter_map(|l| ValetNFT::Transfer::decode_log(l).ok())
+        .collect();
+    assert_eq!(transfers.len(), 2, "{:?}", receipt.logs);
+    assert!(transfers.iter().all(|t| t.from.is_zero() && t.to == account.address), "{:?}", receipt.logs);
+    assert!(receipt.logs.iter().all(|l| l.address != devnet.addresses.entry_point), "{:?}", receipt.logs);
     let known = client.get_user_operation_by_hash(receipt.user_op_hash).await.expect("by hash").expect("known");
     assert_eq!(known.user_operation, prepared.op, "the operation round-trips through Alto's JSON");
     assert_eq!(known.transaction_hash, Some(receipt.transaction_hash));

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use alloy::primitives::{Address, U256};
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::SolCall;
+use alloy::sol_types::{SolCall, SolEvent};
 use valet_client::{Account, Devnet, Direct, Error, Relayer, SessionHandle, SessionRecord, Standing, Valet};
 use valet_core::spec::{Labels, SessionSpec, explain};
 use valet_core::user_operation::session_lane;
@@ -407,6 +407,57 @@ async fn sessions_run_in_parallel_on_their_own_lanes() {
     }
     let balance = ValetNFT::new(s.devnet.addresses.nft, s.valet.provider()).balanceOf(me).call().await.expect("bal");
     assert_eq!(balance, U256::from(7));
+}
+
+/// The NFT ids minted to `to` by `logs` (`Transfer(0, to, id)` of `nft`), and whether every other
+/// `Transfer` of `nft` in them is one too.
+fn minted_to(logs: &[alloy::primitives::Log], nft: Address, to: Address) -> (Vec<U256>, bool) {
+    let transfers: Vec<_> = logs
+        .iter()
+        .filter(|l| l.address == nft)
+        .filter_map(|l| ValetNFT::Transfer::decode_log(l).ok())
+        .map(|t| t.data)
+        .collect();
+    let only = transfers.iter().all(|t| t.from == Address::ZERO && t.to == to);
+    (transfers.into_iter().map(|t| t.tokenId).collect(), only)
+}
+
+/// Two accounts' operations in one `handleOps`: each receipt carries its own operation's logs
+/// only (the NFTs it minted to its own account), none of the other's and none of the EntryPoint's.
+#[tokio::test]
+async fn each_operation_of_a_handle_ops_carries_only_its_own_logs() {
+    let s = setup().await;
+    let nft = s.devnet.addresses.nft;
+    let owner_b = s.devnet.key(4);
+    let account_b = s.valet.account(owner_b.address(), U256::ZERO).await.expect("account b");
+    s.devnet.fund(account_b.address, U256::from(ETHER)).await.expect("fund b");
+    let session_a = s.grant(&mint_to_self(1)).await;
+    let spec = SessionSpec::from_toml(&format!("{}\n[fees]\nbudget = \"0.5 ether\"\n", mint_to_self(2))).expect("spec");
+    let proposal = s.valet.propose(&account_b, &spec, &s.names, &Labels::default()).await.expect("propose b");
+    let signature = owner_b.sign_hash_sync(&proposal.digest).expect("sign").as_bytes();
+    let session_b = proposal.grant(&signature).expect("b's grant");
+    // Minted before, so that ids are not simply counted from 0.
+    s.valet.execute(&s.account, &session_a, &[s.mint(s.account.address, 1)]).await.expect("deploys a");
+
+    // Both first uses of their sessions, b's also its account's deployment (validation-phase
+    // logs, which belong to no execution).
+    let a = s.valet.prepare(&s.account, &session_a, &[s.mint(s.account.address, 2)]).await.expect("a").op;
+    let b = s.valet.prepare(&account_b, &session_b, &[s.mint(account_b.address, 3)]).await.expect("b").op;
+    let receipts = s.valet.submit(&[a, b]).await.expect("one handleOps");
+    assert_eq!(receipts[0].transaction_hash, receipts[1].transaction_hash, "one transaction");
+    let (ids_a, only_a) = minted_to(&receipts[0].logs, nft, s.account.address);
+    let (ids_b, only_b) = minted_to(&receipts[1].logs, nft, account_b.address);
+    assert!(only_a && only_b, "a Transfer of the other operation: {receipts:?}");
+    assert_eq!((ids_a.len(), ids_b.len()), (2, 3), "{receipts:?}");
+    assert!(ids_a.iter().all(|id| !ids_b.contains(id)), "disjoint: {ids_a:?} {ids_b:?}");
+    let entry_point = s.devnet.addresses.entry_point;
+    assert!(receipts.iter().flat_map(|r| &r.logs).all(|l| l.address != entry_point), "no EntryPoint event");
+    let collection = ValetNFT::new(nft, s.valet.provider());
+    for (ids, owner) in [(&ids_a, s.account.address), (&ids_b, account_b.address)] {
+        for id in ids {
+            assert_eq!(collection.ownerOf(*id).call().await.expect("ownerOf"), owner, "#{id}");
+        }
+    }
 }
 
 /// Concurrent submissions share one `handleOps`; an operation the EntryPoint refuses fails its

@@ -125,8 +125,21 @@ pub fn document() -> Value {
                     "execution_id": { "type": "string" }, "session_id": { "type": "string" },
                     "status": { "type": "string", "enum": ["pending", "unknown", "included", "reverted", "refused", "failed"] },
                     "user_op_hash": { "type": ["string", "null"] }, "transaction_hash": { "type": ["string", "null"] },
-                    "gas_used": { "type": ["string", "null"] }
-                }), &["execution_id", "status"])
+                    "gas_used": { "type": ["string", "null"] },
+                    "events": { "type": "array", "items": { "$ref": "#/components/schemas/Event" },
+                                "description": "Of an included execution: the logs its operation emitted, in order — those of its calls (an NFT's Transfer, a token's Transfer, …) and of the account and its modules; none of the EntryPoint's, none of other operations in the same transaction. Absent when not known (an execution recorded before they were kept)" }
+                }), &["execution_id", "status"]),
+                "Event": {
+                    "type": "object",
+                    "description": "A log: the contract that emitted it, its topics (topics[0] the event's signature hash for a non-anonymous event) and its data",
+                    "properties": {
+                        "address": { "$ref": "#/components/schemas/Address" },
+                        "topics": { "type": "array", "maxItems": 4, "items": { "type": "string", "pattern": "^0x[0-9a-f]{64}$" } },
+                        "data": { "type": "string", "pattern": "^0x([0-9a-f]{2})*$" }
+                    },
+                    "required": ["address", "topics", "data"],
+                    "additionalProperties": false
+                }
             }
         },
         "security": [{ "apiKey": [] }],

@@ -205,8 +205,14 @@ impl Service {
                     event: &event,
                     detail: &detail,
                 };
+                // The execution's record also keeps an included operation's events (its answer's
+                // `events`); the audit event does not repeat them.
+                let mut stored = detail.clone();
+                if let Some(receipt) = receipt.as_ref().filter(|r| r.success) {
+                    stored["events"] = crate::api::executions::events_json(&receipt.logs);
+                }
                 self.vault
-                    .finish_execution(&execution.id, status, tx.as_deref(), gas.as_deref(), &detail, &audit)
+                    .finish_execution(&execution.id, status, tx.as_deref(), gas.as_deref(), &stored, &audit)
                     .await?;
                 self.metrics.inc("valet_executions_total", &[("outcome", status)]);
                 Ok::<Settled, Error>(Settled::Final(status))
@@ -306,15 +312,27 @@ impl Service {
                 if found.iter().any(|r: &OpReceipt| r.user_op_hash == event.userOpHash) {
                     continue;
                 }
+                // Its own logs, from its transaction's (the events the execution answers with).
+                let transaction_hash = log.transaction_hash.unwrap_or_default();
+                let entry_point = self.valet.deployment().entry_point;
+                let logs = match self.valet.provider().get_transaction_receipt(transaction_hash).await.map_err(rpc)? {
+                    Some(receipt) => valet_client::submit::operation_logs(entry_point, receipt.inner.logs())
+                        .into_iter()
+                        .find(|(e, _)| e.userOpHash == event.userOpHash)
+                        .map(|(_, logs)| logs)
+                        .unwrap_or_default(),
+                    None => Vec::new(),
+                };
                 found.push(OpReceipt {
                     user_op_hash: event.userOpHash,
-                    transaction_hash: log.transaction_hash.unwrap_or_default(),
+                    transaction_hash,
                     block_number: log.block_number.unwrap_or_default(),
                     success: event.success,
                     actual_gas_used: event.actualGasUsed.saturating_to(),
                     actual_gas_cost: event.actualGasCost,
                     transaction_gas_used: None,
                     revert_reason: None,
+                    logs,
                 });
             }
         }

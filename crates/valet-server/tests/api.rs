@@ -15,6 +15,26 @@ use valet_server::{MasterKey, Service, Vault};
 
 mod common;
 use common::*;
+/// The NFT ids an execution's answer says its operation minted to `to`: its `events`'
+/// `Transfer(0, to, id)` of `nft` (panics on any other Transfer of `nft` among them).
+fn minted_ids(execution: &Value, nft: Address, to: Address) -> Vec<U256> {
+    use alloy::sol_types::SolEvent as _;
+    use valet_client::contracts::demo::ValetNFT::Transfer;
+    let events = execution["events"].as_array().unwrap_or_else(|| panic!("no events: {execution}"));
+    let word = |v: &Value| v.as_str().and_then(|t| t.parse::<B256>().ok()).expect("a 32-byte topic");
+    events
+        .iter()
+        .filter(|e| e["address"].as_str().and_then(|a| a.parse::<Address>().ok()) == Some(nft))
+        .filter(|e| e["topics"][0].as_str().and_then(|t| t.parse::<B256>().ok()) == Some(Transfer::SIGNATURE_HASH))
+        .map(|e| {
+            let topics = e["topics"].as_array().expect("topics");
+            assert_eq!(topics.len(), 4, "{e}");
+            assert_eq!((word(&topics[1]), word(&topics[2])), (B256::ZERO, to.into_word()), "a mint to {to}: {e}");
+            U256::from_be_bytes(word(&topics[3]).0)
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn the_service_from_proposal_to_revocation() {
     story(None).await;
@@ -195,10 +215,31 @@ async fn story(database: Option<String>) {
     let (status, again) = s.raw("POST", &execute, Some(&key), Some(body.clone()), &[("idempotency-key", "k1")]).await;
     assert_eq!((status, again["replayed"].as_bool()), (200, Some(true)), "{again}");
     assert_eq!(again["execution_id"], first["execution_id"], "executed once");
+    // The answer names what the operation emitted: its two NFTs' Transfers from 0 to the account.
+    let minted = minted_ids(&first, devnet.addresses.nft, address);
+    assert_eq!(minted.len(), 2, "{first}");
+    let nft = valet_client::contracts::demo::ValetNFT::new(devnet.addresses.nft, &devnet.provider);
+    for id in &minted {
+        assert_eq!(nft.ownerOf(*id).call().await.expect("ownerOf"), address, "#{id}");
+    }
+    let entry_point = devnet.addresses.entry_point.to_string().to_lowercase();
+    assert!(
+        first["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .all(|e| e["address"].as_str().map(str::to_lowercase) != Some(entry_point.clone())),
+        "none of the EntryPoint's: {first}"
+    );
+    assert_eq!(again["events"], first["events"], "replayed with its events");
+    let (status, shown) = s
+        .call("GET", &format!("/v1/executions/{}", first["execution_id"].as_str().expect("id")), Some(&key), None)
+        .await;
+    assert_eq!((status, &shown["events"]), (200, &first["events"]), "{shown}");
+    assert_eq!(shown["detail"].get("events"), None, "answered beside the detail, not in it: {shown}");
     let (status, reused) =
         s.raw("POST", &execute, Some(&key), Some(mint(3).to_string()), &[("idempotency-key", "k1")]).await;
     assert_eq!((status, reused["error"].as_str()), (422, Some("idempotency_key_reused")));
-    let nft = valet_client::contracts::demo::ValetNFT::new(devnet.addresses.nft, &devnet.provider);
     assert_eq!(nft.balanceOf(address).call().await.expect("balance"), U256::from(2), "minted once");
     let (_, account) = s.call("GET", &format!("/v1/accounts/{}", owner.address()), Some(&key), None).await;
     assert_eq!(account["deployed"], true);

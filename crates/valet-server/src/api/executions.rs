@@ -87,9 +87,20 @@ pub(crate) fn build_calls(
         .collect()
 }
 
+/// An included operation's logs as the API answers them (`events`): `[{address, topics, data}]`,
+/// in the order it emitted them. Kept in the execution's stored detail under `events` (answered
+/// beside it by [`execution_json`]), so a replay and `GET /v1/executions/{id}` say the same.
+pub(crate) fn events_json(logs: &[alloy::primitives::Log]) -> Value {
+    logs.iter()
+        .map(|l| json!({ "address": l.address, "topics": l.topics(), "data": l.data.data }))
+        .collect::<Vec<_>>()
+        .into()
+}
+
 pub(crate) fn execution_json(e: &ExecutionRow) -> Value {
-    let detail: Value = e.detail.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or(Value::Null);
-    json!({
+    let mut detail: Value = e.detail.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or(Value::Null);
+    let events = detail.as_object_mut().and_then(|d| d.remove("events"));
+    let mut body = json!({
         "execution_id": e.id,
         "session_id": e.session_id,
         "status": e.status,
@@ -99,7 +110,13 @@ pub(crate) fn execution_json(e: &ExecutionRow) -> Value {
         "fee_wei": detail.get("fee_wei"),
         "paymaster": detail.get("paymaster"),
         "detail": detail,
-    })
+    });
+    // Only where they are known: an included execution's (those recorded before they were kept
+    // have none).
+    if let Some(events) = events {
+        body["events"] = events;
+    }
+    body
 }
 
 /// The HTTP status an execution in `status` is answered with: 200 included, 202 while its
@@ -400,9 +417,12 @@ impl Run {
                 let tx = receipt.transaction_hash.to_string();
                 let event = json!({ "execution_id": execution_id, "user_op_hash": user_op_hash, "transaction_hash": tx, "gas_used": gas, "fee_wei": fee, "paymaster": paymaster });
                 let audit = Audit { event: "execution.included", detail: &event, ..audit };
+                let events = events_json(&receipt.logs);
+                let mut stored = detail.clone();
+                stored["events"] = events.clone();
                 service
                     .vault
-                    .finish_execution(&execution_id, "included", Some(&tx), Some(&gas), &detail, &audit)
+                    .finish_execution(&execution_id, "included", Some(&tx), Some(&gas), &stored, &audit)
                     .await?;
                 service.metrics.inc("valet_executions_total", &[("outcome", "included")]);
                 ok(
@@ -417,6 +437,7 @@ impl Run {
                         "fee_wei": fee,
                         "paymaster": paymaster,
                         "detail": detail,
+                        "events": events,
                     }),
                 )
             }
