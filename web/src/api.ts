@@ -60,6 +60,16 @@ export interface Proposal {
   /// What the service thinks the owner should know before approving (a function the contract
   /// may not have, a very long validity, …); absent from older services.
   warnings?: string[];
+  /// Roughly what the session's operations cost in network fees now, whoever pays them (wei,
+  /// decimal strings); absent from older services, null when the chain could not say.
+  fee_estimate?: FeeEstimate | null;
+}
+
+export interface FeeEstimate {
+  gas_price_wei: string;
+  /// The first operation: it creates the account if it is not deployed and enables the session.
+  first_operation_wei: string;
+  later_operation_wei: string;
 }
 
 export interface PermissionStatus {

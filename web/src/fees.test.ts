@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ApiError, type Execution, type FeeStatus, type Sponsorship } from './api';
-import { errorText, executionFeeText, sponsorshipText } from './fees';
+import { errorText, executionFeeText, feeEstimateText, sponsorshipText } from './fees';
 
 const paymaster = '0x9f3A1d0b2c4E5F60718293a4B5c6D7e8F9011223';
 
@@ -58,6 +58,18 @@ describe('fees', () => {
     // Nothing known: nothing claimed.
     expect(executionFeeText(included(), fees('budget'))).toBeNull();
     expect(executionFeeText(included({ status: 'unknown', paymaster }), fees('sponsored'))).toBeNull();
+  });
+
+  it("says roughly what the account's own fees will be, from the service's estimate", () => {
+    const estimate = { gas_price_wei: '346095912', first_operation_wei: '148219035273120', later_operation_wei: '48554833782216' };
+    expect(feeEstimateText(estimate, false)).toBe('about 0.0001 ETH for the first (it creates your account), about 0.00004 ETH each after');
+    expect(feeEstimateText({ ...estimate, first_operation_wei: '60657987000000' }, true)).toBe(
+      'about 0.00006 ETH for the first (it enables the session), about 0.00004 ETH each after',
+    );
+    // An older service, a chain that could not say, or nonsense: no number claimed.
+    expect(feeEstimateText(undefined, false)).toBeNull();
+    expect(feeEstimateText(null, false)).toBeNull();
+    expect(feeEstimateText({ ...estimate, later_operation_wei: '-1' }, false)).toBeNull();
   });
 
   it('reads a refusal for want of sponsorship plainly: not sent, nothing charged, the amounts, when it renews', () => {

@@ -1,7 +1,7 @@
 // Who paid for what: the app's sponsorship left today, each operation's network fee and who paid
 // it, and a refusal for want of sponsorship, in the page's words (unit-tested in fees.test.ts).
 
-import { ApiError, type Execution, type FeeStatus, type Sponsorship } from './api';
+import { ApiError, type Execution, type FeeEstimate, type FeeStatus, type Sponsorship } from './api';
 import { eth, short } from './format';
 
 /// "This app pays the network fees: 0.9981 ETH of 1 ETH left today (0.0019 ETH spent).", or why
@@ -10,6 +10,16 @@ export function sponsorshipText(s: Sponsorship): string {
   if (!s.sponsored || s.budget_wei === null) return `This app pays no network fees now: ${s.reason ?? 'it has no budget'}.`;
   const held = BigInt(s.reserved_wei) > 0n ? `, ${eth(s.reserved_wei)} held for operations in flight` : '';
   return `This app pays the network fees: ${eth(s.left_wei)} of ${eth(s.budget_wei)} left today (${eth(s.spent_today_wei)} spent${held}).`;
+}
+
+/// What the account's own fees will roughly be, from the service's estimate: "about 0.0001 ETH
+/// for the first (it creates your account), about 0.00004 ETH each after". Null when the estimate
+/// is absent or malformed.
+export function feeEstimateText(estimate: FeeEstimate | null | undefined, deployed: boolean): string | null {
+  const wei = (v: unknown): v is string => typeof v === 'string' && /^\d+$/.test(v);
+  if (!estimate || !wei(estimate.first_operation_wei) || !wei(estimate.later_operation_wei)) return null;
+  const first = deployed ? 'the first (it enables the session)' : 'the first (it creates your account)';
+  return `about ${eth(estimate.first_operation_wei)} for ${first}, about ${eth(estimate.later_operation_wei)} each after`;
 }
 
 /// Who paid an included operation's network fee, how much and the gas it used, when the service

@@ -20,7 +20,7 @@ import {
 } from './api';
 import { h, replace } from './dom';
 import { mintedIds } from './events';
-import { errorText, executionFeeText, sponsorshipText } from './fees';
+import { errorText, executionFeeText, feeEstimateText, sponsorshipText } from './fees';
 import { duration, eth, expiry, short, units, usesLeft } from './format';
 import {
   ACCOUNT_FEES,
@@ -994,7 +994,7 @@ function renderGrant(): void {
           ),
         ),
         state.proposalFees && h('p', { class: 'who-pays', testid: 'grant-fees' }, feesText(state.proposalFees)),
-        state.proposalFees && h('p', { class: 'hint', testid: 'grant-fee-estimate' }, feeEstimate(state.proposalFees, proposal.account_deployed)),
+        state.proposalFees && h('p', { class: 'hint', testid: 'grant-fee-estimate' }, feeEstimate(state.proposalFees, proposal)),
         (proposal.warnings?.length ?? 0) > 0 &&
           h(
             'div',
@@ -1053,9 +1053,11 @@ function renderGrant(): void {
   );
 }
 
-/// Roughly what the session's fees will cost, from what this account's operations cost so far
-/// (the service reports each included one's fee).
-function feeEstimate(fees: Spec['fees'], deployed: boolean): string {
+/// Roughly what the session's fees will cost: from the service's estimate when the account pays
+/// them, else from what this account's operations cost so far (the service reports each
+/// included one's fee).
+function feeEstimate(fees: Spec['fees'], proposal: Proposal): string {
+  const deployed = proposal.account_deployed;
   const paid = state.events
     .filter((e) => e.event === 'execution.included' && typeof e.detail === 'object' && e.detail)
     .map((e) => (e.detail as Record<string, unknown>).fee_wei)
@@ -1067,6 +1069,8 @@ function feeEstimate(fees: Spec['fees'], deployed: boolean): string {
     const left = state.sponsorship?.sponsored ? ` It has ${eth(state.sponsorship.left_wei)} left for fees today.` : '';
     return `Each operation's network fee is paid by this app, not you.${left}${typical}`;
   }
+  const estimate = feeEstimateText(proposal.fee_estimate, deployed);
+  if (estimate) return `Each operation's network fee comes out of your account's ETH: ${estimate}.`;
   return `Each operation's network fee comes out of your account's ETH, so your balance goes down a little with every use.${typical}${first}`;
 }
 

@@ -627,6 +627,10 @@ describe('the dApp in Chromium: one grant, sponsored mints without prompts, refu
         "the service's fee line: a 0.01 ETH budget",
       );
       expect(await read('grant-fees')()).toBe("Network fees: from your account's ETH, up to 0.01 ETH.");
+      // A first-time user gets a number, from the service's estimate, not only words.
+      expect(await read('grant-fee-estimate')()).toMatch(
+        /comes out of your account's ETH: about \d+(\.\d+)? ETH for the first \(it creates your account\), about \d+(\.\d+)? ETH each after\.$/,
+      );
       await second.getByTestId('preset-custom').click();
       expect(await second.getByTestId('custom-fee-budget').inputValue(), 'the custom fee budget').toBe('0.01');
       expect(secondWatch.problems()).toEqual([]);

@@ -67,9 +67,23 @@ pub fn document() -> Value {
                         "summary": { "type": "array", "items": { "type": "string" }, "description": "What the session allows, in plain words" },
                         "warnings": { "type": "array", "items": { "type": "string" }, "description": "What the owner should hear before granting, though nothing is refused: a function the target's known ABI does not have, a session longer than 30 days; empty when none" },
                         "digest": { "type": "string" },
-                        "typed_data": { "type": "object" }
+                        "typed_data": { "type": "object" },
+                        "fee_estimate": {
+                            "oneOf": [{ "$ref": "#/components/schemas/FeeEstimate" }, { "type": "null" }],
+                            "description": "Roughly what the session's operations cost in network fees now, whoever pays them; null when the chain cannot say"
+                        }
                     },
                     "required": ["session_id", "status", "summary", "warnings", "digest", "typed_data"]
+                },
+                "FeeEstimate": {
+                    "type": "object",
+                    "description": "Typical gas (the measured gas table) times the price an operation pays now",
+                    "properties": {
+                        "gas_price_wei": { "$ref": "#/components/schemas/Wei" },
+                        "first_operation_wei": { "allOf": [{ "$ref": "#/components/schemas/Wei" }], "description": "The first operation: creates the account if it is not deployed, enables the session, makes one call" },
+                        "later_operation_wei": { "allOf": [{ "$ref": "#/components/schemas/Wei" }], "description": "Each later operation of one call" }
+                    },
+                    "required": ["gas_price_wei", "first_operation_wei", "later_operation_wei"]
                 },
                 "AlreadyRevoked": object(json!({
                     "error": { "const": "already_revoked" },

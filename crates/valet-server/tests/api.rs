@@ -677,3 +677,54 @@ async fn odd_specs_are_answered_in_the_users_words_with_warnings() {
     drop(s);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The proposal's `fee_estimate` for an account that pays its own fees is within a factor of two
+/// of what a real first mint (creating the account, enabling the session) and a later mint cost.
+#[tokio::test]
+async fn the_fee_estimate_is_near_what_a_first_and_a_later_mint_cost() {
+    let devnet = Devnet::start().await.expect("devnet");
+    let (s, _service, _dir, _) = boot(&devnet, "fee-estimate", false, None).await;
+    let key = app_key(&s, "estimates").await;
+    let owner = devnet.key(3);
+    // The demo's mint: the account pays its fees, from a 0.01 ETH budget.
+    let spec = valet_core::spec::DEMO_MINT_SPEC;
+    let (status, proposed) =
+        s.call("POST", "/v1/sessions", Some(&key), Some(json!({ "owner": owner.address(), "spec": spec }))).await;
+    assert_eq!(status, 201, "{proposed}");
+    assert_eq!(proposed["account_deployed"].as_bool(), Some(false), "{proposed}");
+    let wei = |v: &Value, what: &str| -> U256 {
+        v.as_str().and_then(|w| w.parse().ok()).unwrap_or_else(|| panic!("{what} is not a decimal string: {v}"))
+    };
+    let estimate = &proposed["fee_estimate"];
+    let price = wei(&estimate["gas_price_wei"], "gas_price_wei");
+    let (first, later) = (
+        wei(&estimate["first_operation_wei"], "first_operation_wei"),
+        wei(&estimate["later_operation_wei"], "later_operation_wei"),
+    );
+    assert!(price > U256::ZERO && first > later && later > U256::ZERO, "{estimate}");
+    let id = proposed["session_id"].as_str().expect("id").to_string();
+    let account: Address = proposed["account"].as_str().expect("account").parse().expect("address");
+    let digest: B256 = proposed["digest"].as_str().expect("digest").parse().expect("hex");
+    let signature = alloy::hex::encode_prefixed(owner.sign_hash_sync(&digest).expect("sign").as_bytes());
+    let (status, body) =
+        s.call("POST", &format!("/v1/sessions/{id}/grant"), Some(&key), Some(json!({ "signature": signature }))).await;
+    assert_eq!(status, 200, "{body}");
+    devnet.fund(account, U256::from(10u128.pow(18))).await.expect("fund");
+
+    let mint = json!({ "calls": [{ "to": "ValetNFT", "function": "mint(address to, uint256 quantity)", "args": ["$account", 1] }] });
+    let path = format!("/v1/sessions/{id}/execute");
+    let mut paid = Vec::new();
+    for _ in 0..2 {
+        let (status, done) = s.call("POST", &path, Some(&key), Some(mint.clone())).await;
+        assert_eq!((status, done["status"].as_str()), (200, Some("included")), "{done}");
+        assert!(done["paymaster"].is_null(), "the account pays: {done}");
+        paid.push((wei(&done["fee_wei"], "fee_wei"), done["gas_used"].clone()));
+    }
+    eprintln!("estimate {estimate}; paid (fee_wei, gas_used): {paid:?}");
+    for ((actual, _), (estimated, which)) in paid.iter().zip([(first, "first"), (later, "later")]) {
+        assert!(
+            estimated * U256::from(2) >= *actual && estimated <= *actual * U256::from(2),
+            "the {which} operation cost {actual} wei, estimated {estimated} wei: not within 0.5×–2× ({estimate})"
+        );
+    }
+}

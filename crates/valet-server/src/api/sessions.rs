@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use alloy::primitives::{Address, B256, Bytes};
+use alloy::primitives::{Address, B256, Bytes, U256};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -137,6 +137,7 @@ pub(crate) async fn propose(
         )
         .await?;
     service.metrics.inc("valet_sessions_total", &[("event", "proposed")]);
+    let fee_estimate = fee_estimate(&service, account.deployed).await;
     ok(
         StatusCode::CREATED,
         json!({
@@ -151,8 +152,45 @@ pub(crate) async fn propose(
             "warnings": proposal.warnings,
             "digest": proposal.digest,
             "typed_data": typed_data,
+            "fee_estimate": fee_estimate,
         }),
     )
+}
+
+/// Gas of a later operation of a session: a session's mint with the session already enabled
+/// (gas.json `session_mint_tx`, the whole transaction, from contracts/test/GasTable.t.sol).
+const LATER_OPERATION_GAS: u64 = 140_293;
+/// Gas of a session's first operation on a deployed account: it enables the session and makes
+/// one call (gas.json `session_enable_and_mint_tx`).
+const ENABLE_AND_CALL_GAS: u64 = 175_260;
+/// What creating the account adds to the first operation (the factory's deployment, its
+/// validation and the first writes to a fresh account's storage). gas.json measures operations
+/// of an account that exists, so this is measured on the devnet instead: a first session mint on
+/// a new account used 428,082 gas, 252,822 more than `session_enable_and_mint_tx` (tests/api.rs
+/// `the_fee_estimate_is_near_what_a_first_and_a_later_mint_cost` keeps the sum honest).
+const ACCOUNT_CREATION_GAS: u64 = 253_000;
+
+/// Roughly what the session's first operation (creating the account if it is not deployed,
+/// enabling the session, one call) and each later one cost now: typical gas times the price an
+/// operation pays under EIP-1559 at the fees the service's submitter would offer, the latest
+/// block's base fee plus their priority fee, at most their maximum fee (an operation's
+/// maximum cost, which the fee budget reserves, is about twice that). `null` when the chain
+/// cannot say.
+async fn fee_estimate(service: &Service, deployed: bool) -> Value {
+    use alloy::providers::Provider as _;
+    let Ok(fees) = service.valet.submitter().fees().await else { return Value::Null };
+    let base = match service.valet.provider().get_block_by_number(alloy::eips::BlockNumberOrTag::Latest).await {
+        Ok(Some(block)) => block.header.base_fee_per_gas.map(u128::from),
+        _ => None,
+    };
+    let paid = base.map_or(fees.max_fee_per_gas, |b| b.saturating_add(fees.max_priority_fee_per_gas));
+    let price = U256::from(paid.min(fees.max_fee_per_gas));
+    let first = ENABLE_AND_CALL_GAS + if deployed { 0 } else { ACCOUNT_CREATION_GAS };
+    json!({
+        "gas_price_wei": price.to_string(),
+        "first_operation_wei": (price * U256::from(first)).to_string(),
+        "later_operation_wei": (price * U256::from(LATER_OPERATION_GAS)).to_string(),
+    })
 }
 
 pub(crate) async fn load(service: &Service, app: &App, id: &str) -> Result<(SessionRow, Session, B256), ApiError> {
