@@ -501,17 +501,17 @@ pub(crate) async fn revoke_onchain(
     let deployment = service.valet.deployment();
     let digest = eip712::revoke_session_digest(account.address, id, deployment.validator, service.valet.chain_id());
     owners_signature(&signature, digest, account.owner, "revocation")?;
+    let detail = json!({ "by": "owner" });
+    let audit = Audit {
+        app: &app.id,
+        account: Some(&row.account),
+        session: Some(&row.id),
+        event: "session.revoked",
+        detail: &detail,
+    };
     // Revoked on chain already: nothing is sent, and the answer says when and by which
     // transaction (a revocation still pending may be pushed again with this signature).
     if let Some(already) = already_revoked(&service, &row, &session, id, false).await? {
-        let detail = json!({ "by": "owner" });
-        let audit = Audit {
-            app: &app.id,
-            account: Some(&row.account),
-            session: Some(&row.id),
-            event: "session.revoked",
-            detail: &detail,
-        };
         // The record follows the chain: a session revoked there is revoked here.
         service.vault.transition(&row.id, &["proposed", "active"], "revoked", None, &audit).await?;
         return Err(already);
@@ -522,14 +522,6 @@ pub(crate) async fn revoke_onchain(
             "this service has no relayer key: submit revokeSessionWithSignature(account, id, signature) to the validator yourself",
         ));
     }
-    let detail = json!({ "by": "owner" });
-    let audit = Audit {
-        app: &app.id,
-        account: Some(&row.account),
-        session: Some(&row.id),
-        event: "session.revoked",
-        detail: &detail,
-    };
     // Use stops in the service first (a session revoked in the service already stays so), and
     // nothing of it is in flight in this service once its lane is free.
     service.vault.transition(&row.id, &["proposed", "active"], "revoked", None, &audit).await?;
