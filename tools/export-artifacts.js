@@ -16,6 +16,7 @@ const CONTRACTS = [
   ['ValetToken.sol', 'ValetToken'],
   ['ValetDAO.sol', 'ValetDAO'],
   ['ValetPaymaster.sol', 'ValetPaymaster'],
+  ['ValetAccount7702.sol', 'ValetAccount7702'],
 ];
 
 const args = process.argv.slice(2);
@@ -50,6 +51,10 @@ files['immutables.json'] =
 const ep = JSON.parse(fs.readFileSync(
   path.join(root, 'tools/node_modules/@account-abstraction/contracts/artifacts/EntryPoint.json'), 'utf8'));
 files['EntryPoint.json'] = render(ep.abi, ep.bytecode, ep.deployedBytecode);
+// EntryPoint v0.8 likewise (the EIP-7702 account's EntryPoint).
+const ep08 = JSON.parse(fs.readFileSync(
+  path.join(root, 'tools/node_modules/@account-abstraction/contracts-v08/artifacts/EntryPoint.json'), 'utf8'));
+files['EntryPointV08.json'] = render(ep08.abi, ep08.bytecode, ep08.deployedBytecode);
 
 let stale = [];
 for (const [name, text] of Object.entries(files)) {

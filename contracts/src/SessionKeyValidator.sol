@@ -25,10 +25,21 @@ import {ExecutionLib} from "./libraries/ExecutionLib.sol";
 ///      inside its first use (the session and the grant ride in the operation's signature) or by
 ///      the account calling {enableSession}.
 ///
+///      **Multichain grant.** One owner signature may grant sessions on several chains: the owner
+///      signs `MultichainGrant(ChainGrant[] grants)`, each entry `ChainGrant(uint256 chainId,
+///      address validator, address account, Session session)`, under a domain of name "Valet" and
+///      version "1" only. A chain's validator accepts it only through an entry it computes itself
+///      from `block.chainid`, its own address, the account and the session in the operation; the
+///      operation carries the other entries' struct hashes and its entry's position. Each chain's
+///      session is its own (its own epoch, counters, limits and revocation).
+///
 ///      **Use.** The operation's nonce key selects this validator; its signature is
 ///      `mode (1) ‖ session length (2) ‖ session ‖ claimedTime (6) ‖ call count n (1) ‖
-///      permission index per call (n) ‖ [grant length (2) ‖ grant signature, mode 1 only] ‖
-///      session key signature (65)`, mode 0 = use, 1 = enable and use. The session key signs
+///      permission index per call (n) ‖ [grant length (2) ‖ grant, modes 1 and 2] ‖
+///      session key signature (65)`, mode 0 = use, 1 = enable and use, 2 = enable with a
+///      multichain grant and use. In mode 1 the grant is the owner's signature; in mode 2 it is
+///      `chain count K (1) ‖ this chain's position p (1) ‖ the other K - 1 entries' struct hashes
+///      (32 each, in order) ‖ the owner's signature`. The session key signs
 ///      `keccak256(userOpHash ‖ sessionId ‖ claimedTime ‖ n ‖ indices)` (raw ECDSA, low s), so
 ///      no relayer can re-point a call at another permission or the operation at another session.
 ///      Each call must satisfy the permission its index names: target, selector, value cap, every
@@ -123,6 +134,9 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
 
     uint8 internal constant MODE_USE = 0;
     uint8 internal constant MODE_ENABLE = 1;
+    uint8 internal constant MODE_ENABLE_MULTICHAIN = 2;
+    /// @dev Most chains one multichain grant may list.
+    uint256 internal constant MAX_CHAINS = 32;
     uint256 internal constant KEY_SIGNATURE_LENGTH = 65;
 
     // The session word: state (8 bits) | session uses (24) | uses of permission k (16 each,
@@ -150,6 +164,29 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
         "Rule(uint8 arg,uint8 op,bytes32[] values)"
         "Session(address sessionKey,uint48 validAfter,uint48 validUntil,uint64 epoch,uint32 salt,uint24 maxUses,"
         "uint80 feeBudget,address[] paymasters,Limit[] limits,Permission[] permissions)"
+    );
+    bytes32 internal constant CHAIN_GRANT_TYPEHASH = keccak256(
+        "ChainGrant(uint256 chainId,address validator,address account,Session session)"
+        "Limit(uint8 kind,address token,uint128 amount,uint48 period)"
+        "Permission(address target,bytes4 selector,uint128 valueLimit,uint16 maxUses,Rule[] rules)"
+        "Rule(uint8 arg,uint8 op,bytes32[] values)"
+        "Session(address sessionKey,uint48 validAfter,uint48 validUntil,uint64 epoch,uint32 salt,uint24 maxUses,"
+        "uint80 feeBudget,address[] paymasters,Limit[] limits,Permission[] permissions)"
+    );
+    bytes32 internal constant MULTICHAIN_GRANT_TYPEHASH = keccak256(
+        "MultichainGrant(ChainGrant[] grants)"
+        "ChainGrant(uint256 chainId,address validator,address account,Session session)"
+        "Limit(uint8 kind,address token,uint128 amount,uint48 period)"
+        "Permission(address target,bytes4 selector,uint128 valueLimit,uint16 maxUses,Rule[] rules)"
+        "Rule(uint8 arg,uint8 op,bytes32[] values)"
+        "Session(address sessionKey,uint48 validAfter,uint48 validUntil,uint64 epoch,uint32 salt,uint24 maxUses,"
+        "uint80 feeBudget,address[] paymasters,Limit[] limits,Permission[] permissions)"
+    );
+    /// @dev The multichain grant's domain: name "Valet", version "1" and nothing else, because one
+    ///      signature serves several chains (and each chain's validator). What a single-chain
+    ///      domain binds, each {CHAIN_GRANT_TYPEHASH} entry binds instead.
+    bytes32 internal constant MULTICHAIN_DOMAIN_SEPARATOR = keccak256(
+        abi.encode(keccak256("EIP712Domain(string name,string version)"), keccak256("Valet"), keccak256("1"))
     );
     bytes32 internal constant REVOKE_SESSION_TYPEHASH = keccak256("RevokeSession(address account,bytes32 sessionId)");
     bytes32 internal constant REVOKE_ALL_TYPEHASH = keccak256("RevokeAllSessions(address account,uint64 epoch)");
@@ -182,7 +219,8 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
 
     /// @notice The operation's signature is malformed at byte `offset`.
     error MalformedSignature(uint256 offset, string reason);
-    /// @notice The signature's first byte is not 0 (use) or 1 (enable and use).
+    /// @notice The signature's first byte is not 0 (use), 1 (enable and use) or 2 (enable with a
+    ///         multichain grant and use).
     error UnknownSignatureMode(uint8 mode);
     /// @notice `onInstall` data must be `abi.encode(owner)` with a nonzero owner.
     error InvalidInstallData(bytes data);
@@ -488,6 +526,31 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
         return _hashTypedDataV4(keccak256(abi.encode(GRANT_TYPEHASH, account, session.hashStruct())));
     }
 
+    /// @notice This chain's entry of a multichain grant of `session` to `account`: the struct hash
+    ///         of `ChainGrant(block.chainid, this validator, account, session)`.
+    ///         Reverts with {SessionLib.MalformedSession} for a malformed session.
+    function chainGrantHash(address account, bytes calldata session) external view returns (bytes32) {
+        session.checkEncoding();
+        return _chainGrantHash(account, session);
+    }
+
+    /// @dev {chainGrantHash} of a session whose encoding was checked.
+    function _chainGrantHash(address account, bytes calldata session) internal view returns (bytes32) {
+        return keccak256(abi.encode(CHAIN_GRANT_TYPEHASH, block.chainid, address(this), account, session.hashStruct()));
+    }
+
+    /// @notice The EIP-712 digest the owner signs to grant sessions on several chains at once:
+    ///         `MultichainGrant(chainGrants)`, the entries' struct hashes in the order signed.
+    function multichainGrantDigest(bytes32[] calldata chainGrants) external pure returns (bytes32) {
+        return _multichainGrantDigest(keccak256(abi.encodePacked(chainGrants)));
+    }
+
+    /// @dev The multichain digest of the entries whose concatenated struct hashes hash to `list`.
+    function _multichainGrantDigest(bytes32 list) internal pure returns (bytes32) {
+        bytes32 structHash = keccak256(abi.encode(MULTICHAIN_GRANT_TYPEHASH, list));
+        return keccak256(abi.encodePacked(hex"1901", MULTICHAIN_DOMAIN_SEPARATOR, structHash));
+    }
+
     /// @notice The EIP-712 digest the owner signs to revoke one session.
     function revokeSessionDigest(address account, bytes32 id) public view returns (bytes32) {
         return _hashTypedDataV4(keccak256(abi.encode(REVOKE_SESSION_TYPEHASH, account, id)));
@@ -591,23 +654,60 @@ contract SessionKeyValidator is IERC7579Validator, EIP712 {
             if (state != STATE_ENABLED) revert SessionNotEnabled(id);
             return o;
         }
-        if (mode != MODE_ENABLE) revert UnknownSignatureMode(uint8(mode));
+        if (mode != MODE_ENABLE && mode != MODE_ENABLE_MULTICHAIN) revert UnknownSignatureMode(uint8(mode));
         if (sig.length < o + 2) revert MalformedSignature(sig.length, "grant length cut short");
         uint256 grantEnd = o + 2 + (SessionLib.word(sig, o) >> 240);
         if (sig.length < grantEnd) revert MalformedSignature(sig.length, "grant signature cut short");
-        use.word = _enable(use.account, session, use.id, sig[o + 2:grantEnd], accountWord);
+        use.word = _enable(use.account, session, use.id, sig[o + 2:grantEnd], o + 2, mode, accountWord);
         return grantEnd;
     }
 
-    function _enable(address account, bytes calldata session, bytes32 id, bytes calldata grant, uint256 accountWord)
-        internal
-        returns (uint256 word)
-    {
+    /// @dev Enables the session with the owner's grant: a signature over the single-chain digest
+    ///      (mode 1) or a multichain proof and a signature over the multichain digest (mode 2).
+    ///      `at` is the grant's offset in the operation signature, for error offsets.
+    function _enable(
+        address account,
+        bytes calldata session,
+        bytes32 id,
+        bytes calldata grant,
+        uint256 at,
+        uint256 mode,
+        uint256 accountWord
+    ) internal returns (uint256 word) {
         session.checkEncoding();
         _checkEnableable(session, id, _sessionWords[id][account], accountWord);
-        bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(GRANT_TYPEHASH, account, session.hashStruct())));
+        bytes32 digest;
+        if (mode == MODE_ENABLE) {
+            digest = _hashTypedDataV4(keccak256(abi.encode(GRANT_TYPEHASH, account, session.hashStruct())));
+        } else {
+            (digest, grant) = _multichainDigest(account, session, grant, at);
+        }
         if (!_isOwnerSignature(accountWord, account, digest, grant)) revert InvalidGrantSignature(account, id);
         return _markEnabled(account, session, id);
+    }
+
+    /// @dev The multichain digest a mode-2 grant proves, and the owner's signature after the proof.
+    ///      The proof is `K (1) ‖ p (1) ‖ K - 1 struct hashes`: the list the owner signed, with
+    ///      this chain's entry left out at position `p`. The entry is computed here from
+    ///      `block.chainid`, this validator, the account and the session, so a list that does not
+    ///      hold exactly that entry gives another digest, which the owner never signed.
+    function _multichainDigest(address account, bytes calldata session, bytes calldata grant, uint256 at)
+        internal
+        view
+        returns (bytes32 digest, bytes calldata signature)
+    {
+        if (grant.length < 2) revert MalformedSignature(at, "chain count and position cut short");
+        uint256 chains = uint8(grant[0]);
+        uint256 position = uint8(grant[1]);
+        if (chains == 0 || chains > MAX_CHAINS) revert MalformedSignature(at, "not 1..32 chains");
+        if (position >= chains) revert MalformedSignature(at + 1, "chain position not below the chain count");
+        uint256 proofEnd = 2 + 32 * (chains - 1);
+        if (grant.length < proofEnd) revert MalformedSignature(at + grant.length, "chain grants cut short");
+        uint256 split = 2 + 32 * position;
+        bytes32 own = _chainGrantHash(account, session);
+        bytes32 list = keccak256(bytes.concat(grant[2:split], own, grant[split:proofEnd]));
+        digest = _multichainGrantDigest(list);
+        signature = grant[proofEnd:];
     }
 
     /// @dev A session can be enabled once, under the account's current epoch, unless revoked.

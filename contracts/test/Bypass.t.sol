@@ -224,9 +224,9 @@ contract BypassTest is ValetTestBase {
         submitExpectingRevert(
             op, abi.encodeWithSelector(SessionKeyValidator.MalformedSignature.selector, prefix.length, "session key signature not 65 bytes")
         );
-        prefix[0] = 0x02;
+        prefix[0] = 0x03;
         submitExpectingRevert(
-            _withSignature(abi.encodePacked(prefix, new bytes(65))), abi.encodeWithSelector(SessionKeyValidator.UnknownSignatureMode.selector, 2)
+            _withSignature(abi.encodePacked(prefix, new bytes(65))), abi.encodeWithSelector(SessionKeyValidator.UnknownSignatureMode.selector, 3)
         );
     }
 

@@ -54,4 +54,22 @@ interface Vm {
         external;
     function envOr(string calldata name, bool defaultValue) external view returns (bool);
     function envOr(string calldata name, string calldata defaultValue) external view returns (string memory);
+
+    // EIP-7702 (ValetAccount7702 tests).
+    struct SignedDelegation {
+        uint8 v;
+        bytes32 r;
+        bytes32 s;
+        uint64 nonce;
+        address implementation;
+    }
+
+    function signDelegation(address implementation, uint256 privateKey)
+        external
+        returns (SignedDelegation memory signedDelegation);
+    function attachDelegation(SignedDelegation calldata signedDelegation) external;
+    function signAndAttachDelegation(address implementation, uint256 privateKey)
+        external
+        returns (SignedDelegation memory signedDelegation);
+    function getNonce(address account) external view returns (uint64 nonce);
 }

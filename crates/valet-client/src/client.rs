@@ -84,6 +84,21 @@ impl Proposal {
         Ok(valet_core::eip712::grant_typed_data(&self.session, self.account.address, self.validator, self.chain_id)?)
     }
 
+    /// The chain this session is for.
+    pub fn chain_id(&self) -> u64 {
+        self.chain_id
+    }
+
+    /// This proposal as one entry of a multichain grant ([`MultichainProposal`]).
+    pub fn chain_grant(&self) -> eip712::ChainGrant {
+        eip712::ChainGrant {
+            chain_id: self.chain_id,
+            validator: self.validator,
+            account: self.account.address,
+            session: self.session.clone(),
+        }
+    }
+
     /// Takes the owner's 65-byte signature of [`Proposal::digest`] and checks it is the owner's.
     ///
     /// ```no_run
@@ -101,17 +116,127 @@ impl Proposal {
     /// # }
     /// ```
     pub fn grant(self, signature: &[u8]) -> Result<SessionHandle, Error> {
-        let parsed = alloy::primitives::Signature::try_from(signature)
-            .map_err(|e| Error::Config(format!("grant signature ({} bytes): {e}", signature.len())))?;
-        let signer = parsed
-            .recover_address_from_prehash(&self.digest)
-            .map_err(|e| Error::Config(format!("grant signature does not recover: {e}")))?;
-        if signer != self.account.owner {
-            return Err(Error::WrongGrantSigner { signer, owner: self.account.owner });
-        }
+        check_owner_signature(signature, &self.digest, self.account.owner)?;
         Ok(SessionHandle::new(self.session, self.key, Bytes::copy_from_slice(signature), self.validator)?
             .with_functions(self.functions))
     }
+}
+
+/// Sessions on several chains granted with one owner signature: each chain's [`Proposal`] (from
+/// that chain's [`Valet::propose`]), signed together as `MultichainGrant(ChainGrant[])`. Each
+/// chain's validator accepts the signature only for its own entry (its chain id, its address,
+/// the account and that chain's session), so a chain not listed refuses it; each chain's session
+/// keeps its own uses, limits, fee budget and revocation (`docs/encoding.md` §6.8).
+#[derive(Debug, Clone)]
+pub struct MultichainProposal {
+    /// Each chain's proposal, in the order the owner signs them.
+    pub proposals: Vec<Proposal>,
+    /// Each chain's entry, `hashStruct(ChainGrant)`, in the same order.
+    pub entries: Vec<B256>,
+    /// The EIP-712 digest the owner signs.
+    pub digest: B256,
+    /// The approval screen: which chains, then each chain's session in plain words.
+    pub summary: Vec<String>,
+}
+
+impl MultichainProposal {
+    /// Combines one proposal per chain (distinct chains, one owner) into one grant.
+    pub fn new(proposals: Vec<Proposal>) -> Result<Self, Error> {
+        use valet_core::signature::MAX_CHAINS;
+        let Some(first) = proposals.first() else {
+            return Err(Error::Config("a multichain grant needs at least one chain's proposal".into()));
+        };
+        if proposals.len() > MAX_CHAINS {
+            return Err(Error::Config(format!(
+                "a multichain grant lists at most {MAX_CHAINS} chains, not {}",
+                proposals.len()
+            )));
+        }
+        let owner = first.account.owner;
+        let mut entries = Vec::with_capacity(proposals.len());
+        for (i, p) in proposals.iter().enumerate() {
+            if p.account.owner != owner {
+                return Err(Error::Config(format!(
+                    "chain {}'s account {} is owned by {}, not by {owner}: one signature grants for one owner",
+                    p.chain_id, p.account.address, p.account.owner
+                )));
+            }
+            if let Some(earlier) = proposals[..i].iter().find(|e| e.chain_id == p.chain_id) {
+                return Err(Error::Config(format!(
+                    "chain {} is listed twice (accounts {} and {}): one session per chain",
+                    p.chain_id, earlier.account.address, p.account.address
+                )));
+            }
+            entries.push(p.chain_grant().hash()?);
+        }
+        let digest = eip712::multichain_grant_digest(&entries);
+        let names: Vec<String> = proposals.iter().map(|p| chain_name(p.chain_id)).collect();
+        let mut summary = vec![format!(
+            "One signature grants this session on {}: {}. Each chain counts its own uses and limits, and a revocation on one leaves the others as they are.",
+            if proposals.len() == 1 { "1 chain".to_string() } else { format!("{} chains", proposals.len()) },
+            names.join(", ")
+        )];
+        for (p, name) in proposals.iter().zip(&names) {
+            summary.push(format!("On {name}:"));
+            summary.extend(p.summary.iter().map(|line| format!("  {line}")));
+        }
+        Ok(Self { proposals, entries, digest, summary })
+    }
+
+    /// The grant as EIP-712 typed data for `eth_signTypedData_v4` (no chain id in its domain,
+    /// so a wallet signs it on any chain); its hash is [`MultichainProposal::digest`].
+    pub fn typed_data(&self) -> Result<serde_json::Value, Error> {
+        let grants: Vec<_> = self.proposals.iter().map(Proposal::chain_grant).collect();
+        Ok(eip712::multichain_grant_typed_data(&grants)?)
+    }
+
+    /// Takes the owner's 65-byte signature of [`MultichainProposal::digest`], checks it is the
+    /// owner's, and gives each chain's session (in the proposals' order) with that chain's proof.
+    pub fn grant(self, signature: &[u8]) -> Result<Vec<SessionHandle>, Error> {
+        let owner = self.proposals[0].account.owner;
+        check_owner_signature(signature, &self.digest, owner)?;
+        let mut handles = Vec::with_capacity(self.proposals.len());
+        for (position, p) in self.proposals.into_iter().enumerate() {
+            let grant = valet_core::signature::multichain_grant(&self.entries, position, signature)?;
+            handles.push(
+                SessionHandle::new(p.session, p.key, grant, p.validator)?
+                    .with_grant_kind(crate::session::GrantKind::Multichain)
+                    .with_functions(p.functions),
+            );
+        }
+        Ok(handles)
+    }
+}
+
+/// A chain's name for the approval screen: the well-known ones by name, with the id.
+pub fn chain_name(chain_id: u64) -> String {
+    let name = match chain_id {
+        1 => "Ethereum",
+        10 => "OP Mainnet",
+        137 => "Polygon",
+        8453 => "Base",
+        42161 => "Arbitrum One",
+        11155111 => "Sepolia",
+        11155420 => "OP Sepolia",
+        84532 => "Base Sepolia",
+        421614 => "Arbitrum Sepolia",
+        31337 => "a local devnet",
+        _ => return format!("chain {chain_id}"),
+    };
+    format!("{name} (chain {chain_id})")
+}
+
+/// Whether `signature` over `digest` recovers to `owner`.
+fn check_owner_signature(signature: &[u8], digest: &B256, owner: Address) -> Result<(), Error> {
+    let parsed = alloy::primitives::Signature::try_from(signature)
+        .map_err(|e| Error::Config(format!("grant signature ({} bytes): {e}", signature.len())))?;
+    let signer = parsed
+        .recover_address_from_prehash(digest)
+        .map_err(|e| Error::Config(format!("grant signature does not recover: {e}")))?;
+    if signer != owner {
+        return Err(Error::WrongGrantSigner { signer, owner });
+    }
+    Ok(())
 }
 
 /// A session executed: the receipt, the permission each call used, and the counters after it.

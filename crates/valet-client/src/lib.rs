@@ -25,11 +25,11 @@ pub use valet_core::{
 
 pub use bundler::BundlerClient;
 pub use client::{
-    Account, ChainState, Deployment, Executed, FeeStatus, Prepared, Proposal, Revocation, Revoked, SessionStatus,
-    Standing, Valet,
+    Account, ChainState, Deployment, Executed, FeeStatus, MultichainProposal, Prepared, Proposal, Revocation, Revoked,
+    SessionStatus, Standing, Valet, chain_name,
 };
 pub use devnet::{Devnet, DevnetAddresses, DevnetOptions};
 pub use error::{BoxError, Error};
 pub use paymaster::{Erc7677, Paymaster, PaymasterFields, PaymasterStub, SponsorSigner};
-pub use session::{GasLimits, SessionCall, SessionHandle, SessionRecord};
+pub use session::{GasLimits, GrantKind, SessionCall, SessionHandle, SessionRecord};
 pub use submit::{Bundler, Direct, Fees, OpReceipt, Relayer, Submitter};

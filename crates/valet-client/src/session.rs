@@ -68,8 +68,11 @@ pub struct SessionHandle {
     pub id: B256,
     /// The session key.
     pub key: PrivateKeySigner,
-    /// The owner's grant signature (sent with the first operation).
+    /// The owner's grant (sent with the first operation): the owner's signature, or for a
+    /// multichain grant, this chain's proof and the owner's signature.
     pub grant: Bytes,
+    /// Whether `grant` is a single-chain or a multichain grant.
+    pub grant_kind: GrantKind,
     /// The validator it is enforced by.
     pub validator: Address,
     /// Each permission's function as its spec wrote it (`mint(address to, uint256 quantity)`;
@@ -87,13 +90,35 @@ pub struct SessionRecord {
     pub id: B256,
     /// The packed session.
     pub session: Bytes,
-    /// The owner's grant signature.
+    /// The owner's grant (see [`SessionHandle::grant`]).
     pub grant: Bytes,
+    /// Whether `grant` is a single-chain or a multichain grant (absent: single).
+    #[serde(default, skip_serializing_if = "GrantKind::is_single")]
+    pub grant_kind: GrantKind,
     /// The validator it is enforced by.
     pub validator: Address,
     /// Each permission's function as its spec wrote it (absent when not known).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub functions: Vec<Option<String>>,
+}
+
+/// What a session's grant is: the owner's signature of this chain's grant, or one signature for
+/// several chains with this chain's proof ([`crate::MultichainProposal`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantKind {
+    /// `Grant(account, session)` on this chain: the owner's signature (mode 1).
+    #[default]
+    Single,
+    /// `MultichainGrant(ChainGrant[])`: `K ‖ position ‖ other entries ‖ owner signature` (mode 2).
+    Multichain,
+}
+
+impl GrantKind {
+    /// Whether this is the single-chain kind (what records leave out).
+    pub fn is_single(&self) -> bool {
+        *self == GrantKind::Single
+    }
 }
 
 /// One session operation to build.
@@ -118,7 +143,26 @@ impl SessionHandle {
     pub fn new(session: Session, key: PrivateKeySigner, grant: Bytes, validator: Address) -> Result<Self, Error> {
         let packed = session.encode()?;
         let id = session.id()?;
-        Ok(Self { session, packed, id, key, grant, validator, functions: Vec::new() })
+        Ok(Self { session, packed, id, key, grant, grant_kind: GrantKind::Single, validator, functions: Vec::new() })
+    }
+
+    /// This handle with a grant of `kind` ([`SessionHandle::new`] takes a single-chain one).
+    #[must_use]
+    pub fn with_grant_kind(mut self, kind: GrantKind) -> Self {
+        self.grant_kind = kind;
+        self
+    }
+
+    /// The validator's signature prefix for an operation of this session: the grant rides along
+    /// when `enable`.
+    fn prefix(&self, claimed_time: u64, indices: &[u8], enable: bool) -> Result<Bytes, Error> {
+        Ok(match (enable, self.grant_kind) {
+            (false, _) => signature::prefix(&self.packed, claimed_time, indices, None)?,
+            (true, GrantKind::Single) => signature::prefix(&self.packed, claimed_time, indices, Some(&self.grant))?,
+            (true, GrantKind::Multichain) => {
+                signature::multichain_prefix(&self.packed, claimed_time, indices, &self.grant)?
+            }
+        })
     }
 
     /// This handle knowing each permission's function as its spec wrote it
@@ -147,6 +191,7 @@ impl SessionHandle {
             id: self.id,
             session: self.packed.clone(),
             grant: self.grant.clone(),
+            grant_kind: self.grant_kind,
             validator: self.validator,
             functions: self.functions.clone(),
         }
@@ -204,7 +249,9 @@ impl SessionHandle {
                 session.permissions.len()
             )));
         }
-        Ok(Self::new(session, key, record.grant.clone(), record.validator)?.with_functions(record.functions.clone()))
+        Ok(Self::new(session, key, record.grant.clone(), record.validator)?
+            .with_grant_kind(record.grant_kind)
+            .with_functions(record.functions.clone()))
     }
 
     /// The nonce key of this session's lane.
@@ -279,8 +326,7 @@ impl SessionHandle {
         chain_id: u64,
     ) -> Result<(), Error> {
         let hash = op.hash(entry_point, chain_id);
-        let grant = enable.then_some(self.grant.as_ref());
-        let prefix = signature::prefix(&self.packed, claimed_time, indices, grant)?;
+        let prefix = self.prefix(claimed_time, indices, enable)?;
         let digest = signature::key_digest(hash, self.id, claimed_time, indices);
         let key_signature = wiping_stack(|| self.key.sign_hash_sync(&digest)).map_err(Error::Signing)?.as_bytes();
         op.signature = [prefix.as_ref(), &key_signature].concat().into();
@@ -290,8 +336,7 @@ impl SessionHandle {
     /// A signature of the final length whose key signature does not verify (the validator then
     /// answers `SIG_VALIDATION_FAILED` instead of reverting), for gas estimation.
     pub fn dummy_signature(&self, claimed_time: u64, indices: &[u8], enable: bool) -> Result<Bytes, Error> {
-        let grant = enable.then_some(self.grant.as_ref());
-        let prefix = signature::prefix(&self.packed, claimed_time, indices, grant)?;
+        let prefix = self.prefix(claimed_time, indices, enable)?;
         Ok([prefix.as_ref(), DUMMY_ECDSA_SIGNATURE.as_slice()].concat().into())
     }
 }

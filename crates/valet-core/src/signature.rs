@@ -9,6 +9,10 @@ use crate::Error;
 pub const MODE_USE: u8 = 0;
 /// Mode byte of an operation that enables its session (with the owner's grant) and uses it.
 pub const MODE_ENABLE: u8 = 1;
+/// Mode byte of an operation that enables its session with a multichain grant and uses it.
+pub const MODE_ENABLE_MULTICHAIN: u8 = 2;
+/// Most chains one multichain grant may list.
+pub const MAX_CHAINS: usize = 32;
 /// Most calls (and permission indices) in one operation.
 pub const MAX_CALLS: usize = 32;
 
@@ -16,6 +20,49 @@ pub const MAX_CALLS: usize = 32;
 /// enable-and-use operation: `mode ‖ len(session) ‖ session ‖ claimedTime ‖ n ‖ indices
 /// [‖ len(grant) ‖ grant]`.
 pub fn prefix(session: &[u8], claimed_time: u64, indices: &[u8], grant: Option<&[u8]>) -> Result<Bytes, Error> {
+    let mode = if grant.is_some() { MODE_ENABLE } else { MODE_USE };
+    prefix_with_mode(mode, session, claimed_time, indices, grant)
+}
+
+/// Everything before the session key's signature for an operation that enables its session with
+/// a multichain grant ([`multichain_grant`]) and uses it: as [`prefix`], with mode 2.
+pub fn multichain_prefix(session: &[u8], claimed_time: u64, indices: &[u8], grant: &[u8]) -> Result<Bytes, Error> {
+    prefix_with_mode(MODE_ENABLE_MULTICHAIN, session, claimed_time, indices, Some(grant))
+}
+
+/// A mode-2 grant for the chain whose entry stands at `position` of `entries` (the struct hashes
+/// the owner signed, in order): `K ‖ position ‖ every other entry ‖ owner signature`. The
+/// validator computes its own entry, so this one is left out.
+pub fn multichain_grant(entries: &[B256], position: usize, owner_signature: &[u8]) -> Result<Bytes, Error> {
+    if entries.is_empty() || entries.len() > MAX_CHAINS {
+        return Err(Error::OutOfRange { field: "chain count", value: entries.len() as u128, max: MAX_CHAINS as u128 });
+    }
+    if position >= entries.len() {
+        return Err(Error::OutOfRange {
+            field: "chain position",
+            value: position as u128,
+            max: entries.len() as u128 - 1,
+        });
+    }
+    let mut out = Vec::with_capacity(2 + 32 * (entries.len() - 1) + owner_signature.len());
+    out.push(entries.len() as u8);
+    out.push(position as u8);
+    for (i, e) in entries.iter().enumerate() {
+        if i != position {
+            out.extend_from_slice(e.as_slice());
+        }
+    }
+    out.extend_from_slice(owner_signature);
+    Ok(out.into())
+}
+
+fn prefix_with_mode(
+    mode: u8,
+    session: &[u8],
+    claimed_time: u64,
+    indices: &[u8],
+    grant: Option<&[u8]>,
+) -> Result<Bytes, Error> {
     if session.len() > u16::MAX as usize {
         return Err(Error::OutOfRange { field: "session length", value: session.len() as u128, max: u16::MAX.into() });
     }
@@ -26,7 +73,7 @@ pub fn prefix(session: &[u8], claimed_time: u64, indices: &[u8], grant: Option<&
         return Err(Error::OutOfRange { field: "claimed_time", value: claimed_time.into(), max: (1 << 48) - 1 });
     }
     let mut out = Vec::with_capacity(3 + session.len() + 7 + indices.len() + 2 + 65);
-    out.push(if grant.is_some() { MODE_ENABLE } else { MODE_USE });
+    out.push(mode);
     out.extend_from_slice(&(session.len() as u16).to_be_bytes());
     out.extend_from_slice(session);
     out.extend_from_slice(&claimed_time.to_be_bytes()[2..]);
