@@ -490,3 +490,138 @@ pub(crate) async fn open_proposals(devnet: &Devnet, deadline: u64) -> anyhow::Re
     }
     Ok(proposals)
 }
+
+/// The chain ids `valet demo --chains N` gives its local anvils, in order: the ids of chains an
+/// app would list, so that the approval reads as it would there.
+const DEMO_CHAIN_IDS: [u64; 4] = [8453, 10, 42161, 137];
+
+/// `valet demo --chains N`: N local anvils with different chain ids, one owner signature for a
+/// session on all of them, ten mints on each and the eleventh refused on each — every chain
+/// counting its own uses.
+pub(crate) async fn run_multichain(json: bool, alto: bool, chains: usize) -> anyhow::Result<()> {
+    if !(2..=DEMO_CHAIN_IDS.len()).contains(&chains) {
+        bail!("--chains {chains}: the demo runs on 2 to {} chains", DEMO_CHAIN_IDS.len());
+    }
+    let started = Instant::now();
+    let mut story = Story {
+        labels: Labels::default(),
+        json,
+        steps: Vec::new(),
+        refusals: Vec::new(),
+        progress: std::io::IsTerminal::is_terminal(&std::io::stdout()),
+    };
+    let ids = &DEMO_CHAIN_IDS[..chains];
+    story.say(format!(
+        "Starting {chains} local devnets (anvil with the chain ids of {}), EntryPoint v0.7 and Valet on each…",
+        ids.iter().map(|id| valet_client::chain_name(*id)).collect::<Vec<_>>().join(", ")
+    ));
+    let bar = story.spinner("starting".into());
+    let mut devnets = Vec::with_capacity(chains);
+    for id in ids {
+        let devnet = Devnet::start_with(DevnetOptions { alto, chain_id: Some(*id), ..Default::default() }).await;
+        devnets.push(devnet.with_context(|| format!("starting the devnet for chain {id}"))?);
+    }
+    bar.finish_and_clear();
+    let owner = devnets[0].key(3);
+    let mut valets = Vec::with_capacity(chains);
+    let mut proposals = Vec::with_capacity(chains);
+    let spec = SessionSpec::from_toml(DEMO_MINT_SPEC)?;
+    for devnet in &devnets {
+        let valet = Valet::new(devnet.provider.clone(), submitter_for(devnet).await?, devnet.deployment()).await?;
+        let account = valet.account(owner.address(), U256::ZERO).await?;
+        devnet.fund(account.address, U256::from(ETHER)).await?;
+        let names = BTreeMap::from([("ValetNFT".to_string(), devnet.addresses.nft)]);
+        let mut labels = Labels::default();
+        labels.names.insert(devnet.addresses.nft, "ValetNFT".to_string());
+        proposals.push(valet.propose(&account, &spec, &names, &labels).await?);
+        story.say(format!(
+            "  {}: anvil at {}, account {} funded with 1 ETH",
+            valet_client::chain_name(valet.chain_id()),
+            devnet.endpoint(),
+            account.address
+        ));
+        valets.push((valet, account));
+    }
+    let proposal = valet_client::MultichainProposal::new(proposals)?;
+    story.say("\nThe app asks once; the owner reads:");
+    for line in &proposal.summary {
+        story.say(format!("  • {line}"));
+    }
+    let summary = proposal.summary.clone();
+    let signature = owner.sign_hash_sync(&proposal.digest)?.as_bytes();
+    let grant_signatures = 1;
+    let sessions = proposal.grant(&signature)?;
+    story.say("The owner signs once (one EIP-712 MultichainGrant for every chain).");
+
+    let mut per_chain = Vec::with_capacity(chains);
+    for ((valet, account), session) in valets.iter().zip(&sessions) {
+        let chain_id = valet.chain_id();
+        let name = valet_client::chain_name(chain_id);
+        let nft = devnets.iter().find(|d| d.chain_id() == chain_id).map(|d| d.addresses.nft).context("devnet")?;
+        story.say(format!("\nOn {name}:"));
+        let before = story.steps.len();
+        for i in 1..=10u64 {
+            story
+                .run(
+                    valet,
+                    account,
+                    session,
+                    "mint",
+                    format!("mint {i} on chain {chain_id}"),
+                    &[nft_mint(nft, account.address, 1)],
+                )
+                .await?;
+        }
+        let refusals_before = story.refusals.len();
+        story
+            .refuse(
+                (valet, account),
+                session,
+                "mint",
+                &format!("mint 11 on chain {chain_id}"),
+                &spec,
+                &[nft_mint(nft, account.address, 1)],
+            )
+            .await?;
+        for refusal in &mut story.refusals[refusals_before..] {
+            refusal["chain_id"] = json!(chain_id);
+        }
+        let mints = story.steps[before..].iter().filter(|s| s.status == "included").count();
+        let balance = ValetNFT::new(nft, valet.provider()).balanceOf(account.address).call().await?;
+        story.say(format!("  The account holds {balance} NFTs on {name}."));
+        per_chain.push(json!({
+            "chain_id": chain_id,
+            "name": name,
+            "account": account.address,
+            "session_id": session.id,
+            "mints_succeeded": mints,
+            "nft_balance": balance.to::<u64>(),
+        }));
+    }
+    let wall = started.elapsed();
+    let mints_succeeded: serde_json::Map<String, serde_json::Value> =
+        per_chain.iter().map(|c| (c["chain_id"].to_string(), c["mints_succeeded"].clone())).collect();
+    if json {
+        let doc = json!({
+            "submitter": valets[0].0.submitter().kind(),
+            "account": valets[0].1.address,
+            "owner": owner.address(),
+            "grant_signatures": grant_signatures,
+            "summary": summary,
+            "chains": per_chain,
+            "mints_succeeded": mints_succeeded,
+            "refusals": story.refusals,
+            "gas": story.steps,
+            "wall_time_ms": wall.as_millis() as u64,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        let total: usize = per_chain.iter().filter_map(|c| c["mints_succeeded"].as_u64()).map(|n| n as usize).sum();
+        println!(
+            "\n{total} mints on {chains} chains with {grant_signatures} owner signature; the eleventh refused on each, \
+             each chain counting its own uses. ({:.1} s)",
+            wall.as_secs_f64()
+        );
+    }
+    Ok(())
+}

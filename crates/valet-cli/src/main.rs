@@ -49,8 +49,12 @@ enum Command {
         #[arg(long, value_enum, default_value = "direct")]
         bundler: BundlerChoice,
         /// The devnet's paymaster pays every operation's fees: the account holds no ETH at all.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "chains")]
         sponsored: bool,
+        /// One grant signature for a session on N local chains (2 to 4 anvils with different
+        /// chain ids): ten mints on each, the eleventh refused on each.
+        #[arg(long, value_name = "N")]
+        chains: Option<usize>,
     },
     /// Run a local devnet until Ctrl-C, printing its endpoints, addresses and dev keys (fails if
     /// anvil or the bundler dies).
@@ -340,7 +344,13 @@ async fn main() -> std::process::ExitCode {
     let profiler = matches!(cli.command, Command::Bench { profile: true, .. }).then(bench::Profiler::default);
     init_logging(profiler.clone());
     let result = match cli.command {
-        Command::Demo { json, bundler, sponsored } => demo::run(json, bundler == BundlerChoice::Alto, sponsored).await,
+        Command::Demo { json, bundler, sponsored, chains: Some(chains) } => {
+            debug_assert!(!sponsored, "clap refuses --sponsored with --chains");
+            demo::run_multichain(json, bundler == BundlerChoice::Alto, chains).await
+        }
+        Command::Demo { json, bundler, sponsored, chains: None } => {
+            demo::run(json, bundler == BundlerChoice::Alto, sponsored).await
+        }
         Command::Devnet { action: Some(DevnetAction::Stop { data }), .. } => commands::devnet_stop(&data.path()).await,
         Command::Devnet { action: Some(DevnetAction::Fund { address, eth, owner_key, data }), .. } => {
             commands::devnet_fund(address, &eth, &owner_key, &data.path()).await

@@ -98,3 +98,37 @@ fn unknown_commands_are_refused_with_usage() {
     assert!(stderr.contains("unrecognized subcommand 'dmeo'"), "{stderr}");
     assert!(stderr.contains("Usage: valet"), "{stderr}");
 }
+
+/// `valet demo --chains 2`: two anvils with their own chain ids, one grant signature, ten mints on
+/// each and the eleventh refused on each (by pre-flight and by that chain), each counting its own.
+#[test]
+fn the_multichain_demo_grants_once_and_counts_per_chain() {
+    let doc = demo(&["demo", "--json", "--chains", "2"]);
+    assert_eq!(doc["grant_signatures"], 1, "{doc}");
+    assert_eq!(doc["mints_succeeded"], serde_json::json!({ "8453": 10, "10": 10 }), "{doc}");
+    let chains = doc["chains"].as_array().expect("chains");
+    assert_eq!(chains.len(), 2);
+    for chain in chains {
+        assert_eq!(chain["nft_balance"], 10, "{chain}");
+        assert_eq!(chain["account"], doc["account"], "the same account address on every chain");
+    }
+    assert_ne!(chains[0]["session_id"], chains[1]["session_id"], "a session per chain");
+    let refusals = doc["refusals"].as_array().expect("refusals");
+    assert_eq!(refusals.len(), 2, "{doc}");
+    for (refusal, chain_id) in refusals.iter().zip([8453, 10]) {
+        assert_eq!(refusal["chain_id"], chain_id, "{refusal}");
+        assert!(refusal["reason"].as_str().is_some_and(|r| r.contains("all 10 times")), "{refusal}");
+        assert!(refusal["chain"].as_str().is_some_and(|c| c.contains("PermissionUsesExhausted")), "{refusal}");
+    }
+    assert!(doc["summary"][0].as_str().is_some_and(|s| s.contains("2 chains")), "{doc}");
+}
+
+#[test]
+fn the_multichain_demo_refuses_a_chain_count_it_cannot_run() {
+    for n in ["1", "5"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_valet")).args(["demo", "--chains", n]).output().expect("runs");
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("--chains {n}: the demo runs on 2 to 4 chains")), "{err}");
+    }
+}
