@@ -48,9 +48,8 @@ struct Chain {
 
 impl Chain {
     async fn start(chain_id: u64, owner: Address) -> Chain {
-        let devnet = Devnet::start_with(DevnetOptions { chain_id: Some(chain_id), ..Default::default() })
-            .await
-            .expect("devnet");
+        let devnet =
+            Devnet::start_with(DevnetOptions { chain_id: Some(chain_id), ..Default::default() }).await.expect("devnet");
         let direct = Direct::new(devnet.provider_for(1), devnet.key(1).address()).await.expect("direct submitter");
         let valet = Valet::new(devnet.provider.clone(), Arc::new(direct), devnet.deployment()).await.expect("client");
         assert_eq!(valet.chain_id(), chain_id);
@@ -74,7 +73,8 @@ impl Chain {
 
     /// Forces `session`'s operation for `account` past the pre-flight: the chain's refusal.
     async fn forced(&self, account: &Account, session: &SessionHandle) -> String {
-        let op = self.valet.prepare_unchecked(account, session, &[self.mint(account.address)]).await.expect("forced op");
+        let op =
+            self.valet.prepare_unchecked(account, session, &[self.mint(account.address)]).await.expect("forced op");
         match self.valet.submit(&[op]).await {
             Err(e @ Error::Refused { .. }) => e.to_string(),
             other => panic!("expected the chain to refuse, got {other:?}"),
@@ -121,7 +121,10 @@ async fn one_signature_grants_a_session_on_each_listed_chain_and_no_other() {
     // The record keeps the kind (a stored multichain session enables as one after a restart).
     let record: SessionRecord =
         serde_json::from_str(&serde_json::to_string(&base_session.record()).expect("json")).expect("record");
-    assert_eq!(SessionHandle::from_record(&record, base_session.key.clone()).expect("back").grant_kind, GrantKind::Multichain);
+    assert_eq!(
+        SessionHandle::from_record(&record, base_session.key.clone()).expect("back").grant_kind,
+        GrantKind::Multichain
+    );
 
     // Base: the first operation deploys the account, enables the session and mints; then one more.
     let a = base.account;
