@@ -13,6 +13,17 @@ pub mod entry_point {
     );
 }
 
+/// EntryPoint v0.8, the EntryPoint of EIP-7702 accounts (its own module for the same reason).
+pub mod entry_point_v08 {
+    pub use self::EntryPointV08::PackedUserOperation;
+    alloy::sol!(
+        #[sol(rpc)]
+        #[derive(Debug, PartialEq, Eq)]
+        EntryPointV08,
+        "../../contracts/artifacts/EntryPointV08.json"
+    );
+}
+
 alloy::sol!(
     #[sol(rpc, abi)]
     #[derive(Debug, PartialEq, Eq)]
@@ -30,6 +41,17 @@ pub mod account {
         #[sol(rpc)]
         ValetAccount,
         "../../contracts/artifacts/ValetAccount.json"
+    );
+}
+
+/// The implementation a plain EOA delegates to with EIP-7702 (EntryPoint v0.8): `activate`,
+/// `deactivate`, `execute`.
+pub mod account_7702 {
+    alloy::sol!(
+        #[sol(rpc, abi)]
+        #[derive(Debug, PartialEq, Eq)]
+        ValetAccount7702,
+        "../../contracts/artifacts/ValetAccount7702.json"
     );
 }
 
@@ -95,6 +117,8 @@ macro_rules! packed_from_core {
 
 packed_from_core!(
     entry_point::PackedUserOperation,
+    entry_point_v08::PackedUserOperation,
     account::ValetAccount::PackedUserOperation,
+    account_7702::ValetAccount7702::PackedUserOperation,
     ValetPaymaster::PackedUserOperation
 );

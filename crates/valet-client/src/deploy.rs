@@ -25,8 +25,9 @@ use alloy::sol_types::SolValue;
 use serde::Serialize;
 
 use crate::Error;
+use crate::contracts::account_7702::ValetAccount7702;
 use crate::contracts::demo::{ValetDAO, ValetNFT, ValetToken};
-use crate::contracts::{SessionKeyValidator, ValetAccountFactory, entry_point};
+use crate::contracts::{SessionKeyValidator, ValetAccountFactory, entry_point, entry_point_v08};
 
 /// The deterministic deployment proxy (Arachnid's), at this address on every chain that has it:
 /// called with `salt ‖ initCode`, it CREATE2s the contract and returns its address.
@@ -43,6 +44,9 @@ pub const SALT: B256 = b256!("0xabba23bd64177f3e0dd3b8c2361e4563513101b8bc6d2e8d
 
 /// EntryPoint v0.7's own CREATE2 salt (its published deployment).
 const ENTRY_POINT_SALT: B256 = b256!("0x90d8084deab30c2a37c45e8d47f49f2f7965183cb6990a98943ef94940681de3");
+
+/// EntryPoint v0.8's own CREATE2 salt (its published deployment).
+const ENTRY_POINT_V08_SALT: B256 = b256!("0x0a59dbff790c23c976a548690c27297883cc66b4c67024f9117b0238995e35e9");
 
 /// The ERC-7562 minimum unstake delay most bundlers require of a staked entity: one day.
 pub const DEFAULT_UNSTAKE_DELAY: u32 = 86_400;
@@ -73,6 +77,17 @@ pub struct DemoContracts {
     pub token: Address,
     /// The demo DAO.
     pub dao: Address,
+}
+
+/// Where the EIP-7702 contracts are on every chain ([`deploy_eip7702`] puts them there; the
+/// devnet has them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Eip7702Contracts {
+    /// EntryPoint v0.8 (its own canonical address, [`valet_core::ENTRY_POINT_V08`]).
+    pub entry_point_v08: Address,
+    /// The ValetAccount7702 implementation EOAs delegate to (its constructor takes the canonical
+    /// validator, so its address follows from the artifacts alone, as the others').
+    pub account_7702: Address,
 }
 
 /// One contract to create through the proxy.
@@ -111,6 +126,17 @@ fn factory_item(validator: Address) -> Item {
         artifact: "ValetAccountFactory",
         init_code,
         runtime: &ValetAccountFactory::DEPLOYED_BYTECODE,
+    }
+}
+
+fn account_7702_item(validator: Address) -> Item {
+    let mut init_code = ValetAccount7702::BYTECODE.to_vec();
+    init_code.extend_from_slice(&validator.abi_encode());
+    Item {
+        name: "account_7702",
+        artifact: "ValetAccount7702",
+        init_code,
+        runtime: &ValetAccount7702::DEPLOYED_BYTECODE,
     }
 }
 
@@ -163,6 +189,14 @@ static CANONICAL: LazyLock<Canonical> = LazyLock::new(|| {
 /// ```
 pub fn canonical() -> Canonical {
     *CANONICAL
+}
+
+/// The EIP-7702 contracts' addresses on every chain.
+pub fn eip7702() -> Eip7702Contracts {
+    Eip7702Contracts {
+        entry_point_v08: valet_core::ENTRY_POINT_V08,
+        account_7702: account_7702_item(canonical().validator).address(),
+    }
 }
 
 /// The demo contracts' addresses on every chain.
@@ -399,6 +433,86 @@ pub async fn deploy(provider: &DynProvider, options: DeployOptions) -> Result<De
         staked,
         transactions,
     })
+}
+
+/// What [`deploy_eip7702`] found and did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Eip7702Report {
+    /// The chain.
+    pub chain_id: u64,
+    /// Where the contracts are.
+    pub contracts: Eip7702Contracts,
+    /// What this run created (`entry_point_v08`, `account_7702`), in order.
+    pub deployed: Vec<&'static str>,
+    /// What was there already with the expected code.
+    pub verified: Vec<&'static str>,
+    /// Transactions this run sent.
+    pub transactions: Vec<B256>,
+}
+
+/// Deploys what EIP-7702 accounts need at their canonical addresses ([`eip7702`]) through the
+/// deterministic deployment proxy: EntryPoint v0.8 from its published bytecode and salt, and the
+/// ValetAccount7702 implementation for the canonical validator (which [`deploy`] puts there;
+/// nothing checks it is there, as the implementation only keeps its address). Idempotent and
+/// refusing as [`deploy`]: what is there with the expected code is skipped, other code at either
+/// address is refused before anything is sent.
+pub async fn deploy_eip7702(provider: &DynProvider) -> Result<Eip7702Report, Error> {
+    let chain_id = provider.get_chain_id().await.map_err(rpc)?;
+    let deployer_code = provider.get_code_at(DETERMINISTIC_DEPLOYER).await.map_err(rpc)?;
+    if deployer_code[..] != *DEPLOYER_CODE {
+        return Err(Error::Deploy(format!(
+            "chain {chain_id} has no deterministic deployment proxy at {DETERMINISTIC_DEPLOYER} (code hash {}): \
+             EntryPoint v0.8 and the 7702 account would not be at their canonical addresses",
+            keccak256(&deployer_code)
+        )));
+    }
+    let contracts = eip7702();
+    let account = account_7702_item(canonical().validator);
+    // Each with how code found at its address is recognised.
+    let is_account = |code: &[u8]| same_code(account.artifact, account.runtime, code);
+    let wanted = [
+        (
+            "entry_point_v08",
+            ENTRY_POINT_V08_SALT,
+            &entry_point_v08::EntryPointV08::BYTECODE[..],
+            contracts.entry_point_v08,
+            &same_entry_point_v08 as &dyn Fn(&[u8]) -> bool,
+        ),
+        (account.name, SALT, &account.init_code[..], contracts.account_7702, &is_account),
+    ];
+    let mut missing = Vec::new();
+    let mut verified = Vec::new();
+    for (name, salt, init_code, address, is_expected) in wanted {
+        let code = provider.get_code_at(address).await.map_err(rpc)?;
+        if code.is_empty() {
+            missing.push((name, salt, init_code, address));
+        } else if is_expected(&code) {
+            verified.push(name);
+        } else {
+            return Err(Error::Deploy(format!(
+                "{address} on chain {chain_id} holds code that is not the {name} (code hash {}, {} bytes): refusing \
+                 to use it",
+                keccak256(&code),
+                code.len()
+            )));
+        }
+    }
+    let mut deployed = Vec::new();
+    let mut transactions = Vec::new();
+    for (name, salt, init_code, address) in missing {
+        transactions.push(create2(provider, name, salt, init_code, address).await?);
+        deployed.push(name);
+    }
+    Ok(Eip7702Report { chain_id, contracts, deployed, verified, transactions })
+}
+
+/// Whether `code` is EntryPoint v0.8's runtime code. Its immutables include its EIP-712 domain's
+/// cached chain id and separator, so its code differs from chain to chain, and the published
+/// artifact does not say where they are: its runtime code has zeros there, so a byte the artifact
+/// has as zero may differ, every other must match.
+fn same_entry_point_v08(code: &[u8]) -> bool {
+    let expected = &entry_point_v08::EntryPointV08::DEPLOYED_BYTECODE[..];
+    code.len() == expected.len() && expected.iter().zip(code).all(|(e, c)| *e == 0 || e == c)
 }
 
 /// Creates `init_code` through the deterministic deployment proxy with `salt`, and checks that

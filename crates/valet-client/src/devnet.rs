@@ -1,6 +1,6 @@
-//! A local devnet: the pinned anvil on a free loopback port, EntryPoint v0.7 at its canonical
-//! address (CREATE2 through the deterministic deployer, from its published bytecode), and the
-//! Valet and demo contracts; optionally the Alto bundler, on loopback too. Dropping the
+//! A local devnet: the pinned anvil on a free loopback port, EntryPoint v0.7 and v0.8 at their
+//! canonical addresses (CREATE2 through the deterministic deployer, from their published
+//! bytecode), and the Valet (the EIP-7702 account implementation included) and demo contracts; optionally the Alto bundler, on loopback too. Dropping the
 //! [`Devnet`] stops them (each by its own PID); a process that dies without dropping it (`kill
 //! -9`, a crash) takes them with it, and [`Devnet::exited`] tells when one of them dies first.
 
@@ -37,6 +37,10 @@ pub struct DevnetAddresses {
     pub token: Address,
     /// The demo DAO.
     pub dao: Address,
+    /// EntryPoint v0.8, the EntryPoint of EIP-7702 accounts.
+    pub entry_point_v08: Address,
+    /// The ValetAccount7702 implementation an EOA delegates to with EIP-7702.
+    pub account_7702: Address,
 }
 
 /// What to start besides anvil and the contracts.
@@ -52,10 +56,11 @@ pub struct DevnetOptions {
 }
 
 impl DevnetAddresses {
-    /// The canonical addresses ([`crate::deploy::canonical`], [`crate::deploy::demo`]): where
-    /// the devnet, and `valet deploy --demo` on any chain, put everything.
+    /// The canonical addresses ([`crate::deploy::canonical`], [`crate::deploy::demo`],
+    /// [`crate::deploy::eip7702`]): where the devnet, and `valet deploy --demo` (with
+    /// [`crate::deploy::deploy_eip7702`] for the last two) on any chain, put everything.
     pub fn canonical() -> Self {
-        let (valet, demo) = (crate::deploy::canonical(), crate::deploy::demo());
+        let (valet, demo, eip7702) = (crate::deploy::canonical(), crate::deploy::demo(), crate::deploy::eip7702());
         Self {
             entry_point: valet.entry_point,
             validator: valet.validator,
@@ -63,6 +68,8 @@ impl DevnetAddresses {
             nft: demo.nft,
             token: demo.token,
             dao: demo.dao,
+            entry_point_v08: eip7702.entry_point_v08,
+            account_7702: eip7702.account_7702,
         }
     }
 }
@@ -191,6 +198,7 @@ impl Devnet {
         if !options.bare {
             crate::deploy::deploy(&provider, DeployOptions { demo: true, ..DeployOptions::default() }).await?;
             deploy_devnet_paymaster(&provider, &anvil.keys).await?;
+            crate::deploy::deploy_eip7702(&provider).await?;
         }
         let addresses = DevnetAddresses::canonical();
         let alto = match options.alto && !options.bare {

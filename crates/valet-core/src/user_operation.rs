@@ -1,7 +1,49 @@
 //! ERC-4337 v0.7 UserOperations: the JSON-RPC (unpacked) fields, the packed form the
 //! EntryPoint takes, the userOpHash, and the nonce keys that select a validator and a lane.
+//! EntryPoint v0.8 takes the same packed form; only its userOpHash differs (an EIP-712 digest,
+//! [`PackedUserOperation::hash_v08`]), and it reads an initCode starting with
+//! [`EIP7702_INIT_MARKER`] as "this sender is an EIP-7702 account".
 
-use alloy_primitives::{Address, B256, Bytes, KECCAK256_EMPTY, U256, keccak256};
+use alloy_primitives::{Address, B256, Bytes, KECCAK256_EMPTY, U256, address, b256, keccak256};
+
+/// The initCode of an EIP-7702 sender starts with these 20 bytes (`0x7702` padded with zeros);
+/// calldata may follow, which EntryPoint v0.8's SenderCreator calls the sender with before
+/// validation. As an unpacked [`UserOperation`], `factory = EIP7702_INIT_MARKER` and
+/// `factory_data` = that calldata (what bundlers take in JSON-RPC).
+pub const EIP7702_INIT_MARKER: Address = address!("0x7702000000000000000000000000000000000000");
+
+/// EntryPoint v0.8's struct type for its EIP-712 userOpHash.
+pub const PACKED_USER_OP_TYPE: &str = "PackedUserOperation(address sender,uint256 nonce,bytes initCode,bytes callData,\
+bytes32 accountGasLimits,uint256 preVerificationGas,bytes32 gasFees,bytes paymasterAndData)";
+/// `keccak256(PACKED_USER_OP_TYPE)` (EntryPoint v0.8's `getPackedUserOpTypeHash()`).
+pub const PACKED_USER_OP_TYPEHASH: B256 = b256!("0x29a0bca4af4be3421398da00295e58e6d7de38cb492214754cb6a47507dd6f8e");
+/// EntryPoint v0.8's EIP-712 domain name; its version is "1".
+pub const ENTRY_POINT_V08_DOMAIN_NAME: &str = "ERC4337";
+/// `keccak256("ERC4337")`.
+const ENTRY_POINT_V08_NAME_HASH: B256 = b256!("0x364da28a5c92bcc87fe97c8813a6c6b8a3a049b0ea0a328fcb0b4f0e00337586");
+/// `keccak256("1")`.
+const VERSION_1_HASH: B256 = b256!("0xc89efdaa54c0f20c7adf612882df0950f5a951637e0307cdcb4c672f298b8bc6");
+
+/// Whether `init_code` marks an EIP-7702 sender: at least 20 bytes, the first 20 being
+/// [`EIP7702_INIT_MARKER`] (EntryPoint v0.8's `_isEip7702InitCode`).
+pub fn is_eip7702_init_code(init_code: &[u8]) -> bool {
+    init_code.len() >= 20 && init_code[..20] == EIP7702_INIT_MARKER[..]
+}
+
+/// EntryPoint v0.8's EIP-712 domain separator on `chain_id` at `entry_point`
+/// (`getDomainSeparatorV4()`).
+pub fn entry_point_v08_domain_separator(entry_point: Address, chain_id: u64) -> B256 {
+    keccak256(
+        [
+            crate::eip712::DOMAIN_TYPEHASH.0,
+            ENTRY_POINT_V08_NAME_HASH.0,
+            VERSION_1_HASH.0,
+            U256::from(chain_id).to_be_bytes(),
+            entry_point.into_word().0,
+        ]
+        .as_flattened(),
+    )
+}
 
 /// A v0.7 UserOperation, with the fields bundlers use in JSON-RPC.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -109,6 +151,13 @@ impl UserOperation {
     pub fn hash(&self, entry_point: Address, chain_id: u64) -> B256 {
         self.pack().hash(entry_point, chain_id)
     }
+
+    /// The userOpHash EntryPoint v0.8 computes: [`PackedUserOperation::hash_v08`] of the packed
+    /// form. `None` when the operation marks an EIP-7702 sender but `delegate` is `None`.
+    #[must_use]
+    pub fn hash_v08(&self, entry_point: Address, chain_id: u64, delegate: Option<Address>) -> Option<B256> {
+        self.pack().hash_v08(entry_point, chain_id, delegate)
+    }
 }
 
 impl PackedUserOperation {
@@ -130,6 +179,43 @@ impl PackedUserOperation {
             .as_flattened(),
         );
         keccak256([inner.0, entry_point.into_word().0, U256::from(chain_id).to_be_bytes()].as_flattened())
+    }
+
+    /// The userOpHash EntryPoint v0.8 computes (`getUserOpHash`): the EIP-712 digest, in the
+    /// domain ("ERC4337", "1", `chain_id`, `entry_point`), of `PackedUserOperation(sender, nonce,
+    /// initCode, callData, accountGasLimits, preVerificationGas, gasFees, paymasterAndData)`
+    /// without the signature.
+    ///
+    /// For an EIP-7702 sender (`init_code` starts with [`EIP7702_INIT_MARKER`]) the EntryPoint
+    /// hashes `delegate ‖ init_code[20..]` in place of the initCode, `delegate` being the
+    /// implementation the sender's delegation designator names. It reads it from the sender's code;
+    /// here it is given, because the first operation is signed before the authorization that
+    /// delegates lands. `delegate` is ignored for any other initCode, and the hash is `None` when
+    /// the marker is there but `delegate` is not: no hash the EntryPoint would compute exists
+    /// without one (it refuses a marked sender that has not delegated).
+    #[must_use]
+    pub fn hash_v08(&self, entry_point: Address, chain_id: u64, delegate: Option<Address>) -> Option<B256> {
+        let init_code_hash = if is_eip7702_init_code(&self.init_code) {
+            keccak256([delegate?.as_slice(), &self.init_code[20..]].concat())
+        } else {
+            hash_bytes(&self.init_code)
+        };
+        let struct_hash = keccak256(
+            [
+                PACKED_USER_OP_TYPEHASH.0,
+                self.sender.into_word().0,
+                self.nonce.to_be_bytes(),
+                init_code_hash.0,
+                hash_bytes(&self.call_data).0,
+                self.account_gas_limits.0,
+                self.pre_verification_gas.to_be_bytes(),
+                self.gas_fees.0,
+                hash_bytes(&self.paymaster_and_data).0,
+            ]
+            .as_flattened(),
+        );
+        let domain = entry_point_v08_domain_separator(entry_point, chain_id);
+        Some(keccak256([&[0x19u8, 0x01][..], domain.as_slice(), struct_hash.as_slice()].concat()))
     }
 }
 
@@ -286,5 +372,51 @@ mod tests {
     fn the_empty_bytes_hash_is_the_constant() {
         assert_eq!(hash_bytes(&[]), keccak256([]));
         assert_eq!(hash_bytes(&[0x01]), keccak256([0x01]));
+    }
+
+    /// The v0.8 constants are the hashes of their strings, and the type string is the one
+    /// EntryPoint v0.8 (and ERC-4337) spells.
+    #[test]
+    fn the_v08_type_hash_is_its_string() {
+        assert_eq!(
+            PACKED_USER_OP_TYPE,
+            "PackedUserOperation(address sender,uint256 nonce,bytes initCode,bytes callData,bytes32 accountGasLimits,\
+             uint256 preVerificationGas,bytes32 gasFees,bytes paymasterAndData)"
+        );
+        assert_eq!(PACKED_USER_OP_TYPEHASH, keccak256(PACKED_USER_OP_TYPE));
+        assert_eq!(ENTRY_POINT_V08_NAME_HASH, keccak256(ENTRY_POINT_V08_DOMAIN_NAME));
+        assert_eq!(VERSION_1_HASH, keccak256("1"));
+    }
+
+    fn op_with_init_code(init_code: &[u8]) -> PackedUserOperation {
+        PackedUserOperation {
+            sender: address!("0x1111111111111111111111111111111111111111"),
+            nonce: U256::from(7),
+            init_code: Bytes::copy_from_slice(init_code),
+            call_data: Bytes::from_static(&[0xde, 0xad]),
+            ..PackedUserOperation::default()
+        }
+    }
+
+    /// A 7702 initCode is hashed as `delegate ‖ rest`, so the hash commits to the delegate; it
+    /// needs one; other initCodes ignore it.
+    #[test]
+    fn a_7702_init_code_hashes_the_delegate() {
+        let (ep, delegate) = (crate::ENTRY_POINT_V08, address!("0x2222222222222222222222222222222222222222"));
+        let marked = op_with_init_code(&[EIP7702_INIT_MARKER.as_slice(), &[0xab, 0xcd]].concat());
+        assert_eq!(marked.hash_v08(ep, 1, None), None);
+        let as_if_factory = op_with_init_code(&[delegate.as_slice(), &[0xab, 0xcd]].concat());
+        assert_eq!(marked.hash_v08(ep, 1, Some(delegate)), as_if_factory.hash_v08(ep, 1, None));
+        let other = Some(address!("0x3333333333333333333333333333333333333333"));
+        assert_ne!(marked.hash_v08(ep, 1, Some(delegate)), marked.hash_v08(ep, 1, other));
+        // The bare marker hashes as the delegate alone.
+        let bare = op_with_init_code(EIP7702_INIT_MARKER.as_slice());
+        assert_eq!(bare.hash_v08(ep, 1, Some(delegate)), op_with_init_code(delegate.as_slice()).hash_v08(ep, 1, None));
+        // Not the marker: 19 bytes of it, or the marker later on.
+        let plain = op_with_init_code(&EIP7702_INIT_MARKER[..19]);
+        assert_eq!(plain.hash_v08(ep, 1, None), plain.hash_v08(ep, 1, Some(delegate)));
+        // The chain and the EntryPoint are in the domain.
+        assert_ne!(plain.hash_v08(ep, 1, None), plain.hash_v08(ep, 2, None));
+        assert_ne!(plain.hash_v08(ep, 1, None), plain.hash_v08(crate::ENTRY_POINT_V07, 1, None));
     }
 }
