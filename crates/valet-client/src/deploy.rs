@@ -476,7 +476,7 @@ pub async fn deploy_eip7702(provider: &DynProvider) -> Result<Eip7702Report, Err
             ENTRY_POINT_V08_SALT,
             &entry_point_v08::EntryPointV08::BYTECODE[..],
             contracts.entry_point_v08,
-            &same_entry_point_v08 as &dyn Fn(&[u8]) -> bool,
+            &same_entry_point_v08 as &(dyn Fn(&[u8]) -> bool + Sync),
         ),
         (account.name, SALT, &account.init_code[..], contracts.account_7702, &is_account),
     ];
