@@ -297,6 +297,7 @@ async fn connect(chain: &ChainArgs) -> anyhow::Result<Connection> {
         entry_point: valet_core::ENTRY_POINT_V07,
         validator: chain.validator.or_else(|| devnet.as_ref().map(|d| d.validator)).unwrap_or(canonical.validator),
         factory: chain.factory.or_else(|| devnet.as_ref().map(|d| d.factory)).unwrap_or(canonical.factory),
+        kind: valet_client::AccountKind::Smart,
     };
     let bundler_url = chain.bundler_url.clone().or_else(|| devnet.as_ref().and_then(|d| d.bundler_url.clone()));
     let relayer_key = chain.relayer_key.clone().or_else(|| devnet.as_ref().map(|d| d.relayer_key.clone()));

@@ -319,6 +319,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         entry_point: valet_core::ENTRY_POINT_V07,
         validator: args.validator.unwrap_or(canonical.validator),
         factory: args.factory.unwrap_or(canonical.factory),
+        kind: valet_client::AccountKind::Smart,
     };
     let valet = Valet::new(provider.clone(), submitter, deployment).await?;
     let database = args

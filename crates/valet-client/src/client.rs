@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use alloy::eips::eip7702::{Authorization, SignedAuthorization};
 use alloy::primitives::{Address, B256, Bytes, FixedBytes, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::signers::k256::elliptic_curve::rand_core::OsRng;
@@ -12,6 +13,7 @@ use alloy::sol_types::SolCall;
 use serde::Serialize;
 use valet_core::session::MAX_COUNTED_PERMISSIONS;
 use valet_core::spec::{Labels, SessionSpec, SpecContext, summary};
+use valet_core::user_operation::Eip7702Auth;
 use valet_core::{
     Call, Counters, Execution, LimitKind, OpGas, Refusal, Request, Session, SessionState, UserOperation, Verdict,
     assign_permissions, eip712, evaluate,
@@ -26,15 +28,30 @@ use crate::session::DUMMY_ECDSA_SIGNATURE;
 use crate::submit::{OpReceipt, Submitter};
 use crate::{Error, SessionHandle};
 
-/// Where Valet's contracts are on a chain.
+/// Where Valet's contracts are on a chain, for one kind of account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Deployment {
-    /// EntryPoint v0.7.
+    /// The EntryPoint: v0.7 for smart accounts, v0.8 for EIP-7702 accounts.
     pub entry_point: Address,
     /// The SessionKeyValidator.
     pub validator: Address,
-    /// The ValetAccountFactory.
+    /// The ValetAccountFactory (smart accounts), or the ValetAccount7702 implementation EOAs
+    /// delegate to (EIP-7702 accounts).
     pub factory: Address,
+    /// Which accounts this deployment serves.
+    pub kind: AccountKind,
+}
+
+/// The accounts a [`Valet`] serves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountKind {
+    /// `ValetAccount` clones from the factory, at counterfactual addresses (EntryPoint v0.7).
+    #[default]
+    Smart,
+    /// Plain EOAs that delegate to ValetAccount7702 with EIP-7702: the session acts at the EOA's
+    /// own address, with its own assets (EntryPoint v0.8).
+    Eip7702,
 }
 
 /// A smart account: its owner, its salt, its (counterfactual) address.
@@ -598,15 +615,103 @@ impl Valet {
     }
 
     /// The account of `owner` with `salt`: its counterfactual address and whether it is deployed.
+    /// For a client of EIP-7702 accounts ([`AccountKind::Eip7702`]) the account is `owner`'s
+    /// EOA itself (`salt` must be 0), "deployed" once it delegates to Valet's implementation and
+    /// has activated it.
     pub async fn account(&self, owner: Address, salt: U256) -> Result<Account, Error> {
+        if self.deployment.kind == AccountKind::Eip7702 {
+            if !salt.is_zero() {
+                return Err(Error::Config(format!(
+                    "salt {salt}: an EIP-7702 account is the EOA {owner} itself, it has no salt"
+                )));
+            }
+            return Ok(Account { address: owner, owner, salt, deployed: self.is_deployed(owner).await? });
+        }
         let factory = ValetAccountFactory::new(self.deployment.factory, &self.provider);
         let address = factory.getAddress(owner, salt).call().await.map_err(rpc)?;
         Ok(Account { address, owner, salt, deployed: self.is_deployed(address).await? })
     }
 
-    /// Whether `address` has code.
+    /// Whether `address` has code; for EIP-7702 accounts, whether the EOA delegates to Valet's
+    /// implementation and has activated it (the validator is installed for it).
     async fn is_deployed(&self, address: Address) -> Result<bool, Error> {
+        if self.deployment.kind == AccountKind::Eip7702 {
+            return Ok(self.is_delegated(address).await?
+                && SessionKeyValidator::new(self.deployment.validator, &self.provider)
+                    .isInitialized(address)
+                    .call()
+                    .await
+                    .map_err(rpc)?);
+        }
         Ok(!self.provider.get_code_at(address).await.map_err(rpc)?.is_empty())
+    }
+
+    /// Whether the EOA `address`'s code delegates to Valet's 7702 implementation
+    /// (`0xef0100 ‖ implementation`).
+    pub async fn is_delegated(&self, address: Address) -> Result<bool, Error> {
+        let code = self.provider.get_code_at(address).await.map_err(rpc)?;
+        Ok(code[..] == delegation_code(self.deployment.factory)[..])
+    }
+
+    /// The EIP-7702 authorization `account`'s EOA signs to delegate to Valet's implementation on
+    /// this chain (at its current nonce), or `None` when it already does. Sign its
+    /// `signature_hash()` with the EOA's key (a raw hash: wallets that support EIP-7702 have a
+    /// method of their own for it) and give the result to [`SessionHandle::with_authorization`]:
+    /// the session's first operation then carries it, and delegates, activates, enables and
+    /// uses in one transaction.
+    pub async fn delegation(&self, account: &Account) -> Result<Option<Authorization>, Error> {
+        if self.deployment.kind != AccountKind::Eip7702 {
+            return Err(Error::Config(format!(
+                "{} is a smart account: only EIP-7702 accounts (an EOA with Deployment::eip7702) delegate",
+                account.address
+            )));
+        }
+        if self.is_delegated(account.address).await? {
+            return Ok(None);
+        }
+        let nonce = self.provider.get_transaction_count(account.address).await.map_err(rpc)?;
+        Ok(Some(Authorization { chain_id: U256::from(self.chain_id), address: self.deployment.factory, nonce }))
+    }
+
+    /// [`Valet::delegation`] signed by `owner` (the EOA's key), ready for
+    /// [`SessionHandle::with_authorization`]; `None` when the EOA already delegates to Valet.
+    pub async fn sign_delegation(
+        &self,
+        account: &Account,
+        owner: &(dyn alloy::signers::Signer + Send + Sync),
+    ) -> Result<Option<Eip7702Auth>, Error> {
+        check_owner(account, owner)?;
+        let Some(authorization) = self.delegation(account).await? else { return Ok(None) };
+        let signature = owner.sign_hash(&authorization.signature_hash()).await.map_err(Error::Signing)?;
+        Ok(Some(eip7702_auth(authorization.into_signed(signature))))
+    }
+
+    /// Makes `account`'s EOA a Valet account now, with an owner operation: delegates it to
+    /// Valet's implementation (the owner signs the authorization) unless it already does, and
+    /// activates it, which voids every session and grant an earlier delegation left. Then grants
+    /// signed from now on enable at once. Refused for an EOA that is a Valet account already.
+    pub async fn upgrade(
+        &self,
+        account: &Account,
+        owner: &(dyn alloy::signers::Signer + Send + Sync),
+    ) -> Result<OpReceipt, Error> {
+        check_owner(account, owner)?;
+        if self.deployment.kind != AccountKind::Eip7702 {
+            return Err(Error::Config(format!("{} is a smart account: there is nothing to upgrade", account.address)));
+        }
+        if self.is_deployed(account.address).await? {
+            return Err(Error::Config(format!(
+                "{} already delegates to Valet's account {} and has activated it",
+                account.address, self.deployment.factory
+            )));
+        }
+        // The activation runs in the operation's execution, as the EOA calling itself: after
+        // validation (the owner's signature, which needs no module), outside ERC-7562's rules
+        // (re-activating draws a new epoch from the block), and with no initCode (Alto 0.0.20
+        // cannot send an initCode with calldata beside a delegation).
+        let activate = crate::contracts::account_7702::ValetAccount7702::activateCall {}.abi_encode();
+        let call = Call { target: account.address, value: U256::ZERO, data: activate.into() };
+        self.owner_op(account, owner, Execution::Single(call).encode()).await
     }
 
     /// An operation of `account` with `call_data` at `nonce`, deploying the account if it is not
@@ -622,6 +727,10 @@ impl Valet {
         let fees = self.fees.fees(self.submitter.fees().await?).await?;
         let (factory, factory_data) = if deployed {
             (None, Bytes::new())
+        } else if self.deployment.kind == AccountKind::Eip7702 {
+            // EntryPoint v0.8's SenderCreator calls the EOA's activate() before validation.
+            let activate = crate::contracts::account_7702::ValetAccount7702::activateCall {}.abi_encode();
+            (Some(valet_core::user_operation::EIP7702_INIT_MARKER), activate.into())
         } else {
             let data = ValetAccountFactory::createAccountCall { owner: account.owner, salt: account.salt }.abi_encode();
             (Some(self.deployment.factory), data.into())
@@ -635,8 +744,58 @@ impl Valet {
             max_fee_per_gas: fees.max_fee_per_gas,
             max_priority_fee_per_gas: fees.max_priority_fee_per_gas,
             signature,
+            delegate: (self.deployment.kind == AccountKind::Eip7702).then_some(self.deployment.factory),
             ..UserOperation::default()
         })
+    }
+
+    /// The delegation `op` of an EIP-7702 account must carry: none once the EOA delegates to
+    /// Valet's implementation, else `authorization`, checked against the chain first (a stale one
+    /// would be skipped by the chain and the operation refused for an EOA without code).
+    async fn carry_delegation(&self, op: &mut UserOperation, authorization: Option<Eip7702Auth>) -> Result<(), Error> {
+        if self.deployment.kind != AccountKind::Eip7702 {
+            return Ok(());
+        }
+        if self.submitter.kind() == "bundler" && op.factory.is_some() {
+            return Err(Error::Config(format!(
+                "{} is not a Valet account yet (delegated to {} and activated), and a bundler cannot activate it in a \
+                 session's operation (Alto 0.0.20 sends the 0x7702 initCode's calldata where EntryPoint v0.8 does \
+                 not read it, and hashes the operation without it): upgrade the EOA first (Valet::upgrade, one owner \
+                 operation), or submit directly",
+                op.sender, self.deployment.factory
+            )));
+        }
+        if self.is_delegated(op.sender).await? {
+            return Ok(());
+        }
+        let Some(auth) = authorization else {
+            return Err(Error::Config(format!(
+                "{} does not delegate to Valet's account {} yet: the owner signs a delegation first \
+                 (Valet::sign_delegation, then SessionHandle::with_authorization), or upgrades the EOA (Valet::upgrade)",
+                op.sender, self.deployment.factory
+            )));
+        };
+        let nonce = self.provider.get_transaction_count(op.sender).await.map_err(rpc)?;
+        let wrong = if auth.address != self.deployment.factory {
+            Some(format!("delegates to {}, not to Valet's account {}", auth.address, self.deployment.factory))
+        } else if auth.chain_id.0 != U256::from(self.chain_id) {
+            Some(format!("is for chain {}, not {}", auth.chain_id.0, self.chain_id))
+        } else if auth.nonce.0 != U256::from(nonce) {
+            Some(format!(
+                "was signed at the EOA's nonce {}, but it is at {nonce} now (it sent a transaction since)",
+                auth.nonce.0
+            ))
+        } else {
+            None
+        };
+        if let Some(wrong) = wrong {
+            return Err(Error::Config(format!(
+                "the EIP-7702 authorization of {} {wrong}: sign a new one (Valet::sign_delegation)",
+                op.sender
+            )));
+        }
+        op.eip7702_auth = Some(auth);
+        Ok(())
     }
 
     /// The full nonce of `account` on `key` (`EntryPoint.getNonce`; 0 before deployment).
@@ -736,6 +895,17 @@ impl Valet {
         labels: &Labels,
     ) -> Result<Proposal, Error> {
         let account_epoch = self.account_epoch(account.address).await?;
+        if self.deployment.kind == AccountKind::Eip7702 && !self.is_deployed(account.address).await? {
+            let validator = SessionKeyValidator::new(self.deployment.validator, &self.provider);
+            if validator.isInitialized(account.address).call().await.map_err(rpc)? {
+                // Its activation will void what an earlier delegation left, this grant with it.
+                return Err(Error::Config(format!(
+                    "{} still holds sessions from an earlier delegation to Valet: activating it again voids them, and \
+                     would void a grant signed now too; upgrade it first (Valet::upgrade), then propose",
+                    account.address
+                )));
+            }
+        }
         let chain_time = self.chain_time().await?;
         let now = self.now().await?;
         // Straight from the OS (a user-space RNG keeps its output buffered: `random()`'s kept
@@ -755,6 +925,11 @@ impl Valet {
         // due" there. No block can come before the latest, so the earlier start grants nothing.
         if spec.valid_after.is_none() && chain_time < session.valid_after {
             session.valid_after = chain_time.max(1);
+        }
+        // EntryPoint v0.8 reads validAfter as exclusive (a block at exactly that second is "not
+        // due"): the window is granted from a second earlier, so it opens when the owner read.
+        if self.deployment.kind == AccountKind::Eip7702 && spec.valid_after.is_none() {
+            session.valid_after = session.valid_after.saturating_sub(1).max(1);
         }
         let digest = eip712::grant_digest(&session, account.address, self.deployment.validator, self.chain_id)?;
         Ok(Proposal {
@@ -852,6 +1027,7 @@ impl Valet {
         let nonce = self.nonce(account.address, session.nonce_key()).await?;
         let dummy = session.dummy_signature(now, &indices, enable)?;
         let mut op = self.draft(account, deployed, nonce, call_data.clone(), dummy).await?;
+        self.carry_delegation(&mut op, session.authorization).await?;
         let (entry_point, chain_id) = (self.deployment.entry_point, self.chain_id);
         let judge = |op: &UserOperation| {
             let with_gas = Request { indices: &indices, gas: OpGas::of(&op.pack()), ..request.clone() };
@@ -982,11 +1158,29 @@ impl Valet {
         calls: &[Call],
     ) -> Result<OpReceipt, Error> {
         check_owner(account, owner)?;
-        let call_data = execution_of(calls)?.encode();
-        let deployed = self.is_deployed(account.address).await?;
+        self.owner_op(account, owner, execution_of(calls)?.encode()).await
+    }
+
+    /// An owner operation with `call_data`: deploys (or delegates and activates) the account
+    /// first if needed; the owner signs the EIP-191 hash of the userOpHash (smart accounts) or
+    /// the userOpHash itself (EIP-7702 accounts, whose EntryPoint v0.8 hash is EIP-712 already),
+    /// and the delegation when the EOA does not delegate to Valet yet.
+    async fn owner_op(
+        &self,
+        account: &Account,
+        owner: &(dyn alloy::signers::Signer + Send + Sync),
+        call_data: Bytes,
+    ) -> Result<OpReceipt, Error> {
+        // An EIP-7702 account's owner operations never activate in their initCode: the owner's
+        // signature needs no module ([`Valet::upgrade`] activates in the calls).
+        let deployed = self.deployment.kind == AccountKind::Eip7702 || self.is_deployed(account.address).await?;
         let nonce = self.nonce(account.address, U256::ZERO).await?;
         let dummy = DUMMY_ECDSA_SIGNATURE.to_vec().into();
         let mut op = self.draft(account, deployed, nonce, call_data, dummy).await?;
+        if self.deployment.kind == AccountKind::Eip7702 && !self.is_delegated(account.address).await? {
+            let auth = self.sign_delegation(account, owner).await?;
+            self.carry_delegation(&mut op, auth).await?;
+        }
         // Sponsored like session operations when this client has a paymaster: an account that
         // holds no ETH must still be able to revoke.
         let (entry_point, chain_id) = (self.deployment.entry_point, self.chain_id);
@@ -1013,7 +1207,11 @@ impl Valet {
         }
         let hash = op.hash(self.deployment.entry_point, self.chain_id);
         // Any alloy signer: a local key, a keystore, a hardware wallet, a KMS.
-        op.signature = owner.sign_message(hash.as_slice()).await.map_err(Error::Signing)?.as_bytes().into();
+        let signature = match self.deployment.kind {
+            AccountKind::Smart => owner.sign_message(hash.as_slice()).await,
+            AccountKind::Eip7702 => owner.sign_hash(&hash).await,
+        };
+        op.signature = signature.map_err(Error::Signing)?.as_bytes().into();
         Ok(self.submit(&[op]).await?.remove(0))
     }
 
@@ -1205,6 +1403,27 @@ fn known_abi(name: &str) -> Option<&'static alloy::json_abi::JsonAbi> {
 }
 
 /// One call as a single execution, several as a batch.
+/// The code of an EOA that delegates to `implementation` (EIP-7702's delegation designator).
+pub fn delegation_code(implementation: Address) -> [u8; 23] {
+    let mut code = [0u8; 23];
+    code[..3].copy_from_slice(&[0xef, 0x01, 0x00]);
+    code[3..].copy_from_slice(implementation.as_slice());
+    code
+}
+
+/// A signed EIP-7702 authorization as an operation carries it (bundlers' `eip7702Auth`).
+pub fn eip7702_auth(signed: SignedAuthorization) -> Eip7702Auth {
+    use valet_core::user_operation::Quantity;
+    Eip7702Auth {
+        chain_id: Quantity(signed.chain_id),
+        address: signed.address,
+        nonce: Quantity(U256::from(signed.nonce)),
+        y_parity: Quantity(U256::from(signed.y_parity())),
+        r: B256::from(signed.r()),
+        s: B256::from(signed.s()),
+    }
+}
+
 fn execution_of(calls: &[Call]) -> Result<Execution, Error> {
     match calls {
         [] => Err(Error::Config("no calls to execute".into())),

@@ -209,7 +209,19 @@ impl crate::Deployment {
     /// Valet's canonical deployment: the same on every chain ([`canonical`]).
     pub fn canonical() -> Self {
         let c = canonical();
-        Self { entry_point: c.entry_point, validator: c.validator, factory: c.factory }
+        Self { entry_point: c.entry_point, validator: c.validator, factory: c.factory, kind: crate::AccountKind::Smart }
+    }
+
+    /// Valet's canonical deployment for EIP-7702 accounts: EntryPoint v0.8, the canonical
+    /// validator, and the ValetAccount7702 implementation EOAs delegate to ([`eip7702`]).
+    pub fn eip7702() -> Self {
+        let e = eip7702();
+        Self {
+            entry_point: e.entry_point_v08,
+            validator: canonical().validator,
+            factory: e.account_7702,
+            kind: crate::AccountKind::Eip7702,
+        }
     }
 }
 

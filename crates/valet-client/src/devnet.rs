@@ -239,6 +239,18 @@ impl Devnet {
             entry_point: self.addresses.entry_point,
             validator: self.addresses.validator,
             factory: self.addresses.factory,
+            kind: crate::AccountKind::Smart,
+        }
+    }
+
+    /// Where Valet is deployed for EIP-7702 accounts (EntryPoint v0.8 and the ValetAccount7702
+    /// implementation), for a [`crate::Valet`] serving EOAs.
+    pub fn deployment_7702(&self) -> crate::Deployment {
+        crate::Deployment {
+            entry_point: self.addresses.entry_point_v08,
+            validator: self.addresses.validator,
+            factory: self.addresses.account_7702,
+            kind: crate::AccountKind::Eip7702,
         }
     }
 
@@ -535,7 +547,7 @@ impl Alto {
                 .arg(&preload)
                 .arg(&script)
                 .args(["--rpc-url", loopback_url(anvil.port).as_str()])
-                .args(["--entrypoints", &valet_core::ENTRY_POINT_V07.to_string()])
+                .args(["--entrypoints", &format!("{},{}", valet_core::ENTRY_POINT_V07, valet_core::ENTRY_POINT_V08)])
                 .args(["--executor-private-keys", &key(4)])
                 .args(["--utility-private-key", &key(5)])
                 .args(["--port", &port.to_string()])

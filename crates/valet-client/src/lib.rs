@@ -25,7 +25,7 @@ pub use valet_core::{
 
 pub use bundler::BundlerClient;
 pub use client::{
-    Account, ChainState, Deployment, Executed, FeeStatus, MultichainProposal, Prepared, Proposal, Revocation, Revoked,
+    Account, AccountKind, ChainState, Deployment, Executed, FeeStatus, MultichainProposal, Prepared, Proposal, Revocation, Revoked,
     SessionStatus, Standing, Valet, chain_name,
 };
 pub use devnet::{Devnet, DevnetAddresses, DevnetOptions};

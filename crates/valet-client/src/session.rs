@@ -73,6 +73,9 @@ pub struct SessionHandle {
     pub grant: Bytes,
     /// Whether `grant` is a single-chain or a multichain grant.
     pub grant_kind: GrantKind,
+    /// For an EIP-7702 account that does not delegate to Valet yet: the EOA's signed delegation,
+    /// which the first operation carries ([`crate::Valet::sign_delegation`]).
+    pub authorization: Option<valet_core::user_operation::Eip7702Auth>,
     /// The validator it is enforced by.
     pub validator: Address,
     /// Each permission's function as its spec wrote it (`mint(address to, uint256 quantity)`;
@@ -95,6 +98,10 @@ pub struct SessionRecord {
     /// Whether `grant` is a single-chain or a multichain grant (absent: single).
     #[serde(default, skip_serializing_if = "GrantKind::is_single")]
     pub grant_kind: GrantKind,
+    /// The EOA's signed EIP-7702 delegation, until the first operation has used it (absent:
+    /// none needed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<valet_core::user_operation::Eip7702Auth>,
     /// The validator it is enforced by.
     pub validator: Address,
     /// Each permission's function as its spec wrote it (absent when not known).
@@ -143,7 +150,25 @@ impl SessionHandle {
     pub fn new(session: Session, key: PrivateKeySigner, grant: Bytes, validator: Address) -> Result<Self, Error> {
         let packed = session.encode()?;
         let id = session.id()?;
-        Ok(Self { session, packed, id, key, grant, grant_kind: GrantKind::Single, validator, functions: Vec::new() })
+        Ok(Self {
+            session,
+            packed,
+            id,
+            key,
+            grant,
+            grant_kind: GrantKind::Single,
+            authorization: None,
+            validator,
+            functions: Vec::new(),
+        })
+    }
+
+    /// This handle carrying the EOA's signed EIP-7702 delegation to its first operation
+    /// ([`crate::Valet::sign_delegation`]; `None` when the EOA delegates to Valet already).
+    #[must_use]
+    pub fn with_authorization(mut self, authorization: Option<valet_core::user_operation::Eip7702Auth>) -> Self {
+        self.authorization = authorization;
+        self
     }
 
     /// This handle with a grant of `kind` ([`SessionHandle::new`] takes a single-chain one).
@@ -192,6 +217,7 @@ impl SessionHandle {
             session: self.packed.clone(),
             grant: self.grant.clone(),
             grant_kind: self.grant_kind,
+            authorization: self.authorization,
             validator: self.validator,
             functions: self.functions.clone(),
         }
@@ -251,6 +277,7 @@ impl SessionHandle {
         }
         Ok(Self::new(session, key, record.grant.clone(), record.validator)?
             .with_grant_kind(record.grant_kind)
+            .with_authorization(record.authorization)
             .with_functions(record.functions.clone()))
     }
 

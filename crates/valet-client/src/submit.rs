@@ -14,7 +14,7 @@ use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::sol_types::{SolCall as _, SolEvent};
 use tokio::sync::Mutex;
 use valet_core::UserOperation;
-use valet_core::user_operation::Quantity;
+use valet_core::user_operation::{EIP7702_INIT_MARKER, Quantity};
 
 use crate::Error;
 use crate::bundler::{BundlerClient, GasEstimate};
@@ -116,6 +116,8 @@ const DIRECT_ENTRY_POINT_VALIDATION_GAS: u128 = 60_000;
 const DIRECT_UNDEPLOYED_CALL_GAS: u128 = 400_000;
 /// EntryPoint v0.7's SenderCreator, which runs initCode.
 const SENDER_CREATOR: Address = alloy::primitives::address!("0xEFC2c1444eBCC4Db75e7613d20C6a62fF67A167C");
+/// EntryPoint v0.8's SenderCreator, which calls an EIP-7702 sender with its initCode's calldata.
+const SENDER_CREATOR_V08: Address = alloy::primitives::address!("0x449ED7C3e6Fee6a97311d4b55475DF59C44AdD33");
 const DIRECT_PER_OP_OVERHEAD: u64 = 10_000;
 /// EIP-1167 minimal proxy runtime code around the implementation's address.
 const EIP1167_HEAD: [u8; 10] = [0x36, 0x3d, 0x3d, 0x37, 0x3d, 0x3d, 0x3d, 0x36, 0x3d, 0x73];
@@ -194,8 +196,10 @@ impl Direct {
         // clone its factory will deploy (an EIP-1167 proxy to the factory's implementation).
         let mut tx =
             TransactionRequest::default().from(self.entry_point).to(op.sender).input(op.call_data.clone().into());
-        let mut overrides = None;
-        if let Some(factory) = op.factory {
+        let mut overrides = self.delegation_override(op).await?;
+        if op.factory == Some(EIP7702_INIT_MARKER) {
+            // An EIP-7702 sender: measured with the code its delegation gives it, if it has none yet.
+        } else if let Some(factory) = op.factory {
             match ValetAccountFactory::new(factory, &self.relayer).accountImplementation().call().await {
                 Ok(implementation) => {
                     let code = [&EIP1167_HEAD[..], implementation.as_slice(), &EIP1167_TAIL[..]].concat();
@@ -256,9 +260,25 @@ impl Direct {
     /// SenderCreator, as the EntryPoint makes it) plus [`DIRECT_FIRST_VALIDATION_GAS`]. The
     /// node's figures include a transaction's 21,000 and calldata, a margin.
     async fn verification_gas(&self, op: &UserOperation) -> Result<u128, Error> {
-        let measure = |tx: TransactionRequest| async move {
-            self.relayer.estimate_gas(tx).await.map_err(|e| estimate_error(e, Error::ValidationWouldFail))
+        let overrides = self.delegation_override(op).await?;
+        let measure = |tx: TransactionRequest| {
+            let overrides = overrides.clone();
+            async move {
+                self.relayer
+                    .estimate_gas(tx)
+                    .overrides_opt(overrides)
+                    .await
+                    .map_err(|e| estimate_error(e, Error::ValidationWouldFail))
+            }
         };
+        if op.factory == Some(EIP7702_INIT_MARKER) {
+            // Activation, as SenderCreator makes it, then the first validation (as a deployment's).
+            let tx = TransactionRequest::default()
+                .from(SENDER_CREATOR_V08)
+                .to(op.sender)
+                .input(op.factory_data.clone().into());
+            return Ok(u128::from(measure(tx).await?) + DIRECT_FIRST_VALIDATION_GAS);
+        }
         if let Some(factory) = op.factory {
             // The factory itself: SenderCreator swallows a failed call, so measuring it would
             // find the gas at which the factory runs out, not the gas it needs.
@@ -279,6 +299,15 @@ impl Direct {
             .to(op.sender)
             .input(alloy::sol_types::SolCall::abi_encode(&call).into());
         Ok(u128::from(measure(tx).await?) + DIRECT_ENTRY_POINT_VALIDATION_GAS)
+    }
+
+    /// For an EIP-7702 sender whose operation carries its delegation: the code it will have once
+    /// the delegation is applied, to simulate with before it is.
+    async fn delegation_override(&self, op: &UserOperation) -> Result<Option<StateOverride>, Error> {
+        let Some(auth) = op.eip7702_auth else { return Ok(None) };
+        let code = crate::client::delegation_code(auth.address);
+        let account = AccountOverride { code: Some(code.to_vec().into()), ..AccountOverride::default() };
+        Ok(Some(StateOverride::from_iter([(op.sender, account)])))
     }
 
     /// Queues `ops`; whoever gets the lock next sends every queued submission in one
@@ -328,9 +357,14 @@ impl Sender {
         while !batch.is_empty() {
             let ops: Vec<valet_core::PackedUserOperation> =
                 batch.iter().flat_map(|w| w.ops.iter().map(UserOperation::pack)).collect();
+            let delegations: Vec<(Address, valet_core::user_operation::Eip7702Auth)> = batch
+                .iter()
+                .flat_map(|w| w.ops.iter().filter_map(|op| op.eip7702_auth.map(|a| (op.sender, a))))
+                .collect();
             let sent = {
                 let _turn = self.relayer.lock.lock().await;
-                handle_ops(&self.relayer.provider, self.entry_point, self.relayer.from, &ops).await
+                handle_ops_delegating(&self.relayer.provider, self.entry_point, self.relayer.from, &ops, &delegations)
+                    .await
             };
             match sent {
                 Ok((receipt, _)) if !receipt.status() => {
@@ -597,6 +631,20 @@ impl Submitter for Bundler {
     }
 }
 
+/// An operation's `eip7702Auth` as alloy's signed authorization, for a type-4 transaction.
+fn signed_authorization(
+    auth: &valet_core::user_operation::Eip7702Auth,
+) -> Result<alloy::eips::eip7702::SignedAuthorization, Error> {
+    let nonce = u64::try_from(auth.nonce.0)
+        .map_err(|_| Error::Config(format!("EIP-7702 authorization nonce {} does not fit 64 bits", auth.nonce.0)))?;
+    let y_parity = u8::try_from(auth.y_parity.0)
+        .ok()
+        .filter(|p| *p <= 1)
+        .ok_or_else(|| Error::Config(format!("EIP-7702 authorization y parity {} is not 0 or 1", auth.y_parity.0)))?;
+    let inner = alloy::eips::eip7702::Authorization { chain_id: auth.chain_id.0, address: auth.address, nonce };
+    Ok(alloy::eips::eip7702::SignedAuthorization::new_unchecked(inner, y_parity, auth.r.into(), auth.s.into()))
+}
+
 fn rpc(e: impl std::error::Error + Send + Sync + 'static) -> Error {
     Error::rpc(e)
 }
@@ -611,13 +659,38 @@ pub async fn handle_ops(
     from: Address,
     ops: &[valet_core::PackedUserOperation],
 ) -> Result<(TransactionReceipt, Vec<OpReceipt>), Error> {
+    handle_ops_delegating(relayer, entry_point, from, ops, &[]).await
+}
+
+/// [`handle_ops`] for a bundle in which EIP-7702 senders delegate: `delegations` are each
+/// sender's signed authorization, which the transaction carries (type 4) so the chain sets their
+/// code before the EntryPoint runs; the simulation gives them that code already.
+pub async fn handle_ops_delegating(
+    relayer: &DynProvider,
+    entry_point: Address,
+    from: Address,
+    ops: &[valet_core::PackedUserOperation],
+    delegations: &[(Address, valet_core::user_operation::Eip7702Auth)],
+) -> Result<(TransactionReceipt, Vec<OpReceipt>), Error> {
     let entry_point = EntryPoint::new(entry_point, relayer);
     let packed: Vec<EntryPoint::PackedUserOperation> = ops.iter().map(Into::into).collect();
-    let call = entry_point.handleOps(packed, from).from(from);
-    // Simulated on the pending block, the one the transaction goes into: its timestamp is the
-    // wall clock on an idle chain, where the latest block's may lag (a session whose window
-    // starts now would be refused "not due" against it).
-    call.call().block(alloy::eips::BlockId::pending()).await.map_err(refusal)?;
+    let mut call = entry_point.handleOps(packed, from).from(from);
+    if !delegations.is_empty() {
+        let overrides = StateOverride::from_iter(delegations.iter().map(|(sender, auth)| {
+            let code = crate::client::delegation_code(auth.address).to_vec();
+            (*sender, AccountOverride { code: Some(code.into()), ..AccountOverride::default() })
+        }));
+        let list = delegations.iter().map(|(_, auth)| signed_authorization(auth)).collect::<Result<Vec<_>, _>>()?;
+        call = call.authorization_list(list);
+        // Simulated on the pending block, the one the transaction goes into (see below), with
+        // the code the authorizations give.
+        call.call().block(alloy::eips::BlockId::pending()).overrides(overrides).await.map_err(refusal)?;
+    } else {
+        // Simulated on the pending block, the one the transaction goes into: its timestamp is
+        // the wall clock on an idle chain, where the latest block's may lag (a session whose
+        // window starts now would be refused "not due" against it).
+        call.call().block(alloy::eips::BlockId::pending()).await.map_err(refusal)?;
+    }
     // Enough for every operation's limits plus the EntryPoint's own work (as bundlers size it);
     // the node's estimate can leave an operation's inner call short of gas.
     let limit: u64 = ops
@@ -638,6 +711,8 @@ pub async fn handle_ops(
         })
         .sum::<u128>()
         .saturating_add(100_000)
+        // Each authorization a type-4 transaction carries costs up to 25,000 (EIP-7702).
+        .saturating_add(25_000 * delegations.len() as u128)
         .min(30_000_000) as u64;
     let nonce = relayer.get_transaction_count(from).pending().await.map_err(rpc)?;
     let pending = call.nonce(nonce).gas(limit).send().await.map_err(|e| match e {

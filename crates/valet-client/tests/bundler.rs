@@ -29,7 +29,11 @@ async fn a_session_runs_through_alto_from_deployment_to_revocation() {
     let url = devnet.bundler_url().expect("Alto runs");
     assert!(url.starts_with("http://127.0.0.1:"), "loopback only: {url}");
     let client = BundlerClient::new(&url, devnet.addresses.entry_point).expect("client");
-    assert_eq!(client.supported_entry_points().await.expect("entry points"), vec![valet_core::ENTRY_POINT_V07]);
+    assert_eq!(
+        client.supported_entry_points().await.expect("entry points"),
+        vec![valet_core::ENTRY_POINT_V07, valet_core::ENTRY_POINT_V08],
+        "v0.7 for smart accounts, v0.8 for EIP-7702 accounts"
+    );
     assert_eq!(client.chain_id().await.expect("chain id"), devnet.chain_id());
     let prices = client.gas_price().await.expect("Alto's gas price method");
     assert!(prices.fast.max_fee_per_gas.0 >= prices.fast.max_priority_fee_per_gas.0);

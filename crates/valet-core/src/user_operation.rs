@@ -78,6 +78,33 @@ pub struct UserOperation {
     pub paymaster_data: Bytes,
     /// The signature the account's validation reads.
     pub signature: Bytes,
+    /// An EIP-7702 sender's signed delegation, when this operation's transaction must carry it
+    /// (the sender is not delegated yet): the submitter puts it in the authorization list of its
+    /// type-4 `handleOps` transaction (bundlers take it as `eip7702Auth`). Not hashed.
+    pub eip7702_auth: Option<Eip7702Auth>,
+    /// The address an EIP-7702 sender's code delegates to, for the userOpHash of an operation
+    /// whose initCode is [`EIP7702_INIT_MARKER`] (EntryPoint v0.8 hashes it in the marker's
+    /// place). Taken from `eip7702_auth` when that is set. Not sent.
+    pub delegate: Option<Address>,
+}
+
+/// An EIP-7702 authorization signed by the EOA (`chain_id`, `address` it delegates to, its
+/// `nonce`; the secp256k1 signature as `y_parity`, `r`, `s`), as bundlers take it (`eip7702Auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Eip7702Auth {
+    /// The chain it is valid on (0: every chain — Valet never signs those).
+    pub chain_id: Quantity,
+    /// The contract the EOA delegates to.
+    pub address: Address,
+    /// The EOA's transaction nonce it was signed for: valid only while the EOA has that nonce.
+    pub nonce: Quantity,
+    /// The signature's y parity (0 or 1).
+    pub y_parity: Quantity,
+    /// The signature's r (32 bytes, as bundlers read it).
+    pub r: B256,
+    /// The signature's s.
+    pub s: B256,
 }
 
 /// The packed form `EntryPoint.handleOps` takes.
@@ -147,9 +174,20 @@ impl UserOperation {
         }
     }
 
-    /// The userOpHash EntryPoint v0.7 computes (`getUserOpHash`).
+    /// The userOpHash the EntryPoint at `entry_point` computes (`getUserOpHash`): EntryPoint
+    /// v0.8's EIP-712 digest at [`crate::ENTRY_POINT_V08`] (with this operation's delegate for an
+    /// EIP-7702 initCode), v0.7's everywhere else.
     pub fn hash(&self, entry_point: Address, chain_id: u64) -> B256 {
-        self.pack().hash(entry_point, chain_id)
+        let packed = self.pack();
+        if entry_point == crate::ENTRY_POINT_V08 {
+            let delegate = self.eip7702_auth.map(|a| a.address).or(self.delegate);
+            // Without a delegate, a 7702 initCode hashes as the bare marker would be: a hash no
+            // account signs for, so the operation is refused (AA24), never taken for another.
+            return packed.hash_v08(entry_point, chain_id, delegate).unwrap_or_else(|| {
+                packed.hash_v08(entry_point, chain_id, Some(EIP7702_INIT_MARKER)).unwrap_or_default()
+            });
+        }
+        packed.hash(entry_point, chain_id)
     }
 
     /// The userOpHash EntryPoint v0.8 computes: [`PackedUserOperation::hash_v08`] of the packed
@@ -280,13 +318,42 @@ mod json {
         u128::try_from(q.0).map_err(|_| E::custom(format!("{field} {} does not fit in 128 bits", q.0)))
     }
 
+    /// A factory, or EIP-7702's marker, which bundlers spell `"0x7702"` (not as an address).
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Factory {
+        Eip7702(Eip7702Marker),
+        Address(Address),
+    }
+
+    #[derive(Serialize, Deserialize)]
+    enum Eip7702Marker {
+        #[serde(rename = "0x7702")]
+        Marker,
+    }
+
+    impl From<Address> for Factory {
+        fn from(a: Address) -> Self {
+            if a == super::EIP7702_INIT_MARKER { Factory::Eip7702(Eip7702Marker::Marker) } else { Factory::Address(a) }
+        }
+    }
+
+    impl From<Factory> for Address {
+        fn from(f: Factory) -> Self {
+            match f {
+                Factory::Eip7702(_) => super::EIP7702_INIT_MARKER,
+                Factory::Address(a) => a,
+            }
+        }
+    }
+
     #[derive(Serialize, Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Wire {
         sender: Address,
         nonce: Quantity,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        factory: Option<Address>,
+        factory: Option<Factory>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         factory_data: Option<Bytes>,
         call_data: Bytes,
@@ -304,6 +371,8 @@ mod json {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         paymaster_data: Option<Bytes>,
         signature: Bytes,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        eip7702_auth: Option<super::Eip7702Auth>,
     }
 
     impl Serialize for UserOperation {
@@ -313,7 +382,7 @@ mod json {
             Wire {
                 sender: self.sender,
                 nonce: Quantity(self.nonce),
-                factory: self.factory,
+                factory: self.factory.map(Factory::from),
                 factory_data: self.factory.map(|_| self.factory_data.clone()),
                 call_data: self.call_data.clone(),
                 call_gas_limit: q(self.call_gas_limit),
@@ -326,6 +395,7 @@ mod json {
                 paymaster_post_op_gas_limit: paymaster.then(|| q(self.paymaster_post_op_gas_limit)),
                 paymaster_data: paymaster.then(|| self.paymaster_data.clone()),
                 signature: self.signature.clone(),
+                eip7702_auth: self.eip7702_auth,
             }
             .serialize(s)
         }
@@ -337,7 +407,7 @@ mod json {
             Ok(Self {
                 sender: w.sender,
                 nonce: w.nonce.0,
-                factory: w.factory,
+                factory: w.factory.map(Address::from),
                 factory_data: w.factory_data.unwrap_or_default(),
                 call_data: w.call_data,
                 call_gas_limit: narrow("callGasLimit", w.call_gas_limit)?,
@@ -356,6 +426,8 @@ mod json {
                 )?,
                 paymaster_data: w.paymaster_data.unwrap_or_default(),
                 signature: w.signature,
+                delegate: w.eip7702_auth.map(|a| a.address),
+                eip7702_auth: w.eip7702_auth,
             })
         }
     }

@@ -184,9 +184,10 @@ fn only_execute_in_single_or_batch_mode_is_accepted() {
 }
 
 mod json_rpc_form {
-    use alloy_primitives::{Address, Bytes, U256};
+    use alloy_primitives::{Address, B256, Bytes, U256};
     use proptest::prelude::*;
     use valet_core::UserOperation;
+    use valet_core::user_operation::{Eip7702Auth, Quantity};
 
     fn operation() -> impl Strategy<Value = UserOperation> {
         (
@@ -197,10 +198,19 @@ mod json_rpc_form {
             (any::<u128>(), any::<u128>(), any::<u128>(), any::<u128>(), any::<u128>()),
             any::<bool>(),
             (any::<u128>(), any::<u128>()),
+            prop::option::of((any::<[u8; 20]>(), any::<u64>(), any::<u64>(), any::<bool>(), any::<[u8; 32]>())),
         )
             .prop_map(
-                |(sender, nonce, deploy, data, (call, verification, pre, max_fee, priority), paymaster, pm)| {
+                |(sender, nonce, deploy, data, (call, verification, pre, max_fee, priority), paymaster, pm, auth)| {
                     let bytes = Bytes::from(data);
+                    let eip7702_auth = auth.map(|(address, chain_id, nonce, parity, rs)| Eip7702Auth {
+                        chain_id: Quantity(U256::from(chain_id)),
+                        address: Address::from(address),
+                        nonce: Quantity(U256::from(nonce)),
+                        y_parity: Quantity(U256::from(u8::from(parity))),
+                        r: B256::from(rs),
+                        s: B256::from(rs),
+                    });
                     UserOperation {
                         sender: Address::from(sender),
                         nonce: U256::from_be_bytes(nonce),
@@ -217,6 +227,8 @@ mod json_rpc_form {
                         paymaster_post_op_gas_limit: if paymaster { pm.1 } else { 0 },
                         paymaster_data: if paymaster { bytes.clone() } else { Bytes::new() },
                         signature: bytes,
+                        delegate: eip7702_auth.map(|a| a.address),
+                        eip7702_auth,
                     }
                 },
             )
@@ -233,6 +245,11 @@ mod json_rpc_form {
             prop_assert_eq!(value.get("factory").is_some(), op.factory.is_some());
             prop_assert_eq!(value.get("factoryData").is_some(), op.factory.is_some());
             prop_assert_eq!(value.get("paymasterPostOpGasLimit").is_some(), op.paymaster.is_some());
+            // The delegation travels as eip7702Auth, with r and s as 32-byte data.
+            prop_assert_eq!(value.get("eip7702Auth").is_some(), op.eip7702_auth.is_some());
+            if let Some(auth) = value.get("eip7702Auth") {
+                prop_assert_eq!(auth["r"].as_str().map(str::len), Some(66));
+            }
             // Quantities are 0x-hex strings without leading zeros.
             let gas = value["callGasLimit"].as_str().expect("a string");
             prop_assert!(gas.starts_with("0x") && (gas == "0x0" || !gas.starts_with("0x0")));
