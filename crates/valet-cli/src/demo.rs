@@ -47,6 +47,9 @@ struct Story {
     steps: Vec<Step>,
     refusals: Vec<serde_json::Value>,
     progress: bool,
+    /// What an account's first operation does besides enabling: deploy it, or (an EIP-7702
+    /// account) delegate and activate it.
+    first_op: &'static str,
 }
 
 impl Story {
@@ -82,7 +85,7 @@ impl Story {
         let done = result.with_context(|| format!("{leg}: {label}"))?;
         let mut extra = Vec::new();
         if done.deployed_account {
-            extra.push("deployed the account");
+            extra.push(self.first_op);
         }
         if done.enabled_session {
             extra.push("enabled the session");
@@ -177,6 +180,7 @@ pub(crate) async fn run(json: bool, alto: bool, sponsored: bool) -> anyhow::Resu
         steps: Vec::new(),
         refusals: Vec::new(),
         progress: std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        first_op: "deployed the account",
     };
     let via = if alto { "the Alto bundler" } else { "direct submission (a relayer calls handleOps)" };
     story.say(format!("Starting a local devnet (anvil, EntryPoint v0.7, Valet contracts), submitting through {via}…"));
@@ -509,6 +513,7 @@ pub(crate) async fn run_multichain(json: bool, alto: bool, chains: usize) -> any
         steps: Vec::new(),
         refusals: Vec::new(),
         progress: std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        first_op: "deployed the account",
     };
     let ids = &DEMO_CHAIN_IDS[..chains];
     story.say(format!(
@@ -620,6 +625,145 @@ pub(crate) async fn run_multichain(json: bool, alto: bool, chains: usize) -> any
         println!(
             "\n{total} mints on {chains} chains with {grant_signatures} owner signature; the eleventh refused on each, \
              each chain counting its own uses. ({:.1} s)",
+            wall.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// The submitter of EIP-7702 accounts on `devnet`: EntryPoint v0.8, directly or through its Alto.
+async fn submitter_7702(devnet: &Devnet) -> anyhow::Result<Arc<dyn valet_client::Submitter>> {
+    Ok(match devnet.bundler_url() {
+        Some(url) => Arc::new(
+            valet_client::Bundler::new(valet_client::BundlerClient::new(&url, valet_core::ENTRY_POINT_V08)?)
+                .with_node(devnet.provider.clone()),
+        ),
+        None => Arc::new(
+            valet_client::Direct::new(devnet.provider_for(1), devnet.key(1).address())
+                .await?
+                .with_entry_point(valet_core::ENTRY_POINT_V08),
+        ),
+    })
+}
+
+/// `valet demo --account eip7702`: the owner's own EOA, not a new smart account. It delegates to
+/// Valet's ValetAccount7702 with EIP-7702 (its address, its ETH, its NFTs stay where they are);
+/// the owner signs the delegation and the grant; ten mints land at the EOA's own address, the
+/// first also delegating and activating it (directly) — through Alto the EOA upgrades in an owner
+/// operation first; the eleventh mint and a mint of six are refused with their reasons.
+pub(crate) async fn run_eip7702(json: bool, alto: bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut story = Story {
+        labels: Labels::default(),
+        json,
+        steps: Vec::new(),
+        refusals: Vec::new(),
+        progress: std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        first_op: "delegated and activated the EOA",
+    };
+    let via = if alto { "the Alto bundler" } else { "direct submission (a relayer calls handleOps)" };
+    story.say(format!(
+        "Starting a local devnet (anvil with Prague, EntryPoint v0.8, Valet's EIP-7702 account), submitting through \
+         {via}…"
+    ));
+    let bar = story.spinner("starting".into());
+    let devnet = Devnet::start_with(DevnetOptions { alto, ..Default::default() }).await.context("starting the devnet");
+    bar.finish_and_clear();
+    let devnet = devnet?;
+    let a = devnet.addresses;
+    let valet = Valet::new(devnet.provider.clone(), submitter_7702(&devnet).await?, devnet.deployment_7702()).await?;
+    // The owner: a plain EOA holding 1 ETH, with no code.
+    let owner = devnet.key(3);
+    let account = valet.account(owner.address(), U256::ZERO).await?;
+    story.say(format!(
+        "The owner's EOA {} holds {} ETH and no code: it will act as a smart account at its own address, delegating \
+         to Valet's account {} (EIP-7702).",
+        account.address,
+        units(valet.provider().get_balance(account.address).await?.saturating_to(), 18),
+        a.account_7702
+    ));
+    let names = BTreeMap::from([("ValetNFT".to_string(), a.nft)]);
+    let mut labels = Labels::default();
+    labels.names.insert(a.nft, "ValetNFT".to_string());
+    story.labels = labels.clone();
+    let mut owner_signatures = 0;
+    let account = if alto {
+        // A bundler cannot activate the EOA in a session's first operation: one owner operation.
+        let upgraded = valet.upgrade(&account, &owner).await?;
+        owner_signatures += 2; // the delegation and the operation
+        story.say(format!(
+            "  ✓ upgraded in one owner operation (the owner signed the delegation and the operation): gas {}",
+            upgraded.actual_gas_used
+        ));
+        valet.account(owner.address(), U256::ZERO).await?
+    } else {
+        account
+    };
+
+    story.say("\nMinting NFTs with a session key");
+    let spec = SessionSpec::from_toml(DEMO_MINT_SPEC)?;
+    let proposal = valet.propose(&account, &spec, &names, &labels).await?;
+    story.say("The app asks; the owner reads:");
+    for line in &proposal.summary {
+        story.say(format!("  • {line}"));
+    }
+    let summary = proposal.summary.clone();
+    let grant = owner.sign_hash_sync(&proposal.digest)?.as_bytes();
+    let delegation = valet.sign_delegation(&account, &owner).await?;
+    let grant_signatures = 1;
+    owner_signatures += 1 + usize::from(delegation.is_some());
+    let session = proposal.grant(&grant)?.with_authorization(delegation);
+    story.say(if session.authorization.is_some() {
+        format!(
+            "The owner signs twice: the EIP-7702 delegation (it can name only the chain, Valet's account and the EOA's \
+             nonce, never a session) and the EIP-712 grant. Session {}.",
+            session.id
+        )
+    } else {
+        format!("The owner signs the EIP-712 grant once. Session {}.", session.id)
+    });
+    for i in 1..=10u64 {
+        story
+            .run(&valet, &account, &session, "mint", format!("mint {i}"), &[nft_mint(a.nft, account.address, 1)])
+            .await?;
+    }
+    for (label, quantity) in [("mint 11", 1), ("mint of 6", 6)] {
+        story
+            .refuse((&valet, &account), &session, "mint", label, &spec, &[nft_mint(a.nft, account.address, quantity)])
+            .await?;
+    }
+    let nft_balance = ValetNFT::new(a.nft, valet.provider()).balanceOf(account.address).call().await?;
+    let mints = story.steps.iter().filter(|s| s.status == "included").count();
+    let code = valet.provider().get_code_at(account.address).await?;
+    story.say(format!(
+        "The EOA {} holds {nft_balance} NFTs; its code is the delegation {code} (0xef0100 ‖ Valet's account).",
+        account.address
+    ));
+    let wall = started.elapsed();
+    if json {
+        let doc = json!({
+            "submitter": valet.submitter().kind(),
+            "account_kind": "eip7702",
+            "account": account.address,
+            "owner": owner.address(),
+            "delegates_to": a.account_7702,
+            "entry_point": valet.deployment().entry_point,
+            "session_id": session.id,
+            "summary": summary,
+            "grant_signatures": grant_signatures,
+            "owner_signatures": owner_signatures,
+            "mints_succeeded": mints,
+            "nft_balance": nft_balance.to::<u64>(),
+            "refusals": story.refusals,
+            "gas": story.steps,
+            "wall_time_ms": wall.as_millis() as u64,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        println!(
+            "\n{mints} mints at the EOA's own address with {owner_signatures} owner signatures ({grant_signatures} grant); \
+             {} refusals, each with its reason. ({:.1} s)",
+            story.refusals.len(),
             wall.as_secs_f64()
         );
     }

@@ -38,6 +38,15 @@ enum BundlerChoice {
     Alto,
 }
 
+/// Whose account the story runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AccountChoice {
+    /// A new counterfactual ValetAccount of the owner (default).
+    Smart,
+    /// The owner's own EOA, delegating to Valet's account with EIP-7702.
+    Eip7702,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// The story on a local devnet: one approval, ten mints, the eleventh refused with its reason.
@@ -53,8 +62,12 @@ enum Command {
         sponsored: bool,
         /// One grant signature for a session on N local chains (2 to 4 anvils with different
         /// chain ids): ten mints on each, the eleventh refused on each.
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", conflicts_with = "account")]
         chains: Option<usize>,
+        /// Whose account: a new smart account (`smart`), or the owner's own EOA made a Valet
+        /// account with EIP-7702 (`eip7702`: the NFTs land at the EOA's address).
+        #[arg(long, value_enum, default_value = "smart", conflicts_with = "sponsored")]
+        account: AccountChoice,
     },
     /// Run a local devnet until Ctrl-C, printing its endpoints, addresses and dev keys (fails if
     /// anvil or the bundler dies).
@@ -344,11 +357,14 @@ async fn main() -> std::process::ExitCode {
     let profiler = matches!(cli.command, Command::Bench { profile: true, .. }).then(bench::Profiler::default);
     init_logging(profiler.clone());
     let result = match cli.command {
-        Command::Demo { json, bundler, sponsored, chains: Some(chains) } => {
+        Command::Demo { json, bundler, account: AccountChoice::Eip7702, .. } => {
+            demo::run_eip7702(json, bundler == BundlerChoice::Alto).await
+        }
+        Command::Demo { json, bundler, sponsored, chains: Some(chains), .. } => {
             debug_assert!(!sponsored, "clap refuses --sponsored with --chains");
             demo::run_multichain(json, bundler == BundlerChoice::Alto, chains).await
         }
-        Command::Demo { json, bundler, sponsored, chains: None } => {
+        Command::Demo { json, bundler, sponsored, chains: None, .. } => {
             demo::run(json, bundler == BundlerChoice::Alto, sponsored).await
         }
         Command::Devnet { action: Some(DevnetAction::Stop { data }), .. } => commands::devnet_stop(&data.path()).await,

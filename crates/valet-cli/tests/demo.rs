@@ -132,3 +132,30 @@ fn the_multichain_demo_refuses_a_chain_count_it_cannot_run() {
         assert!(err.contains(&format!("--chains {n}: the demo runs on 2 to 4 chains")), "{err}");
     }
 }
+
+fn check_eip7702_story(doc: &serde_json::Value, submitter: &str, owner_signatures: u64) {
+    assert_eq!(doc["submitter"], submitter, "{doc}");
+    assert_eq!(doc["account_kind"], "eip7702");
+    assert_eq!(doc["account"], doc["owner"], "the session acts at the owner's own address: {doc}");
+    assert_eq!(doc["mints_succeeded"], 10, "{doc}");
+    assert_eq!(doc["nft_balance"], 10, "the EOA owns the NFTs: {doc}");
+    assert_eq!(doc["grant_signatures"], 1, "{doc}");
+    assert_eq!(doc["owner_signatures"], owner_signatures, "{doc}");
+    let refusals = doc["refusals"].as_array().expect("refusals");
+    assert_eq!(refusals.len(), 2, "{doc}");
+    assert!(refusals[0]["chain"].as_str().is_some_and(|c| c.contains("PermissionUsesExhausted")), "{doc}");
+    assert!(refusals[1]["reason"].as_str().is_some_and(|r| r.contains("quantity = 6")), "{doc}");
+}
+
+/// `valet demo --account eip7702`: the owner's EOA delegates to Valet's account; directly, the
+/// session's first mint delegates, activates and enables (two owner signatures: delegation and
+/// grant); through Alto the EOA upgrades in an owner operation first (three).
+#[test]
+fn the_eip7702_demo_mints_at_the_owners_own_address() {
+    check_eip7702_story(&demo(&["demo", "--json", "--account", "eip7702"]), "direct", 2);
+}
+
+#[test]
+fn the_eip7702_demo_runs_through_the_alto_bundler() {
+    check_eip7702_story(&demo(&["demo", "--json", "--account", "eip7702", "--bundler", "alto"]), "bundler", 3);
+}
