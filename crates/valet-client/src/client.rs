@@ -646,6 +646,47 @@ impl Valet {
         Ok(!self.provider.get_code_at(address).await.map_err(rpc)?.is_empty())
     }
 
+    /// Makes `account`'s EOA leave Valet, in one transaction of its own sent through `wallet`
+    /// (a [`crate::Relayer`] of the EOA itself, which pays the gas): it voids every session and
+    /// grant (the validator uninstalls the EOA and moves its epoch) and delegates the EOA to `to`
+    /// (`Address::ZERO`: a plain EOA again). Coming back later finds nothing alive: the next
+    /// [`Valet::upgrade`] starts afresh.
+    pub async fn leave(
+        &self,
+        account: &Account,
+        owner: &(dyn alloy::signers::Signer + Send + Sync),
+        wallet: &crate::Relayer,
+        to: Address,
+    ) -> Result<alloy::rpc::types::TransactionReceipt, Error> {
+        use alloy::network::TransactionBuilder7702;
+        check_owner(account, owner)?;
+        if self.deployment.kind != AccountKind::Eip7702 {
+            return Err(Error::Config(format!(
+                "{} is a smart account: only an EIP-7702 account leaves",
+                account.address
+            )));
+        }
+        if wallet.address() != account.address {
+            return Err(Error::Config(format!(
+                "the EOA {} sends its own leaving transaction, not {}",
+                account.address,
+                wallet.address()
+            )));
+        }
+        // The EOA's own transaction bumps its nonce before the authorization is applied.
+        let nonce = self.provider.get_transaction_count(account.address).pending().await.map_err(rpc)?;
+        let away = Authorization { chain_id: U256::from(self.chain_id), address: to, nonce: nonce + 1 };
+        let signature = owner.sign_hash(&away.signature_hash()).await.map_err(Error::Signing)?;
+        // Called on the validator from the EOA itself (its code is already gone when this runs):
+        // msg.sender is the account, as when the account uninstalls the module.
+        let uninstall = crate::contracts::SessionKeyValidator::onUninstallCall::new((Bytes::new(),)).abi_encode();
+        let tx = alloy::rpc::types::TransactionRequest::default()
+            .to(self.deployment.validator)
+            .input(Bytes::from(uninstall).into())
+            .with_authorization_list(vec![away.into_signed(signature)]);
+        wallet.send(tx).await
+    }
+
     /// Whether the EOA `address`'s code delegates to Valet's 7702 implementation
     /// (`0xef0100 ‖ implementation`).
     pub async fn is_delegated(&self, address: Address) -> Result<bool, Error> {
@@ -825,10 +866,17 @@ impl Valet {
             // before the stored state matters.
             3 => (SessionState::None, Standing::Voided),
             // An account not deployed yet: its first operation deploys it with the validator
-            // installed, before validation.
+            // installed, before validation (an EIP-7702 account: delegates and activates it) —
+            // unless the session names another epoch than the account's (an EOA that left Valet
+            // since the grant): void for good.
             _ if !self.is_deployed(account).await? => {
                 installed = true;
-                (SessionState::None, Standing::NotEnabled)
+                let current = validator.accountEpoch(account).call().await.map_err(rpc)?;
+                if session.epoch != current {
+                    (SessionState::None, Standing::Voided)
+                } else {
+                    (SessionState::None, Standing::NotEnabled)
+                }
             }
             _ => (SessionState::None, Standing::NotInstalled),
         };

@@ -237,3 +237,45 @@ async fn upgrade_makes_an_eoa_a_valet_account_and_voids_what_an_earlier_delegati
         other => panic!("the old session is refused for its epoch, got {other:?}"),
     }
 }
+
+/// `leave`: one transaction of the EOA's own voids every session and grant and delegates it back
+/// to nothing; coming back (`upgrade`) finds nothing alive, an unused grant from before included.
+#[tokio::test]
+async fn leaving_voids_everything_and_coming_back_starts_afresh() {
+    let s = Eoa::direct().await;
+    let (eoa, account) = s.eoa().await;
+    let used = s.grant(&eoa, &account).await;
+    s.valet.execute(&account, &used, &[s.mint(eoa.address(), 1)]).await.expect("delegate, activate, mint");
+    let account = s.valet.account(eoa.address(), U256::ZERO).await.expect("account");
+    let unused = s.grant(&eoa, &account).await; // granted, never enabled
+    let epoch = s.valet.account_epoch(eoa.address()).await.expect("epoch");
+
+    let wallet = valet_client::Relayer::new(
+        alloy::providers::ProviderBuilder::new()
+            .wallet(alloy::network::EthereumWallet::from(eoa.clone()))
+            .connect_http(s.devnet.endpoint().parse().expect("url")),
+        eoa.address(),
+    );
+    let stranger = valet_client::Relayer::new(s.devnet.provider_for(6), s.devnet.key(6).address());
+    assert!(s.valet.leave(&account, &eoa, &stranger, Address::ZERO).await.is_err(), "only the EOA sends it");
+    s.valet.leave(&account, &eoa, &wallet, Address::ZERO).await.expect("leave");
+    assert!(s.code(eoa.address()).await.is_empty(), "a plain EOA again");
+    assert_ne!(s.valet.account_epoch(eoa.address()).await.expect("epoch"), epoch, "the epoch moved");
+    let status = s.valet.status(eoa.address(), &used.session).await.expect("status");
+    assert_eq!(status.state, Standing::Voided, "{status:?}");
+    assert!(!status.usable, "{status:?}");
+
+    // Back: upgrade, then both old sessions are void (the epoch they name is gone).
+    s.valet.upgrade(&account, &eoa).await.expect("upgrade");
+    let back = s.valet.account(eoa.address(), U256::ZERO).await.expect("account");
+    assert!(back.deployed);
+    for old in [&used, &unused] {
+        match s.valet.prepare(&back, old, &[s.mint(eoa.address(), 1)]).await {
+            Err(Error::Preflight(Refusal::EpochMismatch { .. })) => {}
+            other => panic!("an old session stays void after coming back, got {other:?}"),
+        }
+    }
+    // A new grant works.
+    let fresh = s.grant(&eoa, &back).await;
+    s.valet.execute(&back, &fresh, &[s.mint(eoa.address(), 1)]).await.expect("a new session");
+}
