@@ -268,6 +268,7 @@ struct Connection {
     valet: Valet,
     names: BTreeMap<String, Address>,
     dir: std::path::PathBuf,
+    rpc_url: String,
 }
 
 fn parse_key(hex: &str, what: &str) -> anyhow::Result<PrivateKeySigner> {
@@ -275,6 +276,17 @@ fn parse_key(hex: &str, what: &str) -> anyhow::Result<PrivateKeySigner> {
 }
 
 async fn connect(chain: &ChainArgs) -> anyhow::Result<Connection> {
+    connect_as(chain, chain.account_kind.into()).await
+}
+
+/// [`connect`] for a stored session: with the session's account kind, whatever the flag says.
+async fn connect_for(chain: &ChainArgs, id: &str) -> anyhow::Result<(Connection, StoredSession)> {
+    let stored = store::find_session(&chain.data.path(), id)?;
+    let c = connect_as(chain, stored.account_kind.into()).await?;
+    Ok((c, stored))
+}
+
+async fn connect_as(chain: &ChainArgs, kind: valet_client::AccountKind) -> anyhow::Result<Connection> {
     let dir = chain.data.path();
     let devnet = store::read_devnet(&dir)?.filter(|d| chain.rpc_url.as_ref().is_none_or(|url| *url == d.rpc_url));
     if let Some(d) = devnet.as_ref().filter(|d| chain.rpc_url.is_none() && !store::is_running(d.pid)) {
@@ -293,11 +305,16 @@ async fn connect(chain: &ChainArgs) -> anyhow::Result<Connection> {
     let provider = ProviderBuilder::new().connect_http(url).erased();
     // A flag, else the running devnet's, else where `valet deploy` puts them on every chain.
     let canonical = Deployment::canonical();
-    let deployment = Deployment {
-        entry_point: valet_core::ENTRY_POINT_V07,
-        validator: chain.validator.or_else(|| devnet.as_ref().map(|d| d.validator)).unwrap_or(canonical.validator),
-        factory: chain.factory.or_else(|| devnet.as_ref().map(|d| d.factory)).unwrap_or(canonical.factory),
-        kind: valet_client::AccountKind::Smart,
+    let validator = chain.validator.or_else(|| devnet.as_ref().map(|d| d.validator)).unwrap_or(canonical.validator);
+    let deployment = match kind {
+        valet_client::AccountKind::Smart => Deployment {
+            entry_point: valet_core::ENTRY_POINT_V07,
+            validator,
+            factory: chain.factory.or_else(|| devnet.as_ref().map(|d| d.factory)).unwrap_or(canonical.factory),
+            kind,
+        },
+        // EntryPoint v0.8 and the ValetAccount7702 implementation, at their canonical addresses.
+        valet_client::AccountKind::Eip7702 => Deployment { validator, ..Deployment::eip7702() },
     };
     let bundler_url = chain.bundler_url.clone().or_else(|| devnet.as_ref().and_then(|d| d.bundler_url.clone()));
     let relayer_key = chain.relayer_key.clone().or_else(|| devnet.as_ref().map(|d| d.relayer_key.clone()));
@@ -309,13 +326,13 @@ async fn connect(chain: &ChainArgs) -> anyhow::Result<Connection> {
             let key = parse_key(&key, "relayer")?;
             let url = rpc_url.parse().map_err(|e| anyhow!("--rpc-url `{rpc_url}`: {e}"))?;
             let relayer = ProviderBuilder::new().wallet(EthereumWallet::from(key.clone())).connect_http(url).erased();
-            Arc::new(Direct::new(relayer, key.address()).await?)
+            Arc::new(Direct::new(relayer, key.address()).await?.with_entry_point(deployment.entry_point))
         }
         (None, None) => Arc::new(NoSubmitter),
     };
     let valet = Valet::new(provider, submitter, deployment).await?;
     let names = devnet.map(|d| d.names).unwrap_or_default();
-    Ok(Connection { valet, names, dir })
+    Ok(Connection { valet, names, dir, rpc_url })
 }
 
 fn owner_signer(key: &OwnerKey) -> anyhow::Result<Option<PrivateKeySigner>> {
@@ -382,6 +399,55 @@ pub(crate) async fn account_address(
     })
 }
 
+/// `valet account upgrade`: the owner's EOA becomes a Valet account (EIP-7702).
+pub(crate) async fn account_upgrade(key: &OwnerKey, chain: &ChainArgs) -> anyhow::Result<()> {
+    let owner = require_owner(key)?;
+    let c = connect_as(chain, valet_client::AccountKind::Eip7702).await?;
+    let account = c.valet.account(owner.address(), U256::ZERO).await?;
+    let receipt = c.valet.upgrade(&account, &owner).await.map_err(|e| submit_error(e, account.address))?;
+    let implementation = c.valet.deployment().factory;
+    print(
+        chain.json,
+        json!({
+            "status": "upgraded",
+            "account": account.address,
+            "delegates_to": implementation,
+            "user_op_hash": receipt.user_op_hash,
+            "transaction_hash": receipt.transaction_hash,
+        }),
+        || {
+            println!(
+                "{} now delegates to Valet's account {implementation} and has activated it (transaction {}): grant \
+                 sessions with `valet session grant --account-kind eip7702`",
+                account.address, receipt.transaction_hash
+            )
+        },
+    )
+}
+
+/// `valet account leave`: the owner's EOA leaves Valet in a transaction of its own.
+pub(crate) async fn account_leave(key: &OwnerKey, to: Address, chain: &ChainArgs) -> anyhow::Result<()> {
+    let owner = require_owner(key)?;
+    let c = connect_as(chain, valet_client::AccountKind::Eip7702).await?;
+    let account = c.valet.account(owner.address(), U256::ZERO).await?;
+    let url = c.rpc_url.parse().map_err(|e| anyhow!("--rpc-url `{}`: {e}", c.rpc_url))?;
+    let wallet = ProviderBuilder::new().wallet(EthereumWallet::from(owner.clone())).connect_http(url).erased();
+    let wallet = valet_client::Relayer::new(wallet, owner.address());
+    let receipt = c.valet.leave(&account, &owner, &wallet, to).await.map_err(|e| submit_error(e, account.address))?;
+    print(
+        chain.json,
+        json!({ "status": "left", "account": account.address, "delegates_to": to, "transaction_hash": receipt.transaction_hash }),
+        || {
+            println!(
+                "{} left Valet (transaction {}): every session and grant is void; its code {}",
+                account.address,
+                receipt.transaction_hash,
+                if to.is_zero() { "is gone (a plain EOA)".to_string() } else { format!("delegates to {to}") }
+            )
+        },
+    )
+}
+
 /// `valet session grant`.
 pub(crate) async fn grant(
     spec_path: &Path,
@@ -407,11 +473,24 @@ pub(crate) async fn grant(
     }
     c.names.extend(extra_names);
     let account = c.valet.account(owner.address(), salt).await?;
+    let kind = c.valet.deployment().kind;
+    if kind == valet_client::AccountKind::Eip7702 && !account.deployed && c.valet.submitter().kind() == "bundler" {
+        bail!(
+            "{} is not a Valet account yet, and a bundler cannot make it one in a session's first operation: run \
+             `valet account upgrade --account-kind eip7702` first (one owner operation)",
+            account.address
+        );
+    }
     let proposal = c.valet.propose(&account, &spec, &c.names, &summary_labels).await?;
     let signature = owner.sign_hash_sync(&proposal.digest)?.as_bytes();
     let summary = proposal.summary.clone();
     let warnings = proposal.warnings.clone();
-    let handle = proposal.grant(&signature)?;
+    // An EOA not delegating to Valet yet signs its delegation too: the first exec carries it.
+    let authorization = match kind {
+        valet_client::AccountKind::Eip7702 => c.valet.sign_delegation(&account, &owner).await?,
+        valet_client::AccountKind::Smart => None,
+    };
+    let handle = proposal.grant(&signature)?.with_authorization(authorization);
     let stored = StoredSession {
         id: handle.id,
         chain_id: c.valet.chain_id(),
@@ -426,6 +505,8 @@ pub(crate) async fn grant(
         functions: spec.permissions.iter().map(|p| p.function.clone()).collect(),
         names: c.names.clone(),
         genesis: Some(genesis(&c.valet).await?),
+        account_kind: kind.into(),
+        authorization,
     };
     store::save_session(&c.dir, &stored, &handle.key)?;
     if id_only {
@@ -460,7 +541,8 @@ fn handle_of(stored: &StoredSession, key: PrivateKeySigner) -> anyhow::Result<Se
     if session.id()? != stored.id {
         bail!("stored session {} does not match its id: the file was altered", stored.id);
     }
-    Ok(SessionHandle::new(session, key, stored.grant.clone(), stored.validator)?)
+    Ok(SessionHandle::new(session, key, stored.grant.clone(), stored.validator)?
+        .with_authorization(stored.authorization))
 }
 
 /// The hash of the chain's genesis block: which chain this is, beyond its id (every fresh devnet
@@ -503,8 +585,7 @@ async fn check_chain(stored: &StoredSession, valet: &Valet) -> anyhow::Result<()
 
 /// `valet session show`.
 pub(crate) async fn show(id: &str, chain: &ChainArgs) -> anyhow::Result<()> {
-    let c = connect(chain).await?;
-    let stored = store::find_session(&c.dir, id)?;
+    let (c, stored) = connect_for(chain, id).await?;
     check_chain(&stored, &c.valet).await?;
     let session = Session::decode(&stored.session)?;
     let status = c.valet.status(stored.account, &session).await?;
@@ -619,8 +700,7 @@ pub(crate) async fn exec(
     value: U256,
     chain: &ChainArgs,
 ) -> anyhow::Result<()> {
-    let c = connect(chain).await?;
-    let stored = store::find_session(&c.dir, id)?;
+    let (c, stored) = connect_for(chain, id).await?;
     check_chain(&stored, &c.valet).await?;
     // The devnet's names, and those the session was granted with (its `--name`s too), which win.
     let mut names = c.names.clone();
@@ -658,7 +738,12 @@ pub(crate) async fn exec(
                     "included: userOp {} in transaction {}, gas {}",
                     done.receipt.user_op_hash, done.receipt.transaction_hash, done.receipt.actual_gas_used
                 );
+                let eoa = c.valet.deployment().kind == valet_client::AccountKind::Eip7702;
                 match (done.deployed_account, done.enabled_session) {
+                    (true, true) if eoa => println!(
+                        "  (this first operation also delegated the EOA to Valet's account, activated it and enabled \
+                         the session)"
+                    ),
                     (true, true) => {
                         println!("  (this first operation also deployed the account and enabled the session)")
                     }
@@ -704,8 +789,7 @@ fn submit_error(e: Error, account: Address) -> anyhow::Error {
 /// `valet session revoke`.
 pub(crate) async fn revoke(id: &str, key: &OwnerKey, chain: &ChainArgs) -> anyhow::Result<()> {
     let owner = require_owner(key)?;
-    let c = connect(chain).await?;
-    let stored = store::find_session(&c.dir, id)?;
+    let (c, stored) = connect_for(chain, id).await?;
     check_chain(&stored, &c.valet).await?;
     if owner.address() != stored.owner {
         bail!("the key given is {}, but session {} belongs to owner {}", owner.address(), stored.id, stored.owner);

@@ -182,6 +182,25 @@ enum AccountCommand {
         #[command(flatten)]
         chain: ChainArgs,
     },
+    /// Make the owner's EOA a Valet account (EIP-7702): the owner signs a delegation to Valet's
+    /// account and an operation that activates it. Whatever an earlier delegation left is void.
+    Upgrade {
+        #[command(flatten)]
+        owner_key: OwnerKey,
+        #[command(flatten)]
+        chain: ChainArgs,
+    },
+    /// The owner's EOA leaves Valet in one transaction of its own (it pays the gas): every session
+    /// and grant void, its code delegated to --to (default: none, a plain EOA again).
+    Leave {
+        #[command(flatten)]
+        owner_key: OwnerKey,
+        /// Where the EOA delegates next (default: nowhere).
+        #[arg(long, default_value_t = Address::ZERO)]
+        to: Address,
+        #[command(flatten)]
+        chain: ChainArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -295,11 +314,25 @@ struct ChainArgs {
     /// The ValetAccountFactory (default: the running devnet's, else the canonical address).
     #[arg(long, env = "VALET_FACTORY")]
     factory: Option<Address>,
+    /// Whose accounts: `smart` (a ValetAccount at a counterfactual address, EntryPoint v0.7) or
+    /// `eip7702` (the owner's own EOA delegating to Valet's account, EntryPoint v0.8). Commands
+    /// on a stored session use the session's own.
+    #[arg(long, value_enum, default_value = "smart", env = "VALET_ACCOUNT_KIND")]
+    account_kind: AccountChoice,
     /// One JSON document on stdout.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
     data: DataDir,
+}
+
+impl From<AccountChoice> for valet_client::AccountKind {
+    fn from(choice: AccountChoice) -> Self {
+        match choice {
+            AccountChoice::Smart => valet_client::AccountKind::Smart,
+            AccountChoice::Eip7702 => valet_client::AccountKind::Eip7702,
+        }
+    }
 }
 
 /// The owner's key: a hex private key (flag or env) or a keystore file (password from env).
@@ -388,6 +421,12 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::serve(args).await,
         Command::Account(AccountCommand::Address { owner, owner_key, salt, chain }) => {
             commands::account_address(owner, &owner_key, salt, &chain).await
+        }
+        Command::Account(AccountCommand::Upgrade { owner_key, chain }) => {
+            commands::account_upgrade(&owner_key, &chain).await
+        }
+        Command::Account(AccountCommand::Leave { owner_key, to, chain }) => {
+            commands::account_leave(&owner_key, to, &chain).await
         }
         Command::Session(command) => match command {
             SessionCommand::Grant { spec, names, salt, id_only, owner_key, chain } => {

@@ -99,6 +99,40 @@ pub(crate) struct StoredSession {
     /// but another history (a restarted devnet) is not the one the session was granted on.
     #[serde(default)]
     pub(crate) genesis: Option<B256>,
+    /// The account's kind (absent: a smart account).
+    #[serde(default)]
+    pub(crate) account_kind: StoredKind,
+    /// For an EIP-7702 account not yet delegating to Valet: the EOA's signed delegation, which
+    /// the session's first operation carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) authorization: Option<valet_core::user_operation::Eip7702Auth>,
+}
+
+/// A stored session's account kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum StoredKind {
+    #[default]
+    Smart,
+    Eip7702,
+}
+
+impl From<StoredKind> for valet_client::AccountKind {
+    fn from(kind: StoredKind) -> Self {
+        match kind {
+            StoredKind::Smart => valet_client::AccountKind::Smart,
+            StoredKind::Eip7702 => valet_client::AccountKind::Eip7702,
+        }
+    }
+}
+
+impl From<valet_client::AccountKind> for StoredKind {
+    fn from(kind: valet_client::AccountKind) -> Self {
+        match kind {
+            valet_client::AccountKind::Smart => StoredKind::Smart,
+            valet_client::AccountKind::Eip7702 => StoredKind::Eip7702,
+        }
+    }
 }
 
 fn sessions_dir(dir: &Path) -> PathBuf {

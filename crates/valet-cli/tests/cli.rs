@@ -133,6 +133,7 @@ fn valet(home: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
         "VALET_OWNER_KEY",
         "VALET_OWNER_PASSWORD",
         "VALET_PASSWORD",
+        "VALET_ACCOUNT_KIND",
     ] {
         command.env_remove(var);
     }
@@ -514,4 +515,56 @@ fn sessions_from_grant_to_revocation_on_a_devnet() {
     assert!(e.contains("granted on another chain"), "{e}");
     assert!(fresh.stop().success());
     println!("the whole test took {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// `--account-kind eip7702`: the owner's own EOA gets a session (its grant stores the signed
+/// delegation, the first exec delegates, activates, enables and mints at the EOA's address);
+/// commands on the stored session need no flag; `account leave` makes it a plain EOA again with
+/// every session void, and `account upgrade` brings it back with nothing from before alive.
+#[test]
+fn an_eoa_from_grant_to_leaving_and_back() {
+    let home_dir = Home::new();
+    let home = home_dir.0.as_path();
+    let devnet = Devnet::start(home);
+    let rpc_url = devnet.info["devnet"]["rpc_url"].as_str().expect("rpc_url").to_string();
+    let keys = devnet.info["dev_keys"].as_array().expect("dev_keys");
+    let owner = keys.iter().find(|k| k["index"] == 5).expect("dev key 5");
+    let owner_key = owner["private_key"].as_str().expect("a private key").to_string();
+    let eoa = owner["address"].as_str().expect("an address").to_string();
+    let env = [("VALET_PASSWORD", "pw"), ("VALET_OWNER_KEY", owner_key.as_str())];
+    let env = env.as_slice();
+    let spec = home.join("mint.toml");
+    std::fs::write(&spec, SPEC).expect("writing the spec");
+    let spec = spec.to_str().expect("a UTF-8 path");
+
+    let doc = ok(home, env, &["account", "address", "--account-kind", "eip7702", "--json"]);
+    assert_eq!(doc["account"]["address"], eoa, "the account is the EOA itself: {doc}");
+    assert_eq!(doc["account"]["deployed"], false, "{doc}");
+    let granted = ok(home, env, &["session", "grant", "--spec", spec, "--account-kind", "eip7702", "--json"]);
+    assert_eq!(granted["account"], eoa, "{granted}");
+    let id = granted["session_id"].as_str().expect("session id").to_string();
+    let mint = ["session", "exec", &id, "--to", "ValetNFT", "--function", MINT, "--arg", "$account", "--arg", "1"];
+    let first = ok(home, env, &[&mint[..], &["--json"]].concat());
+    assert_eq!(first["status"], "included", "{first}");
+    assert_eq!(first["deployed_account"], true, "the first exec delegated and activated the EOA: {first}");
+    assert!(cast(&["code", &eoa, "--rpc-url", &rpc_url]).starts_with("0xef0100"), "delegated");
+    ok(home, env, &[&mint[..], &["--json"]].concat());
+    let nft = devnet.info["devnet"]["names"]["ValetNFT"].as_str().expect("nft").to_string();
+    let held = cast(&["call", &nft, "balanceOf(address)(uint256)", &eoa, "--rpc-url", &rpc_url]);
+    assert_eq!(held, "2", "the EOA owns what its session minted");
+    let shown = ok(home, env, &["session", "show", &id, "--json"]);
+    assert_eq!(shown["status"]["usable"], true, "{shown}");
+
+    let left = ok(home, env, &["account", "leave", "--json"]);
+    assert_eq!(left["status"], "left", "{left}");
+    assert_eq!(cast(&["code", &eoa, "--rpc-url", &rpc_url]), "0x", "a plain EOA again");
+    let shown = ok(home, env, &["session", "show", &id, "--json"]);
+    assert_eq!(shown["status"]["usable"], false, "{shown}");
+    let upgraded = ok(home, env, &["account", "upgrade", "--json"]);
+    assert_eq!(upgraded["status"], "upgraded", "{upgraded}");
+    assert!(cast(&["code", &eoa, "--rpc-url", &rpc_url]).starts_with("0xef0100"), "delegated again");
+    let refused = error(home, env, &mint);
+    assert!(refused.contains("after this one was granted; grant a new one"), "nothing from before is alive: {refused}");
+    let again = error(home, env, &["account", "upgrade"]);
+    assert!(again.contains("already delegates to Valet"), "{again}");
 }
