@@ -172,6 +172,9 @@ enum Kind {
     /// A sponsored session's first operation (deploy + enable + use), its fees paid by the
     /// devnet's paymaster (staked): all three phases, factory, sender and paymaster.
     Sponsored,
+    /// The account's first operation enabling its session with a multichain grant (mode 2:
+    /// the validator computes this chain's entry and the list's digest) and using it.
+    MultichainDeployEnableUse,
 }
 
 impl Kind {
@@ -223,6 +226,23 @@ amount = "30 ether"
                     )
                     .await;
                 f.session_op(&session, &[f.pay(12 * ETHER)]).await
+            }
+            Self::MultichainDeployEnableUse => {
+                let spec = SessionSpec::from_toml(DEMO_MINT_SPEC).expect("spec parses");
+                let proposal = f.valet.propose(&f.account, &spec, &f.names, &Labels::default()).await.expect("propose");
+                // This chain and another: the operation carries the other's entry.
+                let mut elsewhere = proposal.chain_grant();
+                elsewhere.chain_id = 10;
+                let entries = vec![proposal.chain_grant().hash().expect("entry"), elsewhere.hash().expect("entry")];
+                let digest = valet_core::eip712::multichain_grant_digest(&entries);
+                let signature = f.owner.sign_hash_sync(&digest).expect("owner signs").as_bytes();
+                let grant = valet_core::signature::multichain_grant(&entries, 0, &signature).expect("proof");
+                let session = SessionHandle::new(proposal.session, proposal.key, grant, f.devnet.addresses.validator)
+                    .expect("handle")
+                    .with_grant_kind(valet_client::GrantKind::Multichain);
+                let op = f.session_op(&session, &[f.mint(1)]).await;
+                assert_eq!(op.signature[0], valet_core::signature::MODE_ENABLE_MULTICHAIN, "a mode-2 operation");
+                op
             }
             Self::Sponsored => {
                 let session = f.grant(SPONSORED_MINT).await;
@@ -287,6 +307,7 @@ clean_kinds! {
     a_periodic_limit_session_operation_breaks_no_rule => Kind::PeriodicLimit,
     an_erc20_transfer_with_a_value_limit_breaks_no_rule => Kind::Erc20Limit,
     a_sponsored_session_operation_breaks_no_rule => Kind::Sponsored,
+    a_multichain_grant_enabling_in_the_first_operation_breaks_no_rule => Kind::MultichainDeployEnableUse,
 }
 
 /// Deploys `runtime` with a plain creation transaction: init code that returns it
