@@ -172,6 +172,22 @@ impl Direct {
         self
     }
 
+    /// A submitter to the EntryPoint at `entry_point` from the same relayer, sharing its nonce:
+    /// each sends one `handleOps` at a time, and the two never race for the relayer's nonce (a
+    /// service serving smart accounts on EntryPoint v0.7 and EIP-7702 accounts on v0.8 from one
+    /// key). Operations for the two EntryPoints go in separate transactions.
+    pub fn for_entry_point(&self, entry_point: Address) -> Self {
+        Self {
+            relayer: self.relayer.clone(),
+            account: self.account.clone(),
+            entry_point,
+            chain_id: self.chain_id,
+            lock: Arc::new(Mutex::new(())),
+            queue: Arc::new(std::sync::Mutex::new(Vec::new())),
+            l1_fee: self.l1_fee.clone(),
+        }
+    }
+
     /// This submitter on a rollup that charges for L1 data: each estimate's `preVerificationGas`
     /// also pays `l1_fee`'s figure for the operation's `handleOps` calldata, at the price per gas
     /// the operation will pay (with a tenth more), so that the relayer is paid back what
