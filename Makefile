@@ -73,13 +73,14 @@ test-artifacts: tools
 	cd contracts && ../$(FORGE) build $(FORGE_ARGS)
 	node tools/export-artifacts.js contracts/artifacts --check
 
-## test-rust: formatting, clippy (warnings are errors), the Rust tests (against a real anvil and Alto), the README's example
+## test-rust: formatting, clippy (warnings are errors), the Rust tests (against a real anvil and Alto), the README's examples
 test-rust: tools
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	cargo test --workspace --locked --all-targets
 	cargo test --workspace --locked --doc
 	cargo run -q --locked -p valet-client --example quickstart
+	cargo run -q --locked -p valet-client --example eoa
 
 ## test-api: schemathesis fuzzes the service from its OpenAPI document (no 5xx, documented answers)
 test-api: tools

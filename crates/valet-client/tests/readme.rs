@@ -15,6 +15,19 @@ fn the_readme_shows_the_quickstart_example() {
     assert!(readme.contains(&block), "README.md's Rust block differs from examples/quickstart.rs:\n{block}");
 }
 
+/// The README's EIP-7702 lines are the `eoa` example's, verbatim (run by `make test-rust`).
+#[test]
+fn the_readme_shows_the_eoa_example() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = std::fs::read_to_string(root.join("examples/eoa.rs")).expect("example");
+    let readme = std::fs::read_to_string(root.join("../../README.md")).expect("README");
+    let begin = example.find("// README begin\n").expect("begin marker") + "// README begin\n".len();
+    let end = example.find("    // README end").expect("end marker");
+    let snippet: Vec<&str> = example[begin..end].lines().map(|l| l.strip_prefix("    ").unwrap_or(l)).collect();
+    let block = format!("```rust\n{}\n```", snippet.join("\n"));
+    assert!(readme.contains(&block), "README.md's EIP-7702 block differs from examples/eoa.rs:\n{block}");
+}
+
 /// The typed data wallets sign hashes to the digests the validator checks (alloy's own EIP-712
 /// implementation computes it from the JSON).
 #[test]
