@@ -817,7 +817,17 @@ impl Valet {
             )));
         };
         let nonce = self.provider.get_transaction_count(op.sender).await.map_err(rpc)?;
-        let wrong = if auth.address != self.deployment.factory {
+        // Who signed it: the chain would delegate that address, not this account.
+        let signed = crate::submit::signed_authorization(&auth)?;
+        let signer = alloy::primitives::Signature::new(signed.r(), signed.s(), signed.y_parity() == 1)
+            .recover_address_from_prehash(&signed.signature_hash())
+            .ok();
+        let wrong = if signer != Some(op.sender) {
+            Some(match signer {
+                Some(signer) => format!("is signed by {signer}, not by the EOA"),
+                None => "has a signature that recovers to no key".to_string(),
+            })
+        } else if auth.address != self.deployment.factory {
             Some(format!("delegates to {}, not to Valet's account {}", auth.address, self.deployment.factory))
         } else if auth.chain_id.0 != U256::from(self.chain_id) {
             Some(format!("is for chain {}, not {}", auth.chain_id.0, self.chain_id))

@@ -648,7 +648,7 @@ impl Submitter for Bundler {
 }
 
 /// An operation's `eip7702Auth` as alloy's signed authorization, for a type-4 transaction.
-fn signed_authorization(
+pub(crate) fn signed_authorization(
     auth: &valet_core::user_operation::Eip7702Auth,
 ) -> Result<alloy::eips::eip7702::SignedAuthorization, Error> {
     let nonce = u64::try_from(auth.nonce.0)

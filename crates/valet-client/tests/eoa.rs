@@ -165,6 +165,18 @@ async fn the_eoa_story(s: &Eoa, upgrade_first: bool) {
     let expected = if upgrade_first { "upgrade the EOA first" } else { "it sent a transaction since" };
     assert!(err.to_string().contains(expected), "{err}");
     assert!(s.code(late.address()).await.is_empty(), "nothing was sent");
+    // A delegation signed by another EOA would delegate that EOA, not this one: refused.
+    let (other, other_account) = s.eoa().await;
+    let theirs = s.valet.sign_delegation(&other_account, &other).await.expect("their delegation");
+    let err = s
+        .valet
+        .execute(&late_account, &stale.clone().with_authorization(theirs), &[s.mint(late.address(), 1)])
+        .await
+        .expect_err("another EOA's delegation");
+    let expected =
+        if upgrade_first { "upgrade the EOA first".to_string() } else { format!("is signed by {}", other.address()) };
+    assert!(err.to_string().contains(&expected), "{err}");
+    assert!(s.code(other.address()).await.is_empty(), "nothing was sent for the other EOA either");
     // Without a delegation at all: told what to do.
     let err = s
         .valet
