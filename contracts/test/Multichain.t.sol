@@ -257,4 +257,49 @@ contract MultichainTest is ValetTestBase {
             abi.encodeWithSelector(SessionKeyValidator.SessionAlreadyEnabled.selector, id(s))
         );
     }
+
+    /// Whatever proof a key holder makes up — any chain count, position and entries, with the
+    /// owner's real signature of another list — the session is never enabled: the operation is
+    /// refused with a malformed-signature or invalid-grant error, never a panic.
+    function testFuzz_madeUpProofsNeverEnable(uint8 chains, uint8 position, bytes32 entryA, bytes32 entryB) public {
+        Session memory s = mintSession();
+        (bytes32[] memory entries, bytes memory sig) = signedAB(s);
+        vm.chainId(CHAIN_A);
+        // Not the signed list: B's real entry must not be among the made-up ones.
+        vm.assume(entryA != entries[1] && entryB != entries[1]);
+        bytes memory made = abi.encodePacked(chains, position, entryA, entryB, sig);
+        PackedUserOperation memory op = multichainOp(s, made);
+        PackedUserOperation[] memory ops = new PackedUserOperation[](1);
+        ops[0] = op;
+        vm.prank(bundler, bundler);
+        (bool ok, bytes memory err) =
+            address(entryPoint).call(abi.encodeWithSelector(entryPoint.handleOps.selector, ops, bundler));
+        assertEq(ok ? 1 : 0, 0, "refused");
+        // FailedOpWithRevert(0, "AA23 reverted", inner): inner is one of the validator's errors.
+        assertEq(bytes32(bytes4(err)), bytes32(IEntryPointFailures.FailedOpWithRevert.selector), "a validation refusal");
+        (,, bytes memory inner) = abi.decode(_tail(err), (uint256, string, bytes));
+        bytes4 reason = bytes4(inner);
+        assertEq(
+            reason == SessionKeyValidator.MalformedSignature.selector
+                || reason == SessionKeyValidator.InvalidGrantSignature.selector
+                ? 1
+                : 0,
+            1,
+            "malformed or invalid grant"
+        );
+        (SessionKeyValidator.SessionState state,,) = validator.sessionState(address(account), s.encode());
+        assertEq(uint256(state), uint256(SessionKeyValidator.SessionState.None), "never enabled");
+    }
+
+    function _tail(bytes memory err) private pure returns (bytes memory out) {
+        out = new bytes(err.length - 4);
+        for (uint256 i = 0; i < out.length; ++i) {
+            out[i] = err[i + 4];
+        }
+    }
+}
+
+/// The EntryPoint's validation failure, as the fuzz test decodes it.
+interface IEntryPointFailures {
+    error FailedOpWithRevert(uint256 opIndex, string reason, bytes inner);
 }
