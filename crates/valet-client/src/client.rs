@@ -144,6 +144,31 @@ impl Proposal {
 /// chain's validator accepts the signature only for its own entry (its chain id, its address,
 /// the account and that chain's session), so a chain not listed refuses it; each chain's session
 /// keeps its own uses, limits, fee budget and revocation (`docs/encoding.md` §6.8).
+///
+/// ```no_run
+/// # use alloy::{primitives::Address, signers::local::PrivateKeySigner};
+/// # async fn example(
+/// #     base: valet_client::Valet, optimism: valet_client::Valet, owner: PrivateKeySigner,
+/// #     spec: valet_client::SessionSpec, names: std::collections::BTreeMap<String, Address>,
+/// # ) -> Result<(), Box<dyn std::error::Error>> {
+/// use alloy::primitives::U256;
+/// use alloy::signers::SignerSync;
+/// use valet_client::{Labels, MultichainProposal};
+///
+/// let labels = Labels::default();
+/// let mut proposals = Vec::new();
+/// for valet in [&base, &optimism] {
+///     let account = valet.account(owner.address(), U256::ZERO).await?; // the same address on both
+///     proposals.push(valet.propose(&account, &spec, &names, &labels).await?);
+/// }
+/// let proposal = MultichainProposal::new(proposals)?;
+/// println!("{}", proposal.summary.join("\n")); // "One signature grants this session on 2 chains: …"
+/// let signature = owner.sign_hash_sync(&proposal.digest)?; // or a wallet: `proposal.typed_data()?`
+/// let [on_base, on_optimism]: [_; 2] = proposal.grant(&signature.as_bytes())?.try_into().expect("two");
+/// // `base.execute(&account, &on_base, …)` and `optimism.execute(&account, &on_optimism, …)`.
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct MultichainProposal {
     /// Each chain's proposal, in the order the owner signs them.
