@@ -33,4 +33,32 @@ describe('api', () => {
     expect(await new Api('key', fetcher).sponsorship()).toMatchObject({ sponsored: true, left_wei: '1' });
     expect(requests[0]?.url).toBe('/v1/sponsorship');
   });
+
+  it('asks for the EIP-7702 account with kind=eip7702, the smart one as before', async () => {
+    const { fetcher, requests } = answering(200, { address: '0x01' });
+    const api = new Api('key', fetcher);
+    await api.account('0x1111111111111111111111111111111111111111');
+    await api.account('0x1111111111111111111111111111111111111111', 'eip7702');
+    expect(requests.map((r) => r.url)).toEqual([
+      '/v1/accounts/0x1111111111111111111111111111111111111111',
+      '/v1/accounts/0x1111111111111111111111111111111111111111?kind=eip7702',
+    ]);
+  });
+
+  it('proposes with account_kind only for eip7702, and grants with the delegation signature when there is one', async () => {
+    const { fetcher, requests } = answering(200, {});
+    const api = new Api('key', fetcher);
+    const owner = '0x1111111111111111111111111111111111111111';
+    await api.propose(owner, { a: 1 });
+    await api.propose(owner, { a: 1 }, {}, 'eip7702');
+    await api.grant('0x01', '0xaa');
+    await api.grant('0x01', '0xaa', '0xbb');
+    const bodies = requests.map((r) => JSON.parse(String(r.init?.body)));
+    expect(bodies).toEqual([
+      { owner, spec: { a: 1 }, names: {} },
+      { owner, spec: { a: 1 }, names: {}, account_kind: 'eip7702' },
+      { signature: '0xaa' },
+      { signature: '0xaa', delegation_signature: '0xbb' },
+    ]);
+  });
 });

@@ -2,6 +2,7 @@
 // service's own message, which names the problem (a refusal's reason, a bad value, …).
 
 import type { Address, Hex } from 'viem';
+import type { AccountKind } from './eip7702';
 
 /// What `GET /config.json` says (served by `valet up` on the devnet).
 export interface Config {
@@ -32,8 +33,14 @@ export interface TokenHolding {
 export interface AccountInfo {
   address: Address;
   owner: Address;
-  salt: string;
+  /// `smart` or `eip7702` (absent from older services: smart). An `eip7702` account's address is
+  /// the owner's own.
+  kind?: AccountKind;
+  salt?: string;
+  /// Smart: the clone is deployed. EIP-7702: the EOA delegates to Valet and has activated it.
   deployed: boolean;
+  /// EIP-7702: the EOA's code delegates to Valet's ValetAccount7702.
+  delegated?: boolean;
   balance_wei: string;
   tokens: Record<string, TokenHolding>;
 }
@@ -49,6 +56,11 @@ export interface TypedData {
 export interface Proposal {
   session_id: Hex;
   status: string;
+  /// `smart` or `eip7702` (absent from older services: smart).
+  account_kind?: AccountKind;
+  /// EIP-7702, when the EOA does not delegate to Valet yet: the authorization the owner signs
+  /// (raw, `signing_hash`) besides the grant. Checked with `parseDelegation` before use.
+  delegation?: unknown;
   account: Address;
   account_deployed: boolean;
   session_key: Address;
@@ -270,8 +282,10 @@ export class Api {
     return json as T;
   }
 
-  account(owner: Address): Promise<AccountInfo> {
-    return this.request('GET', `/v1/accounts/${owner}`);
+  /// `owner`'s account of `kind`: its smart account (the default), or its own address as an
+  /// EIP-7702 account.
+  account(owner: Address, kind: AccountKind = 'smart'): Promise<AccountInfo> {
+    return this.request('GET', kind === 'smart' ? `/v1/accounts/${owner}` : `/v1/accounts/${owner}?kind=${kind}`);
   }
 
   /// The devnet faucet: ETH for fees, and demo tokens.
@@ -280,12 +294,17 @@ export class Api {
     return this.request('POST', '/v1/devnet/fund', { address, eth });
   }
 
-  propose(owner: Address, spec: unknown, names: Record<string, string> = {}): Promise<Proposal> {
-    return this.request('POST', '/v1/sessions', { owner, spec, names });
+  /// A session for `owner`'s account of `kind` (`account_kind` is sent only for `eip7702`, so a
+  /// smart proposal is what it always was).
+  propose(owner: Address, spec: unknown, names: Record<string, string> = {}, kind: AccountKind = 'smart'): Promise<Proposal> {
+    return this.request('POST', '/v1/sessions', kind === 'smart' ? { owner, spec, names } : { owner, spec, names, account_kind: kind });
   }
 
-  grant(id: Hex, signature: Hex): Promise<{ session_id: Hex; status: string }> {
-    return this.request('POST', `/v1/sessions/${id}/grant`, { signature });
+  /// The owner's grant; with `delegationSignature`, its EIP-7702 authorization too (when the
+  /// proposal asked for one).
+  grant(id: Hex, signature: Hex, delegationSignature?: Hex): Promise<{ session_id: Hex; status: string }> {
+    const body = delegationSignature ? { signature, delegation_signature: delegationSignature } : { signature };
+    return this.request('POST', `/v1/sessions/${id}/grant`, body);
   }
 
   /// One session, its chain state read now.

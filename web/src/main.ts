@@ -2,7 +2,7 @@
 // further prompt, watch what is left, revoke.
 
 import './style.css';
-import { parseUnits, toFunctionSelector } from 'viem';
+import { type Address, type Hex, parseUnits, toFunctionSelector } from 'viem';
 import {
   Api,
   ApiError,
@@ -19,6 +19,7 @@ import {
   type TokenHolding,
 } from './api';
 import { h, replace } from './dom';
+import { type AccountKind, loadChoice, parseDelegation, saveChoice, signedBy } from './eip7702';
 import { mintedIds } from './events';
 import { errorText, executionFeeText, feeEstimateText, sponsorshipText } from './fees';
 import { duration, eth, expiry, short, units, usesLeft } from './format';
@@ -72,6 +73,13 @@ interface State {
   api: Api | null;
   wallet: Wallet | null;
   connecting: boolean;
+  /// Which account the sessions act for: a new smart account, or (a wallet that signs EIP-7702
+  /// authorizations, a service that serves such accounts) the owner's own address.
+  accountKind: AccountKind;
+  /// Whether the page offers the choice ("use my address" vs "a new smart account").
+  offer7702: boolean;
+  /// The owner's smart account's address (what the choice names), once read.
+  smartAddress: Address | null;
   account: AccountInfo | null;
   sessions: SessionInfo[];
   events: AuditEvent[];
@@ -87,6 +95,10 @@ interface State {
   proposalFees: Spec['fees'] | null;
   proposing: boolean;
   approving: boolean;
+  /// Which of an approval's wallet prompts is open: the EIP-7702 authorization, then the grant.
+  approvingStep: 'delegation' | 'grant' | null;
+  /// Whether the proposal asks the owner to sign an EIP-7702 authorization besides the grant.
+  proposalDelegates: boolean;
   grantError: string | null;
   granted: string | null;
   mint: MintState;
@@ -113,6 +125,9 @@ const state: State = {
   api: null,
   wallet: null,
   connecting: false,
+  accountKind: 'smart',
+  offer7702: false,
+  smartAddress: null,
   account: null,
   sessions: [],
   events: [],
@@ -125,6 +140,8 @@ const state: State = {
   proposalFees: null,
   proposing: false,
   approving: false,
+  approvingStep: null,
+  proposalDelegates: false,
   grantError: null,
   granted: null,
   mint: { busy: false, result: null, error: null, fields: { quantity: '1' }, heldBefore: new Set(), quantity: 0 },
@@ -206,17 +223,18 @@ function chainNow(): number {
 // ------------------------------------------------------------------ data
 
 async function refresh(): Promise<void> {
-  const { api, wallet } = state;
+  const { api, wallet, accountKind } = state;
   if (!api || !wallet) return;
   try {
-    const account = await api.account(wallet.address);
+    const account = await api.account(wallet.address, accountKind);
     const [sessions, audit] = await Promise.all([
       api.sessions(account.address),
       api.audit(account.address),
       readSponsorship(api),
     ]);
-    // The wallet changed account meanwhile: this answer is the previous owner's.
-    if (state.wallet !== wallet) return;
+    // The wallet changed account (or the owner chose the other account) meanwhile: this answer
+    // is of another account.
+    if (state.wallet !== wallet || state.accountKind !== accountKind) return;
     state.account = account;
     state.sessions = sessions.sessions.sort((a, b) => b.chain.valid_after - a.chain.valid_after);
     state.events = audit.events;
@@ -339,17 +357,13 @@ async function connect(kind: 'injected' | 'development', silent = false): Promis
     state.wrongChain = null;
     showService();
     state.api = new Api(config.api_key);
-    const account = await state.api.account(state.wallet.address);
-    // With a sponsor paying the fees the account needs no ETH, and gets none: only the demo
-    // tokens it pays with. The faucet tops up what is below its amounts, and the page says so.
-    if (config.faucet) {
-      const funded = await state.api.fund(account.address, !config.paymaster);
-      state.funded = funded.funded
-        ? config.paymaster
-          ? 'The test network’s faucet gave this account demo tokens.'
-          : `The test network’s faucet topped this account up to ${units(funded.balance_wei, 18)} ETH for network fees, and gave it demo tokens.`
-        : null;
-    }
+    const owner = state.wallet.address;
+    state.smartAddress = (await state.api.account(owner)).address;
+    // "Use my address" is offered when the wallet says it signs EIP-7702 authorizations and the
+    // service serves such accounts; the owner's last choice holds (else a new smart account).
+    state.offer7702 = !!state.wallet.signAuthorization && (await serves7702(state.api, owner));
+    state.accountKind = loadChoice(storage(), owner, state.offer7702);
+    await fundAccount(state.api, config);
     await refresh();
   } catch (e) {
     state.wallet = null;
@@ -361,6 +375,81 @@ async function connect(kind: 'injected' | 'development', silent = false): Promis
     // The next step: choosing what to allow.
     if (state.wallet && !silent) focus('[data-testid=review]', $('grant'));
   }
+}
+
+/// The page's localStorage, when it has one.
+function storage(): Storage | undefined {
+  try {
+    return typeof localStorage === 'undefined' ? undefined : localStorage;
+  } catch {
+    return undefined;
+  }
+}
+
+/// Whether the service serves EIP-7702 accounts (an older one refuses the `kind` query).
+async function serves7702(api: Api, owner: Address): Promise<boolean> {
+  try {
+    const account = await api.account(owner, 'eip7702');
+    return account.address.toLowerCase() === owner.toLowerCase();
+  } catch (e) {
+    if (e instanceof ApiError && e.status >= 400 && e.status < 500) return false;
+    throw e;
+  }
+}
+
+/// The devnet faucet, for the account the owner chose. With a sponsor paying the fees the
+/// account needs no ETH, and gets none: only the demo tokens it pays with. The faucet tops up
+/// what is below its amounts, and the page says so.
+async function fundAccount(api: Api, config: Config): Promise<void> {
+  const { wallet } = state;
+  if (!config.faucet || !wallet) return;
+  const address = state.accountKind === 'eip7702' ? wallet.address : state.smartAddress;
+  if (!address) return;
+  const funded = await api.fund(address, !sponsorOffered());
+  state.funded = funded.funded
+    ? sponsorOffered()
+      ? 'The test network’s faucet gave this account demo tokens.'
+      : `The test network’s faucet topped this account up to ${units(funded.balance_wei, 18)} ETH for network fees, and gave it demo tokens.`
+    : null;
+}
+
+/// Whether the app's sponsor may pay the fees of the account shown: it has a paymaster, and the
+/// account is a smart one (the service's paymaster serves EntryPoint v0.7; an EIP-7702 account,
+/// on v0.8, pays its own fees from the address's ETH).
+function sponsorOffered(): boolean {
+  return !!state.config?.paymaster && state.accountKind !== 'eip7702';
+}
+
+/// Who pays the fees of the session being drafted: the choice, where there is one.
+function feePayer(): FeePayer {
+  return sponsorOffered() ? state.feePayer : 'account';
+}
+
+/// The owner chose the account its sessions act for: remembered for this owner; what the page
+/// showed of the other account goes (its sessions, a proposal made for it, results).
+async function chooseAccount(kind: AccountKind): Promise<void> {
+  const { api, config, wallet } = state;
+  if (!api || !config || !wallet || kind === state.accountKind || !state.offer7702) return;
+  if (state.proposing || state.approving || state.mint.busy) return;
+  saveChoice(storage(), wallet.address, kind);
+  state.accountKind = kind;
+  state.proposal = null;
+  state.proposalFees = null;
+  state.proposalDelegates = false;
+  state.grantError = null;
+  state.granted = null;
+  state.funded = null;
+  state.mint = { busy: false, result: null, error: null, fields: { quantity: '1' }, heldBefore: new Set(), quantity: 0 };
+  state.actions.clear();
+  state.revokeNotes.clear();
+  renderAll();
+  try {
+    await fundAccount(api, config);
+  } catch (e) {
+    if (!unreachable(e)) showBanner(`Could not fund the account: ${said(e)}`);
+  }
+  await refresh();
+  focus(`[data-testid=account-kind-${kind}]`, $('account'));
 }
 
 /// Moves keyboard focus to `selector` (in `within`), on purpose after an action, so that it
@@ -376,6 +465,10 @@ function focus(selector: string, within: ParentNode = document): boolean {
 /// Everything the page knew of the previous owner goes: a new account is a new page.
 function forgetOwner(): void {
   state.account = null;
+  state.accountKind = 'smart';
+  state.offer7702 = false;
+  state.smartAddress = null;
+  state.proposalDelegates = false;
   state.sessions = [];
   state.events = [];
   state.proposal = null;
@@ -421,13 +514,13 @@ function followWallet(): void {
 function specForPreset(): Spec {
   switch (state.preset) {
     case 'mint':
-      return mintSpec(state.feePayer);
+      return mintSpec(feePayer());
     case 'payment':
-      return paymentSpec(state.payee, state.perDay, state.feePayer);
+      return paymentSpec(state.payee, state.perDay, feePayer());
     case 'vote':
-      return voteSpec(state.feePayer);
+      return voteSpec(feePayer());
     case 'custom':
-      return customSpec(state.custom, state.feePayer);
+      return customSpec(state.custom, feePayer());
   }
 }
 
@@ -442,7 +535,12 @@ async function review(): Promise<void> {
     const spec = specForPreset();
     state.proposing = true;
     renderGrant();
-    state.proposal = await api.propose(wallet.address, spec);
+    const kind = state.accountKind;
+    const proposal = await api.propose(wallet.address, spec, {}, kind);
+    // Checked now, before any prompt: a delegation the page cannot name is never signed.
+    state.proposalDelegates = proposal.delegation != null;
+    if (proposal.delegation != null) parseDelegation(proposal.delegation, state.config?.chain_id ?? -1);
+    state.proposal = proposal;
     state.proposalFees = spec.fees;
   } catch (e) {
     unreachable(e);
@@ -465,13 +563,31 @@ async function approve(): Promise<void> {
   }
   state.approving = true;
   state.grantError = null;
-  renderGrant();
+  renderAll();
   let granted = false;
   try {
+    // "Use my address", the first time: the EIP-7702 authorization first (the wallet's first
+    // prompt), checked to be the owner's, then the grant.
+    let delegationSignature: Hex | undefined;
+    if (proposal.delegation != null) {
+      const delegation = parseDelegation(proposal.delegation, state.config?.chain_id ?? -1);
+      if (!wallet.signAuthorization) {
+        throw new Error('this wallet cannot sign the authorization your own address needs: choose a new smart account instead');
+      }
+      state.approvingStep = 'delegation';
+      renderGrant();
+      delegationSignature = await wallet.signAuthorization(delegation);
+      if (!(await signedBy(delegation, delegationSignature, wallet.address))) {
+        throw new Error(`the wallet signed the authorization with another account than ${short(wallet.address)}: nothing was granted`);
+      }
+    }
+    state.approvingStep = 'grant';
+    renderGrant();
     const signature = await wallet.signTypedData(proposal.typed_data);
-    await api.grant(proposal.session_id, signature);
+    await api.grant(proposal.session_id, signature, delegationSignature);
     state.granted = `Granted. Actions within its limits need no further signature.`;
     state.proposal = null;
+    state.proposalDelegates = false;
     state.mint.error = null;
     state.mint.result = null;
     granted = true;
@@ -482,6 +598,7 @@ async function approve(): Promise<void> {
     state.grantError = e instanceof ApiError ? said(e) : message(e);
   } finally {
     state.approving = false;
+    state.approvingStep = null;
     renderAll();
     // The next step: minting, when the new session mints; else the confirmation.
     const session = mintSession();
@@ -673,9 +790,70 @@ function renderWallet(): void {
   replace(el, ...buttons);
 }
 
+/// "Use my address" vs "a new smart account", when the page offers it: radio buttons in a
+/// fieldset (arrow keys move between them), the owner's choice checked.
+function accountChoice(): HTMLElement | null {
+  const { wallet } = state;
+  if (!wallet || !state.offer7702) return null;
+  const locked = state.proposing || state.approving || state.mint.busy || state.connecting;
+  const option = (kind: AccountKind, address: Address | null, title: string, text: string) =>
+    h(
+      'label',
+      { class: 'choice' },
+      h('input', {
+        type: 'radio',
+        name: 'account-kind',
+        value: kind,
+        testid: `account-kind-${kind}`,
+        checked: state.accountKind === kind,
+        disabled: locked,
+        onchange: () => void chooseAccount(kind),
+      }),
+      h(
+        'span',
+        {},
+        h('strong', {}, title),
+        address && ' (',
+        address && h('code', { title: address, testid: `account-kind-${kind}-address` }, short(address)),
+        address && ')',
+        `: ${text}`,
+      ),
+    );
+  return h(
+    'fieldset',
+    { class: 'account-choice', testid: 'account-choice' },
+    h('legend', {}, 'Which account the app acts for'),
+    option(
+      'eip7702',
+      wallet.address,
+      'Use my address',
+      'the session acts for your own account, with what it holds; your wallet asks you to sign twice the first time.',
+    ),
+    option(
+      'smart',
+      state.smartAddress,
+      'A new smart account',
+      'a separate account for this app’s sessions, made on its first use; one signature per session.',
+    ),
+  );
+}
+
+/// Whether the account shown is the owner's own address (EIP-7702).
+function ownAddress(): boolean {
+  return state.account?.kind === 'eip7702' || (state.accountKind === 'eip7702' && state.account?.address.toLowerCase() === state.wallet?.address.toLowerCase());
+}
+
+/// The "On chain" line of the account.
+function onChainText(account: AccountInfo): string {
+  if (!ownAddress()) return account.deployed ? 'deployed' : 'not deployed yet — the first action deploys it';
+  if (account.deployed) return 'your address runs Valet’s account code (EIP-7702)';
+  if (account.delegated) return 'your address runs Valet’s account code (EIP-7702); the first action activates it';
+  return 'a plain address for now — approving a session lets it run Valet’s account code (EIP-7702)';
+}
+
 function renderAccount(): void {
   const { account, config } = state;
-  const title = h('h2', { id: 'account-title' }, 'Your smart account');
+  const title = h('h2', { id: 'account-title' }, ownAddress() ? 'Your account (your own address)' : 'Your smart account');
   if (!account) {
     replace(
       $('account'),
@@ -698,17 +876,14 @@ function renderAccount(): void {
   replace(
     $('account'),
     title,
+    accountChoice(),
     h(
       'dl',
       { class: 'facts' },
       h('dt', {}, 'Address'),
-      h('dd', {}, h('code', { testid: 'account-address' }, account.address)),
+      h('dd', {}, h('code', { testid: 'account-address', 'data-kind': ownAddress() ? 'eip7702' : 'smart' }, account.address)),
       h('dt', {}, 'On chain'),
-      h(
-        'dd',
-        { testid: 'account-deployed' },
-        account.deployed ? 'deployed' : 'not deployed yet — the first action deploys it',
-      ),
+      h('dd', { testid: 'account-deployed' }, onChainText(account)),
       h('dt', {}, 'Balance'),
       h('dd', { testid: 'account-balance' }, `${units(account.balance_wei, 18)} ETH`),
       config?.paymaster && h('dt', {}, 'Fee sponsor'),
@@ -716,7 +891,9 @@ function renderAccount(): void {
         h(
           'dd',
           { testid: 'sponsorship' },
-          state.sponsorship
+          !sponsorOffered()
+            ? 'This app pays the network fees of smart accounts only: your own address pays its fees from its ETH.'
+            : state.sponsorship
             ? sponsorshipText(state.sponsorship)
             : `This app pays the network fees of sponsored sessions; what is left today is unknown${state.sponsorshipError ? `: ${state.sponsorshipError}` : ''}.`,
         ),
@@ -783,7 +960,7 @@ function presetForm(): (Node | null)[] {
 /// form asks how much of its ETH (the presets state their budgets); with one, the user chooses,
 /// sponsored first.
 function feeChoice(): Node | null {
-  if (!state.config?.paymaster) return null;
+  if (!sponsorOffered()) return null;
   const option = (payer: FeePayer, ...text: (Node | string)[]) =>
     h(
       'label',
@@ -916,7 +1093,7 @@ function customForm(): Node[] {
         inputmode: 'decimal',
       }),
       // Without a sponsor the account pays its fees: how much of its ETH they may take.
-      !state.config?.paymaster && feeBudgetField('Network fees: ETH budget'),
+      !sponsorOffered() && feeBudgetField('Network fees: ETH budget'),
     ),
     h('fieldset', { class: 'rules' }, h('legend', {}, 'Rules on arguments'), rules,
       h('button', { class: 'ghost', testid: 'add-rule', onclick: () => {
@@ -1004,18 +1181,43 @@ function renderGrant(): void {
           ),
         h(
           'p',
+          { class: 'who-acts', testid: 'grant-account' },
+          proposal.account_kind === 'eip7702'
+            ? ['For your own address ', h('code', { title: proposal.account }, short(proposal.account)), ': the session acts with what it holds.']
+            : ['For your smart account ', h('code', { title: proposal.account }, short(proposal.account)), '.'],
+        ),
+        h(
+          'p',
           { class: 'hint' },
           `Valet's contract on chain enforces these limits. The service holds this session's key and acts only through it; `,
-          proposal.account_deployed ? '' : 'your account is created with the first action; ',
-          'approving asks your wallet for one signature (no transaction, no fee).',
+          proposal.account_deployed || proposal.account_kind === 'eip7702' ? '' : 'your account is created with the first action; ',
+          state.proposalDelegates
+            ? 'approving asks your wallet for two signatures (no transaction, no fee): first an authorization that lets your address run Valet’s account code — it cannot move anything by itself —, then the session itself.'
+            : 'approving asks your wallet for one signature (no transaction, no fee).',
         ),
+        state.approvingStep &&
+          h(
+            'p',
+            { class: 'progress', role: 'status', testid: 'approve-step' },
+            state.approvingStep === 'delegation'
+              ? 'Signature 1 of 2 in your wallet: an authorization that lets your address run Valet’s account code. It cannot move anything by itself.'
+              : state.proposalDelegates
+                ? 'Signature 2 of 2 in your wallet: the session, with the limits above.'
+                : 'In your wallet: the session, with the limits above.',
+          ),
         h(
           'div',
           { class: 'actions' },
           h(
             'button',
             { class: 'primary', testid: 'approve', onclick: approve, disabled: busy || state.serviceDown },
-            state.approving ? 'Waiting for your signature…' : 'Approve with one signature',
+            state.approving
+              ? state.proposalDelegates
+                ? `Waiting for signature ${state.approvingStep === 'grant' ? 2 : 1} of 2…`
+                : 'Waiting for your signature…'
+              : state.proposalDelegates
+                ? 'Approve with two signatures'
+                : 'Approve with one signature',
           ),
           h(
             'button',

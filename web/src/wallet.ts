@@ -1,10 +1,26 @@
 // The owner's wallet: an injected EIP-1193 provider (window.ethereum) when the browser has one,
-// else — on the devnet only — a development wallet whose key the service publishes. Either way the
-// dApp asks it for exactly one thing: an EIP-712 signature.
+// else — on the devnet only — a development wallet whose key the service publishes. The dApp asks
+// it for an EIP-712 signature (a grant, a revocation) and, for "use my address" only, an EIP-7702
+// authorization.
+//
+// EIP-7702 signing. There is no standard JSON-RPC method for it yet; the page uses this one:
+//
+//   wallet_getCapabilities  [owner, [chainIdHex]]  (EIP-5792; asked once on connecting, no prompt)
+//     → { [chainIdHex | "0x0"]: { signAuthorization: { supported: true } } }   ("eip7702" also read)
+//   wallet_signAuthorization  [{ chainId: hex, address, nonce: hex }]   (one wallet prompt)
+//     → { r, s, yParity }   the signature of keccak256(0x05 ‖ rlp([chainId, address, nonce])) by
+//       the account the page is connected to (viem's SignedAuthorization: it may repeat chainId,
+//       address and nonce, which must then be the ones asked for). A 65-byte hex signature
+//       r ‖ s ‖ v (v 27/28 or 0/1) is taken too.
+//
+// A wallet that does not advertise the capability (or fails to answer wallet_getCapabilities) is
+// never asked to sign an authorization: the page offers it a new smart account only, as before.
+// The page never probes with wallet_signAuthorization itself (that would prompt).
 
 import type { Address, Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import type { TypedData } from './api';
+import { advertises7702, authorizationRequest, authorizationSignature, type Delegation } from './eip7702';
 
 /// The subset of EIP-1193 the page uses.
 export interface Eip1193Provider {
@@ -27,6 +43,9 @@ export interface Wallet {
   address: Address;
   /// Signs EIP-712 typed data (one wallet prompt for an injected wallet).
   signTypedData(data: TypedData): Promise<Hex>;
+  /// Signs an EIP-7702 authorization (one wallet prompt), as a 65-byte hex signature r ‖ s ‖ v;
+  /// absent when the wallet does not say it can.
+  signAuthorization?(delegation: Delegation): Promise<Hex>;
 }
 
 /// A wallet refusal or failure, in words a user can act on.
@@ -68,10 +87,22 @@ export async function connectInjected(provider: Eip1193Provider, chainId: number
       `the wallet is on chain ${Number.parseInt(walletChain, 16)}, but this service runs on chain ${chainId}: switch networks in the wallet`,
     );
   }
+  const can7702 = await signsAuthorizations(provider, address, chainId);
   return {
     kind: 'injected',
     label: 'Injected wallet',
     address,
+    ...(can7702 && {
+      async signAuthorization(delegation: Delegation) {
+        let answer: unknown;
+        try {
+          answer = await provider.request({ method: 'wallet_signAuthorization', params: authorizationRequest(delegation) });
+        } catch (e) {
+          throw walletError(e, 'sign the authorization');
+        }
+        return authorizationSignature(answer, delegation);
+      },
+    }),
     async signTypedData(data) {
       try {
         // Typed data with its EIP712Domain type, as eth_signTypedData_v4 expects.
@@ -84,6 +115,20 @@ export async function connectInjected(provider: Eip1193Provider, chainId: number
       }
     },
   };
+}
+
+/// Whether the wallet advertises EIP-7702 signing on `chainId` (see the top of this file). A
+/// wallet that does not know `wallet_getCapabilities` throws: no.
+export async function signsAuthorizations(provider: Eip1193Provider, address: Address, chainId: number): Promise<boolean> {
+  try {
+    const capabilities = await provider.request({
+      method: 'wallet_getCapabilities',
+      params: [address, [`0x${chainId.toString(16)}`]],
+    });
+    return advertises7702(capabilities, chainId);
+  } catch {
+    return false;
+  }
 }
 
 /// Typed data as `eth_signTypedData_v4` JSON carries it (integers as decimal strings) turned into

@@ -183,10 +183,10 @@ describe('the dApp in Chromium: one grant, sponsored mints without prompts, refu
     if (!existsSync(join(webDist, 'index.html'))) {
       throw new Error(`no built dApp at ${webDist}: run \`npm run build\` in web/`);
     }
-    // This file's own screenshots (numbered) go; other files' (states.test.ts: `state-…`) stay.
+    // This file's own screenshots (numbered) go; other files' (states.test.ts: `state-…`, eip7702.test.ts: `eip7702-…`) stay.
     mkdirSync(screenshotDir, { recursive: true });
     for (const file of readdirSync(screenshotDir)) {
-      if (!file.startsWith('state-')) rmSync(join(screenshotDir, file), { recursive: true, force: true });
+      if (!file.startsWith('state-') && !file.startsWith('eip7702-')) rmSync(join(screenshotDir, file), { recursive: true, force: true });
     }
     service = await startValet({ web: webDist });
     try {

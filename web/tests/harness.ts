@@ -351,6 +351,7 @@ export const signingMethods = new Set([
   'eth_signTransaction',
   'eth_sendTransaction',
   'wallet_sendCalls',
+  'wallet_signAuthorization',
 ]);
 
 class ProviderRpcError extends Error {
@@ -366,6 +367,16 @@ type Reply = { result: unknown } | { error: { code: number; message: string } };
 
 const bindingName = '__valetTestWallet';
 
+export interface TestWalletOptions {
+  /**
+   * Signs EIP-7702 authorizations (`wallet_signAuthorization`, with viem's `signAuthorization`)
+   * and says so in `wallet_getCapabilities` (the protocol is described in web/src/wallet.ts).
+   * Default true. False: a wallet that knows EIP-5792 but not EIP-7702 — its capabilities list
+   * nothing for the chain and `wallet_signAuthorization` is unsupported (4200).
+   */
+  eip7702?: boolean;
+}
+
 /**
  * An EIP-1193 wallet for the page: `window.ethereum` forwards each request to this object in
  * Node, which signs with a fresh local key. Like a real wallet, it reveals its account
@@ -377,8 +388,16 @@ export class TestWallet {
   readonly requests: WalletRequest[] = [];
   private connected = false;
 
+  /** Whether it signs EIP-7702 authorizations (and advertises it). */
+  readonly eip7702: boolean;
+
   /** The chain it says it is on; `switchChain` changes it. */
-  constructor(public chainId: number) {}
+  constructor(
+    public chainId: number,
+    options: TestWalletOptions = {},
+  ) {
+    this.eip7702 = options.eip7702 ?? true;
+  }
 
   /** Another account, as a user switching accounts in the wallet; tells `page` (accountsChanged). */
   async switchAccount(page: Page): Promise<Address> {
@@ -453,9 +472,49 @@ export class TestWallet {
         return this.signTypedData(params);
       case 'personal_sign':
         return this.personalSign(params);
-      default:
-        throw new ProviderRpcError(4200, `The test wallet does not support ${method}`);
+      case 'wallet_getCapabilities':
+        return this.capabilities(params);
+      case 'wallet_signAuthorization':
+        if (!this.eip7702) break;
+        return this.signAuthorization(params);
     }
+    throw new ProviderRpcError(4200, `The test wallet does not support ${method}`);
+  }
+
+  /** EIP-5792: by chain id (hex), what the wallet can do there. */
+  private capabilities([from, chains]: unknown[]): Record<Hex, Record<string, unknown>> {
+    this.expectOwnAddress(from);
+    const chain = toHex(this.chainId);
+    if (Array.isArray(chains) && !chains.some((c) => typeof c === 'string' && isHex(c) && BigInt(c) === BigInt(this.chainId))) {
+      return {};
+    }
+    return { [chain]: this.eip7702 ? { signAuthorization: { supported: true } } : {} };
+  }
+
+  /**
+   * `[{ chainId, address, nonce }]` (hex quantities) → `{ chainId, address, nonce, r, s, yParity }`:
+   * viem's SignedAuthorization as JSON-RPC carries it (quantities in hex).
+   */
+  private async signAuthorization([request]: unknown[]): Promise<Record<string, unknown>> {
+    const { chainId, address, nonce } = (request ?? {}) as Record<string, unknown>;
+    const quantity = (value: unknown, name: string): number => {
+      if (typeof value !== 'string' || !isHex(value)) throw new ProviderRpcError(-32602, `wallet_signAuthorization: ${name} must be a hex quantity`);
+      return Number(BigInt(value));
+    };
+    if (typeof address !== 'string' || !isHex(address) || address.length !== 42) {
+      throw new ProviderRpcError(-32602, 'wallet_signAuthorization: address must be an address');
+    }
+    const chain = quantity(chainId, 'chainId');
+    if (chain !== this.chainId) throw new ProviderRpcError(4901, `The test wallet is on chain ${this.chainId}, not ${chain}`);
+    const signed = await this.account.signAuthorization({ chainId: chain, address, nonce: quantity(nonce, 'nonce') });
+    return {
+      chainId: toHex(signed.chainId),
+      address: signed.address,
+      nonce: toHex(signed.nonce),
+      r: signed.r,
+      s: signed.s,
+      yParity: toHex(signed.yParity ?? 0),
+    };
   }
 
   private signTypedData([from, json]: unknown[]): Promise<Hex> {

@@ -153,8 +153,26 @@ pub(crate) async fn up(port: u16, dir: PathBuf, alto: bool, json: bool, web: &Pa
     }
     let vault = Vault::connect(&format!("sqlite://{}?mode=rwc", dir.join("valet.db").display())).await?;
     let master = MasterKey::load(&dir.join("master.key"))?;
-    let submitter = crate::submitter_for(&devnet).await?;
+    // Smart accounts on EntryPoint v0.7, EOAs (EIP-7702) on v0.8: through Alto, which serves
+    // both, or directly from dev key 1, one nonce manager for both EntryPoints.
+    let (submitter, submitter_7702): (Arc<dyn Submitter>, Arc<dyn Submitter>) = match devnet.bundler_url() {
+        Some(url) => (
+            Arc::new(
+                Bundler::new(BundlerClient::new(&url, devnet.addresses.entry_point)?)
+                    .with_node(devnet.provider.clone()),
+            ),
+            Arc::new(
+                Bundler::new(BundlerClient::new(&url, valet_core::ENTRY_POINT_V08)?).with_node(devnet.provider.clone()),
+            ),
+        ),
+        None => {
+            let direct = Direct::new(devnet.provider_for(1), devnet.key(1).address()).await?;
+            let for_7702 = direct.for_entry_point(valet_core::ENTRY_POINT_V08);
+            (Arc::new(direct), Arc::new(for_7702))
+        }
+    };
     let valet = Valet::new(devnet.provider.clone(), submitter, devnet.deployment()).await?;
+    let valet_7702 = Valet::new(devnet.provider.clone(), submitter_7702, devnet.deployment_7702()).await?;
     let a = devnet.addresses;
     let names = BTreeMap::from([
         ("ValetNFT".to_string(), a.nft),
@@ -165,6 +183,7 @@ pub(crate) async fn up(port: u16, dir: PathBuf, alto: bool, json: bool, web: &Pa
     // Owners' revocations go out from dev key 9 (the submitter's handleOps from key 1, or Alto's).
     let revoker = Relayer::new(devnet.provider_for(9), devnet.key(9).address());
     let mut service = Service::new(valet, vault, master, &token, names.clone(), Some(revoker));
+    service.valet_7702 = Some(valet_7702);
     // Accounts made in the dApp get 1 ETH for gas and 100 demo tokens to pay with.
     let ether = alloy::primitives::U256::from(10u128.pow(18));
     service.faucet = Some(
@@ -302,15 +321,20 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     // One relayer account, whatever it sends: handleOps and owners' revocations share its nonces.
-    let (submitter, relayer): (Arc<dyn Submitter>, Option<Relayer>) = match (&args.bundler_url, wallet) {
+    // EIP-7702 accounts' operations go to EntryPoint v0.8: on the same bundler URL, or from the
+    // same relayer through the same nonce manager.
+    type Submitters = (Arc<dyn Submitter>, Arc<dyn Submitter>, Option<Relayer>);
+    let (submitter, submitter_7702, relayer): Submitters = match (&args.bundler_url, wallet) {
         (Some(url), wallet) => (
             Arc::new(Bundler::new(BundlerClient::new(url, valet_core::ENTRY_POINT_V07)?).with_node(provider.clone())),
+            Arc::new(Bundler::new(BundlerClient::new(url, valet_core::ENTRY_POINT_V08)?).with_node(provider.clone())),
             wallet.map(|(w, address)| Relayer::new(w, address)),
         ),
         (None, Some((wallet, address))) => {
             let direct = Direct::new(wallet, address).await?;
             let relayer = direct.relayer();
-            (Arc::new(direct), Some(relayer))
+            let for_7702 = direct.for_entry_point(valet_core::ENTRY_POINT_V08);
+            (Arc::new(direct), Arc::new(for_7702), Some(relayer))
         }
         (None, None) => bail!("give --bundler-url or --relayer-key (VALET_BUNDLER_URL / VALET_RELAYER_KEY)"),
     };
@@ -322,6 +346,13 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         kind: valet_client::AccountKind::Smart,
     };
     let valet = Valet::new(provider.clone(), submitter, deployment).await?;
+    // EIP-7702 accounts too where EntryPoint v0.8 and Valet's 7702 implementation are deployed
+    // (`valet deploy` puts them there); elsewhere the service serves smart accounts only.
+    let deployment_7702 = Deployment { validator: deployment.validator, ..Deployment::eip7702() };
+    let (valet_7702, eip7702) = match eip7702_client(&provider, submitter_7702, deployment_7702).await {
+        Ok(valet) => (Some(valet), json!("served")),
+        Err(why) => (None, json!(format!("not served: {why}"))),
+    };
     let database = args
         .database_url
         .clone()
@@ -332,11 +363,26 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let names = args.names.into_iter().collect();
     let chain_id = provider.get_chain_id().await?;
     let mut service = Service::new(valet, vault, master, &token, names, relayer);
+    service.valet_7702 = valet_7702;
     if let (Some(paymaster), Some(key)) = (args.paymaster, &args.sponsor_key) {
         service.sponsor = Some(sponsor(&provider, paymaster, key).await?);
     }
-    let extra = json!({ "rpc_url": args.rpc_url, "chain_id": chain_id, "paymaster": args.paymaster });
+    let extra =
+        json!({ "rpc_url": args.rpc_url, "chain_id": chain_id, "paymaster": args.paymaster, "eip7702": eip7702 });
     // The chain is not ours to watch: a node that goes away shows in the answers.
     let listen = args.port.map_or(args.listen, |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
     run(service, listen, &args.data_dir, args.json, extra, std::future::pending()).await
+}
+
+/// The client for EIP-7702 accounts at `deployment`, if EntryPoint v0.8 and the implementation
+/// are on the chain; else why not.
+async fn eip7702_client(
+    provider: &DynProvider,
+    submitter: Arc<dyn Submitter>,
+    deployment: Deployment,
+) -> anyhow::Result<Valet> {
+    if provider.get_code_at(deployment.entry_point).await?.is_empty() {
+        bail!("no EntryPoint v0.8 at {}", deployment.entry_point);
+    }
+    Ok(Valet::new(provider.clone(), submitter, deployment).await?)
 }

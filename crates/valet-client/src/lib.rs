@@ -25,8 +25,8 @@ pub use valet_core::{
 
 pub use bundler::BundlerClient;
 pub use client::{
-    Account, AccountKind, ChainState, Deployment, Executed, FeeStatus, MultichainProposal, Prepared, Proposal, Revocation, Revoked,
-    SessionStatus, Standing, Valet, chain_name,
+    Account, AccountKind, ChainState, Deployment, Executed, FeeStatus, MultichainProposal, Prepared, Proposal,
+    Revocation, Revoked, SessionStatus, Standing, Valet, chain_name,
 };
 pub use devnet::{Devnet, DevnetAddresses, DevnetOptions};
 pub use error::{BoxError, Error};

@@ -36,6 +36,10 @@ pub enum Error {
         /// The operation's maximum cost, in wei: every gas limit times maxFeePerGas.
         max_cost: U256,
     },
+    /// The service has no client for this kind of account (`smart` or `eip7702`): it was started
+    /// without one.
+    #[error("this service does not serve {0} accounts (it was started without a client for them)")]
+    AccountKindUnavailable(&'static str),
     /// The service does not sponsor this app's operations: why (the app has no budget, or the
     /// service runs without a sponsor).
     #[error("{0}")]

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use alloy::primitives::Address;
 use tokio::sync::Mutex;
-use valet_client::Valet;
+use valet_client::{AccountKind, Valet};
 
 pub use crypto::MasterKey;
 pub use error::Error;
@@ -28,8 +28,13 @@ pub use web::{Faucet, Web};
 
 /// What the service needs: the chain client, the vault, the master key and the admin token.
 pub struct Service {
-    /// Valet's client (chain + submitter + deployment).
+    /// Valet's client (chain + submitter + deployment) for smart accounts (EntryPoint v0.7).
     pub valet: Valet,
+    /// Valet's client for EIP-7702 accounts (EntryPoint v0.8, `Deployment::eip7702`), on the same
+    /// chain and validator (`None`: the service serves smart accounts only). With direct
+    /// submission its submitter is the smart accounts' one for EntryPoint v0.8
+    /// ([`valet_client::Direct::for_entry_point`]), so that both share the relayer's nonces.
+    pub valet_7702: Option<Valet>,
     /// The database.
     pub vault: Vault,
     /// Seals and opens session keys.
@@ -66,6 +71,7 @@ impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Service")
             .field("valet", &self.valet)
+            .field("valet_7702", &self.valet_7702)
             .field("names", &self.names)
             .field("sponsor", &self.sponsor)
             .finish_non_exhaustive()
@@ -84,6 +90,7 @@ impl Service {
     ) -> Self {
         Self {
             valet,
+            valet_7702: None,
             vault,
             master,
             admin_token_hash: vault::sha256_hex(admin_token.as_bytes()),
@@ -100,6 +107,30 @@ impl Service {
         }
     }
 
+    /// The client for accounts of `kind`: 400 `account_kind_unavailable` when the service has none.
+    pub fn valet_for(&self, kind: AccountKind) -> Result<&Valet, Error> {
+        match kind {
+            AccountKind::Smart => Ok(&self.valet),
+            AccountKind::Eip7702 => self.valet_7702.as_ref().ok_or(Error::AccountKindUnavailable(kind_name(kind))),
+        }
+    }
+
+    /// The client for stored session `row`'s kind of account.
+    pub fn valet_of(&self, row: &vault::SessionRow) -> Result<&Valet, Error> {
+        let kind = parse_kind(&row.account_kind).ok_or_else(|| {
+            Error::Database(format!(
+                "session {}: stored account kind `{}` is not smart or eip7702",
+                row.id, row.account_kind
+            ))
+        })?;
+        self.valet_for(kind)
+    }
+
+    /// Every client the service has: the smart accounts' first.
+    pub fn clients(&self) -> impl Iterator<Item = &Valet> {
+        std::iter::once(&self.valet).chain(self.valet_7702.as_ref())
+    }
+
     /// The lock of session `id`'s lane.
     async fn lane(&self, id: &str) -> Arc<Mutex<()>> {
         self.lanes.lock().await.entry(id.to_string()).or_default().clone()
@@ -112,6 +143,23 @@ impl Service {
         let local = lane.lock_owned().await;
         let across = self.vault.lane_lock(id).await?;
         Ok(HeldLane { _across: across, _local: local })
+    }
+}
+
+/// An account kind as the API and the database name it: `smart` or `eip7702`.
+pub fn kind_name(kind: AccountKind) -> &'static str {
+    match kind {
+        AccountKind::Smart => "smart",
+        AccountKind::Eip7702 => "eip7702",
+    }
+}
+
+/// The account kind named `name` (`smart` or `eip7702`), if it is one.
+pub fn parse_kind(name: &str) -> Option<AccountKind> {
+    match name {
+        "smart" => Some(AccountKind::Smart),
+        "eip7702" => Some(AccountKind::Eip7702),
+        _ => None,
     }
 }
 

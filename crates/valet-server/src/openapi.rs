@@ -68,6 +68,8 @@ pub fn document() -> Value {
                         "warnings": { "type": "array", "items": { "type": "string" }, "description": "What the owner should hear before granting, though nothing is refused: a function the target's known ABI does not have, a session longer than 30 days; empty when none" },
                         "digest": { "type": "string" },
                         "typed_data": { "type": "object" },
+                        "account_kind": { "enum": ["smart", "eip7702"] },
+                        "delegation": { "type": "object", "description": "Of an eip7702 session whose EOA does not delegate to Valet yet: the EIP-7702 authorization the owner signs besides the grant ({chain_id, address, nonce, signing_hash}); its signature goes with the grant as delegation_signature" },
                         "fee_estimate": {
                             "oneOf": [{ "$ref": "#/components/schemas/FeeEstimate" }, { "type": "null" }],
                             "description": "Roughly what the session's operations cost in network fees now, whoever pays them; null when the chain cannot say"
@@ -183,7 +185,8 @@ pub fn document() -> Value {
             "/v1/accounts/{owner}": { "get": { "summary": "An owner's counterfactual account",
                 "parameters": [
                     { "name": "owner", "in": "path", "required": true, "schema": { "$ref": "#/components/schemas/Address" } },
-                    { "name": "salt", "in": "query", "required": false, "schema": { "type": "string", "pattern": "^[0-9]+$" } }
+                    { "name": "salt", "in": "query", "required": false, "schema": { "type": "string", "pattern": "^[0-9]+$" } },
+                    { "name": "kind", "in": "query", "required": false, "description": "smart (a ValetAccount clone, the default) or eip7702 (the owner's EOA itself, delegating to Valet; no salt)", "schema": { "enum": ["smart", "eip7702"] } }
                 ],
                 "responses": errors(json!({ "200": json_response("The account", json!({ "type": "object" })) }), AUTH_ERRORS) } },
             "/v1/sessions": {
@@ -194,9 +197,10 @@ pub fn document() -> Value {
                         "spec": { "description": "A TOML spec (string) or a JSON spec (object)", "type": ["string", "object"] },
                         "permission_request": { "description": "Or an ERC-7715-style request: {chainId, permission: {type, data}, rules: [{type, data}]}", "type": "object" },
                         "fees": { "description": "With permission_request: how fees are paid, \"sponsored\" (the default) or {budget, per_period, period, paymasters}", "type": ["string", "object"] },
-                        "names": { "type": "object", "additionalProperties": { "$ref": "#/components/schemas/Address" } }
+                        "names": { "type": "object", "additionalProperties": { "$ref": "#/components/schemas/Address" } },
+                        "account_kind": { "description": "smart (the default) or eip7702: the session acts for the owner's EOA itself, which delegates to Valet (EIP-7702); the proposal then carries the delegation to sign", "enum": ["smart", "eip7702"] }
                     }, "required": ["owner"], "additionalProperties": false })),
-                    "responses": errors(json!({ "201": json_response("Proposed", json!({ "$ref": "#/components/schemas/Proposal" })) }), AUTH_ERRORS) },
+                    "responses": errors(json!({ "201": json_response("Proposed", json!({ "$ref": "#/components/schemas/Proposal" })) }), &[("400", "Malformed request"), ("401", "Missing or unknown API key"), ("409", "An EOA that must be upgraded before a bundler can serve it (upgrade_required)")]) },
                 "get": { "summary": "This app's sessions with what is left",
                     "parameters": [{ "name": "account", "in": "query", "required": false, "schema": { "$ref": "#/components/schemas/Address" } }],
                     "responses": errors(json!({ "200": json_response("Sessions", json!({ "type": "object" })) }), AUTH_ERRORS) }
@@ -206,8 +210,11 @@ pub fn document() -> Value {
                 "responses": errors(json!({ "200": json_response("The session", json!({ "$ref": "#/components/schemas/Session" })) }), &[("400", "Malformed id"), ("401", "Unauthorized"), ("404", "No such session for this app")]) } },
             "/v1/sessions/{id}/grant": { "post": { "summary": "The owner's EIP-712 grant signature",
                 "parameters": [session_id_param()],
-                "requestBody": body(json!({ "type": "object", "properties": { "signature": { "$ref": "#/components/schemas/Signature" } }, "required": ["signature"], "additionalProperties": false })),
-                "responses": errors(json!({ "200": json_response("Active", json!({ "type": "object" })) }), &[("400", "Malformed"), ("401", "Unauthorized"), ("403", "Not the owner's signature"), ("404", "No such session"), ("409", "Not waiting for a grant")]) } },
+                "requestBody": body(json!({ "type": "object", "properties": {
+                    "signature": { "$ref": "#/components/schemas/Signature" },
+                    "delegation_signature": { "description": "Of an eip7702 session whose EOA does not delegate to Valet yet: the owner EOA's signature of the proposal's delegation.signing_hash", "$ref": "#/components/schemas/Signature" }
+                }, "required": ["signature"], "additionalProperties": false })),
+                "responses": errors(json!({ "200": json_response("Active", json!({ "type": "object" })) }), &[("400", "Malformed, or the delegation missing (delegation_required) or not the owner's"), ("401", "Unauthorized"), ("403", "Not the owner's signature"), ("404", "No such session"), ("409", "Not waiting for a grant")]) } },
             "/v1/sessions/{id}/execute": { "post": { "summary": "Execute calls within the session (pre-flighted; idempotent with Idempotency-Key)",
                 "parameters": [session_id_param(), { "name": "Idempotency-Key", "in": "header", "required": false, "schema": { "type": "string", "minLength": 1, "maxLength": 200 } }],
                 "requestBody": body(json!({ "type": "object", "properties": { "calls": { "type": "array", "minItems": 1, "maxItems": 32, "items": { "$ref": "#/components/schemas/Call" } } }, "required": ["calls"], "additionalProperties": false })),

@@ -221,7 +221,13 @@ impl Service {
         let hash_word: B256 =
             hash.parse().map_err(|_| Error::Database(format!("stored userOpHash `{hash}` is not hex")))?;
 
-        let nonce = self.valet.nonce(op.sender, op.nonce >> 64).await?;
+        // The client of the session's kind of account: its EntryPoint holds the nonce, its
+        // submitter sends the operation again.
+        let valet = match &session {
+            Some(row) => self.valet_of(row)?,
+            None => &self.valet,
+        };
+        let nonce = valet.nonce(op.sender, op.nonce >> 64).await?;
         // Read before the logs too: an operation not found after it can only land in a later block.
         let latest = self.latest_timestamp().await?;
         if let Some(receipt) = self.find_operation(hash_word).await? {
@@ -250,7 +256,7 @@ impl Service {
                 );
                 return finish("failed", None, json!({ "reason": reason, "never_included": true })).await;
             }
-            if self.valet.chain_state(account, &decoded).await.is_ok_and(|c| c.state.is_final()) {
+            if valet.chain_state(account, &decoded).await.is_ok_and(|c| c.state.is_final()) {
                 let reason = "its session is revoked on chain: it can never be included";
                 return finish("failed", None, json!({ "reason": reason, "never_included": true })).await;
             }
@@ -261,7 +267,7 @@ impl Service {
         if execution.status == "unknown" && since < RESEND_AFTER.as_secs() as i64 {
             return Ok(Settled::Unknown);
         }
-        match self.valet.submitter().submit(std::slice::from_ref(&op)).await {
+        match valet.submitter().submit(std::slice::from_ref(&op)).await {
             Ok(mut receipts) => {
                 let receipt = receipts.remove(0);
                 let status = if receipt.success { "included" } else { "reverted" };
@@ -297,13 +303,18 @@ impl Service {
         Ok(self.find_operations(&[hash]).await?.pop())
     }
 
-    /// Those of the operations `hashes` that are on chain, from their `UserOperationEvent`s.
+    /// Those of the operations `hashes` that are on chain, from their `UserOperationEvent`s at
+    /// every EntryPoint the service sends to (v0.7 for smart accounts; v0.8 too when it serves
+    /// EIP-7702 accounts: the same event, at another address).
     async fn find_operations(&self, hashes: &[B256]) -> Result<Vec<OpReceipt>, Error> {
+        let mut entry_points: Vec<alloy::primitives::Address> =
+            self.clients().map(|v| v.deployment().entry_point).collect();
+        entry_points.dedup();
         let mut found = Vec::new();
         // A few topics per query: nodes limit how many a filter may hold.
         for chunk in hashes.chunks(50) {
             let filter = alloy::rpc::types::Filter::new()
-                .address(self.valet.deployment().entry_point)
+                .address(entry_points.clone())
                 .event_signature(EntryPoint::UserOperationEvent::SIGNATURE_HASH)
                 .topic1(chunk.to_vec())
                 .from_block(0);
@@ -314,7 +325,7 @@ impl Service {
                 }
                 // Its own logs, from its transaction's (the events the execution answers with).
                 let transaction_hash = log.transaction_hash.unwrap_or_default();
-                let entry_point = self.valet.deployment().entry_point;
+                let entry_point = log.address();
                 let logs = match self.valet.provider().get_transaction_receipt(transaction_hash).await.map_err(rpc)? {
                     Some(receipt) => valet_client::submit::operation_logs(entry_point, receipt.inner.logs())
                         .into_iter()
@@ -375,7 +386,8 @@ impl Service {
             return Ok(Landed::Pending("this service has no relayer key".into()));
         };
         let (account, session, id) = decode(row)?;
-        let state = match self.valet.chain_state(account, &session).await {
+        let valet = self.valet_of(row)?;
+        let state = match valet.chain_state(account, &session).await {
             Ok(chain) => chain.state,
             Err(e) => return Ok(Landed::Pending(e.to_string())),
         };
@@ -389,13 +401,13 @@ impl Service {
             return Ok(Landed::NotNeeded);
         }
         let validator =
-            valet_client::contracts::SessionKeyValidator::new(self.valet.deployment().validator, relayer.provider());
+            valet_client::contracts::SessionKeyValidator::new(valet.deployment().validator, relayer.provider());
         let tx = validator.revokeSessionWithSignature(account, id, signature.clone()).into_transaction_request();
         match relayer.send(tx).await {
             Ok(receipt) => Ok(Landed::Included(Some(receipt.transaction_hash))),
             Err(ClientError::TransactionWouldRevert(reason)) => {
                 // Revoked meanwhile (by the owner, or an earlier attempt of ours)?
-                match self.valet.chain_state(account, &session).await.map(|c| c.state) {
+                match valet.chain_state(account, &session).await.map(|c| c.state) {
                     Ok(now) if now.is_final() => Ok(Landed::Included(None)),
                     _ if state != Standing::Enabled => Ok(Landed::Pending(format!(
                         "{reason} (the session is not enabled on chain yet; {in_flight} of its operations may still land)"

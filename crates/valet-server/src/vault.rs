@@ -99,6 +99,11 @@ pub struct SessionRow {
     pub status: String,
     /// Unix seconds.
     pub created_at: i64,
+    /// `smart` (a ValetAccount clone) or `eip7702` (the owner's EOA, delegating to Valet).
+    pub account_kind: String,
+    /// Of an `eip7702` session: the owner's signed EIP-7702 authorization (JSON, an operation's
+    /// `eip7702Auth`), from the grant until an operation of the session used it.
+    pub delegation: Option<String>,
 }
 
 /// A recorded execution.
@@ -238,7 +243,8 @@ impl std::fmt::Debug for LaneLock {
 }
 
 const SESSION_COLUMNS: &str = "id, app_id, chain_id, validator, account, owner, salt, session_key, packed, functions, \
-                               names, summary, sealed_key, grant_sig, status, created_at";
+                               names, summary, sealed_key, grant_sig, status, created_at, account_kind, \
+                               delegation";
 const EXECUTION_COLUMNS: &str = "id, session_id, idempotency_key, request_hash, status, user_op_hash, \
                                  transaction_hash, gas_used, detail, updated_at";
 const REVOCATION_COLUMNS: &str =
@@ -275,6 +281,8 @@ fn session_row(r: &sqlx::any::AnyRow) -> Result<SessionRow, Error> {
         grant_sig: r.try_get("grant_sig").map_err(db)?,
         status: r.try_get("status").map_err(db)?,
         created_at: r.try_get("created_at").map_err(db)?,
+        account_kind: r.try_get("account_kind").map_err(db)?,
+        delegation: r.try_get("delegation").map_err(db)?,
     })
 }
 
@@ -366,7 +374,7 @@ impl Vault {
     pub async fn insert_session(&self, s: &SessionRow) -> Result<(), Error> {
         sqlx::query(&format!(
             "INSERT INTO sessions ({SESSION_COLUMNS}, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $16)"
         ))
         .bind(&s.id)
         .bind(&s.app_id)
@@ -384,6 +392,8 @@ impl Vault {
         .bind(&s.grant_sig)
         .bind(&s.status)
         .bind(s.created_at)
+        .bind(&s.account_kind)
+        .bind(&s.delegation)
         .execute(&self.pool)
         .await
         .map_err(db)?;
@@ -455,6 +465,32 @@ impl Vault {
         }
         tx.commit().await.map_err(db)?;
         Ok(changed)
+    }
+
+    /// Stores `delegation` (the owner's signed EIP-7702 authorization, JSON) for session `id` while
+    /// it waits for its grant; false if it is no longer proposed.
+    pub async fn propose_delegation(&self, id: &str, delegation: &str) -> Result<bool, Error> {
+        let done =
+            sqlx::query("UPDATE sessions SET delegation = $1, updated_at = $2 WHERE id = $3 AND status = 'proposed'")
+                .bind(delegation)
+                .bind(now())
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Forgets session `id`'s delegation: an operation used it (the EOA delegates to Valet now),
+    /// or it can never be used.
+    pub async fn clear_delegation(&self, id: &str) -> Result<(), Error> {
+        sqlx::query("UPDATE sessions SET delegation = NULL, updated_at = $1 WHERE id = $2")
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
     }
 
     /// Starts an execution: a fresh id for it (nothing is written until it is built or refused,

@@ -18,6 +18,8 @@ use super::*;
 #[serde(deny_unknown_fields)]
 pub(crate) struct AccountQuery {
     salt: Option<String>,
+    /// `smart` (default) or `eip7702`.
+    kind: Option<String>,
 }
 
 pub(crate) async fn account(
@@ -28,7 +30,20 @@ pub(crate) async fn account(
 ) -> ApiResult {
     let owner = parse_address(&owner, "owner")?;
     let salt = q.salt.as_deref().map(parse_salt).transpose()?.unwrap_or_default();
-    let account = service.valet.account(owner, salt).await?;
+    let kind = super::sessions::requested_kind(q.kind.as_deref())?;
+    let valet = service.valet_for(kind)?;
+    if kind == valet_client::AccountKind::Eip7702 && !salt.is_zero() {
+        return Err(ApiError::bad(format!(
+            "salt {salt}: an eip7702 account is the owner's EOA {owner} itself, it has no salt (give none, or 0)"
+        )));
+    }
+    let account = valet.account(owner, salt).await?;
+    // An EOA's: whether its code delegates to Valet's implementation (`0xef0100 ‖ address`);
+    // `deployed` says whether it also activated it.
+    let delegated = match kind {
+        valet_client::AccountKind::Smart => None,
+        valet_client::AccountKind::Eip7702 => Some(valet.is_delegated(owner).await?),
+    };
     let balance = service
         .valet
         .provider()
@@ -56,13 +71,15 @@ pub(crate) async fn account(
         }
         tokens.insert(name.clone(), entry);
     }
-    ok(
-        StatusCode::OK,
-        json!({
-            "address": account.address, "owner": owner, "salt": salt.to_string(), "deployed": account.deployed,
-            "balance_wei": balance.to_string(), "tokens": tokens,
-        }),
-    )
+    let mut answer = json!({
+        "address": account.address, "owner": owner, "salt": salt.to_string(), "kind": crate::kind_name(kind),
+        "deployed": account.deployed, "balance_wei": balance.to_string(), "tokens": tokens,
+    });
+    if let Some(delegated) = delegated {
+        answer["delegated"] = json!(delegated);
+        answer["implementation"] = json!(valet.deployment().factory);
+    }
+    ok(StatusCode::OK, answer)
 }
 
 alloy::sol! {

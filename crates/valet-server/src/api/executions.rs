@@ -202,6 +202,13 @@ pub(crate) async fn execute(
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("execution task: {e}")))?
 }
 
+/// Whether the SDK's configuration error `message` is about an EIP-7702 account's delegation
+/// (stale, not the owner's, for another chain or implementation, missing), which the owner
+/// fixes by signing a new one: not a failure of the service.
+fn is_delegation_problem(message: &str) -> bool {
+    message.contains("EIP-7702 authorization") || message.contains("does not delegate to Valet")
+}
+
 /// Records an execution that ends before anything is sent, as `status` with `audit` (whose detail
 /// is the execution's): written now, or updated if it was built before (`written`).
 async fn unsent(
@@ -239,6 +246,8 @@ impl Run {
     pub(crate) async fn execute(self) -> ApiResult {
         let Run { service, app, row, session, id, calls, names, idempotency_key, request_hash, schedule } = self;
         let account = row_account(&row)?;
+        let kind_valet = service.valet_of(&row)?.clone();
+        let eip7702 = kind_valet.deployment().kind == valet_client::AccountKind::Eip7702;
         // One execution at a time on this session's lane.
         let _lane = service.hold_lane(&row.id).await?;
         let execution_id = match service.vault.begin_execution(&app.id, idempotency_key.as_deref()).await? {
@@ -304,12 +313,20 @@ impl Run {
         let key_bytes = alloy::hex::decode(&row.sealed_key)
             .map_err(|_| ApiError::from(crate::Error::Database("sealed key is not hex".into())))?;
         let grant: Bytes = row.grant_sig.as_deref().unwrap_or_default().parse().unwrap_or_default();
-        let validator = service.valet.deployment().validator;
+        let validator = kind_valet.deployment().validator;
+        // An eip7702 session's signed delegation, until an operation used it: the first operation
+        // carries it (and delegates, activates, enables, uses) unless the EOA delegates already.
+        let delegation = match &row.delegation {
+            Some(json) => Some(serde_json::from_str::<valet_core::user_operation::Eip7702Auth>(json).map_err(|e| {
+                ApiError::from(crate::Error::Database(format!("stored delegation of session {id}: {e}")))
+            })?),
+            None => None,
+        };
         // The session key, opened and boxed on a stack wiped afterwards: in one place until the
         // handle is dropped, which wipes it.
         let handle = wiping_stack(|| -> Result<Box<SessionHandle>, ApiError> {
             let key = service.master.open(id, &key_bytes)?;
-            Ok(Box::new(SessionHandle::new(session.clone(), key, grant, validator)?))
+            Ok(Box::new(SessionHandle::new(session.clone(), key, grant, validator)?.with_authorization(delegation)))
         })?;
         let functions: Vec<Option<Function>> = serde_json::from_str::<Vec<Option<String>>>(&row.functions)
             .unwrap_or_default()
@@ -319,14 +336,23 @@ impl Run {
 
         // Sponsored when the app has a budget (and the service a paymaster): the sponsor reserves
         // each operation's maximum cost against the app's budget before the session key signs it.
-        let not_sponsored = service.not_sponsored(&app).await?;
+        // The service's paymaster approves operations for EntryPoint v0.7: an EIP-7702 account's
+        // (v0.8) pay their fees from the EOA's own ETH.
+        let not_sponsored = if eip7702 {
+            Some(
+                "an eip7702 account pays its own fees: the service sponsors smart accounts' operations only"
+                    .to_string(),
+            )
+        } else {
+            service.not_sponsored(&app).await?
+        };
         let sponsor = match &not_sponsored {
             None => BudgetedSponsor::new(service.clone(), app.clone(), &execution_id).map(Arc::new),
             Some(_) => None,
         };
         let valet = match &sponsor {
-            Some(sponsor) => service.valet.clone().with_paymaster(sponsor.clone()),
-            None => service.valet.clone(),
+            Some(sponsor) => kind_valet.clone().with_paymaster(sponsor.clone()),
+            None => kind_valet.clone(),
         };
         // Releases what the sponsor reserved for operations that did not leave the service, or
         // that the chain refused.
@@ -358,6 +384,17 @@ impl Run {
                     e.extra = Some(json!({ "refusal": refusal.to_string(), "execution_id": execution_id }));
                     return Err(e);
                 }
+                // The session's delegation cannot be used (the EOA's nonce moved since it was
+                // signed, it is not the owner's, …) or is missing: nothing was built or sent.
+                Err(ClientError::Config(message)) if eip7702 && is_delegation_problem(&message) => {
+                    release(&sponsor).await?;
+                    let detail = json!({ "execution_id": execution_id, "reason": message, "sent": false });
+                    let audit = Audit { event: "execution.refused", detail: &detail, ..audit };
+                    unsent(&service, &new, written, "refused", &audit).await?;
+                    let mut e = ApiError::conflict("delegation_unusable", message);
+                    e.extra = Some(json!({ "execution_id": execution_id }));
+                    return Err(e);
+                }
                 Err(e) => {
                     release(&sponsor).await?;
                     // The sponsor refused (the budget) or failed: its own error, not the client's.
@@ -383,7 +420,7 @@ impl Run {
                     return Err(e.into());
                 }
             };
-            let user_op_hash = prepared.op.hash(service.valet.deployment().entry_point, service.valet.chain_id());
+            let user_op_hash = prepared.op.hash(valet.deployment().entry_point, valet.chain_id());
             let operation = serde_json::to_string(&prepared.op).unwrap_or_default();
             if !service.vault.execution_built(&new, &user_op_hash.to_string(), &operation).await? {
                 release(&sponsor).await?;
@@ -425,6 +462,10 @@ impl Run {
                     .finish_execution(&execution_id, "included", Some(&tx), Some(&gas), &stored, &audit)
                     .await?;
                 service.metrics.inc("valet_executions_total", &[("outcome", "included")]);
+                // Its delegation is on chain now: the EOA delegates to Valet, none is needed again.
+                if prepared.op.eip7702_auth.is_some() {
+                    service.vault.clear_delegation(&row.id).await?;
+                }
                 ok(
                     StatusCode::OK,
                     json!({
@@ -470,11 +511,10 @@ impl Run {
             // AA22) because the session's window had closed by then: pre-flight's refusal, in its
             // words, not the EntryPoint's code. Nothing was sent: refused, as pre-flight would.
             Err(ClientError::Refused { reason, .. })
-                if reason.starts_with("AA22")
-                    && service.valet.now().await.is_ok_and(|now| now > session.valid_until) =>
+                if reason.starts_with("AA22") && valet.now().await.is_ok_and(|now| now > session.valid_until) =>
             {
                 release(&sponsor).await?;
-                let now = service.valet.now().await.unwrap_or(session.valid_until.saturating_add(1));
+                let now = valet.now().await.unwrap_or(session.valid_until.saturating_add(1));
                 let refusal =
                     Refusal::OutsideWindow { valid_after: session.valid_after, valid_until: session.valid_until, now };
                 let reason = explain(&refusal, &session, &functions, &valet_core::spec::Labels::default());

@@ -93,6 +93,9 @@ impl From<crate::Error> for ApiError {
                 }));
                 answer
             }
+            e @ crate::Error::AccountKindUnavailable(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "account_kind_unavailable", e.to_string())
+            }
             crate::Error::NotSponsored(reason) => Self::new(StatusCode::PAYMENT_REQUIRED, "not_sponsored", reason),
             other => {
                 tracing::error!(error = %other, "internal error");

@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use alloy::eips::eip7702::Authorization;
 use alloy::primitives::{Address, B256, Bytes, U256};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use valet_client::session::Wiping;
-use valet_client::{Account, Error as ClientError};
+use valet_client::{Account, AccountKind, Error as ClientError};
 use valet_core::spec::{Function, SessionSpec};
 use valet_core::{Session, eip712};
 
@@ -37,6 +38,32 @@ pub(crate) struct Propose {
     pub(crate) fees: Option<Value>,
     #[serde(default)]
     pub(crate) names: BTreeMap<String, String>,
+    /// `smart` (default: a ValetAccount clone at a counterfactual address) or `eip7702` (the
+    /// owner's EOA itself, delegating to Valet: salt 0).
+    #[serde(default)]
+    pub(crate) account_kind: Option<String>,
+}
+
+/// The account kind a request names (`smart` when it names none); 400 naming any other value.
+pub(crate) fn requested_kind(kind: Option<&str>) -> Result<AccountKind, ApiError> {
+    match kind {
+        None => Ok(AccountKind::Smart),
+        Some(name) => crate::parse_kind(name).ok_or_else(|| {
+            ApiError::bad(format!("account_kind `{name}` is not one this service knows: give `smart` or `eip7702`"))
+        }),
+    }
+}
+
+/// What the owner's EOA signs to delegate to Valet (`authorization`), as the API shows it: its
+/// fields and the hash the wallet signs (EIP-7702's `keccak256(0x05 ‖ rlp([chain_id, address,
+/// nonce]))`).
+pub(crate) fn delegation_json(authorization: &Authorization) -> Value {
+    json!({
+        "chain_id": authorization.chain_id.to_string(),
+        "address": authorization.address,
+        "nonce": authorization.nonce,
+        "signing_hash": authorization.signature_hash(),
+    })
 }
 
 pub(crate) async fn propose(
@@ -46,11 +73,18 @@ pub(crate) async fn propose(
 ) -> ApiResult {
     let owner = parse_address(&req.owner, "owner")?;
     let salt = req.salt.as_deref().map(parse_salt).transpose()?.unwrap_or_default();
+    let kind = requested_kind(req.account_kind.as_deref())?;
+    let valet = service.valet_for(kind)?;
+    if kind == AccountKind::Eip7702 && !salt.is_zero() {
+        return Err(ApiError::bad(format!(
+            "salt {salt}: an eip7702 account is the owner's EOA {owner} itself, it has no salt (give none, or 0)"
+        )));
+    }
     let spec = match (&req.spec, &req.permission_request) {
         (Some(Value::String(toml)), None) => SessionSpec::from_toml(toml),
         (Some(spec @ Value::Object(_)), None) => SessionSpec::from_json(&spec.to_string()),
         (Some(_), None) => return Err(ApiError::bad("spec must be a TOML string or a JSON object")),
-        (None, Some(request @ Value::Object(_))) => valet_core::spec::from_erc7715(request, service.valet.chain_id()),
+        (None, Some(request @ Value::Object(_))) => valet_core::spec::from_erc7715(request, valet.chain_id()),
         (None, Some(_)) => return Err(ApiError::bad("permission_request must be a JSON object")),
         (Some(_), Some(_)) => return Err(ApiError::bad("give spec or permission_request, not both")),
         (None, None) => return Err(ApiError::bad("give spec (TOML or JSON) or permission_request (ERC-7715)")),
@@ -80,7 +114,27 @@ pub(crate) async fn propose(
         names: names.clone(),
     };
     spec.resolve(&offline).map_err(|e| ApiError::bad(e.to_string()))?;
-    let account = service.valet.account(owner, salt).await?;
+    let account = valet.account(owner, salt).await?;
+    // An EOA that does not delegate to Valet yet: its owner signs the delegation with the grant
+    // (the session's first operation carries it). A bundler cannot activate the account in a
+    // session's operation: the owner upgrades the EOA first (the SDK's rule).
+    let delegation = match kind {
+        AccountKind::Smart => None,
+        AccountKind::Eip7702 => {
+            if !account.deployed && valet.submitter().kind() == "bundler" {
+                return Err(ApiError::conflict(
+                    "upgrade_required",
+                    format!(
+                        "{owner} is not a Valet account yet (delegated to {} and activated), and this service submits \
+                         through a bundler, which cannot activate it in a session's operation: the owner upgrades \
+                         the EOA first (one owner operation: the SDK's Valet::upgrade), then proposes again",
+                        valet.deployment().factory
+                    ),
+                ));
+            }
+            valet.delegation(&account).await?
+        }
+    };
     let tokens = spec
         .limits
         .iter()
@@ -90,7 +144,7 @@ pub(crate) async fn propose(
     let labels = token_labels(&service, &names, &tokens).await;
     // The fresh session key: made on a stack wiped after every poll, and boxed before it leaves
     // it, so that it is in one place (wiped when the proposal is dropped).
-    let proposal = Wiping::new(async { service.valet.propose(&account, &spec, &names, &labels).await.map(Box::new) })
+    let proposal = Wiping::new(async { valet.propose(&account, &spec, &names, &labels).await.map(Box::new) })
         .await
         .map_err(|e| match e {
             ClientError::Core(c) => ApiError::bad(c.to_string()),
@@ -102,15 +156,15 @@ pub(crate) async fn propose(
         .iter()
         .map(|f| f.as_ref().map(Function::signature_with_names))
         .collect();
-    let deployment = service.valet.deployment();
+    let deployment = valet.deployment();
     let typed_data =
-        eip712::grant_typed_data(&proposal.session, account.address, deployment.validator, service.valet.chain_id())
+        eip712::grant_typed_data(&proposal.session, account.address, deployment.validator, valet.chain_id())
             .map_err(|e| ApiError::bad(e.to_string()))?;
     let id = proposal.id;
     let row = SessionRow {
         id: id.to_string(),
         app_id: app.id.clone(),
-        chain_id: service.valet.chain_id() as i64,
+        chain_id: valet.chain_id() as i64,
         validator: deployment.validator.to_string(),
         account: account.address.to_string(),
         owner: owner.to_string(),
@@ -124,6 +178,8 @@ pub(crate) async fn propose(
         grant_sig: None,
         status: "proposed".into(),
         created_at: crate::vault::now(),
+        account_kind: crate::kind_name(kind).into(),
+        delegation: None,
     };
     service.vault.insert_session(&row).await?;
     service
@@ -137,12 +193,11 @@ pub(crate) async fn propose(
         )
         .await?;
     service.metrics.inc("valet_sessions_total", &[("event", "proposed")]);
-    let fee_estimate = fee_estimate(&service, account.deployed).await;
-    ok(
-        StatusCode::CREATED,
-        json!({
+    let fee_estimate = fee_estimate(valet, account.deployed).await;
+    let mut answer = json!({
             "session_id": id,
             "status": "proposed",
+            "account_kind": row.account_kind,
             "account": account.address,
             "account_deployed": account.deployed,
             "session_key": proposal.key.address(),
@@ -153,8 +208,11 @@ pub(crate) async fn propose(
             "digest": proposal.digest,
             "typed_data": typed_data,
             "fee_estimate": fee_estimate,
-        }),
-    )
+    });
+    if let Some(delegation) = &delegation {
+        answer["delegation"] = delegation_json(delegation);
+    }
+    ok(StatusCode::CREATED, answer)
 }
 
 /// Gas of a later operation of a session: a session's mint with the session already enabled
@@ -176,10 +234,10 @@ const ACCOUNT_CREATION_GAS: u64 = 253_000;
 /// block's base fee plus their priority fee, at most their maximum fee (an operation's
 /// maximum cost, which the fee budget reserves, is about twice that). `null` when the chain
 /// cannot say.
-async fn fee_estimate(service: &Service, deployed: bool) -> Value {
+async fn fee_estimate(valet: &valet_client::Valet, deployed: bool) -> Value {
     use alloy::providers::Provider as _;
-    let Ok(fees) = service.valet.submitter().fees().await else { return Value::Null };
-    let base = match service.valet.provider().get_block_by_number(alloy::eips::BlockNumberOrTag::Latest).await {
+    let Ok(fees) = valet.submitter().fees().await else { return Value::Null };
+    let base = match valet.provider().get_block_by_number(alloy::eips::BlockNumberOrTag::Latest).await {
         Ok(Some(block)) => block.header.base_fee_per_gas.map(u128::from),
         _ => None,
     };
@@ -223,14 +281,81 @@ pub(crate) struct Grant {
     pub(crate) signature: String,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GrantSession {
+    pub(crate) signature: String,
+    /// Of an eip7702 session whose EOA does not delegate to Valet yet: the owner EOA's
+    /// signature (65 bytes) of the proposal's `delegation.signing_hash`.
+    #[serde(default)]
+    pub(crate) delegation_signature: Option<String>,
+}
+
+/// The signed delegation of an eip7702 session's grant, as stored (JSON of an operation's
+/// `eip7702Auth`): `None` when the EOA delegates to Valet already (a signature given anyway is
+/// not needed and not kept). 400 `delegation_required` when one is needed and missing; 400
+/// naming the signer when it is not the owner's.
+async fn granted_delegation(
+    valet: &valet_client::Valet,
+    account: &Account,
+    signature: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    let Some(authorization) = valet.delegation(account).await? else { return Ok(None) };
+    let Some(signature) = signature else {
+        let mut e = ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "delegation_required",
+            format!(
+                "{} does not delegate to Valet's account {} yet: give delegation_signature, the owner EOA's \
+                 signature of the delegation's signing_hash {}",
+                account.address,
+                authorization.address,
+                authorization.signature_hash()
+            ),
+        );
+        e.extra = Some(json!({ "delegation": delegation_json(&authorization) }));
+        return Err(e);
+    };
+    let signature =
+        parse_signature(signature).map_err(|e| ApiError::bad(format!("delegation_signature: {}", e.message)))?;
+    let parsed = alloy::primitives::Signature::try_from(signature.as_ref())
+        .map_err(|e| ApiError::bad(format!("delegation_signature: {e}")))?;
+    let hash = authorization.signature_hash();
+    let signer =
+        parsed.recover_address_from_prehash(&hash).map_err(|e| ApiError::bad(format!("delegation_signature: {e}")))?;
+    if signer != account.owner {
+        let mut e = ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "delegation_not_the_owner",
+            format!(
+                "the delegation is signed by {signer}, not by the owner EOA {}: sign the delegation's signing_hash \
+                 {hash} (chain {}, Valet's account {}, the EOA's nonce {}) with the EOA's key (if the EOA sent a \
+                 transaction since the proposal its nonce moved: this is the hash to sign now)",
+                account.owner, authorization.chain_id, authorization.address, authorization.nonce
+            ),
+        );
+        e.extra = Some(json!({ "signer": signer, "delegation": delegation_json(&authorization) }));
+        return Err(e);
+    }
+    let signed = valet_client::client::eip7702_auth(authorization.into_signed(parsed));
+    Ok(Some(serde_json::to_string(&signed).map_err(|e| ApiError::bad(format!("delegation: {e}")))?))
+}
+
 pub(crate) async fn grant(
     State(service): State<Arc<Service>>,
     Authed(app): Authed,
     Path(id): Path<String>,
-    ApiJson(req, _): ApiJson<Grant>,
+    ApiJson(req, _): ApiJson<GrantSession>,
 ) -> ApiResult {
     let signature = parse_signature(&req.signature)?;
     let (row, session, id) = load(&service, &app, &id).await?;
+    let valet = service.valet_of(&row)?;
+    if row.account_kind != "eip7702" && req.delegation_signature.is_some() {
+        return Err(ApiError::bad(format!(
+            "delegation_signature is for eip7702 sessions; session {id} is of a {} account",
+            row.account_kind
+        )));
+    }
     if row.status != "proposed" {
         return Err(ApiError::conflict(
             "not_proposed",
@@ -238,12 +363,16 @@ pub(crate) async fn grant(
         ));
     }
     let account = row_account(&row)?;
-    let digest =
-        eip712::grant_digest(&session, account.address, service.valet.deployment().validator, service.valet.chain_id())
-            .map_err(|e| ApiError::bad(e.to_string()))?;
+    let digest = eip712::grant_digest(&session, account.address, valet.deployment().validator, valet.chain_id())
+        .map_err(|e| ApiError::bad(e.to_string()))?;
     let signer = owners_signature(&signature, digest, account.owner, "grant")?;
+    let delegation = if row.account_kind == "eip7702" {
+        granted_delegation(valet, &account, req.delegation_signature.as_deref()).await?
+    } else {
+        None
+    };
     // A session whose window closed while it waited for the owner would be granted for nothing.
-    if service.valet.now().await? > session.valid_until {
+    if valet.now().await? > session.valid_until {
         return Err(ApiError::conflict(
             "expired",
             format!(
@@ -252,7 +381,7 @@ pub(crate) async fn grant(
             ),
         ));
     }
-    let detail = json!({ "owner": signer });
+    let detail = json!({ "owner": signer, "delegation": delegation.is_some() });
     let audit = Audit {
         app: &app.id,
         account: Some(&row.account),
@@ -260,6 +389,11 @@ pub(crate) async fn grant(
         event: "session.granted",
         detail: &detail,
     };
+    if let Some(delegation) = &delegation
+        && !service.vault.propose_delegation(&row.id, delegation).await?
+    {
+        return Err(ApiError::conflict("not_proposed", format!("session {id} is no longer waiting for a grant")));
+    }
     if !service.vault.transition(&row.id, &["proposed"], "active", Some(&signature.to_string()), &audit).await? {
         return Err(ApiError::conflict("not_proposed", format!("session {id} is no longer waiting for a grant")));
     }
@@ -269,7 +403,7 @@ pub(crate) async fn grant(
 
 pub(crate) async fn session_json(service: &Service, row: &SessionRow, session: &Session) -> Result<Value, ApiError> {
     let account: Address = row_account(row)?.address;
-    let status = service.valet.status(account, session).await?;
+    let status = service.valet_of(row)?.status(account, session).await?;
     let summary: Value = serde_json::from_str(&row.summary).unwrap_or(Value::Null);
     let (usable, reason) = match row.status.as_str() {
         "revoked" => (false, Some("revoked in the service; grant a new one".to_string())),
@@ -279,6 +413,7 @@ pub(crate) async fn session_json(service: &Service, row: &SessionRow, session: &
     Ok(json!({
         "session_id": row.id,
         "status": row.status,
+        "account_kind": row.account_kind,
         "account": row.account,
         "owner": row.owner,
         "session_key": row.session_key,
@@ -396,10 +531,10 @@ async fn already_revoked(
     // Revoked on chain without the service (the owner's own transaction, another client): the
     // chain says so, and its event says when and in which transaction.
     let account = row_account(row)?.address;
-    let Ok(chain) = service.valet.chain_state(account, session).await else { return Ok(None) };
+    let Ok(chain) = service.valet_of(row)?.chain_state(account, session).await else { return Ok(None) };
     Ok(match chain.state {
         valet_client::Standing::Revoked => {
-            let (tx, at) = revoked_event(service, account, id).await.unwrap_or((None, None));
+            let (tx, at) = revoked_event(service.valet_of(row)?, account, id).await.unwrap_or((None, None));
             let by = tx.map(|t| format!(" in transaction {t}")).unwrap_or_default();
             answer(
                 "included",
@@ -423,22 +558,20 @@ async fn already_revoked(
 
 /// The transaction that revoked session `id` of `account` on chain and its block's time, from
 /// the validator's `SessionRevoked` event.
-async fn revoked_event(service: &Service, account: Address, id: B256) -> Option<(Option<B256>, Option<u64>)> {
+async fn revoked_event(valet: &valet_client::Valet, account: Address, id: B256) -> Option<(Option<B256>, Option<u64>)> {
     use alloy::providers::Provider as _;
     use alloy::sol_types::SolEvent as _;
     use valet_client::contracts::SessionKeyValidator::SessionRevoked;
     let filter = alloy::rpc::types::Filter::new()
-        .address(service.valet.deployment().validator)
+        .address(valet.deployment().validator)
         .event_signature(SessionRevoked::SIGNATURE_HASH)
         .topic1(account.into_word())
         .topic2(id)
         .from_block(0);
-    let log = service.valet.provider().get_logs(&filter).await.ok()?.into_iter().next()?;
+    let log = valet.provider().get_logs(&filter).await.ok()?.into_iter().next()?;
     let at = match (log.block_timestamp, log.block_number) {
         (Some(t), _) => Some(t),
-        (None, Some(n)) => {
-            service.valet.provider().get_block_by_number(n.into()).await.ok()?.map(|b| b.header.timestamp)
-        }
+        (None, Some(n)) => valet.provider().get_block_by_number(n.into()).await.ok()?.map(|b| b.header.timestamp),
         (None, None) => None,
     };
     Some((log.transaction_hash, at))
@@ -473,8 +606,8 @@ pub(crate) async fn revoke(
         return Err(already);
     }
     let account: Address = row_account(&row)?.address;
-    let deployment = service.valet.deployment();
-    let chain_id = service.valet.chain_id();
+    let valet = service.valet_of(&row)?;
+    let (deployment, chain_id) = (valet.deployment(), valet.chain_id());
     ok(
         StatusCode::OK,
         json!({
@@ -498,8 +631,8 @@ pub(crate) async fn revoke_onchain(
     let signature = parse_signature(&req.signature)?;
     let (row, session, id) = load(&service, &app, &id).await?;
     let account = row_account(&row)?;
-    let deployment = service.valet.deployment();
-    let digest = eip712::revoke_session_digest(account.address, id, deployment.validator, service.valet.chain_id());
+    let valet = service.valet_of(&row)?;
+    let digest = eip712::revoke_session_digest(account.address, id, valet.deployment().validator, valet.chain_id());
     owners_signature(&signature, digest, account.owner, "revocation")?;
     let detail = json!({ "by": "owner" });
     let audit = Audit {

@@ -99,6 +99,26 @@ pub(crate) async fn boot_with(
     relayer: usize,
     customize: impl FnOnce(&mut Service, &std::path::Path),
 ) -> (Server, Arc<Service>, std::path::PathBuf, String) {
+    boot_kinds(devnet, name, scheduler, database, master, relayer, false, customize).await
+}
+
+/// [`boot`] of a service that serves EIP-7702 accounts too: a second client for EntryPoint v0.8
+/// whose submitter shares the relayer's nonce manager, as `valet serve` builds it.
+pub(crate) async fn boot_7702(devnet: &Devnet, name: &str) -> (Server, Arc<Service>, std::path::PathBuf, String) {
+    boot_kinds(devnet, name, false, None, None, 1, true, |_, _| {}).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn boot_kinds(
+    devnet: &Devnet,
+    name: &str,
+    scheduler: bool,
+    database: Option<String>,
+    master: Option<&str>,
+    relayer: usize,
+    eip7702: bool,
+    customize: impl FnOnce(&mut Service, &std::path::Path),
+) -> (Server, Arc<Service>, std::path::PathBuf, String) {
     let dir = temp_dir(name);
     let database = database.unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.join("valet.db").display()));
     let vault = Vault::connect(&database).await.expect("vault");
@@ -109,12 +129,23 @@ pub(crate) async fn boot_with(
     let direct = Direct::new(devnet.provider_for(relayer), devnet.key(relayer).address()).await.expect("direct");
     // One relayer key for handleOps and owners' revocations, as `valet serve --relayer-key` has.
     let revoker = direct.relayer();
+    let valet_7702 = if eip7702 {
+        let for_7702 = direct.for_entry_point(valet_core::ENTRY_POINT_V08);
+        Some(
+            Valet::new(devnet.provider.clone(), Arc::new(for_7702), devnet.deployment_7702())
+                .await
+                .expect("valet 7702"),
+        )
+    } else {
+        None
+    };
     let valet = Valet::new(devnet.provider.clone(), Arc::new(direct), devnet.deployment()).await.expect("valet");
     let names = BTreeMap::from([
         ("ValetNFT".to_string(), devnet.addresses.nft),
         ("ValetToken".to_string(), devnet.addresses.token),
     ]);
     let mut service = Service::new(valet, vault, master, ADMIN, names, Some(revoker));
+    service.valet_7702 = valet_7702;
     if !scheduler {
         service.scheduler_every = None;
     }
