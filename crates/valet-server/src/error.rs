@@ -44,4 +44,12 @@ pub enum Error {
     /// service runs without a sponsor).
     #[error("{0}")]
     NotSponsored(String),
+    /// The service does not serve this chain (it has no client for it).
+    #[error("this service does not serve chain {chain_id}: it serves {}", served.iter().map(u64::to_string).collect::<Vec<_>>().join(", "))]
+    ChainNotServed {
+        /// The chain asked for.
+        chain_id: u64,
+        /// The chains the service serves, its main one first.
+        served: Vec<u64>,
+    },
 }

@@ -26,6 +26,16 @@ pub use listener::Limits;
 pub use vault::Vault;
 pub use web::{Faucet, Web};
 
+/// Another chain the service serves besides its main one (`Service::valet`'s): smart accounts
+/// only, for the sessions of multichain grants ([`Service::other_chains`]).
+#[derive(Debug, Clone)]
+pub struct Chain {
+    /// Valet's client on that chain for smart accounts (EntryPoint v0.7).
+    pub valet: Valet,
+    /// The relayer's account on that chain, to put owners' signed revocations there (optional).
+    pub relayer: Option<valet_client::Relayer>,
+}
+
 /// What the service needs: the chain client, the vault, the master key and the admin token.
 pub struct Service {
     /// Valet's client (chain + submitter + deployment) for smart accounts (EntryPoint v0.7).
@@ -35,6 +45,10 @@ pub struct Service {
     /// submission its submitter is the smart accounts' one for EntryPoint v0.8
     /// ([`valet_client::Direct::for_entry_point`]), so that both share the relayer's nonces.
     pub valet_7702: Option<Valet>,
+    /// The other chains the service serves, by chain id (smart accounts only): a multichain
+    /// grant's sessions live one per chain. Health, the faucet, sponsorship, ERC-7677 and the
+    /// accounts endpoints stay on the main chain.
+    pub other_chains: BTreeMap<u64, Chain>,
     /// The database.
     pub vault: Vault,
     /// Seals and opens session keys.
@@ -72,6 +86,7 @@ impl std::fmt::Debug for Service {
         f.debug_struct("Service")
             .field("valet", &self.valet)
             .field("valet_7702", &self.valet_7702)
+            .field("other_chains", &self.other_chains)
             .field("names", &self.names)
             .field("sponsor", &self.sponsor)
             .finish_non_exhaustive()
@@ -91,6 +106,7 @@ impl Service {
         Self {
             valet,
             valet_7702: None,
+            other_chains: BTreeMap::new(),
             vault,
             master,
             admin_token_hash: vault::sha256_hex(admin_token.as_bytes()),
@@ -115,7 +131,23 @@ impl Service {
         }
     }
 
-    /// The client for stored session `row`'s kind of account.
+    /// The client for accounts of `kind` on chain `chain_id`: the main chain's clients, or another
+    /// chain's (smart accounts only). [`Error::ChainNotServed`] naming the chains served otherwise.
+    pub fn valet_on(&self, chain_id: u64, kind: AccountKind) -> Result<&Valet, Error> {
+        if chain_id == self.valet.chain_id() {
+            return self.valet_for(kind);
+        }
+        let chain = self
+            .other_chains
+            .get(&chain_id)
+            .ok_or_else(|| Error::ChainNotServed { chain_id, served: self.chain_ids() })?;
+        match kind {
+            AccountKind::Smart => Ok(&chain.valet),
+            AccountKind::Eip7702 => Err(Error::AccountKindUnavailable(kind_name(kind))),
+        }
+    }
+
+    /// The client for stored session `row`: its chain's, for its kind of account.
     pub fn valet_of(&self, row: &vault::SessionRow) -> Result<&Valet, Error> {
         let kind = parse_kind(&row.account_kind).ok_or_else(|| {
             Error::Database(format!(
@@ -123,12 +155,39 @@ impl Service {
                 row.id, row.account_kind
             ))
         })?;
-        self.valet_for(kind)
+        self.valet_on(row_chain(row)?, kind)
     }
 
-    /// Every client the service has: the smart accounts' first.
+    /// The relayer that puts owners' revocations on stored session `row`'s chain, if that chain
+    /// has one.
+    pub fn relayer_of(&self, row: &vault::SessionRow) -> Result<Option<&valet_client::Relayer>, Error> {
+        let chain_id = row_chain(row)?;
+        if chain_id == self.valet.chain_id() {
+            return Ok(self.relayer.as_ref());
+        }
+        match self.other_chains.get(&chain_id) {
+            Some(chain) => Ok(chain.relayer.as_ref()),
+            None => Err(Error::ChainNotServed { chain_id, served: self.chain_ids() }),
+        }
+    }
+
+    /// The chains the service serves: the main one first, then the others in ascending order.
+    pub fn chain_ids(&self) -> Vec<u64> {
+        std::iter::once(self.valet.chain_id()).chain(self.other_chains.keys().copied()).collect()
+    }
+
+    /// Every client the service has on its main chain: the smart accounts' first.
     pub fn clients(&self) -> impl Iterator<Item = &Valet> {
         std::iter::once(&self.valet).chain(self.valet_7702.as_ref())
+    }
+
+    /// Every client the service has on chain `chain_id` (none if it does not serve it).
+    pub fn clients_on(&self, chain_id: u64) -> Vec<&Valet> {
+        if chain_id == self.valet.chain_id() {
+            self.clients().collect()
+        } else {
+            self.other_chains.get(&chain_id).map(|c| &c.valet).into_iter().collect()
+        }
     }
 
     /// The lock of session `id`'s lane.
@@ -144,6 +203,12 @@ impl Service {
         let across = self.vault.lane_lock(id).await?;
         Ok(HeldLane { _across: across, _local: local })
     }
+}
+
+/// The chain of stored session `row`.
+fn row_chain(row: &vault::SessionRow) -> Result<u64, Error> {
+    u64::try_from(row.chain_id)
+        .map_err(|_| Error::Database(format!("session {}: stored chain id {} is negative", row.id, row.chain_id)))
 }
 
 /// An account kind as the API and the database name it: `smart` or `eip7702`.

@@ -77,6 +77,7 @@ pub fn document() -> Value {
                     },
                     "required": ["session_id", "status", "summary", "warnings", "digest", "typed_data"]
                 },
+                "MultichainProposal": multichain_proposal(),
                 "FeeEstimate": {
                     "type": "object",
                     "description": "Typical gas (the measured gas table) times the price an operation pays now",
@@ -198,9 +199,10 @@ pub fn document() -> Value {
                         "permission_request": { "description": "Or an ERC-7715-style request: {chainId, permission: {type, data}, rules: [{type, data}]}", "type": "object" },
                         "fees": { "description": "With permission_request: how fees are paid, \"sponsored\" (the default) or {budget, per_period, period, paymasters}", "type": ["string", "object"] },
                         "names": { "type": "object", "additionalProperties": { "$ref": "#/components/schemas/Address" } },
-                        "account_kind": { "description": "smart (the default) or eip7702: the session acts for the owner's EOA itself, which delegates to Valet (EIP-7702); the proposal then carries the delegation to sign", "enum": ["smart", "eip7702"] }
+                        "account_kind": { "description": "smart (the default) or eip7702: the session acts for the owner's EOA itself, which delegates to Valet (EIP-7702); the proposal then carries the delegation to sign", "enum": ["smart", "eip7702"] },
+                        "chains": { "description": "One grant, several chains: the chain ids to propose the session on (distinct, each served by this service, at most 32; smart accounts only), granted with one owner signature; the answer is a MultichainProposal. Absent: the main chain only", "type": "array", "items": { "type": "integer", "minimum": 0 }, "minItems": 1, "maxItems": 32, "uniqueItems": true }
                     }, "required": ["owner"], "additionalProperties": false })),
-                    "responses": errors(json!({ "201": json_response("Proposed", json!({ "$ref": "#/components/schemas/Proposal" })) }), &[("400", "Malformed request"), ("401", "Missing or unknown API key"), ("409", "An EOA that must be upgraded before a bundler can serve it (upgrade_required)")]) },
+                    "responses": errors(json!({ "201": json_response("Proposed: one chain (Proposal), or several with chains (MultichainProposal)", json!({ "oneOf": [{ "$ref": "#/components/schemas/Proposal" }, { "$ref": "#/components/schemas/MultichainProposal" }] })) }), &[("400", "Malformed request, or a chain this service does not serve (chain_not_served)"), ("401", "Missing or unknown API key"), ("409", "An EOA that must be upgraded before a bundler can serve it (upgrade_required)")]) },
                 "get": { "summary": "This app's sessions with what is left",
                     "parameters": [{ "name": "account", "in": "query", "required": false, "schema": { "$ref": "#/components/schemas/Address" } }],
                     "responses": errors(json!({ "200": json_response("Sessions", json!({ "type": "object" })) }), AUTH_ERRORS) }
@@ -214,7 +216,7 @@ pub fn document() -> Value {
                     "signature": { "$ref": "#/components/schemas/Signature" },
                     "delegation_signature": { "description": "Of an eip7702 session whose EOA does not delegate to Valet yet: the owner EOA's signature of the proposal's delegation.signing_hash", "$ref": "#/components/schemas/Signature" }
                 }, "required": ["signature"], "additionalProperties": false })),
-                "responses": errors(json!({ "200": json_response("Active", json!({ "type": "object" })) }), &[("400", "Malformed, or the delegation missing (delegation_required) or not the owner's"), ("401", "Unauthorized"), ("403", "Not the owner's signature"), ("404", "No such session"), ("409", "Not waiting for a grant")]) } },
+                "responses": errors(json!({ "200": json_response("Active", json!({ "type": "object" })) }), &[("400", "Malformed, or the delegation missing (delegation_required) or not the owner's"), ("401", "Unauthorized"), ("403", "Not the owner's signature"), ("404", "No such session"), ("409", "Not waiting for a grant (of a multichain grant: one of its sessions is not; nothing is granted)")]) } },
             "/v1/sessions/{id}/execute": { "post": { "summary": "Execute calls within the session (pre-flighted; idempotent with Idempotency-Key)",
                 "parameters": [session_id_param(), { "name": "Idempotency-Key", "in": "header", "required": false, "schema": { "type": "string", "minLength": 1, "maxLength": 200 } }],
                 "requestBody": body(json!({ "type": "object", "properties": { "calls": { "type": "array", "minItems": 1, "maxItems": 32, "items": { "$ref": "#/components/schemas/Call" } } }, "required": ["calls"], "additionalProperties": false })),
@@ -259,5 +261,40 @@ pub fn document() -> Value {
                 ],
                 "responses": errors(json!({ "200": json_response("Events", json!({ "type": "object" })) }), AUTH_ERRORS) } }
         }
+    })
+}
+
+/// The answer to `POST /v1/sessions` with `chains`: one grant, several chains.
+fn multichain_proposal() -> Value {
+    json!({
+        "type": "object",
+        "description": "A session proposed on each chain of `chains`, granted by one owner signature over typed_data (MultichainGrant(ChainGrant[]): no chain id in its domain); POST /v1/sessions/{id}/grant on any of its sessions with that signature activates them all",
+        "properties": {
+            "grant_id": { "type": "string", "description": "The grant's id: the multichain digest the owner signs" },
+            "status": { "const": "proposed" },
+            "account_kind": { "const": "smart" },
+            "owner": { "$ref": "#/components/schemas/Address" },
+            "digest": { "type": "string" },
+            "typed_data": { "type": "object" },
+            "summary": { "type": "array", "items": { "type": "string" }, "description": "Which chains, then each chain's session in plain words" },
+            "sessions": { "type": "array", "description": "One session per chain, in the order signed", "items": {
+                "type": "object",
+                "properties": {
+                    "chain_id": { "type": "integer" },
+                    "chain_name": { "type": "string" },
+                    "session_id": { "$ref": "#/components/schemas/SessionId" },
+                    "account": { "$ref": "#/components/schemas/Address" },
+                    "account_deployed": { "type": "boolean" },
+                    "session_key": { "$ref": "#/components/schemas/Address" },
+                    "valid_after": { "type": "integer" },
+                    "valid_until": { "type": "integer" },
+                    "summary": { "type": "array", "items": { "type": "string" } },
+                    "warnings": { "type": "array", "items": { "type": "string" } },
+                    "fee_estimate": { "oneOf": [{ "$ref": "#/components/schemas/FeeEstimate" }, { "type": "null" }] }
+                },
+                "required": ["chain_id", "session_id", "account", "session_key", "summary"]
+            } }
+        },
+        "required": ["grant_id", "status", "digest", "typed_data", "summary", "sessions"]
     })
 }

@@ -101,12 +101,13 @@ impl Service {
         }
         // The latest block first: an operation not in the logs read after it is not in any block
         // up to it, and no later block can include it once its approval expired.
-        let latest = self.latest_timestamp().await?;
+        let latest = self.latest_timestamp(&self.valet).await?;
         let latest_at = i64::try_from(latest).unwrap_or(i64::MAX);
         let open: Vec<_> =
             candidates.into_iter().filter(|(row, _)| row.state == "reserved" || row.valid_until >= latest_at).collect();
         let hashes: Vec<B256> = open.iter().filter_map(|(row, _)| row.user_op_hash.parse().ok()).collect();
-        let found = self.find_operations(&hashes).await?;
+        // The service's paymaster sponsors operations on its main chain only.
+        let found = self.find_operations(&self.valet, &hashes).await?;
         let mut changed = 0;
         for (row, execution) in open {
             let hash: Option<B256> = row.user_op_hash.parse().ok();
@@ -135,9 +136,9 @@ impl Service {
         Ok(changed)
     }
 
-    /// The latest block's timestamp.
-    async fn latest_timestamp(&self) -> Result<u64, Error> {
-        let latest = self.valet.provider().get_block_by_number(alloy::eips::BlockNumberOrTag::Latest).await;
+    /// The latest block's timestamp on `valet`'s chain.
+    async fn latest_timestamp(&self, valet: &valet_client::Valet) -> Result<u64, Error> {
+        let latest = valet.provider().get_block_by_number(alloy::eips::BlockNumberOrTag::Latest).await;
         Ok(latest.map_err(rpc)?.map(|b| b.header.timestamp).unwrap_or_default())
     }
 
@@ -221,16 +222,16 @@ impl Service {
         let hash_word: B256 =
             hash.parse().map_err(|_| Error::Database(format!("stored userOpHash `{hash}` is not hex")))?;
 
-        // The client of the session's kind of account: its EntryPoint holds the nonce, its
-        // submitter sends the operation again.
+        // The client of the session's chain and kind of account: its EntryPoint holds the
+        // nonce, its submitter sends the operation again, its chain has the logs.
         let valet = match &session {
             Some(row) => self.valet_of(row)?,
             None => &self.valet,
         };
         let nonce = valet.nonce(op.sender, op.nonce >> 64).await?;
         // Read before the logs too: an operation not found after it can only land in a later block.
-        let latest = self.latest_timestamp().await?;
-        if let Some(receipt) = self.find_operation(hash_word).await? {
+        let latest = self.latest_timestamp(valet).await?;
+        if let Some(receipt) = self.find_operation(valet, hash_word).await? {
             let status = if receipt.success { "included" } else { "reverted" };
             return finish(status, Some(receipt), json!({ "found_on_chain": true })).await;
         }
@@ -298,17 +299,25 @@ impl Service {
         }
     }
 
-    /// The operation `hash` on chain, from its `UserOperationEvent`.
-    pub(crate) async fn find_operation(&self, hash: B256) -> Result<Option<OpReceipt>, Error> {
-        Ok(self.find_operations(&[hash]).await?.pop())
+    /// The operation `hash` on `valet`'s chain, from its `UserOperationEvent`.
+    pub(crate) async fn find_operation(
+        &self,
+        valet: &valet_client::Valet,
+        hash: B256,
+    ) -> Result<Option<OpReceipt>, Error> {
+        Ok(self.find_operations(valet, &[hash]).await?.pop())
     }
 
-    /// Those of the operations `hashes` that are on chain, from their `UserOperationEvent`s at
-    /// every EntryPoint the service sends to (v0.7 for smart accounts; v0.8 too when it serves
-    /// EIP-7702 accounts: the same event, at another address).
-    async fn find_operations(&self, hashes: &[B256]) -> Result<Vec<OpReceipt>, Error> {
+    /// Those of the operations `hashes` that are on `valet`'s chain, from their
+    /// `UserOperationEvent`s at every EntryPoint the service sends to there (v0.7 for smart
+    /// accounts; v0.8 too when it serves EIP-7702 accounts on that chain: the same event, at
+    /// another address), read from that chain's node.
+    async fn find_operations(&self, valet: &valet_client::Valet, hashes: &[B256]) -> Result<Vec<OpReceipt>, Error> {
         let mut entry_points: Vec<alloy::primitives::Address> =
-            self.clients().map(|v| v.deployment().entry_point).collect();
+            self.clients_on(valet.chain_id()).iter().map(|v| v.deployment().entry_point).collect();
+        if entry_points.is_empty() {
+            entry_points.push(valet.deployment().entry_point);
+        }
         entry_points.dedup();
         let mut found = Vec::new();
         // A few topics per query: nodes limit how many a filter may hold.
@@ -318,7 +327,7 @@ impl Service {
                 .event_signature(EntryPoint::UserOperationEvent::SIGNATURE_HASH)
                 .topic1(chunk.to_vec())
                 .from_block(0);
-            for log in self.valet.provider().get_logs(&filter).await.map_err(rpc)? {
+            for log in valet.provider().get_logs(&filter).await.map_err(rpc)? {
                 let event = EntryPoint::UserOperationEvent::decode_log(&log.inner).map_err(rpc)?;
                 if found.iter().any(|r: &OpReceipt| r.user_op_hash == event.userOpHash) {
                     continue;
@@ -326,7 +335,7 @@ impl Service {
                 // Its own logs, from its transaction's (the events the execution answers with).
                 let transaction_hash = log.transaction_hash.unwrap_or_default();
                 let entry_point = log.address();
-                let logs = match self.valet.provider().get_transaction_receipt(transaction_hash).await.map_err(rpc)? {
+                let logs = match valet.provider().get_transaction_receipt(transaction_hash).await.map_err(rpc)? {
                     Some(receipt) => valet_client::submit::operation_logs(entry_point, receipt.inner.logs())
                         .into_iter()
                         .find(|(e, _)| e.userOpHash == event.userOpHash)
@@ -382,8 +391,8 @@ impl Service {
     }
 
     async fn try_revocation(&self, row: &SessionRow, signature: &Bytes) -> Result<Landed, Error> {
-        let Some(relayer) = &self.relayer else {
-            return Ok(Landed::Pending("this service has no relayer key".into()));
+        let Some(relayer) = self.relayer_of(row)? else {
+            return Ok(Landed::Pending(format!("this service has no relayer key on chain {}", row.chain_id)));
         };
         let (account, session, id) = decode(row)?;
         let valet = self.valet_of(row)?;

@@ -104,6 +104,11 @@ pub struct SessionRow {
     /// Of an `eip7702` session: the owner's signed EIP-7702 authorization (JSON, an operation's
     /// `eip7702Auth`), from the grant until an operation of the session used it.
     pub delegation: Option<String>,
+    /// Of a multichain grant's session: the grant's id, the multichain digest the owner signs
+    /// (0x…), shared by its sessions on every chain; `None` for a single-chain session.
+    pub grant_group: Option<String>,
+    /// Of a multichain grant's session: where its chain's entry stands in the list signed (0-based).
+    pub grant_position: Option<i64>,
 }
 
 /// A recorded execution.
@@ -244,7 +249,7 @@ impl std::fmt::Debug for LaneLock {
 
 const SESSION_COLUMNS: &str = "id, app_id, chain_id, validator, account, owner, salt, session_key, packed, functions, \
                                names, summary, sealed_key, grant_sig, status, created_at, account_kind, \
-                               delegation";
+                               delegation, grant_group, grant_position";
 const EXECUTION_COLUMNS: &str = "id, session_id, idempotency_key, request_hash, status, user_op_hash, \
                                  transaction_hash, gas_used, detail, updated_at";
 const REVOCATION_COLUMNS: &str =
@@ -283,6 +288,8 @@ fn session_row(r: &sqlx::any::AnyRow) -> Result<SessionRow, Error> {
         created_at: r.try_get("created_at").map_err(db)?,
         account_kind: r.try_get("account_kind").map_err(db)?,
         delegation: r.try_get("delegation").map_err(db)?,
+        grant_group: r.try_get("grant_group").map_err(db)?,
+        grant_position: r.try_get("grant_position").map_err(db)?,
     })
 }
 
@@ -372,32 +379,85 @@ impl Vault {
 
     /// Stores a proposed session.
     pub async fn insert_session(&self, s: &SessionRow) -> Result<(), Error> {
-        sqlx::query(&format!(
-            "INSERT INTO sessions ({SESSION_COLUMNS}, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $16)"
+        self.insert_sessions(std::slice::from_ref(s)).await
+    }
+
+    /// Stores proposed sessions (a multichain grant's, one per chain): all or none.
+    pub async fn insert_sessions(&self, sessions: &[SessionRow]) -> Result<(), Error> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        for s in sessions {
+            sqlx::query(&format!(
+                "INSERT INTO sessions ({SESSION_COLUMNS}, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+                 $16)"
+            ))
+            .bind(&s.id)
+            .bind(&s.app_id)
+            .bind(s.chain_id)
+            .bind(&s.validator)
+            .bind(&s.account)
+            .bind(&s.owner)
+            .bind(&s.salt)
+            .bind(&s.session_key)
+            .bind(&s.packed)
+            .bind(&s.functions)
+            .bind(&s.names)
+            .bind(&s.summary)
+            .bind(&s.sealed_key)
+            .bind(&s.grant_sig)
+            .bind(&s.status)
+            .bind(s.created_at)
+            .bind(&s.account_kind)
+            .bind(&s.delegation)
+            .bind(&s.grant_group)
+            .bind(s.grant_position)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    /// App `app`'s sessions of multichain grant `group`, in the order the owner signs them.
+    pub async fn group_sessions(&self, app: &str, group: &str) -> Result<Vec<SessionRow>, Error> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE app_id = $1 AND grant_group = $2 ORDER BY grant_position"
         ))
-        .bind(&s.id)
-        .bind(&s.app_id)
-        .bind(s.chain_id)
-        .bind(&s.validator)
-        .bind(&s.account)
-        .bind(&s.owner)
-        .bind(&s.salt)
-        .bind(&s.session_key)
-        .bind(&s.packed)
-        .bind(&s.functions)
-        .bind(&s.names)
-        .bind(&s.summary)
-        .bind(&s.sealed_key)
-        .bind(&s.grant_sig)
-        .bind(&s.status)
-        .bind(s.created_at)
-        .bind(&s.account_kind)
-        .bind(&s.delegation)
-        .execute(&self.pool)
+        .bind(app)
+        .bind(group)
+        .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        Ok(())
+        rows.iter().map(session_row).collect()
+    }
+
+    /// Activates a multichain grant's sessions, each `(id, grant)` from `proposed` to `active`
+    /// with its own grant, recording `audits` in the same transaction: all or none (false, and
+    /// nothing changed, if one of them is no longer proposed).
+    pub async fn grant_group(&self, grants: &[(&str, &str)], audits: &[Audit<'_>]) -> Result<bool, Error> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        for (id, grant) in grants {
+            let done = sqlx::query(
+                "UPDATE sessions SET status = 'active', grant_sig = $1, updated_at = $2 \
+                 WHERE id = $3 AND status = 'proposed'",
+            )
+            .bind(*grant)
+            .bind(now())
+            .bind(*id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            if done.rows_affected() != 1 {
+                tx.rollback().await.map_err(db)?;
+                return Ok(false);
+            }
+        }
+        for audit in audits {
+            insert_audit(&mut tx, audit).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(true)
     }
 
     /// App `app`'s session `id`.

@@ -326,7 +326,17 @@ impl Run {
         // handle is dropped, which wipes it.
         let handle = wiping_stack(|| -> Result<Box<SessionHandle>, ApiError> {
             let key = service.master.open(id, &key_bytes)?;
-            Ok(Box::new(SessionHandle::new(session.clone(), key, grant, validator)?.with_authorization(delegation)))
+            // A multichain grant's session carries its chain's proof (mode 2) instead of a grant.
+            let grant_kind = if row.grant_group.is_some() {
+                valet_client::GrantKind::Multichain
+            } else {
+                valet_client::GrantKind::Single
+            };
+            Ok(Box::new(
+                SessionHandle::new(session.clone(), key, grant, validator)?
+                    .with_grant_kind(grant_kind)
+                    .with_authorization(delegation),
+            ))
         })?;
         let functions: Vec<Option<Function>> = serde_json::from_str::<Vec<Option<String>>>(&row.functions)
             .unwrap_or_default()
@@ -343,6 +353,13 @@ impl Run {
                 "an eip7702 account pays its own fees: the service sponsors smart accounts' operations only"
                     .to_string(),
             )
+        } else if kind_valet.chain_id() != service.valet.chain_id() {
+            Some(format!(
+                "the service's paymaster sponsors operations on its main chain {} only: on chain {} the account pays \
+                 its own fees",
+                service.valet.chain_id(),
+                kind_valet.chain_id()
+            ))
         } else {
             service.not_sponsored(&app).await?
         };
@@ -536,7 +553,7 @@ impl Run {
                 if reverted {
                     // Included (its calls reverted): paid for. Its cost is in its UserOperationEvent;
                     // if the node does not say now, reconciliation will.
-                    if let Ok(Some(receipt)) = service.find_operation(user_op_hash).await {
+                    if let Ok(Some(receipt)) = service.find_operation(&kind_valet, user_op_hash).await {
                         service.sponsorship_outcome(&hash, Some(&receipt), "released").await?;
                     }
                 } else {

@@ -96,6 +96,9 @@ impl From<crate::Error> for ApiError {
             e @ crate::Error::AccountKindUnavailable(_) => {
                 Self::new(StatusCode::BAD_REQUEST, "account_kind_unavailable", e.to_string())
             }
+            e @ crate::Error::ChainNotServed { .. } => {
+                Self::new(StatusCode::BAD_REQUEST, "chain_not_served", e.to_string())
+            }
             crate::Error::NotSponsored(reason) => Self::new(StatusCode::PAYMENT_REQUIRED, "not_sponsored", reason),
             other => {
                 tracing::error!(error = %other, "internal error");

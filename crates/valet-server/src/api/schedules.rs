@@ -69,7 +69,7 @@ pub(crate) async fn create_schedule(
             format!("session {id} is {}: schedules run in active sessions", row.status),
         ));
     }
-    let now = service.valet.now().await?;
+    let now = service.valet_of(&row)?.now().await?;
     let start_at = req.start_at.unwrap_or(now);
     if start_at > i64::MAX as u64 / 2 {
         return Err(ApiError::bad(format!("start_at {start_at} is out of range")));

@@ -42,6 +42,41 @@ pub(crate) struct Propose {
     /// owner's EOA itself, delegating to Valet: salt 0).
     #[serde(default)]
     pub(crate) account_kind: Option<String>,
+    /// The chains to grant the session on with one owner signature (a multichain grant: one
+    /// session per chain, same owner and salt); absent: the main chain only. Smart accounts only.
+    #[serde(default)]
+    pub(crate) chains: Option<Vec<u64>>,
+}
+
+/// The chains of a multichain proposal, checked: at least one, distinct, at most
+/// [`valet_core::signature::MAX_CHAINS`], each served; smart accounts only.
+fn requested_chains(service: &Service, chains: &[u64], kind: AccountKind) -> Result<(), ApiError> {
+    use valet_core::signature::MAX_CHAINS;
+    if kind != AccountKind::Smart {
+        return Err(ApiError::bad(format!(
+            "chains: a multichain grant is for smart accounts; account_kind `{}` grants on the main chain only \
+             (give no chains)",
+            crate::kind_name(kind)
+        )));
+    }
+    if chains.is_empty() {
+        return Err(ApiError::bad(
+            "chains is empty: list at least one chain id, or leave chains out for the main chain",
+        ));
+    }
+    if chains.len() > MAX_CHAINS {
+        return Err(ApiError::bad(format!(
+            "chains lists {} chains; one grant covers at most {MAX_CHAINS}",
+            chains.len()
+        )));
+    }
+    for (i, chain_id) in chains.iter().enumerate() {
+        if chains[..i].contains(chain_id) {
+            return Err(ApiError::bad(format!("chains lists chain {chain_id} twice: one session per chain")));
+        }
+        service.valet_on(*chain_id, kind)?;
+    }
+    Ok(())
 }
 
 /// The account kind a request names (`smart` when it names none); 400 naming any other value.
@@ -75,6 +110,9 @@ pub(crate) async fn propose(
     let salt = req.salt.as_deref().map(parse_salt).transpose()?.unwrap_or_default();
     let kind = requested_kind(req.account_kind.as_deref())?;
     let valet = service.valet_for(kind)?;
+    if let Some(chains) = &req.chains {
+        requested_chains(&service, chains, kind)?;
+    }
     if kind == AccountKind::Eip7702 && !salt.is_zero() {
         return Err(ApiError::bad(format!(
             "salt {salt}: an eip7702 account is the owner's EOA {owner} itself, it has no salt (give none, or 0)"
@@ -114,6 +152,9 @@ pub(crate) async fn propose(
         names: names.clone(),
     };
     spec.resolve(&offline).map_err(|e| ApiError::bad(e.to_string()))?;
+    if let Some(chains) = &req.chains {
+        return propose_multichain(&service, &app, owner, salt, &spec, &names, chains).await;
+    }
     let account = valet.account(owner, salt).await?;
     // An EOA that does not delegate to Valet yet: its owner signs the delegation with the grant
     // (the session's first operation carries it). A bundler cannot activate the account in a
@@ -180,6 +221,8 @@ pub(crate) async fn propose(
         created_at: crate::vault::now(),
         account_kind: crate::kind_name(kind).into(),
         delegation: None,
+        grant_group: None,
+        grant_position: None,
     };
     service.vault.insert_session(&row).await?;
     service
@@ -213,6 +256,121 @@ pub(crate) async fn propose(
         answer["delegation"] = delegation_json(delegation);
     }
     ok(StatusCode::CREATED, answer)
+}
+
+/// `POST /v1/sessions` with `chains`: a session proposed on each chain (the same owner and salt,
+/// so the same account address wherever the factory is Valet's), combined into one multichain
+/// grant the owner signs once; one row per chain, sharing the grant's digest as `grant_group`.
+async fn propose_multichain(
+    service: &Service,
+    app: &App,
+    owner: Address,
+    salt: U256,
+    spec: &SessionSpec,
+    names: &BTreeMap<String, Address>,
+    chains: &[u64],
+) -> ApiResult {
+    let mut valets = Vec::with_capacity(chains.len());
+    let mut accounts = Vec::with_capacity(chains.len());
+    for chain_id in chains {
+        let valet = service.valet_on(*chain_id, AccountKind::Smart)?;
+        accounts.push(valet.account(owner, salt).await?);
+        valets.push(valet);
+    }
+    let tokens = spec
+        .limits
+        .iter()
+        .filter_map(|l| l.token.as_deref())
+        .filter_map(|t| valet_client::abi::resolve_address(t, names).ok())
+        .collect::<Vec<_>>();
+    let labels = token_labels(service, names, &tokens).await;
+    // The fresh session keys, one per chain: made on a stack wiped after every poll, and kept in
+    // the boxed proposal (wiped when it is dropped).
+    let proposal = Wiping::new(async {
+        let mut proposals = Vec::with_capacity(valets.len());
+        for (valet, account) in valets.iter().zip(&accounts) {
+            proposals.push(valet.propose(account, spec, names, &labels).await?);
+        }
+        valet_client::MultichainProposal::new(proposals).map(Box::new)
+    })
+    .await
+    .map_err(|e| match e {
+        ClientError::Core(c) => ApiError::bad(c.to_string()),
+        other => other.into(),
+    })?;
+    let functions: Vec<Option<String>> = spec
+        .functions()
+        .map_err(|e| ApiError::bad(e.to_string()))?
+        .iter()
+        .map(|f| f.as_ref().map(Function::signature_with_names))
+        .collect();
+    let typed_data = proposal.typed_data()?;
+    let grant_id = proposal.digest.to_string();
+    let mut rows = Vec::with_capacity(proposal.proposals.len());
+    for (position, p) in proposal.proposals.iter().enumerate() {
+        let entry = p.chain_grant();
+        rows.push(SessionRow {
+            id: p.id.to_string(),
+            app_id: app.id.clone(),
+            chain_id: entry.chain_id as i64,
+            validator: entry.validator.to_string(),
+            account: p.account.address.to_string(),
+            owner: owner.to_string(),
+            salt: salt.to_string(),
+            session_key: p.key.address().to_string(),
+            packed: p.session.encode().map_err(|e| ApiError::bad(e.to_string()))?.to_string(),
+            functions: serde_json::to_string(&functions).unwrap_or_default(),
+            names: serde_json::to_string(names).unwrap_or_default(),
+            summary: serde_json::to_string(&p.summary).unwrap_or_default(),
+            sealed_key: alloy::hex::encode(service.master.seal(p.id, &p.key)?),
+            grant_sig: None,
+            status: "proposed".into(),
+            created_at: crate::vault::now(),
+            account_kind: crate::kind_name(AccountKind::Smart).into(),
+            delegation: None,
+            grant_group: Some(grant_id.clone()),
+            grant_position: Some(position as i64),
+        });
+    }
+    service.vault.insert_sessions(&rows).await?;
+    let mut sessions = Vec::with_capacity(rows.len());
+    for ((p, row), valet) in proposal.proposals.iter().zip(&rows).zip(&valets) {
+        let detail = json!({
+            "summary": p.summary,
+            "warnings": p.warnings,
+            "grant_id": grant_id,
+            "chain_id": p.chain_id(),
+            "grant_position": row.grant_position,
+        });
+        service.vault.audit(&app.id, Some(&row.account), Some(&row.id), "session.proposed", &detail).await?;
+        service.metrics.inc("valet_sessions_total", &[("event", "proposed")]);
+        sessions.push(json!({
+            "chain_id": p.chain_id(),
+            "chain_name": valet_client::chain_name(p.chain_id()),
+            "session_id": p.id,
+            "account": p.account.address,
+            "account_deployed": p.account.deployed,
+            "session_key": p.key.address(),
+            "valid_after": p.session.valid_after,
+            "valid_until": p.session.valid_until,
+            "summary": p.summary,
+            "warnings": p.warnings,
+            "fee_estimate": fee_estimate(valet, p.account.deployed).await,
+        }));
+    }
+    ok(
+        StatusCode::CREATED,
+        json!({
+            "grant_id": grant_id,
+            "status": "proposed",
+            "account_kind": "smart",
+            "owner": owner,
+            "digest": proposal.digest,
+            "typed_data": typed_data,
+            "summary": proposal.summary,
+            "sessions": sessions,
+        }),
+    )
 }
 
 /// Gas of a later operation of a session: a session's mint with the session already enabled
@@ -356,6 +514,9 @@ pub(crate) async fn grant(
             row.account_kind
         )));
     }
+    if let Some(group) = &row.grant_group {
+        return grant_multichain(&service, &app, id, group, &signature).await;
+    }
     if row.status != "proposed" {
         return Err(ApiError::conflict(
             "not_proposed",
@@ -401,6 +562,125 @@ pub(crate) async fn grant(
     ok(StatusCode::OK, json!({ "session_id": id, "status": "active" }))
 }
 
+/// `POST /v1/sessions/{id}/grant` on a session of multichain grant `group`: the owner's one
+/// signature over the grant's digest, recomputed from the stored sessions in the order signed
+/// (never from the request), activates every session of the grant, each with its own chain's
+/// proof, or none.
+async fn grant_multichain(service: &Service, app: &App, id: B256, group: &str, signature: &Bytes) -> ApiResult {
+    let rows = service.vault.group_sessions(&app.id, group).await?;
+    let stored = |what: String| ApiError::from(crate::Error::Database(format!("multichain grant {group}: {what}")));
+    if rows.is_empty() || rows.iter().enumerate().any(|(i, r)| r.grant_position != Some(i as i64)) {
+        return Err(stored("its sessions' stored positions are not 0, 1, 2, …".into()));
+    }
+    for r in &rows {
+        if r.status != "proposed" {
+            return Err(ApiError::conflict(
+                "not_proposed",
+                format!(
+                    "session {} (chain {}) of grant {group} is {}, not waiting for a grant: nothing was granted",
+                    r.id, r.chain_id, r.status
+                ),
+            ));
+        }
+    }
+    let owner = row_account(&rows[0])?.owner;
+    let mut entries = Vec::with_capacity(rows.len());
+    let mut sessions = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let (_, session, _) = load(service, app, &r.id).await?;
+        let valet = service.valet_of(r)?;
+        let account = row_account(r)?;
+        if account.owner != owner {
+            return Err(stored(format!("session {} is owned by {}, not by {owner}", r.id, account.owner)));
+        }
+        let entry = eip712::ChainGrant {
+            chain_id: valet.chain_id(),
+            validator: valet.deployment().validator,
+            account: account.address,
+            session: session.clone(),
+        };
+        entries.push(entry.hash().map_err(|e| ApiError::bad(e.to_string()))?);
+        sessions.push((r, session, valet));
+    }
+    let digest = eip712::multichain_grant_digest(&entries);
+    if digest.to_string() != group {
+        // The stored sessions are not those the owner was shown: nothing is signed for them.
+        return Err(ApiError::conflict(
+            "grant_mismatch",
+            format!(
+                "the sessions of grant {group} now hash to {digest}, not to the grant's id: they are not what was \
+                 proposed, nothing was granted (propose again)"
+            ),
+        ));
+    }
+    let signer = owners_signature(signature, digest, owner, "grant")?;
+    // A session whose window closed while it waited for the owner would be granted for nothing.
+    for (r, session, valet) in &sessions {
+        if valet.now().await? > session.valid_until {
+            return Err(ApiError::conflict(
+                "expired",
+                format!(
+                    "session {} (chain {}) of grant {group} expired at {}, before it was granted: propose a new one",
+                    r.id,
+                    r.chain_id,
+                    valet_core::spec::utc(session.valid_until.saturating_add(1))
+                ),
+            ));
+        }
+    }
+    let mut grants = Vec::with_capacity(rows.len());
+    let mut details = Vec::with_capacity(rows.len());
+    for (position, r) in rows.iter().enumerate() {
+        let proof = valet_core::signature::multichain_grant(&entries, position, signature)
+            .map_err(|e| ApiError::bad(e.to_string()))?;
+        grants.push((r.id.as_str(), proof.to_string()));
+        details.push(json!({ "owner": signer, "grant_id": group, "chain_id": r.chain_id, "grant_position": position }));
+    }
+    let audits: Vec<Audit<'_>> = rows
+        .iter()
+        .zip(&details)
+        .map(|(r, detail)| Audit {
+            app: &app.id,
+            account: Some(&r.account),
+            session: Some(&r.id),
+            event: "session.granted",
+            detail,
+        })
+        .collect();
+    let pairs: Vec<(&str, &str)> = grants.iter().map(|(id, g)| (*id, g.as_str())).collect();
+    if !service.vault.grant_group(&pairs, &audits).await? {
+        return Err(ApiError::conflict(
+            "not_proposed",
+            format!("a session of grant {group} is no longer waiting for a grant: nothing was granted"),
+        ));
+    }
+    for _ in &rows {
+        service.metrics.inc("valet_sessions_total", &[("event", "granted")]);
+    }
+    let granted: Vec<Value> =
+        rows.iter().map(|r| json!({ "session_id": r.id, "chain_id": r.chain_id, "status": "active" })).collect();
+    ok(StatusCode::OK, json!({ "session_id": id, "status": "active", "grant_id": group, "sessions": granted }))
+}
+
+/// A multichain grant's sessions as `GET /v1/sessions/{id}` shows them: each one's id, chain and
+/// status, in the order signed (`null` for a single-chain session).
+async fn group_json(service: &Service, row: &SessionRow) -> Result<Value, ApiError> {
+    let Some(group) = &row.grant_group else { return Ok(Value::Null) };
+    let rows = service.vault.group_sessions(&row.app_id, group).await?;
+    Ok(Value::Array(
+        rows.iter()
+            .map(|r| {
+                json!({
+                    "session_id": r.id,
+                    "chain_id": r.chain_id,
+                    "grant_position": r.grant_position,
+                    "status": r.status,
+                })
+            })
+            .collect(),
+    ))
+}
+
 pub(crate) async fn session_json(service: &Service, row: &SessionRow, session: &Session) -> Result<Value, ApiError> {
     let account: Address = row_account(row)?.address;
     let status = service.valet_of(row)?.status(account, session).await?;
@@ -413,6 +693,9 @@ pub(crate) async fn session_json(service: &Service, row: &SessionRow, session: &
     Ok(json!({
         "session_id": row.id,
         "status": row.status,
+        "chain_id": row.chain_id,
+        "grant_id": row.grant_group,
+        "grant_sessions": group_json(service, row).await?,
         "account_kind": row.account_kind,
         "account": row.account,
         "owner": row.owner,
@@ -649,7 +932,7 @@ pub(crate) async fn revoke_onchain(
         service.vault.transition(&row.id, &["proposed", "active"], "revoked", None, &audit).await?;
         return Err(already);
     }
-    if service.relayer.is_none() {
+    if service.relayer_of(&row)?.is_none() {
         return Err(ApiError::conflict(
             "no_relayer",
             "this service has no relayer key: submit revokeSessionWithSignature(account, id, signature) to the validator yourself",

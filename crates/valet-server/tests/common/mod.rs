@@ -333,3 +333,29 @@ impl Drop for Postgres {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+// ------------------------------------------------------------------ other chains
+
+/// Another chain for a service to serve ([`Service::other_chains`]): smart accounts through
+/// `devnet`, submitted directly from dev key `relayer`, whose account also puts owners'
+/// revocations there (one nonce manager), as `valet up --chains` builds it.
+pub(crate) async fn other_chain(devnet: &Devnet, relayer: usize) -> (u64, valet_server::Chain) {
+    let direct = Direct::new(devnet.provider_for(relayer), devnet.key(relayer).address()).await.expect("direct");
+    let revoker = direct.relayer();
+    let valet = Valet::new(devnet.provider.clone(), Arc::new(direct), devnet.deployment()).await.expect("valet");
+    (valet.chain_id(), valet_server::Chain { valet, relayer: Some(revoker) })
+}
+
+/// [`boot`] of a service whose main chain is `devnet` and that serves `others` too.
+pub(crate) async fn boot_chains(
+    devnet: &Devnet,
+    others: &[&Devnet],
+    name: &str,
+) -> (Server, Arc<Service>, std::path::PathBuf, String) {
+    let mut chains = BTreeMap::new();
+    for other in others {
+        let (id, chain) = other_chain(other, 1).await;
+        chains.insert(id, chain);
+    }
+    boot_with(devnet, name, false, None, None, 1, move |service, _| service.other_chains = chains).await
+}
