@@ -497,7 +497,7 @@ pub(crate) async fn open_proposals(devnet: &Devnet, deadline: u64) -> anyhow::Re
 
 /// The chain ids `valet demo --chains N` gives its local anvils, in order: the ids of chains an
 /// app would list, so that the approval reads as it would there.
-const DEMO_CHAIN_IDS: [u64; 4] = [8453, 10, 42161, 137];
+pub(crate) const DEMO_CHAIN_IDS: [u64; 4] = [8453, 10, 42161, 137];
 
 /// `valet demo --chains N`: N local anvils with different chain ids, one owner signature for a
 /// session on all of them, ten mints on each and the eleventh refused on each — every chain

@@ -107,6 +107,10 @@ enum Command {
         /// first of ./web/dist, `web/` beside the valet binary, and the checkout it was built from.
         #[arg(long, env = "VALET_WEB")]
         web: Option<PathBuf>,
+        /// How many devnets to serve (1 to 4): the main one (chain 31337) and, for multichain
+        /// grants, others with the chain ids of `valet demo --chains` (8453, 10, 42161).
+        #[arg(long, default_value = "1")]
+        chains: usize,
     },
     /// Deploy Valet (account implementation, factory, SessionKeyValidator; the demo contracts with
     /// --demo) at its canonical addresses, the same on every EVM chain, and stake the factory.
@@ -414,8 +418,8 @@ async fn main() -> std::process::ExitCode {
             let run_for = std::time::Duration::from_secs(seconds);
             bench::run(bench::Plan { levels, run_for, alto: (alto > 0).then_some(alto), profiler }, json).await
         }
-        Command::Up { port, data_dir, bundler, json, web } => {
-            serve::up(port, data_dir, bundler == BundlerChoice::Alto, json, &serve::find_web(web)).await
+        Command::Up { port, data_dir, bundler, json, web, chains } => {
+            serve::up(port, data_dir, bundler == BundlerChoice::Alto, json, &serve::find_web(web), chains).await
         }
         Command::Deploy(args) => deploy::run(args).await,
         Command::Serve(args) => serve::serve(args).await,

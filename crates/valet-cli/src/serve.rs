@@ -142,11 +142,48 @@ pub(crate) fn find_web(flag: Option<PathBuf>) -> PathBuf {
         .unwrap_or(default)
 }
 
-/// `valet up`: a fresh devnet (and Alto if asked), the contracts, the service, and the dApp.
-pub(crate) async fn up(port: u16, dir: PathBuf, alto: bool, json: bool, web: &Path) -> anyhow::Result<()> {
+/// Most devnets `valet up --chains` starts: the main one and one per chain id of `valet demo
+/// --chains`.
+pub(crate) const MAX_UP_CHAINS: usize = 4;
+
+/// Another devnet `valet up --chains` serves: smart accounts (through its Alto, or directly from
+/// dev key 1) and owners' revocations from dev key 9, as on the main devnet.
+async fn other_chain(devnet: &Devnet) -> anyhow::Result<valet_server::Chain> {
+    let submitter: Arc<dyn Submitter> = match devnet.bundler_url() {
+        Some(url) => Arc::new(
+            Bundler::new(BundlerClient::new(&url, devnet.addresses.entry_point)?).with_node(devnet.provider.clone()),
+        ),
+        None => Arc::new(Direct::new(devnet.provider_for(1), devnet.key(1).address()).await?),
+    };
+    let valet = Valet::new(devnet.provider.clone(), submitter, devnet.deployment()).await?;
+    let relayer = Relayer::new(devnet.provider_for(9), devnet.key(9).address());
+    Ok(valet_server::Chain { valet, relayer: Some(relayer) })
+}
+
+/// `valet up`: a fresh devnet (and Alto if asked), the contracts, the service, and the dApp; with
+/// `chains` > 1, as many devnets, the others with the chain ids `valet demo --chains` gives its
+/// anvils (smart accounts only there: multichain grants).
+pub(crate) async fn up(
+    port: u16,
+    dir: PathBuf,
+    alto: bool,
+    json: bool,
+    web: &Path,
+    chains: usize,
+) -> anyhow::Result<()> {
+    if !(1..=MAX_UP_CHAINS).contains(&chains) {
+        bail!("--chains {chains}: valet up serves 1 to {MAX_UP_CHAINS} devnets");
+    }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let devnet =
         Devnet::start_with(DevnetOptions { alto, ..Default::default() }).await.context("starting the devnet")?;
+    let mut others = Vec::with_capacity(chains - 1);
+    for chain_id in &crate::demo::DEMO_CHAIN_IDS[..chains - 1] {
+        let other = Devnet::start_with(DevnetOptions { alto, chain_id: Some(*chain_id), ..Default::default() })
+            .await
+            .with_context(|| format!("starting the devnet of chain {chain_id}"))?;
+        others.push(other);
+    }
     // The vault mirrors this devnet, which starts empty: so does the vault.
     for file in ["valet.db", "valet.db-wal", "valet.db-shm"] {
         let _ = std::fs::remove_file(dir.join(file));
@@ -184,6 +221,9 @@ pub(crate) async fn up(port: u16, dir: PathBuf, alto: bool, json: bool, web: &Pa
     let revoker = Relayer::new(devnet.provider_for(9), devnet.key(9).address());
     let mut service = Service::new(valet, vault, master, &token, names.clone(), Some(revoker));
     service.valet_7702 = Some(valet_7702);
+    for other in &others {
+        service.other_chains.insert(other.chain_id(), other_chain(other).await?);
+    }
     // Accounts made in the dApp get 1 ETH for gas and 100 demo tokens to pay with.
     let ether = alloy::primitives::U256::from(10u128.pow(18));
     service.faucet = Some(
@@ -229,9 +269,30 @@ pub(crate) async fn up(port: u16, dir: PathBuf, alto: bool, json: bool, web: &Pa
     } else {
         Some(format!("not built: no {} (run `make web`)", web.join("index.html").display()))
     };
-    let extra = json!({ "dapp": dapp, "rpc_url": devnet.endpoint(), "bundler_url": devnet.bundler_url(), "chain_id": devnet.chain_id(), "contracts": names, "validator": a.validator, "factory": a.factory, "paymaster": devnet.paymaster() });
-    let devnet_exited = async { anyhow!("{}: the service stops with its devnet", devnet.exited().await) };
+    let served: Vec<serde_json::Value> = std::iter::once(&devnet)
+        .chain(&others)
+        .map(|d| json!({ "chain_id": d.chain_id(), "rpc_url": d.endpoint(), "bundler_url": d.bundler_url() }))
+        .collect();
+    let extra = json!({ "dapp": dapp, "rpc_url": devnet.endpoint(), "bundler_url": devnet.bundler_url(), "chain_id": devnet.chain_id(), "chains": served, "contracts": names, "validator": a.validator, "factory": a.factory, "paymaster": devnet.paymaster() });
+    // The service stops with any of its devnets.
+    let mut watched: Vec<std::pin::Pin<Box<dyn Future<Output = String> + '_>>> = std::iter::once(&devnet)
+        .chain(&others)
+        .map(|d| Box::pin(async move { format!("chain {}: {}", d.chain_id(), d.exited().await) }) as _)
+        .collect();
+    let devnet_exited = async move {
+        let exited = std::future::poll_fn(|cx| {
+            for watch in &mut watched {
+                if let std::task::Poll::Ready(exited) = watch.as_mut().poll(cx) {
+                    return std::task::Poll::Ready(exited);
+                }
+            }
+            std::task::Poll::Pending
+        })
+        .await;
+        anyhow!("{exited}: the service stops with its devnets")
+    };
     let result = run(service, SocketAddr::from((Ipv4Addr::LOCALHOST, port)), &dir, json, extra, devnet_exited).await;
+    drop(others);
     drop(devnet);
     result
 }

@@ -244,3 +244,57 @@ fn valet_up_stops_with_an_error_when_its_anvil_dies() {
     );
     drop(valet);
 }
+
+/// A JSON request to `url` over a plain connection (`Connection: close`): the status and the
+/// JSON body.
+fn http(url: &str, method: &str, path: &str, token: &str, body: &Value) -> (u16, Value) {
+    use std::io::{Read as _, Write as _};
+    let addr = url.strip_prefix("http://").expect("http://…");
+    let mut stream = TcpStream::connect(addr).expect("connects");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let body = body.to_string();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("writes");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("reads");
+    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
+    let (_, body) = answer.split_once("\r\n\r\n").expect("a head");
+    (status, serde_json::from_str(body).unwrap_or(Value::String(body.to_string())))
+}
+
+#[test]
+fn valet_up_with_two_chains_serves_both_and_kill_9_takes_both_anvils_with_it() {
+    let dir = TempDir::new("processes-up-chains");
+    let data = dir.0.join("up");
+    let args = ["up", "--json", "--port", "0", "--chains", "2", "--data-dir", data.to_str().expect("a UTF-8 path")];
+    let mut valet = Valet::start(&args, &dir.0);
+    let chains = valet.info["chains"].as_array().cloned().unwrap_or_else(|| panic!("no chains in {}", valet.info));
+    let ids: Vec<Option<u64>> = chains.iter().map(|c| c["chain_id"].as_u64()).collect();
+    assert_eq!(ids, [Some(31337), Some(8453)], "{}", valet.info);
+    let rpcs: Vec<SocketAddr> = chains.iter().map(|c| loopback_port(c, "rpc_url")).collect();
+    let anvils: Vec<Seen> = valet.started.iter().filter(|p| p.name == "anvil").cloned().collect();
+    assert_eq!(anvils.len(), 2, "valet up --chains 2 started {:?}", valet.started);
+
+    // One proposal on both chains, through the service.
+    let url = valet.info["url"].as_str().expect("url").to_string();
+    let admin = "processes-test-admin-token-0123";
+    let (status, app) = http(&url, "POST", "/v1/apps", admin, &serde_json::json!({ "name": "chains" }));
+    assert_eq!(status, 201, "{app}");
+    let key = app["api_key"].as_str().expect("api key");
+    let owner = "0x00000000000000000000000000000000000000aa";
+    let proposal =
+        serde_json::json!({ "owner": owner, "spec": valet_core::spec::DEMO_MINT_SPEC, "chains": [31337, 8453] });
+    let (status, proposed) = http(&url, "POST", "/v1/sessions", key, &proposal);
+    assert_eq!(status, 201, "{proposed}");
+    assert_eq!(proposed["sessions"].as_array().map(Vec::len), Some(2), "{proposed}");
+
+    let status = valet.kill();
+    assert!(!status.success(), "valet up was killed, yet exited with {status}");
+    for (anvil, rpc) in anvils.iter().zip(&rpcs) {
+        assert!(eventually(WITHIN, || !anvil.alive()), "anvil (PID {}) outlived valet up", anvil.pid);
+        assert!(eventually(WITHIN, || !listening(*rpc)), "something still listens on {rpc}");
+    }
+}
