@@ -618,3 +618,53 @@ async fn a_shared_bundle_survives_an_operation_that_fails_at_inclusion() {
     assert_eq!(nfts(&devnet, other.1).await, U256::from(2));
     assert_eq!(on_chain(&devnet, victim.1).await.len(), 1);
 }
+
+/// The same on another chain the service serves: a multichain grant's session on chain 10, whose
+/// node (behind the proxy) loses the answer to the handleOps transaction, is unknown until
+/// reconciliation finds its operation on chain 10's node and EntryPoint (the main chain has no
+/// such operation: looked up there, its used nonce would have said "failed").
+#[tokio::test]
+async fn an_answer_lost_on_another_chain_is_settled_from_that_chain() {
+    let (main, other) = tokio::join!(
+        Devnet::start(),
+        Devnet::start_with(valet_client::DevnetOptions { chain_id: Some(10), ..Default::default() })
+    );
+    let (main, other) = (main.expect("devnet"), other.expect("devnet 10"));
+    let proxy = Proxy::start(&other).await;
+    let provider = valet_client::rpc::http_provider(&proxy.url).expect("provider");
+    let wallet = valet_client::rpc::http_wallet_provider(&proxy.url, other.key(1)).expect("wallet");
+    let direct = Direct::new(wallet, other.key(1).address()).await.expect("direct");
+    let revoker = direct.relayer();
+    let valet = Valet::new(provider, Arc::new(direct), other.deployment()).await.expect("valet");
+    let chain = valet_server::Chain { valet, relayer: Some(revoker) };
+    let (s, _, _, _) = boot_with(&main, "faults-other-chain", false, None, None, 1, move |service, _| {
+        service.other_chains.insert(10, chain);
+    })
+    .await;
+    let key = app_key(&s, "faults").await;
+    let owner = PrivateKeySigner::random();
+    let spec = format!("{MINT_ANY}[fees]\nbudget = \"0.5 ether\"\n");
+    let body = json!({ "owner": owner.address(), "spec": spec, "chains": [31337, 10] });
+    let (status, proposed) = s.call("POST", "/v1/sessions", Some(&key), Some(body)).await;
+    assert_eq!(status, 201, "{proposed}");
+    let digest: B256 = proposed["digest"].as_str().expect("digest").parse().expect("hex");
+    let signature = alloy::hex::encode_prefixed(owner.sign_hash_sync(&digest).expect("sign").as_bytes());
+    let id = proposed["sessions"][1]["session_id"].as_str().expect("id").to_string();
+    let (status, granted) =
+        s.call("POST", &format!("/v1/sessions/{id}/grant"), Some(&key), Some(json!({ "signature": signature }))).await;
+    assert_eq!(status, 200, "{granted}");
+    let account: Address = proposed["sessions"][1]["account"].as_str().expect("account").parse().expect("address");
+    other.fund(account, U256::from(10u128.pow(18))).await.expect("fund");
+
+    proxy.set(|f| {
+        f.lose_answer.insert("eth_sendRawTransaction".into(), 1);
+    });
+    let (status, body) = s.call("POST", &format!("/v1/sessions/{id}/execute"), Some(&key), Some(mint())).await;
+    assert_eq!((status, body["status"].as_str()), (202, Some("unknown")), "{body}");
+    let execution = body["execution_id"].as_str().expect("execution id");
+    let found = settled(&s, &key, execution).await;
+    assert_eq!(found["status"], "included", "{found}");
+    assert_eq!((nfts(&other, account).await, nfts(&main, account).await), (U256::from(1), U256::ZERO));
+    let hash: B256 = found["user_op_hash"].as_str().expect("hash").parse().expect("hex");
+    assert_eq!(on_chain(&other, account).await, BTreeSet::from([hash]));
+}

@@ -230,6 +230,26 @@ async fn a_signature_activates_only_the_sessions_it_was_made_for() {
     for id in first_ids.iter().chain(&second_ids) {
         assert_eq!(status_of(&s, &key, id).await["status"], "proposed", "{id}");
     }
+
+    // The same vault served without chain 10: its sessions there are shown as not usable here,
+    // naming the chain and those served (and the list stays readable), never a panic; the grant
+    // cannot be given without every chain of it: a 400 naming the chain.
+    drop(s);
+    let (s, _, _, _) = boot(&a, "multichain-one-chain", false, Some(database)).await;
+    assert_eq!(status_of(&s, &key, &first_ids[0]).await["chain_id"].as_u64(), Some(BASE));
+    let shown = status_of(&s, &key, &first_ids[1]).await;
+    assert_eq!((&shown["usable"], &shown["chain"]), (&json!(false), &Value::Null), "{shown}");
+    assert!(
+        shown["reason"].as_str().unwrap_or_default().contains("does not serve chain 10: it serves 8453"),
+        "{shown}"
+    );
+    let (status, listed) = s.call("GET", "/v1/sessions", Some(&key), None).await;
+    assert_eq!((status, listed["sessions"].as_array().map(Vec::len)), (200, Some(4)), "{listed}");
+    let for_first = json!({ "signature": sign(&owner, &first["digest"]) });
+    let (status, refused) =
+        s.call("POST", &format!("/v1/sessions/{}/grant", first_ids[0]), Some(&key), Some(for_first)).await;
+    assert_eq!((status, refused["error"].as_str()), (400, Some("chain_not_served")), "{refused}");
+    assert_eq!(status_of(&s, &key, &first_ids[0]).await["status"], "proposed");
 }
 
 /// What the service's API cannot express, with the SDK on the same two chains: the proof made for

@@ -683,13 +683,21 @@ async fn group_json(service: &Service, row: &SessionRow) -> Result<Value, ApiErr
 
 pub(crate) async fn session_json(service: &Service, row: &SessionRow, session: &Session) -> Result<Value, ApiError> {
     let account: Address = row_account(row)?.address;
-    let status = service.valet_of(row)?.status(account, session).await?;
-    let summary: Value = serde_json::from_str(&row.summary).unwrap_or(Value::Null);
-    let (usable, reason) = match row.status.as_str() {
-        "revoked" => (false, Some("revoked in the service; grant a new one".to_string())),
-        "proposed" => (false, Some("waiting for the owner's grant".to_string())),
-        _ => (status.usable, status.reason.clone()),
+    // A session on a chain this service does not serve (any more) is shown, without its chain's
+    // state, as not usable here: the others of a list stay readable.
+    let status = match service.valet_of(row) {
+        Ok(valet) => Ok(valet.status(account, session).await?),
+        Err(e @ crate::Error::ChainNotServed { .. }) => Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     };
+    let summary: Value = serde_json::from_str(&row.summary).unwrap_or(Value::Null);
+    let (usable, reason) = match (row.status.as_str(), &status) {
+        ("revoked", _) => (false, Some("revoked in the service; grant a new one".to_string())),
+        (_, Err(not_served)) => (false, Some(not_served.clone())),
+        ("proposed", _) => (false, Some("waiting for the owner's grant".to_string())),
+        (_, Ok(status)) => (status.usable, status.reason.clone()),
+    };
+    let status = status.ok();
     Ok(json!({
         "session_id": row.id,
         "status": row.status,
