@@ -250,6 +250,10 @@ async fn a_signature_activates_only_the_sessions_it_was_made_for() {
         s.call("POST", &format!("/v1/sessions/{}/grant", first_ids[0]), Some(&key), Some(for_first)).await;
     assert_eq!((status, refused["error"].as_str()), (400, Some("chain_not_served")), "{refused}");
     assert_eq!(status_of(&s, &key, &first_ids[0]).await["status"], "proposed");
+    // It can still be stopped in the service, and the owner is given what revokes it on chain 10.
+    let (status, revoked) = s.call("POST", &format!("/v1/sessions/{}/revoke", first_ids[1]), Some(&key), None).await;
+    assert_eq!((status, revoked["status"].as_str()), (200, Some("revoked")), "{revoked}");
+    assert_eq!(revoked["onchain"]["typed_data"]["domain"]["chainId"].to_string().trim_matches('"'), "10", "{revoked}");
 }
 
 /// What the service's API cannot express, with the SDK on the same two chains: the proof made for

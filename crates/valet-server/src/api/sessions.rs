@@ -822,10 +822,12 @@ async fn already_revoked(
     // Revoked on chain without the service (the owner's own transaction, another client): the
     // chain says so, and its event says when and in which transaction.
     let account = row_account(row)?.address;
-    let Ok(chain) = service.valet_of(row)?.chain_state(account, session).await else { return Ok(None) };
+    // A chain the service does not serve cannot be asked.
+    let Ok(valet) = service.valet_of(row) else { return Ok(None) };
+    let Ok(chain) = valet.chain_state(account, session).await else { return Ok(None) };
     Ok(match chain.state {
         valet_client::Standing::Revoked => {
-            let (tx, at) = revoked_event(service.valet_of(row)?, account, id).await.unwrap_or((None, None));
+            let (tx, at) = revoked_event(valet, account, id).await.unwrap_or((None, None));
             let by = tx.map(|t| format!(" in transaction {t}")).unwrap_or_default();
             answer(
                 "included",
@@ -897,16 +899,23 @@ pub(crate) async fn revoke(
         return Err(already);
     }
     let account: Address = row_account(&row)?.address;
-    let valet = service.valet_of(&row)?;
-    let (deployment, chain_id) = (valet.deployment(), valet.chain_id());
+    // What the owner signs names the session's chain and validator, as stored: a session on a
+    // chain the service no longer serves is revoked in the service all the same, and its owner
+    // can still revoke it on that chain.
+    let validator: Address = row
+        .validator
+        .parse()
+        .map_err(|_| ApiError::from(crate::Error::Database(format!("session {id}: stored validator is malformed"))))?;
+    let chain_id = u64::try_from(row.chain_id)
+        .map_err(|_| ApiError::from(crate::Error::Database(format!("session {id}: stored chain id is negative"))))?;
     ok(
         StatusCode::OK,
         json!({
             "session_id": id,
             "status": "revoked",
             "onchain": {
-                "digest": eip712::revoke_session_digest(account, id, deployment.validator, chain_id),
-                "typed_data": eip712::revoke_session_typed_data(account, id, deployment.validator, chain_id),
+                "digest": eip712::revoke_session_digest(account, id, validator, chain_id),
+                "typed_data": eip712::revoke_session_typed_data(account, id, validator, chain_id),
                 "submit": format!("POST /v1/sessions/{id}/revoke/onchain with the owner's signature"),
             },
         }),
