@@ -343,6 +343,89 @@ pub(crate) struct ServeArgs {
     /// env variable: flags show in `ps`.
     #[arg(long, env = "VALET_SPONSOR_KEY", hide_env_values = true, requires = "paymaster")]
     pub(crate) sponsor_key: Option<String>,
+    /// Another chain to serve, by its node's JSON-RPC URL (repeatable; `VALET_CHAINS` takes them
+    /// comma-separated): the sessions of multichain grants (`chains` in `POST /v1/sessions`) live
+    /// one per chain. Valet must be at the same addresses there (`valet deploy` puts it there);
+    /// its operations go directly from the relayer key, funded on that chain too, unless
+    /// `--chain-bundler` names a bundler for it. Smart accounts only on these chains.
+    #[arg(long = "chain", env = "VALET_CHAINS", value_delimiter = ',', hide_env_values = true)]
+    pub(crate) chains: Vec<String>,
+    /// A bundler for another chain: `CHAIN_ID=URL` (repeatable).
+    #[arg(long = "chain-bundler", value_parser = parse_chain_bundler)]
+    pub(crate) chain_bundlers: Vec<(u64, String)>,
+}
+
+/// `CHAIN_ID=URL` of `--chain-bundler`.
+fn parse_chain_bundler(value: &str) -> Result<(u64, String), String> {
+    let (id, url) = value.split_once('=').ok_or_else(|| format!("`{value}` is not CHAIN_ID=URL"))?;
+    let id =
+        id.trim().parse::<u64>().map_err(|_| format!("`{id}` in `{value}` is not a chain id (a decimal number)"))?;
+    if url.trim().is_empty() {
+        return Err(format!("`{value}` names no bundler URL after the `=`"));
+    }
+    Ok((id, url.trim().to_string()))
+}
+
+/// Where a URL points, for messages: its scheme, host and port only (node and bundler URLs often
+/// carry an API key in their path or query).
+fn shown(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            let host = authority.rsplit('@').next().unwrap_or_default();
+            format!("{scheme}://{host}")
+        }
+        None => "the URL given".to_string(),
+    }
+}
+
+/// Another chain `valet serve --chain URL` serves: its id, and Valet's client there (the same
+/// deployment as on the main chain, checked to be there) with its relayer.
+async fn served_chain(
+    url: &str,
+    deployment: Deployment,
+    relayer_key: Option<&PrivateKeySigner>,
+    bundlers: &BTreeMap<u64, String>,
+) -> anyhow::Result<(u64, valet_server::Chain)> {
+    let at = shown(url);
+    let provider = valet_client::rpc::http_provider(url).map_err(|e| anyhow!("--chain {at}: {e}"))?;
+    let chain_id = provider.get_chain_id().await.map_err(|e| anyhow!("--chain {at}: the node does not answer: {e}"))?;
+    for (name, address) in [
+        ("EntryPoint v0.7", deployment.entry_point),
+        ("SessionKeyValidator", deployment.validator),
+        ("ValetAccountFactory", deployment.factory),
+    ] {
+        let code = provider.get_code_at(address).await.map_err(|e| anyhow!("--chain {at} (chain {chain_id}): {e}"))?;
+        if code.is_empty() {
+            bail!(
+                "--chain {at} (chain {chain_id}): no {name} at {address}: Valet must be at the main chain's addresses \
+                 there (`valet deploy --rpc-url …` puts it at its canonical ones)"
+            );
+        }
+    }
+    let wallet = match relayer_key {
+        Some(key) => Some((
+            valet_client::rpc::http_wallet_provider(url, key.clone()).map_err(|e| anyhow!("--chain {at}: {e}"))?,
+            key.address(),
+        )),
+        None => None,
+    };
+    let (submitter, relayer): (Arc<dyn Submitter>, Option<Relayer>) = match (bundlers.get(&chain_id), wallet) {
+        (Some(bundler), wallet) => (
+            Arc::new(Bundler::new(BundlerClient::new(bundler, deployment.entry_point)?).with_node(provider.clone())),
+            wallet.map(|(w, address)| Relayer::new(w, address)),
+        ),
+        (None, Some((wallet, address))) => {
+            let direct = Direct::new(wallet, address).await?;
+            let relayer = direct.relayer();
+            (Arc::new(direct), Some(relayer))
+        }
+        (None, None) => bail!(
+            "--chain {at} (chain {chain_id}): give --relayer-key, or --chain-bundler {chain_id}=URL, to send its operations"
+        ),
+    };
+    let valet = Valet::new(provider, submitter, deployment).await?;
+    Ok((chain_id, valet_server::Chain { valet, relayer }))
 }
 
 /// The sponsor of `--paymaster` with `--sponsor-key`, checked against the chain: a paymaster is
@@ -372,12 +455,13 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Every node and bundler call has a deadline: a stalled node is reported, not waited on.
     let rpc_url = |e: valet_client::Error| anyhow!("--rpc-url `{}`: {e}", args.rpc_url);
     let provider = valet_client::rpc::http_provider(&args.rpc_url).map_err(rpc_url)?;
-    let wallet: Option<(DynProvider, Address)> = match &args.relayer_key {
+    let relayer_key: Option<PrivateKeySigner> = match &args.relayer_key {
+        Some(key) => Some(key.trim().parse().map_err(|_| anyhow!("the relayer key is not a 32-byte hex private key"))?),
+        None => None,
+    };
+    let wallet: Option<(DynProvider, Address)> = match &relayer_key {
         Some(key) => {
-            let key: PrivateKeySigner =
-                key.trim().parse().map_err(|_| anyhow!("the relayer key is not a 32-byte hex private key"))?;
-            let address = key.address();
-            Some((valet_client::rpc::http_wallet_provider(&args.rpc_url, key).map_err(rpc_url)?, address))
+            Some((valet_client::rpc::http_wallet_provider(&args.rpc_url, key.clone()).map_err(rpc_url)?, key.address()))
         }
         None => None,
     };
@@ -428,8 +512,23 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let (Some(paymaster), Some(key)) = (args.paymaster, &args.sponsor_key) {
         service.sponsor = Some(sponsor(&provider, paymaster, key).await?);
     }
-    let extra =
-        json!({ "rpc_url": args.rpc_url, "chain_id": chain_id, "paymaster": args.paymaster, "eip7702": eip7702 });
+    // The other chains, each checked before serving: Valet there, a way to send, no chain twice.
+    let bundlers: BTreeMap<u64, String> = args.chain_bundlers.iter().cloned().collect();
+    let mut chains = vec![json!({ "chain_id": chain_id, "rpc_url": shown(&args.rpc_url) })];
+    for url in &args.chains {
+        let (other, chain) = served_chain(url, deployment, relayer_key.as_ref(), &bundlers).await?;
+        if other == chain_id || service.other_chains.contains_key(&other) {
+            bail!("--chain {}: chain {other} is served already (one URL per chain)", shown(url));
+        }
+        chains.push(json!({ "chain_id": other, "rpc_url": shown(url), "bundler": bundlers.contains_key(&other) }));
+        service.other_chains.insert(other, chain);
+    }
+    if let Some(id) = bundlers.keys().find(|id| !service.other_chains.contains_key(id)) {
+        bail!("--chain-bundler {id}=…: no --chain serves chain {id} (the main chain's bundler is --bundler-url)");
+    }
+    let extra = json!({
+        "rpc_url": args.rpc_url, "chain_id": chain_id, "chains": chains, "paymaster": args.paymaster, "eip7702": eip7702,
+    });
     // The chain is not ours to watch: a node that goes away shows in the answers.
     let listen = args.port.map_or(args.listen, |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
     run(service, listen, &args.data_dir, args.json, extra, std::future::pending()).await

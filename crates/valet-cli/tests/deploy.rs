@@ -8,7 +8,7 @@ use std::process::Output;
 
 use alloy::primitives::{Bytes, U256};
 use alloy::providers::Provider;
-use common::{TempDir, valet};
+use common::{Api, Proc, TempDir, valet};
 use serde_json::Value;
 use valet_client::{Devnet, DevnetOptions};
 
@@ -175,4 +175,95 @@ fn an_installed_valet_runs_the_demo_from_any_directory() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains("anvil not found") && stderr.contains("npm"), "names the tool and the install: {stderr}");
+}
+
+/// `valet serve --chain`: one service on two chains (Valet at the same addresses on both), one
+/// owner signature granting a session on each, each minting on its own chain; a `--chain`
+/// without Valet, or a bundler for a chain not served, refused before serving, naming it.
+#[tokio::test]
+async fn valet_serve_serves_several_chains_and_one_grant_covers_them() {
+    use alloy::signers::SignerSync;
+    let dir = TempDir::new("serve-chains");
+    let (a, b) = (
+        Devnet::start_with(DevnetOptions { chain_id: Some(8453), ..Default::default() }).await.expect("chain 8453"),
+        Devnet::start_with(DevnetOptions { chain_id: Some(10), ..Default::default() }).await.expect("chain 10"),
+    );
+    let relayer = format!("0x{}", alloy::hex::encode(a.key(1).to_bytes()));
+    let nft = format!("ValetNFT={}", a.addresses.nft);
+    assert_eq!(a.addresses.nft, b.addresses.nft, "the demo NFT at the same address on both");
+    let data = dir.0.join("serve");
+    let serve = |extra: &[&str]| {
+        let mut args = vec![
+            "serve",
+            "--json",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().expect("UTF-8"),
+            "--relayer-key",
+            &relayer,
+            "--name",
+            &nft,
+        ];
+        args.extend_from_slice(extra);
+        valet(&args, &[("VALET_ADMIN_TOKEN", "serve-chains-admin-token-0123456789")])
+    };
+    let (url_a, url_b) = (a.endpoint(), b.endpoint());
+
+    // Refused before serving: a chain without Valet, a bundler for a chain not served.
+    let empty = bare(2004).await;
+    let url_bare = format!("{}?apikey=secret-api-key", empty.endpoint());
+    let output = serve(&["--rpc-url", &url_a, "--chain", &url_bare]).output().expect("valet serve");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("chain 2004") && stderr.contains("no EntryPoint v0.7 at"), "{stderr}");
+    assert!(!stderr.contains("secret-api-key"), "a URL's query never shows: {stderr}");
+    let output = serve(&["--rpc-url", &url_a, "--chain", &url_b, "--chain-bundler", "999=http://127.0.0.1:9"])
+        .output()
+        .expect("valet serve");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("no --chain serves chain 999"), "{stderr}");
+    let output = serve(&["--rpc-url", &url_a, "--chain", &url_a]).output().expect("valet serve");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("chain 8453 is served already"), "{stderr}");
+
+    let service =
+        Proc::start("valet serve --chain", serve(&["--rpc-url", &url_a, "--chain", &url_b]), dir.0.join("serve.log"));
+    let ids: Vec<Option<u64>> =
+        service.info["chains"].as_array().expect("chains").iter().map(|c| c["chain_id"].as_u64()).collect();
+    assert_eq!(ids, [Some(8453), Some(10)], "{}", service.info);
+    let http = alloy::transports::http::reqwest::Client::new();
+    let url = service.info["url"].as_str().expect("url").to_string();
+    let admin = Api { url: url.clone(), http: http.clone(), key: "serve-chains-admin-token-0123456789".into() };
+    let (status, app) = admin.must("POST", "/v1/apps", Some(serde_json::json!({ "name": "chains" }))).await;
+    assert_eq!(status, 201, "{app}");
+    let api = Api { url, http, key: app["api_key"].as_str().expect("api key").to_string() };
+
+    let owner = a.key(3);
+    let body =
+        serde_json::json!({ "owner": owner.address(), "spec": valet_core::spec::DEMO_MINT_SPEC, "chains": [8453, 10] });
+    let (status, proposed) = api.must("POST", "/v1/sessions", Some(body)).await;
+    assert_eq!(status, 201, "{proposed}");
+    let digest: alloy::primitives::B256 = proposed["digest"].as_str().expect("digest").parse().expect("hex");
+    let signature = alloy::hex::encode_prefixed(owner.sign_hash_sync(&digest).expect("sign").as_bytes());
+    let sessions = proposed["sessions"].as_array().expect("sessions").clone();
+    assert_eq!(sessions.len(), 2, "{proposed}");
+    let first = sessions[0]["session_id"].as_str().expect("id");
+    let (status, granted) = api
+        .must("POST", &format!("/v1/sessions/{first}/grant"), Some(serde_json::json!({ "signature": signature })))
+        .await;
+    assert_eq!(status, 200, "{granted}");
+
+    for (session, chain) in sessions.iter().zip([&a, &b]) {
+        let account: alloy::primitives::Address =
+            session["account"].as_str().expect("account").parse().expect("address");
+        chain.fund(account, U256::from(10u128.pow(18))).await.expect("fund");
+        let id = session["session_id"].as_str().expect("id");
+        let mint = serde_json::json!({ "calls": [{ "to": "ValetNFT", "function": "mint(address to, uint256 quantity)", "args": ["$account", 2] }] });
+        let (status, done) = api.must("POST", &format!("/v1/sessions/{id}/execute"), Some(mint)).await;
+        assert_eq!((status, done["status"].as_str()), (200, Some("included")), "chain {}: {done}", chain.chain_id());
+        let nft = valet_client::contracts::demo::ValetNFT::new(chain.addresses.nft, &chain.provider);
+        assert_eq!(nft.balanceOf(account).call().await.expect("balance"), U256::from(2), "chain {}", chain.chain_id());
+    }
+    drop(service);
 }
