@@ -9,7 +9,7 @@ STAMP      := $(TOOLS)/.valet-installed
 
 WEB_STAMP  := web/node_modules/.valet-installed
 
-.PHONY: demo up web bench bench-sdk test test-web test-api test-contracts test-gas test-artifacts test-rust gas snapshot artifacts vectors tools clean
+.PHONY: demo up web bench bench-sdk test test-web test-wasm test-api test-contracts test-gas test-artifacts test-rust gas snapshot artifacts vectors tools clean
 
 ## demo: the main job on a local devnet — one grant, ten mints, the eleventh refused
 demo: tools
@@ -28,7 +28,7 @@ bench-sdk:
 	cargo run -q --release --locked --offline -p valet-client --example hotpath
 
 ## test: every test (CI runs exactly this)
-test: test-contracts test-gas test-artifacts test-rust test-api test-web
+test: test-contracts test-gas test-artifacts test-rust test-api test-web test-wasm
 
 ## tools: pinned anvil/forge/cast/solc-js/EntryPoint/OpenZeppelin from npm (idempotent)
 tools: $(STAMP)
@@ -99,6 +99,16 @@ test-web: tools web
 	tools/chromium.sh
 	cargo build -q --locked -p valet-cli
 	cd web && npx vitest run
+
+# The differential replay's cases: how many, and the seed (another seed, other cases).
+WASM_CASES := 2000
+WASM_SEED  := 4337
+
+## test-wasm: valet-core in WebAssembly for browsers and Node (tools/wasm.sh): the shared vectors, the demo spec's typed data and digest, and 2,000 random evaluator cases that must get the native answers
+test-wasm: $(WEB_STAMP)
+	tools/wasm.sh
+	cargo run -q --locked -p valet-wasm --example cases -- $(WASM_CASES) $(WASM_SEED) target/wasm/cases.json
+	cd web && npx vitest run --config vitest.wasm.config.ts
 
 clean:
 	rm -rf target

@@ -360,7 +360,49 @@ fn demo() -> Value {
     let functions = parsed.functions().expect("the demo spec's functions parse");
     let mut labels = Labels::default();
     labels.names.insert(nft, "ValetNFT".into());
+    // A mint of 5 to the account: the first accepted, the eleventh refused (10 uses allowed).
+    let mint = functions[0].as_ref().expect("the demo permission has a function");
+    let data =
+        [mint.selector().as_slice(), account.into_word().as_slice(), U256::from(5).to_be_bytes::<32>().as_slice()]
+            .concat();
+    let call_data = Execution::Single(Call { target: nft, value: U256::ZERO, data: data.into() }).encode();
+    let packed = session.encode().expect("encodes");
+    let evaluations: Vec<Value> = [0u32, 10]
+        .iter()
+        .map(|&uses| {
+            let mut counters = Counters { state: SessionState::Enabled, installed: true, ..Counters::default() };
+            counters.permission_uses[0] = uses;
+            let gas = OpGas::default();
+            let mut input = EvaluationJson::new(
+                packed.clone(),
+                account,
+                VALIDATOR,
+                call_data.clone(),
+                None,
+                now,
+                false,
+                &gas,
+                now + 60,
+                &counters,
+            );
+            input.functions = parsed.permissions.iter().map(|p| p.function.clone()).collect();
+            input.names = names.clone();
+            let request = Request {
+                account,
+                validator: VALIDATOR,
+                call_data: &call_data,
+                indices: &[],
+                claimed_time: now,
+                enable: false,
+                gas,
+                now: now + 60,
+            };
+            let expected = answer(run(&session, &counters, &request, false), &session, &functions, &labels);
+            json!({ "input": input, "expected": expected })
+        })
+        .collect();
     json!({
+        "evaluations": evaluations,
         "spec": spec::DEMO_MINT_SPEC,
         "context": { "now": now, "sessionKey": SESSION_KEY, "accountEpoch": 0, "names": names },
         "account": account,

@@ -60,6 +60,10 @@ pub fn whole(what: &str, value: f64) -> Outcome<u64> {
     }
 }
 
+fn u64_of(what: &str, q: Quantity) -> Outcome<u64> {
+    u64::try_from(q.0).map_err(|_| format!("{what} = {} does not fit in 64 bits", q.0))
+}
+
 fn u128_of(what: &str, q: Quantity) -> Outcome<u128> {
     u128::try_from(q.0).map_err(|_| format!("{what} = {} does not fit in 128 bits", q.0))
 }
@@ -92,8 +96,9 @@ fn labels(names: &BTreeMap<String, Address>, tokens: &BTreeMap<Address, TokenLab
 struct SpecInput {
     now: u64,
     session_key: Address,
+    /// A quantity: epochs are random 64-bit numbers, beyond JavaScript's exact integers.
     #[serde(default)]
-    account_epoch: u64,
+    account_epoch: Quantity,
     #[serde(default)]
     names: BTreeMap<String, Address>,
     #[serde(default)]
@@ -113,7 +118,7 @@ pub fn parse_spec(text: &str, format: &str, context: &str) -> Outcome<Value> {
     let ctx = SpecContext {
         now: input.now,
         session_key: input.session_key,
-        account_epoch: input.account_epoch,
+        account_epoch: u64_of("account epoch", input.account_epoch)?,
         names: input.names.clone(),
     };
     let session = parsed.resolve(&ctx).map_err(|e| e.to_string())?;
@@ -321,9 +326,10 @@ pub struct CountersJson {
     pub fees_spent: Quantity,
     /// Whether the validator is installed on the account.
     pub installed: bool,
-    /// The account's epoch.
+    /// The account's epoch: a quantity (epochs are random 64-bit numbers, beyond JavaScript's
+    /// exact integers).
     #[serde(default)]
-    pub account_epoch: u64,
+    pub account_epoch: Quantity,
 }
 
 impl CountersJson {
@@ -358,7 +364,7 @@ impl CountersJson {
             limits,
             fees_spent,
             installed: self.installed,
-            account_epoch: self.account_epoch,
+            account_epoch: u64_of("account epoch", self.account_epoch)?,
         })
     }
 
@@ -379,7 +385,7 @@ impl CountersJson {
                 .collect(),
             fees_spent: Quantity(U256::from(counters.fees_spent)),
             installed: counters.installed,
-            account_epoch: counters.account_epoch,
+            account_epoch: Quantity(U256::from(counters.account_epoch)),
         }
     }
 }
