@@ -572,10 +572,61 @@ pub fn run(
 mod tests {
     use super::*;
 
+    const CONTEXT: &str = r#"{"now": 1800000000, "sessionKey": "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf",
+        "names": {"ValetNFT": "0x5FbDB2315678afecb367f032d93F642f64180aa3"}}"#;
+
+    fn err<T: std::fmt::Debug>(outcome: Outcome<T>) -> String {
+        outcome.expect_err("refused")
+    }
+
     #[test]
-    fn whole_numbers_only() {
+    fn numbers_from_javascript_are_whole_and_exact() {
         assert_eq!(whole("chain id", 31337.0), Ok(31337));
-        assert!(whole("chain id", -1.0).unwrap_err().contains("-1"));
-        assert!(whole("chain id", 1.5).unwrap_err().contains("1.5"));
+        assert!(err(whole("chain id", -1.0)).contains("chain id = -1"));
+        assert!(err(whole("chain id", 1.5)).contains("chain id = 1.5"));
+        assert!(err(whole("claimed time", 2f64.powi(60))).contains("claimed time"));
+    }
+
+    #[test]
+    fn the_demo_spec_resolves_as_the_core_resolves_it() {
+        let resolved = parse_spec(spec::DEMO_MINT_SPEC, "toml", CONTEXT).expect("resolves");
+        let packed = resolved["packed"].as_str().expect("packed");
+        assert_eq!(resolved["id"].as_str(), Some(session_id(packed).expect("id").to_string().as_str()));
+        assert!(resolved["summary"][1].as_str().expect("line").starts_with("May call mint(to, quantity) on ValetNFT"));
+        let validator = "0x5615dEB798BB3E4dFa0139dFa1b3D433Cc23b72f";
+        let grant = grant_typed_data(packed, validator, validator, 31337).expect("grant");
+        assert_eq!(grant["typedData"]["primaryType"], "Grant");
+        assert!(err(parse_spec("x", "yaml", CONTEXT)).contains("`yaml` is neither"));
+        assert!(err(parse_spec(spec::DEMO_MINT_SPEC, "toml", "{}")).contains("spec context"));
+    }
+
+    #[test]
+    fn epochs_beyond_javascripts_integers_cross_as_quantities() {
+        let counters =
+            Counters { state: SessionState::Enabled, installed: true, account_epoch: u64::MAX, ..Counters::default() };
+        let text = serde_json::to_string(&CountersJson::of(&counters)).expect("serialises");
+        assert!(text.contains(r#""accountEpoch":"0xffffffffffffffff""#), "{text}");
+        let back: CountersJson = serde_json::from_str(&text).expect("reads back");
+        assert_eq!(back.counters(), Ok(counters));
+        let wide: CountersJson =
+            serde_json::from_str(r#"{"state":"enabled","installed":true,"accountEpoch":"0x10000000000000000"}"#)
+                .expect("a quantity");
+        assert!(err(wide.counters()).contains("account epoch = 18446744073709551616 does not fit"));
+    }
+
+    #[test]
+    fn executions_round_trip_and_bad_ones_are_named() {
+        let one =
+            r#"{"calls":[{"target":"0x1111111111111111111111111111111111111111","value":5,"data":"0xdeadbeef"}]}"#;
+        let call_data = encode_execution(one).expect("encodes");
+        let decoded = decode_execution(&call_data.to_string()).expect("decodes");
+        assert_eq!(decoded["batch"], false);
+        assert_eq!(decoded["calls"][0]["value"], "0x5");
+        assert!(err(encode_execution(r#"{"calls":[]}"#)).contains("one call, not 0"));
+        assert!(err(encode_execution(r#"{"calls":[],"batch":true}"#)).contains("at least one call"));
+        // The core's own words.
+        let core = Execution::decode(&[0x12]).expect_err("too short").to_string();
+        assert_eq!(err(decode_execution("0x12")), core);
+        assert!(err(session_id("0xzz")).contains("`0xzz` is not hex"));
     }
 }
