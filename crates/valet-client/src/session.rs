@@ -368,26 +368,9 @@ impl SessionHandle {
     }
 }
 
-/// A well-formed 65-byte ECDSA signature that recovers to no key anyone holds: r = 0xff…f0 ‖ 16
-/// zero bytes (below the curve order, unlike 0xff…ff00, which OpenZeppelin's `ECDSA.recover`
-/// rejects with a revert), s = 0x7aaa…aa (low), v = 28.
-pub const DUMMY_ECDSA_SIGNATURE: [u8; 65] = {
-    let mut sig = [0u8; 65];
-    let mut i = 0;
-    while i < 15 {
-        sig[i] = 0xff;
-        i += 1;
-    }
-    sig[15] = 0xf0;
-    sig[32] = 0x7a;
-    i = 33;
-    while i < 64 {
-        sig[i] = 0xaa;
-        i += 1;
-    }
-    sig[64] = 0x1c;
-    sig
-};
+/// A well-formed 65-byte ECDSA signature that recovers to no key anyone holds (valet-core's,
+/// shared with the WebAssembly build), for gas estimation.
+pub use valet_core::signature::DUMMY_ECDSA_SIGNATURE;
 
 // ------------------------------------------------------------------ key material on the stack
 

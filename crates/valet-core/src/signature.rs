@@ -89,6 +89,28 @@ fn prefix_with_mode(
     Ok(out.into())
 }
 
+/// A well-formed 65-byte ECDSA signature that recovers to no key anyone holds, for gas
+/// estimation (the validator then answers `SIG_VALIDATION_FAILED` instead of reverting):
+/// r = 0xff…f0 ‖ 16 zero bytes (below the curve order, unlike 0xff…ff00, which OpenZeppelin's
+/// `ECDSA.recover` rejects with a revert), s = 0x7aaa…aa (low), v = 28.
+pub const DUMMY_ECDSA_SIGNATURE: [u8; 65] = {
+    let mut sig = [0u8; 65];
+    let mut i = 0;
+    while i < 15 {
+        sig[i] = 0xff;
+        i += 1;
+    }
+    sig[15] = 0xf0;
+    sig[32] = 0x7a;
+    i = 33;
+    while i < 64 {
+        sig[i] = 0xaa;
+        i += 1;
+    }
+    sig[64] = 0x1c;
+    sig
+};
+
 /// What the session key signs (raw ECDSA, low s): `keccak256(userOpHash ‖ sessionId ‖
 /// claimedTime (6 bytes) ‖ call count (1) ‖ permission indices)`.
 pub fn key_digest(user_op_hash: B256, session_id: B256, claimed_time: u64, indices: &[u8]) -> B256 {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use valet_core::session::MAX_FEE_BUDGET;
 use valet_core::spec::{Function, Labels, SessionSpec, SpecContext};
-use valet_core::user_operation::Quantity;
+use valet_core::user_operation::{Quantity, session_lane, validator_nonce_key};
 use valet_core::{
     Call, Counters, Execution, OpGas, PackedUserOperation, Refusal, Request, Session, SessionState, UserOperation,
     Verdict, eip712, signature, spec,
@@ -103,6 +103,11 @@ struct SpecInput {
     names: BTreeMap<String, Address>,
     #[serde(default)]
     tokens: BTreeMap<Address, TokenLabel>,
+    /// The latest block's time: a window the spec does not start explicitly starts no later
+    /// (bundlers simulate at that block, which on an idle chain lags the clock; no block comes
+    /// before it, so the earlier start grants nothing). As the Rust client's `propose`.
+    #[serde(default)]
+    chain_time: Option<u64>,
 }
 
 /// A spec (`format` "toml" or "json") resolved for `context` (JSON: `now`, `sessionKey`,
@@ -121,7 +126,13 @@ pub fn parse_spec(text: &str, format: &str, context: &str) -> Outcome<Value> {
         account_epoch: u64_of("account epoch", input.account_epoch)?,
         names: input.names.clone(),
     };
-    let session = parsed.resolve(&ctx).map_err(|e| e.to_string())?;
+    let mut session = parsed.resolve(&ctx).map_err(|e| e.to_string())?;
+    if let Some(chain_time) = input.chain_time
+        && parsed.valid_after.is_none()
+        && chain_time < session.valid_after
+    {
+        session.valid_after = chain_time.max(1);
+    }
     let functions = parsed.functions().map_err(|e| e.to_string())?;
     let packed = session.encode().map_err(|e| e.to_string())?;
     let id = session.id().map_err(|e| e.to_string())?;
@@ -282,6 +293,94 @@ pub fn key_digest(user_op_hash: &str, session_id: &str, claimed_time: u64, indic
         return Err(format!("{} permission indices: an operation makes 1 to 32 calls", indices.len()));
     }
     Ok(signature::key_digest(word("userOpHash", user_op_hash)?, word("session id", session_id)?, claimed_time, indices))
+}
+
+/// A signature of the final length for gas estimation: [`signature_prefix`]'s, then a 65-byte
+/// key signature that recovers to no key ([`signature::DUMMY_ECDSA_SIGNATURE`]), so the
+/// validator answers `SIG_VALIDATION_FAILED` instead of reverting.
+pub fn stub_signature(packed: &str, claimed_time: u64, indices: &[u8], grant: Option<&str>) -> Outcome<Bytes> {
+    let prefix = signature_prefix(packed, claimed_time, indices, grant)?;
+    Ok([prefix.as_ref(), signature::DUMMY_ECDSA_SIGNATURE.as_slice()].concat().into())
+}
+
+/// The 192-bit EntryPoint nonce key of a session's operations (`0x` hex): the validator and
+/// the session's lane (the first 4 bytes of its id), as the Rust client uses it.
+pub fn nonce_key(session_id: &str, validator: &str) -> Outcome<String> {
+    let id = word("session id", session_id)?;
+    let validator = address("validator", validator)?;
+    Ok(format!("{:#x}", validator_nonce_key(validator, session_lane(id))))
+}
+
+/// The owner's revocation of session `session_id` on `account`, to sign with any wallet:
+/// `{typedData, digest}` (submitted with `revokeSessionWithSignature`).
+pub fn revoke_typed_data(account: &str, session_id: &str, validator: &str, chain_id: u64) -> Outcome<Value> {
+    let account = address("account", account)?;
+    let id = word("session id", session_id)?;
+    let validator = address("validator", validator)?;
+    Ok(json!({
+        "typedData": eip712::revoke_session_typed_data(account, id, validator, chain_id),
+        "digest": eip712::revoke_session_digest(account, id, validator, chain_id),
+    }))
+}
+
+/// What the validator's views return for one session on one account (`sessionState`,
+/// `isInitialized`, `accountEpoch`, `permissionUses` and `limitUsage` of each counted one),
+/// and whether the account has code.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ViewsJson {
+    session: Bytes,
+    /// `sessionState(account, session).state`: 0 none, 1 enabled, 2 revoked, 3 voided, else
+    /// not installed.
+    state: u8,
+    #[serde(default)]
+    uses: Quantity,
+    #[serde(default)]
+    fees_spent: Quantity,
+    installed: bool,
+    #[serde(default)]
+    account_epoch: Quantity,
+    deployed: bool,
+    #[serde(default)]
+    permission_uses: Vec<Quantity>,
+    #[serde(default)]
+    limits: Vec<LimitWordJson>,
+}
+
+/// The counters the evaluator takes, from the validator's views (JSON [`ViewsJson`]), and
+/// where the session stands: `{counters, standing}` with `standing` one of `not_enabled`,
+/// `enabled`, `revoked`, `voided`, `not_installed` — as the Rust client reads them.
+pub fn chain_counters(views: &str) -> Outcome<Value> {
+    let views: ViewsJson = from_json("views", views)?;
+    let session = Session::decode(&views.session).map_err(|e| format!("session: {e}"))?;
+    let account_epoch = u64_of("account epoch", views.account_epoch)?;
+    let mut installed = views.installed;
+    let (state, standing) = match views.state {
+        0 => (StateJson::None, "not_enabled"),
+        1 => (StateJson::Enabled, "enabled"),
+        2 => (StateJson::Revoked, "revoked"),
+        // Voided and not installed: the evaluator refuses on the epoch or the installation.
+        3 => (StateJson::None, "voided"),
+        // Not deployed yet: its first operation deploys it with the validator installed, unless
+        // the session names another epoch than the account's.
+        _ if !views.deployed => {
+            installed = true;
+            (StateJson::None, if session.epoch != account_epoch { "voided" } else { "not_enabled" })
+        }
+        _ => (StateJson::None, "not_installed"),
+    };
+    let saturating = |q: Quantity| u32::try_from(q.0).unwrap_or(u32::MAX);
+    let counters = CountersJson {
+        state,
+        session_uses: saturating(views.uses),
+        permission_uses: views.permission_uses.into_iter().map(saturating).collect(),
+        limits: views.limits,
+        fees_spent: views.fees_spent,
+        installed,
+        account_epoch: views.account_epoch,
+    };
+    counters.counters()?;
+    Ok(json!({ "counters": counters, "standing": standing }))
 }
 
 /// A session's state word, as JSON: "none", "enabled" or "revoked".
@@ -596,6 +695,11 @@ mod tests {
         let validator = "0x5615dEB798BB3E4dFa0139dFa1b3D433Cc23b72f";
         let grant = grant_typed_data(packed, validator, validator, 31337).expect("grant");
         assert_eq!(grant["typedData"]["primaryType"], "Grant");
+        let lagging = CONTEXT.replace(r#""now": 1800000000,"#, r#""now": 1800000000, "chainTime": 1799999000,"#);
+        let started = parse_spec(spec::DEMO_MINT_SPEC, "toml", &lagging).expect("resolves");
+        let typed =
+            grant_typed_data(started["packed"].as_str().expect("packed"), validator, validator, 1).expect("grant");
+        assert_eq!(typed["typedData"]["message"]["session"]["validAfter"], "1799999000");
         assert!(err(parse_spec("x", "yaml", CONTEXT)).contains("`yaml` is neither"));
         assert!(err(parse_spec(spec::DEMO_MINT_SPEC, "toml", "{}")).contains("spec context"));
     }
@@ -612,6 +716,43 @@ mod tests {
             serde_json::from_str(r#"{"state":"enabled","installed":true,"accountEpoch":"0x10000000000000000"}"#)
                 .expect("a quantity");
         assert!(err(wide.counters()).contains("account epoch = 18446744073709551616 does not fit"));
+    }
+
+    #[test]
+    fn nonce_keys_revocations_stubs_and_chain_counters() {
+        let resolved = parse_spec(spec::DEMO_MINT_SPEC, "toml", CONTEXT).expect("resolves");
+        let (packed, id) = (resolved["packed"].as_str().expect("packed"), resolved["id"].as_str().expect("id"));
+        let validator = "0x5615dEB798BB3E4dFa0139dFa1b3D433Cc23b72f";
+        let key = nonce_key(id, validator).expect("key");
+        assert_eq!(key, format!("0x{}{}", &validator[2..].to_lowercase(), &id[2..10]));
+        let revoke = revoke_typed_data(validator, id, validator, 31337).expect("revocation");
+        assert_eq!(revoke["typedData"]["primaryType"], "RevokeSession");
+        let stub = stub_signature(packed, 7, &[0], None).expect("stub");
+        let prefix = signature_prefix(packed, 7, &[0], None).expect("prefix");
+        assert_eq!(stub.len(), prefix.len() + 65);
+        let views = |state: u8, deployed: bool, epoch: &str| {
+            format!(
+                r#"{{"session":"{packed}","state":{state},"uses":"0x3","installed":false,"deployed":{deployed},
+                    "accountEpoch":"{epoch}","permissionUses":[3]}}"#
+            )
+        };
+        let fresh = chain_counters(&views(4, false, "0x0")).expect("undeployed");
+        assert_eq!(
+            (fresh["standing"].as_str(), fresh["counters"]["installed"].as_bool()),
+            (Some("not_enabled"), Some(true))
+        );
+        let moved = chain_counters(&views(4, false, "0x9")).expect("moved epoch");
+        assert_eq!(moved["standing"], "voided");
+        let bare = chain_counters(&views(4, true, "0x0")).expect("not installed");
+        assert_eq!(
+            (bare["standing"].as_str(), bare["counters"]["installed"].as_bool()),
+            (Some("not_installed"), Some(false))
+        );
+        let revoked = chain_counters(&views(2, true, "0x0")).expect("revoked");
+        assert_eq!(
+            (revoked["counters"]["state"].as_str(), revoked["counters"]["sessionUses"].as_u64()),
+            (Some("revoked"), Some(3))
+        );
     }
 
     #[test]

@@ -77,6 +77,35 @@ pub fn key_digest(user_op_hash: &str, session_id: &str, claimed_time: f64, indic
     text(api::key_digest(user_op_hash, session_id, whole("claimed time", claimed_time)?, indices))
 }
 
+/// A signature of the final length for gas estimation (the key's 65 bytes recover to no key).
+#[wasm_bindgen(js_name = stubSignature)]
+pub fn stub_signature(
+    packed: &str,
+    claimed_time: f64,
+    indices: &[u8],
+    grant: Option<String>,
+) -> Result<String, JsError> {
+    text(api::stub_signature(packed, whole("claimed time", claimed_time)?, indices, grant.as_deref()))
+}
+
+/// The EntryPoint nonce key of a session's operations (`0x` hex).
+#[wasm_bindgen(js_name = nonceKey)]
+pub fn nonce_key(session_id: &str, validator: &str) -> Result<String, JsError> {
+    text(api::nonce_key(session_id, validator))
+}
+
+/// The owner's revocation of one session: JSON `{typedData, digest}`.
+#[wasm_bindgen(js_name = revokeTypedData)]
+pub fn revoke_typed_data(account: &str, session_id: &str, validator: &str, chain_id: f64) -> Result<String, JsError> {
+    json(api::revoke_typed_data(account, session_id, validator, whole("chain id", chain_id)?))
+}
+
+/// The evaluator's counters from the validator's views: JSON `{counters, standing}`.
+#[wasm_bindgen(js_name = chainCounters)]
+pub fn chain_counters(views: &str) -> Result<String, JsError> {
+    json(api::chain_counters(views))
+}
+
 /// The evaluator: JSON in (session, request, counters, now), JSON out (accepted with indices
 /// and counters, or refused with the reason the CLI prints).
 #[wasm_bindgen]

@@ -29,6 +29,10 @@ export interface Bindings {
   packedUserOperationHash(op: string, entryPoint: string, chainId: number): string;
   signaturePrefix(packed: string, claimedTime: number, indices: Uint8Array, grant?: string | null): string;
   keyDigest(userOpHash: string, sessionId: string, claimedTime: number, indices: Uint8Array): string;
+  stubSignature(packed: string, claimedTime: number, indices: Uint8Array, grant?: string | null): string;
+  nonceKey(sessionId: string, validator: string): string;
+  revokeTypedData(account: string, sessionId: string, validator: string, chainId: number): string;
+  chainCounters(views: string): string;
   evaluate(input: string): string;
   demoSpecs(): string;
 }
@@ -50,6 +54,9 @@ export interface SpecContext {
   names?: Record<string, Address>;
   /// Token units for the summary, by token address.
   tokens?: Record<Address, TokenLabel>;
+  /// The latest block's time (unix seconds): a window the spec does not start explicitly starts
+  /// no later, since bundlers simulate at that block.
+  chainTime?: number;
 }
 
 /// A spec resolved: the packed session and its id, what the owner reads before granting.
@@ -167,6 +174,30 @@ export interface OpGas {
   paymasterAndData?: Hex;
 }
 
+/// What the validator's views say of one session on one account (and whether it has code).
+export interface ChainViews {
+  /// The packed session.
+  session: Hex;
+  /// `sessionState(account, session).state`: 0 none, 1 enabled, 2 revoked, 3 voided, else not
+  /// installed.
+  state: number;
+  uses?: Quantity;
+  feesSpent?: Quantity;
+  /// `isInitialized(account)`.
+  installed: boolean;
+  /// `accountEpoch(account)`, as a string.
+  accountEpoch?: Quantity;
+  /// Whether the account has code.
+  deployed: boolean;
+  /// `permissionUses(account, id, p)` for each permission p with a use count (0 for the others).
+  permissionUses?: Quantity[];
+  /// `limitUsage(account, id, l)` for each limit.
+  limits?: { spent: Quantity; period: number }[];
+}
+
+/// Where a session stands on an account, as the CLI and the service name it.
+export type Standing = 'not_enabled' | 'enabled' | 'revoked' | 'voided' | 'not_installed';
+
 /// What the evaluator judges: one operation of a session, on an account, at a time.
 export interface Evaluation {
   /// The packed session.
@@ -259,6 +290,28 @@ export class ValetCore {
   /// What the session key signs (raw ECDSA) for an operation.
   keyDigest(userOpHash: Hex, sessionId: Hex, claimedTime: number, indices: number[]): Hex {
     return this.raw.keyDigest(userOpHash, sessionId, claimedTime, Uint8Array.from(indices)) as Hex;
+  }
+
+  /// A signature of the final length for gas estimation: the prefix, then 65 bytes that
+  /// recover to no key (the validator answers SIG_VALIDATION_FAILED instead of reverting).
+  stubSignature(packed: Hex, claimedTime: number, indices: number[], grant?: Hex): Hex {
+    return this.raw.stubSignature(packed, claimedTime, Uint8Array.from(indices), grant ?? null) as Hex;
+  }
+
+  /// The EntryPoint nonce key (192 bits, `0x` hex) of a session's operations: the validator
+  /// and the session's lane.
+  nonceKey(sessionId: Hex, validator: Address): Hex {
+    return this.raw.nonceKey(sessionId, validator) as Hex;
+  }
+
+  /// The owner's revocation of one session (submitted with `revokeSessionWithSignature`).
+  revocation(account: Address, sessionId: Hex, validator: Address, chainId: number): Grant {
+    return JSON.parse(this.raw.revokeTypedData(account, sessionId, validator, chainId)) as Grant;
+  }
+
+  /// The evaluator's counters from the validator's views, and where the session stands.
+  chainCounters(views: ChainViews): { counters: CountersAfter; standing: Standing } {
+    return JSON.parse(this.raw.chainCounters(JSON.stringify(views))) as { counters: CountersAfter; standing: Standing };
   }
 
   /// Would the validator accept this operation, and with which counters; or why not.
