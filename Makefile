@@ -104,9 +104,10 @@ test-web: tools web
 WASM_CASES := 2000
 WASM_SEED  := 4337
 
-## test-wasm: valet-core in WebAssembly for browsers and Node (tools/wasm.sh): the shared vectors, the demo spec's typed data and digest, and 2,000 random evaluator cases that must get the native answers
-test-wasm: $(WEB_STAMP)
+## test-wasm: valet-core in WebAssembly for browsers and Node (tools/wasm.sh): the shared vectors, the demo spec's typed data and digest, 2,000 random evaluator cases that must get the native answers, and session keys held by the app (web/src/browser-keys) against a devnet with Alto
+test-wasm: tools $(WEB_STAMP)
 	tools/wasm.sh
+	cargo build -q --locked -p valet-cli
 	cargo run -q --locked -p valet-wasm --example cases -- $(WASM_CASES) $(WASM_SEED) target/wasm/cases.json
 	cd web && npx vitest run --config vitest.wasm.config.ts
 
