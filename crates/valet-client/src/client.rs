@@ -11,12 +11,13 @@ use alloy::signers::k256::elliptic_curve::rand_core::OsRng;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
 use serde::Serialize;
+use valet_core::evaluator::judge_for_inclusion;
 use valet_core::session::MAX_COUNTED_PERMISSIONS;
 use valet_core::spec::{Labels, SessionSpec, SpecContext, summary};
 use valet_core::user_operation::Eip7702Auth;
 use valet_core::{
-    Call, Counters, Execution, LimitKind, OpGas, Refusal, Request, Session, SessionState, UserOperation, Verdict,
-    assign_permissions, eip712, evaluate,
+    Call, Counters, Execution, LimitKind, OpGas, Request, Session, SessionState, UserOperation, assign_permissions,
+    eip712, evaluate,
 };
 
 use crate::bundler::apply_estimate;
@@ -1409,39 +1410,9 @@ impl Valet {
     }
 }
 
-/// How long an operation may wait, once built, before a block includes it: 12 seconds, one
-/// Ethereum slot (a block on most chains, several on fast ones). Pre-flight judges an operation
-/// at every moment it may be included — from now (the earliest block) to now plus this margin —
-/// as bundlers refuse operations that expire within a few seconds: an operation whose session
-/// ends, or whose allowance period turns, before then is refused before sending instead of
-/// reverting a shared `handleOps` with `AA22 expired or not due`.
-pub const INCLUSION_MARGIN: u64 = 12;
-
-/// Judges an operation for inclusion at any time from `now` to `now` + [`INCLUSION_MARGIN`]:
-/// `judge(claimed_time)` evaluates it claiming `claimed_time` at the latest of those times
-/// (`Request::now`); its window must also have begun by `now`. It claims the period current
-/// now, which for an accepted operation is the period current at inclusion too; when that
-/// period ends before inclusion, the period current at inclusion begins after now, and the
-/// operation is refused as not due until it begins (no claim fits every block that may include
-/// it). An operation whose session ends before inclusion is refused as expired.
-fn judge_for_inclusion<T>(
-    session: &Session,
-    now: u64,
-    judge: impl Fn(u64) -> Result<(T, Verdict), Refusal>,
-) -> Result<(T, Verdict), Refusal> {
-    let (value, verdict) = match judge(now) {
-        Err(Refusal::OutsideWindow { valid_until, now: at, .. })
-            if at > valid_until && valid_until < session.valid_until =>
-        {
-            judge(now.saturating_add(INCLUSION_MARGIN))?
-        }
-        judged => judged?,
-    };
-    if verdict.valid_after > now {
-        return Err(Refusal::OutsideWindow { valid_after: verdict.valid_after, valid_until: verdict.valid_until, now });
-    }
-    Ok((value, verdict))
-}
+/// How long an operation may wait, once built, before a block includes it (valet-core's, shared
+/// with the WebAssembly build).
+pub use valet_core::evaluator::INCLUSION_MARGIN;
 
 /// Warnings for permissions naming a function that their target — a contract whose ABI this
 /// client knows, by the name the labels give its address — does not have and cannot take (no
@@ -1621,7 +1592,7 @@ pub fn status_of(session: &Session, id: B256, chain: &ChainState, now: u64) -> S
 mod tests {
     use super::*;
     use valet_core::session::MAX_FEE_BUDGET;
-    use valet_core::{Limit, Permission};
+    use valet_core::{Limit, Permission, Refusal};
 
     /// Amounts above `u64::MAX` (a 2^80 fee budget, 100 tokens of 18 decimals) reach JSON intact:
     /// as numbers they made `serde_json::json!` panic in the service.

@@ -394,6 +394,40 @@ pub const ENTRY_POINTS: [Address; 4] = [
     alloy_primitives::address!("0x433709009B8330FDa32311DF1C2AFA402eD8D009"),
 ];
 
+/// How long an operation may wait, once built, before a block includes it: 12 seconds, one
+/// Ethereum slot (a block on most chains, several on fast ones). Pre-flight judges an operation
+/// at every moment it may be included — from now (the earliest block) to now plus this margin —
+/// as bundlers refuse operations that expire within a few seconds: an operation whose session
+/// ends, or whose allowance period turns, before then is refused before sending instead of
+/// reverting a shared `handleOps` with `AA22 expired or not due`.
+pub const INCLUSION_MARGIN: u64 = 12;
+
+/// Judges an operation for inclusion at any time from `now` to `now` + [`INCLUSION_MARGIN`]:
+/// `judge(claimed_time)` evaluates it claiming `claimed_time` at the latest of those times
+/// (`Request::now`); its window must also have begun by `now`. It claims the period current
+/// now, which for an accepted operation is the period current at inclusion too; when that
+/// period ends before inclusion, the period current at inclusion begins after now, and the
+/// operation is refused as not due until it begins (no claim fits every block that may include
+/// it). An operation whose session ends before inclusion is refused as expired.
+pub fn judge_for_inclusion<T>(
+    session: &Session,
+    now: u64,
+    judge: impl Fn(u64) -> Result<(T, Verdict), Refusal>,
+) -> Result<(T, Verdict), Refusal> {
+    let (value, verdict) = match judge(now) {
+        Err(Refusal::OutsideWindow { valid_until, now: at, .. })
+            if at > valid_until && valid_until < session.valid_until =>
+        {
+            judge(now.saturating_add(INCLUSION_MARGIN))?
+        }
+        judged => judged?,
+    };
+    if verdict.valid_after > now {
+        return Err(Refusal::OutsideWindow { valid_after: verdict.valid_after, valid_until: verdict.valid_until, now });
+    }
+    Ok((value, verdict))
+}
+
 /// Evaluates `request` against `session` with `counters`, as the EntryPoint and the validator
 /// would. Checks first that the session encodes as the validator requires; to evaluate several
 /// operations of one session, bind it once with [`Evaluator::new`].

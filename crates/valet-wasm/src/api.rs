@@ -8,6 +8,7 @@ use alloy_primitives::{Address, B256, Bytes, U256, hex};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use valet_core::evaluator::{INCLUSION_MARGIN, judge_for_inclusion};
 use valet_core::session::MAX_FEE_BUDGET;
 use valet_core::spec::{Function, Labels, SessionSpec, SpecContext};
 use valet_core::user_operation::{Quantity, session_lane, validator_nonce_key};
@@ -537,6 +538,11 @@ pub struct EvaluationJson {
     pub gas: GasJson,
     /// The chain's time.
     pub now: u64,
+    /// Judge the operation at every time a block may include it, from `now` to `now` +
+    /// [`INCLUSION_MARGIN`] (claiming the period current now; `claimedTime` is not read), as
+    /// the Rust client's pre-flight does; otherwise at `now` with `claimedTime`.
+    #[serde(default)]
+    pub for_inclusion: bool,
     /// The on-chain counters.
     pub counters: CountersJson,
     /// Each permission's function as the spec wrote it (`null` for a plain transfer), for the
@@ -582,6 +588,7 @@ impl EvaluationJson {
                 paymaster_and_data: gas.paymaster_and_data.clone(),
             },
             now,
+            for_inclusion: false,
             counters: CountersJson::of(counters),
             functions: Vec::new(),
             names: BTreeMap::new(),
@@ -648,7 +655,15 @@ pub fn evaluate(input: &str) -> Outcome<Value> {
         gas,
         now: input.now,
     };
-    let result = run(&session, &counters, &request, input.indices.is_some());
+    let given = input.indices.is_some();
+    let result = if input.for_inclusion {
+        let latest = input.now.saturating_add(INCLUSION_MARGIN);
+        judge_for_inclusion(&session, input.now, |claimed_time| {
+            run(&session, &counters, &Request { claimed_time, now: latest, ..request.clone() }, given)
+        })
+    } else {
+        run(&session, &counters, &request, given)
+    };
     Ok(answer(result, &session, &functions, &labels))
 }
 
@@ -753,6 +768,31 @@ mod tests {
             (revoked["counters"]["state"].as_str(), revoked["counters"]["sessionUses"].as_u64()),
             (Some("revoked"), Some(3))
         );
+    }
+
+    #[test]
+    fn pre_flight_for_inclusion_refuses_a_session_that_ends_before_a_block_can_include_it() {
+        let resolved = parse_spec(spec::DEMO_MINT_SPEC, "toml", CONTEXT).expect("resolves");
+        let packed = resolved["packed"].as_str().expect("packed");
+        let until = session(packed).expect("decodes").valid_until;
+        let nft = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
+        let (account, validator) =
+            ("0x1111111111111111111111111111111111111111", "0x5615dEB798BB3E4dFa0139dFa1b3D433Cc23b72f");
+        let judged = |now: u64, for_inclusion: bool| {
+            let data = format!("0x40c10f19{:0>64}{:064x}", &account[2..], 1);
+            let input = json!({
+                "session": packed, "account": account, "validator": validator, "now": now, "claimedTime": now,
+                "forInclusion": for_inclusion, "enable": true,
+                "execution": {"calls": [{"target": nft, "data": data}]},
+                "counters": {"state": "none", "installed": true},
+            });
+            evaluate(&input.to_string()).expect("evaluates")
+        };
+        assert_eq!(judged(until - 5, false)["accepted"], true, "{}", judged(until - 5, false));
+        let late = judged(until - 5, true);
+        assert_eq!(late["accepted"], false);
+        assert!(late["reason"].as_str().expect("reason").contains("may be included as late as"), "{late}");
+        assert_eq!(judged(until - INCLUSION_MARGIN, true)["accepted"], true);
     }
 
     #[test]

@@ -52,10 +52,6 @@ const FACTORY_ABI = parseAbi([
 ]);
 const ENTRY_POINT_ABI = parseAbi(['function getNonce(address sender, uint192 key) view returns (uint256 nonce)']);
 
-/// How long an operation may wait for a block once built (the Rust client's INCLUSION_MARGIN):
-/// pre-flight judges it at the latest time it may be included.
-export const INCLUSION_MARGIN = 12;
-
 /// A call refused before anything was sent, with the reason in the spec's words (what the CLI
 /// prints) and the evaluator's own statement.
 export class Refused extends Error {
@@ -320,11 +316,30 @@ export class BrowserSession {
   /// waits for it to be included. A call outside the session throws `Refused` with the exact
   /// reason before anything is sent.
   async execute(args: { calls: Call[] }): Promise<{ userOpHash: Hex; transactionHash: Hex; counters: CountersAfter }> {
+    const { bundler } = this.context;
+    const { entryPoint } = this.record.deployment;
+    let { op, counters } = await this.prepare(args.calls);
+    let userOpHash: Hex;
+    try {
+      userOpHash = (await bundler.request({ method: 'eth_sendUserOperation', params: [op, entryPoint] })) as Hex;
+    } catch (error) {
+      // Deployed by someone else since it was built (AA10): built again, without initCode.
+      if (!op.factory || !String(error instanceof Error ? error.message : error).includes('AA10')) throw error;
+      ({ op, counters } = await this.prepare(args.calls));
+      userOpHash = (await bundler.request({ method: 'eth_sendUserOperation', params: [op, entryPoint] })) as Hex;
+    }
+    const receipt = await this.receipt(userOpHash);
+    return { userOpHash, transactionHash: receipt.receipt.transactionHash, counters };
+  }
+
+  /// The signed operation of `calls`, and the counters after it; `Refused` if the validator
+  /// would refuse it.
+  private async prepare(calls: Call[]): Promise<{ op: RpcUserOperation; counters: CountersAfter }> {
     const { core, publicClient, bundler } = this.context;
     const { deployment, account, packed, id, grant } = this.record;
     const execution = {
-      calls: args.calls.map((c) => ({ target: c.target, value: toHex(c.value ?? 0n), data: c.data ?? '0x' })),
-      batch: args.calls.length > 1,
+      calls: calls.map((c) => ({ target: c.target, value: toHex(c.value ?? 0n), data: c.data ?? '0x' })),
+      batch: calls.length > 1,
     };
     const callData = core.encodeExecution(execution);
     const [{ counters, deployed }, { now }] = await Promise.all([this.chainState(), clock(publicClient)]);
@@ -336,22 +351,17 @@ export class BrowserSession {
         validator: deployment.validator,
         callData,
         indices,
-        claimedTime: now,
         enable,
         gas,
-        now: now + INCLUSION_MARGIN,
+        // At every time a block may include it (from now to 12 s later), as the Rust client.
+        now,
+        forInclusion: true,
         counters,
         functions: this.record.functions,
         names: this.record.names,
         tokens: this.record.tokens,
       });
       if (!verdict.accepted) throw new Refused(verdict.reason, verdict.refusal);
-      if (verdict.validAfter > now) {
-        throw new Refused(
-          `the session is not valid before ${verdict.validAfter} (now ${now})`,
-          `outside window: valid from ${verdict.validAfter}`,
-        );
-      }
       return verdict;
     };
     // First pass: the calls with a nominal fee of 1 wei, so a session that may not pay fees is
@@ -407,13 +417,7 @@ export class BrowserSession {
     const prefix = core.signaturePrefix(packed, now, indices, enable ? grant : undefined);
     const keySignature = await this.key.signDigest(core.keyDigest(hash, id, now, indices));
     op.signature = `${prefix}${keySignature.slice(2)}`;
-
-    const userOpHash = (await bundler.request({
-      method: 'eth_sendUserOperation',
-      params: [op, deployment.entryPoint],
-    })) as Hex;
-    const receipt = await this.receipt(userOpHash);
-    return { userOpHash, transactionHash: receipt.receipt.transactionHash, counters: after.counters };
+    return { op, counters: after.counters };
   }
 
   /// The bundler's prices when it offers them (`pimlico_getUserOperationGasPrice`: what it

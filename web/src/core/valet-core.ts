@@ -215,6 +215,9 @@ export interface Evaluation {
   gas?: OpGas;
   /// The chain's time (unix seconds).
   now: number;
+  /// Judge it at every time a block may include it, from `now` to `now` + 12 s (claiming the
+  /// period current now; `claimedTime` is not read), as the Rust client's pre-flight does.
+  forInclusion?: boolean;
   counters: Counters;
   /// For the refusal's words: the spec's functions (`ResolvedSpec.functions`), names, tokens.
   functions?: (string | null)[];
