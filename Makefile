@@ -104,8 +104,9 @@ test-web: tools web
 WASM_CASES := 2000
 WASM_SEED  := 4337
 
-## test-wasm: valet-core in WebAssembly for browsers and Node (tools/wasm.sh): the shared vectors, the demo spec's typed data and digest, 2,000 random evaluator cases that must get the native answers, and session keys held by the app (web/src/browser-keys) against a devnet with Alto
+## test-wasm: valet-core in WebAssembly for browsers and Node (tools/wasm.sh): the shared vectors, the demo spec's typed data and digest, 2,000 random evaluator cases that must get the native answers, and session keys held by the app (web/src/browser-keys): against a devnet with Alto, and in IndexedDB in Debian's Chromium
 test-wasm: tools $(WEB_STAMP)
+	tools/chromium.sh
 	tools/wasm.sh
 	cargo build -q --locked -p valet-cli
 	cargo run -q --locked -p valet-wasm --example cases -- $(WASM_CASES) $(WASM_SEED) target/wasm/cases.json
