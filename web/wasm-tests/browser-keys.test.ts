@@ -53,6 +53,17 @@ describe('the key store', () => {
   it('keeps keys encrypted under a wrapping key that cannot be exported, and loads them by session id', async () => {
     const records = memoryRecords();
     const store = new KeyStore(records);
+    // Two stores on the same records (two tabs) sealing at once share one wrapping key.
+    const other = new KeyStore(records);
+    const [first, second] = await Promise.all([
+      createSessionKey({ storage: store }),
+      createSessionKey({ storage: other }),
+    ]);
+    const ids = [`0x${'01'.repeat(32)}`, `0x${'02'.repeat(32)}`] as const;
+    await Promise.all([first.save(ids[0]), second.save(ids[1])]);
+    expect((await new KeyStore(records).get(ids[0]))?.address).toBe(first.address);
+    expect((await new KeyStore(records).get(ids[1]))?.address).toBe(second.address);
+
     const key = await createSessionKey({ storage: store });
     const id = `0x${'ab'.repeat(32)}` as Hex;
     await key.save(id);

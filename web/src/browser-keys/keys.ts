@@ -27,6 +27,8 @@ export interface SessionKey {
 export interface Records {
   get(name: string): Promise<unknown>;
   put(name: string, value: unknown): Promise<void>;
+  /// Stores `value` unless `name` holds one already (atomically); returns what `name` holds.
+  keep(name: string, value: unknown): Promise<unknown>;
   delete(name: string): Promise<void>;
 }
 
@@ -36,6 +38,10 @@ export function memoryRecords(): Records {
   return {
     get: async (name) => map.get(name),
     put: async (name, value) => void map.set(name, value),
+    keep: async (name, value) => {
+      if (!map.has(name)) map.set(name, value);
+      return map.get(name);
+    },
     delete: async (name) => void map.delete(name),
   };
 }
@@ -66,6 +72,25 @@ export function indexedDbRecords(database = 'valet-session-keys', store = 'keys'
   return {
     get: (name) => run('readonly', (s) => s.get(name)),
     put: async (name, value) => void (await run('readwrite', (s) => s.put(value, name))),
+    keep: async (name, value) => {
+      // One transaction: no other tab can store between the read and the write.
+      const tx = (await db()).transaction(store, 'readwrite');
+      const objects = tx.objectStore(store);
+      let kept: unknown;
+      const read = objects.get(name);
+      read.onsuccess = () => {
+        kept = read.result;
+        if (kept === undefined) {
+          kept = value;
+          objects.add(value, name);
+        }
+      };
+      return new Promise((resolve, reject) => {
+        tx.oncomplete = () => resolve(kept);
+        tx.onerror = () => reject(tx.error ?? new Error(`IndexedDB ${database}: keep failed`));
+        tx.onabort = () => reject(tx.error ?? new Error(`IndexedDB ${database}: keep aborted`));
+      });
+    },
     delete: async (name) => void (await run('readwrite', (s) => s.delete(name))),
   };
 }
@@ -88,14 +113,22 @@ const WRAPPING = 'wrapping-key';
 /// first use and kept in `records` too). Without `records.put` of CryptoKeys (a Map does, as
 /// IndexedDB does), nothing here holds the wrapping key's bytes.
 export class KeyStore {
+  private wrappingKey?: Promise<CryptoKey>;
+
   constructor(private readonly records: Records) {}
 
-  private async wrapping(): Promise<CryptoKey> {
-    const kept = (await this.records.get(WRAPPING)) as CryptoKey | undefined;
-    if (kept) return kept;
-    const key = await crypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
-    await this.records.put(WRAPPING, key);
-    return key;
+  /// The wrapping key: the one kept, or a new one kept unless another caller (another tab)
+  /// kept one first — never two, which would leave keys sealed under the loser unreadable.
+  private wrapping(): Promise<CryptoKey> {
+    this.wrappingKey ??= (async () => {
+      const kept = (await this.records.get(WRAPPING)) as CryptoKey | undefined;
+      if (kept) return kept;
+      const key = await crypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
+      return (await this.records.keep(WRAPPING, key)) as CryptoKey;
+    })();
+    // A failure (IndexedDB unavailable) is not remembered: the next call tries again.
+    this.wrappingKey.catch(() => (this.wrappingKey = undefined));
+    return this.wrappingKey;
   }
 
   /// Encrypts and keeps `privateKey` under `sessionId`.
