@@ -15,7 +15,7 @@ use serde_json::json;
 use valet_client::{
     Bundler, BundlerClient, Deployment, Devnet, DevnetOptions, Direct, Relayer, SponsorSigner, Submitter, Valet,
 };
-use valet_server::{Faucet, MasterKey, Service, Vault, Web};
+use valet_server::{DevnetRpc, Faucet, MasterKey, Service, Vault, Web};
 
 /// The admin token: `VALET_ADMIN_TOKEN`, else `<dir>/admin.token` (created, mode 0600).
 fn admin_token(dir: &Path) -> anyhow::Result<String> {
@@ -239,6 +239,9 @@ pub(crate) async fn up(
             .into_iter()
             .map(|(id, title)| json!({ "id": id, "title": title }))
             .collect();
+    // Keys kept in the browser: the page reaches the node and the bundler on its own origin.
+    let bundler = devnet.bundler_url();
+    service.devnet_rpc = Some(DevnetRpc::new(&devnet.endpoint(), bundler.as_deref())?);
     let dapp = if web.join("index.html").is_file() {
         // The page is public on loopback, and so is its key: this app exists for the devnet dApp.
         let (app, api_key) = service.vault.create_app("dApp (devnet)").await?;
@@ -258,6 +261,9 @@ pub(crate) async fn up(
                 "dao_proposals": proposals,
                 "faucet": true,
                 "paymaster": devnet.paymaster(),
+                "entry_point": a.entry_point,
+                "rpc": "/rpc",
+                "bundler": bundler.is_some().then_some("/bundler"),
                 "dev_wallet": {
                     "address": wallet.address(),
                     "private_key": format!("0x{}", alloy::hex::encode(wallet.to_bytes())),

@@ -24,7 +24,7 @@ pub use crypto::MasterKey;
 pub use error::Error;
 pub use listener::Limits;
 pub use vault::Vault;
-pub use web::{Faucet, Web};
+pub use web::{DevnetRpc, Faucet, Web};
 
 /// Another chain the service serves besides its main one (`Service::valet`'s): smart accounts
 /// only, for the sessions of multichain grants ([`Service::other_chains`]).
@@ -69,6 +69,9 @@ pub struct Service {
     pub web: Option<Web>,
     /// Funds accounts on a development chain (`POST /v1/devnet/fund`; `None` elsewhere).
     pub faucet: Option<Faucet>,
+    /// The devnet's node and bundler on the page's origin (`POST /rpc`, `POST /bundler`; `None`
+    /// elsewhere: `valet up` only).
+    pub devnet_rpc: Option<DevnetRpc>,
     /// How long HTTP clients may take and how many may be connected at once.
     pub limits: Limits,
     /// The signer of the ValetPaymaster that pays the network fees of apps' operations, each app
@@ -116,6 +119,7 @@ impl Service {
             scheduler_every: Some(std::time::Duration::from_secs(1)),
             web: None,
             faucet: None,
+            devnet_rpc: None,
             limits: Limits::default(),
             sponsor: None,
             lanes: Mutex::new(HashMap::new()),

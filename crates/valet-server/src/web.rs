@@ -7,7 +7,7 @@ use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 /// What the service serves at `/`: the built dApp and the configuration it reads first.
@@ -18,6 +18,122 @@ pub struct Web {
     /// `/config.json`: the chain, the dApp's API key, the contracts' names, the development
     /// wallet (devnet only).
     pub config: Value,
+}
+
+/// The devnet's node and bundler on the page's own origin (`POST /rpc`, `POST /bundler`), for a
+/// page whose session keys live in the browser: its CSP lets it talk to its own origin only, and
+/// it must not need the service's API (`/v1/…`) to use them. Each forwards the few methods such
+/// a page uses, nothing else (no transaction is sent through the node).
+#[derive(Debug, Clone)]
+pub struct DevnetRpc {
+    node: alloy::rpc::client::RpcClient,
+    bundler: Option<alloy::rpc::client::RpcClient>,
+}
+
+/// The node's methods `POST /rpc` forwards: reads, and what viem's fee estimate and receipt
+/// polling ask.
+const NODE_METHODS: &[&str] = &[
+    "eth_chainId",
+    "net_version",
+    "eth_blockNumber",
+    "eth_call",
+    "eth_getCode",
+    "eth_getBalance",
+    "eth_getBlockByNumber",
+    "eth_getTransactionCount",
+    "eth_getTransactionByHash",
+    "eth_getTransactionReceipt",
+    "eth_getLogs",
+    "eth_estimateGas",
+    "eth_gasPrice",
+    "eth_maxPriorityFeePerGas",
+    "eth_feeHistory",
+];
+
+/// The bundler's methods `POST /bundler` forwards: ERC-4337's, and Alto's gas prices.
+const BUNDLER_METHODS: &[&str] = &[
+    "eth_chainId",
+    "eth_supportedEntryPoints",
+    "eth_estimateUserOperationGas",
+    "eth_sendUserOperation",
+    "eth_getUserOperationReceipt",
+    "eth_getUserOperationByHash",
+    "pimlico_getUserOperationGasPrice",
+];
+
+/// Which upstream a request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Upstream {
+    /// The node (`POST /rpc`).
+    Node,
+    /// The bundler (`POST /bundler`).
+    Bundler,
+}
+
+impl DevnetRpc {
+    /// Forwards to the node at `node` and, if given, the bundler at `bundler` (both `http://…`).
+    pub fn new(node: &str, bundler: Option<&str>) -> Result<Self, valet_client::Error> {
+        Ok(Self {
+            node: valet_client::rpc::http_client(node)?,
+            bundler: bundler.map(valet_client::rpc::http_client).transpose()?,
+        })
+    }
+
+    /// The JSON-RPC answer to `body` (one request), from `upstream`: its result, its error as it
+    /// gave it, or an error of ours saying what is wrong with the request. Never fails.
+    pub(crate) async fn answer(&self, upstream: Upstream, body: &[u8]) -> Value {
+        let request: Value = match serde_json::from_slice(body) {
+            Ok(value) => value,
+            Err(e) => return rpc_error(Value::Null, -32700, format!("not JSON: {e}"), None),
+        };
+        let id = request.get("id").cloned().unwrap_or(Value::Null);
+        let (Some(method), true) =
+            (request.get("method").and_then(Value::as_str), request.get("jsonrpc") == Some(&json!("2.0")))
+        else {
+            return rpc_error(id, -32600, "not a JSON-RPC 2.0 request: { jsonrpc: \"2.0\", id, method, params }", None);
+        };
+        let params = match request.get("params") {
+            None => json!([]),
+            Some(p @ (Value::Array(_) | Value::Object(_))) => p.clone(),
+            Some(other) => {
+                return rpc_error(id, -32602, format!("params must be an array or an object, not {other}"), None);
+            }
+        };
+        let (client, allowed, name) = match upstream {
+            Upstream::Node => (Some(&self.node), NODE_METHODS, "the node"),
+            Upstream::Bundler => (self.bundler.as_ref(), BUNDLER_METHODS, "the bundler"),
+        };
+        if !allowed.contains(&method) {
+            let method: String = method.chars().take(64).collect();
+            return rpc_error(
+                id,
+                -32601,
+                format!("{method} is not forwarded to {name} here (it forwards {})", allowed.join(", ")),
+                None,
+            );
+        }
+        let Some(client) = client else {
+            return rpc_error(id, -32603, "this devnet runs no bundler: start it with `valet up --bundler alto`", None);
+        };
+        match client.request::<Value, Value>(method.to_string(), params).await {
+            Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
+            Err(e) => match e.as_error_resp() {
+                Some(payload) => {
+                    let data = payload.data.as_ref().and_then(|d| serde_json::from_str(d.get()).ok());
+                    rpc_error(id, payload.code, payload.message.to_string(), data)
+                }
+                None => rpc_error(id, -32603, format!("{name} did not answer: {e}"), None),
+            },
+        }
+    }
+}
+
+fn rpc_error(id: Value, code: i64, message: impl Into<String>, data: Option<Value>) -> Value {
+    let mut error = json!({ "code": code, "message": message.into() });
+    if let Some(data) = data {
+        error["data"] = data;
+    }
+    json!({ "jsonrpc": "2.0", "id": id, "error": error })
 }
 
 /// Funds accounts on a development chain: ETH for gas, and demo tokens.
@@ -138,13 +254,16 @@ fn content_type(path: &Path) -> &'static str {
         "png" => "image/png",
         "ico" => "image/x-icon",
         "woff2" => "font/woff2",
+        "wasm" => "application/wasm",
         "txt" => "text/plain; charset=utf-8",
         _ => "application/octet-stream",
     }
 }
 
 /// Only scripts, styles and requests of this origin: the page talks to nothing else.
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+/// `'wasm-unsafe-eval'` lets it compile WebAssembly (valet-core, for keys kept in the browser);
+/// it allows no `eval` of script.
+const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 /// Serves `request_path` (already without its leading `/`) from `web.dir`: `index.html` for the
@@ -184,6 +303,7 @@ mod tests {
         std::fs::write(dir.join("index.html"), "<!doctype html>").expect("index");
         std::fs::write(dir.join("assets/app-1.js"), "1").expect("js");
         std::fs::write(dir.join("assets/app-1.js.map"), "{}").expect("map");
+        std::fs::write(dir.join("assets/core-1.wasm"), b"\0asm").expect("wasm");
         std::fs::write(dir.parent().expect("parent").join("valet-web-secret.txt"), "secret").expect("secret");
         let web = Web { dir: dir.clone(), config: Value::Null };
 
@@ -194,6 +314,9 @@ mod tests {
         let js = asset(&web, "assets/app-1.js").await;
         assert_eq!(js.headers()[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
         assert!(js.headers()[header::CACHE_CONTROL].to_str().expect("ascii").contains("immutable"));
+        // As `WebAssembly.instantiateStreaming` requires.
+        let wasm = asset(&web, "assets/core-1.wasm").await;
+        assert_eq!(wasm.headers()[header::CONTENT_TYPE], "application/wasm");
         for escape in [
             "../valet-web-secret.txt",
             "assets/../../valet-web-secret.txt",

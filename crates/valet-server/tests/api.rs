@@ -493,6 +493,7 @@ async fn the_service_serves_the_dapp_and_the_devnet_faucet() {
         service.web = Some(valet_server::Web { dir: web, config: json!({ "network": "devnet", "api_key": "k" }) });
         service.faucet =
             Some(valet_server::Faucet::new(devnet.provider_for(2), ether, Some((token, ether * U256::from(100)))));
+        service.devnet_rpc = Some(valet_server::DevnetRpc::new(&devnet.endpoint(), None).expect("rpc"));
     })
     .await;
     let key = app_key(&s, "dapp").await;
@@ -504,6 +505,8 @@ async fn the_service_serves_the_dapp_and_the_devnet_faucet() {
     assert_eq!(index.headers()["content-type"], "text/html; charset=utf-8");
     let csp = index.headers()["content-security-policy"].to_str().expect("ascii").to_string();
     assert!(csp.contains("default-src 'self'") && csp.contains("connect-src 'self'"), "{csp}");
+    // WebAssembly may compile (valet-core, for keys kept in the browser); script is not eval'd.
+    assert!(csp.contains("script-src 'self' 'wasm-unsafe-eval';") && !csp.contains("'unsafe-eval'"), "{csp}");
     assert_eq!(index.text().await.expect("body"), "<!doctype html><title>Valet</title>");
     let js = get("/assets/app-1a2b.js").await.expect("GET js");
     assert_eq!(js.headers()["content-type"], "text/javascript; charset=utf-8");
@@ -547,6 +550,35 @@ async fn the_service_serves_the_dapp_and_the_devnet_faucet() {
     assert_eq!(status, 404);
     let (status, config) = s.call("GET", "/config.json", None, None).await;
     assert_eq!((status, config["network"].as_str()), (200, Some("devnet")), "{config}");
+
+    // The devnet's node on the page's origin: its reads, nothing that sends; anything malformed
+    // is a JSON-RPC error (HTTP 200), never a 5xx. Without a bundler, `/bundler` says so.
+    let rpc = |path: &'static str, body: String| s.raw("POST", path, None, Some(body), &[]);
+    let (status, chain) = rpc("/rpc", json!({ "jsonrpc": "2.0", "id": 7, "method": "eth_chainId" }).to_string()).await;
+    assert_eq!((status, chain["id"].as_u64(), chain["result"].as_str()), (200, Some(7), Some("0x7a69")), "{chain}");
+    let code = json!({ "jsonrpc": "2.0", "id": "c", "method": "eth_getCode", "params": [devnet.addresses.validator, "latest"] });
+    let (_, code) = rpc("/rpc", code.to_string()).await;
+    assert!(code["result"].as_str().is_some_and(|c| c.len() > 2), "{code}");
+    let reverted = json!({ "jsonrpc": "2.0", "id": 1, "method": "eth_call", "params": [{ "to": devnet.addresses.token, "data": "0xdeadbeef" }, "latest"] });
+    let (status, reverted) = rpc("/rpc", reverted.to_string()).await;
+    assert_eq!((status, reverted["error"]["code"].as_i64()), (200, Some(3)), "the node's own error: {reverted}");
+    for (path, body, code) in [
+        ("/rpc", "{not json".to_string(), -32700),
+        ("/rpc", "[]".to_string(), -32600),
+        ("/rpc", json!({ "id": 1, "method": "eth_chainId" }).to_string(), -32600),
+        ("/rpc", json!({ "jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": 5 }).to_string(), -32602),
+        (
+            "/rpc",
+            json!({ "jsonrpc": "2.0", "id": 1, "method": "eth_sendRawTransaction", "params": ["0x00"] }).to_string(),
+            -32601,
+        ),
+        ("/rpc", json!({ "jsonrpc": "2.0", "id": 1, "method": "anvil_setBalance", "params": [] }).to_string(), -32601),
+        ("/bundler", json!({ "jsonrpc": "2.0", "id": 1, "method": "eth_supportedEntryPoints" }).to_string(), -32603),
+        ("/bundler", json!({ "jsonrpc": "2.0", "id": 1, "method": "eth_call" }).to_string(), -32601),
+    ] {
+        let (status, answer) = rpc(path, body.clone()).await;
+        assert_eq!((status, answer["error"]["code"].as_i64()), (200, Some(code)), "{path} {body}: {answer}");
+    }
 
     // The faucet: ETH up to 1, tokens up to 100, once; an address it names when malformed.
     let owner = devnet.key(3);
@@ -609,6 +641,12 @@ async fn a_service_without_the_dapp_or_a_faucet_says_so() {
     assert_eq!((status, body["error"].as_str()), (409, Some("no_faucet")), "{body}");
     for path in ["/", "/config.json", "/assets/app.js"] {
         let (status, body) = s.call("GET", path, None, None).await;
+        assert_eq!((status, body["error"].as_str()), (404, Some("not_found")), "{path}: {body}");
+    }
+    // Nor does it forward JSON-RPC to any node or bundler: only `valet up` does, on its devnet.
+    for path in ["/rpc", "/bundler"] {
+        let (status, body) =
+            s.call("POST", path, None, Some(json!({ "jsonrpc": "2.0", "id": 1, "method": "eth_chainId" }))).await;
         assert_eq!((status, body["error"].as_str()), (404, Some("not_found")), "{path}: {body}");
     }
     drop(s);

@@ -1,4 +1,4 @@
-//! The devnet faucet.
+//! The devnet faucet, and the devnet's node and bundler on the page's origin.
 
 use std::sync::Arc;
 
@@ -65,6 +65,24 @@ pub(crate) async fn devnet_fund(
         StatusCode::OK,
         json!({ "address": address, "funded": !sent.is_empty(), "transactions": sent, "balance_wei": balance.to_string() }),
     )
+}
+
+/// `POST /rpc`: a JSON-RPC request for the devnet's node ([`crate::web::DevnetRpc`]), answered
+/// with HTTP 200 and a JSON-RPC result or error, whatever the body.
+pub(crate) async fn devnet_node(State(service): State<Arc<Service>>, body: axum::body::Bytes) -> ApiResult {
+    forward(&service, crate::web::Upstream::Node, &body).await
+}
+
+/// `POST /bundler`: a JSON-RPC request for the devnet's bundler, as `POST /rpc`.
+pub(crate) async fn devnet_bundler(State(service): State<Arc<Service>>, body: axum::body::Bytes) -> ApiResult {
+    forward(&service, crate::web::Upstream::Bundler, &body).await
+}
+
+async fn forward(service: &Service, upstream: crate::web::Upstream, body: &[u8]) -> ApiResult {
+    let Some(rpc) = &service.devnet_rpc else {
+        return Err(ApiError::not_found("this service forwards no JSON-RPC: `valet up` does, on its devnet"));
+    };
+    ok(StatusCode::OK, rpc.answer(upstream, body).await)
 }
 
 // ------------------------------------------------------------------ schedules

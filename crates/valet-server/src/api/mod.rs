@@ -171,6 +171,8 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/audit", get(audit))
         .route("/v1/devnet/fund", post(devnet_fund))
         .route("/config.json", get(web_config))
+        .route("/rpc", post(devnet_node))
+        .route("/bundler", post(devnet_bundler))
         .route_layer(axum::middleware::from_fn_with_state(service.clone(), authenticate_first))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
