@@ -87,8 +87,9 @@ test-api: tools
 	cargo build -q --locked -p valet-cli
 	tools/schemathesis.sh
 
-## web: the dApp (TypeScript + viem) type-checked and built by Vite into web/dist, which `valet up` serves
+## web: the dApp (TypeScript + viem, valet-core in WebAssembly for keys kept in the browser) type-checked and built by Vite into web/dist, which `valet up` serves
 web: $(WEB_STAMP)
+	tools/wasm.sh
 	cd web && npm run -s build
 $(WEB_STAMP): web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund --loglevel=error

@@ -40,9 +40,23 @@ import {
   type PresetId,
   type Spec,
 } from './presets';
+import {
+  type KeyMode,
+  accountFromChain,
+  grantMint,
+  loadKeyMode,
+  mintThrough,
+  offersBrowserKeys,
+  proposeMint,
+  remainingLines,
+  resumeNewest,
+  saveKeyMode,
+} from './browser-mode';
+import { type BrowserSession, type Proposal as BrowserProposal, type Remaining, Refused } from './browser-keys';
 import { sessionView, viewsKey, type SessionView } from './session-state';
 import { quantityRange, serviceWords } from './validate';
 import { connectInjected, developmentWallet, type Wallet } from './wallet';
+import type { TypedData } from './api';
 
 const MINT_FUNCTION = 'mint(address to, uint256 quantity)';
 const MINT_SELECTOR = toFunctionSelector('mint(address,uint256)');
@@ -118,6 +132,27 @@ interface State {
   funded: string | null;
   /// The session views last rendered (re-rendered when a session's state changes with time).
   viewsKey: string;
+  /// Where the session keys live: with the service (its API) or in this browser (see
+  /// browser-mode.ts: the page then talks to the chain and the bundler, never to `/v1`).
+  keyMode: KeyMode;
+  browser: BrowserState;
+}
+
+/// Keys in this browser: the proposal under review, the owner's newest session here and what it
+/// has left, the Mint panel's and the card's messages.
+interface BrowserState {
+  proposal: BrowserProposal | null;
+  session: BrowserSession | null;
+  left: Remaining | null;
+  minting: boolean;
+  mintResult: string | null;
+  mintError: string | null;
+  revoking: boolean;
+  revokeNote: { error: boolean; text: string } | null;
+}
+
+function emptyBrowser(): BrowserState {
+  return { proposal: null, session: null, left: null, minting: false, mintResult: null, mintError: null, revoking: false, revokeNote: null };
 }
 
 const state: State = {
@@ -155,6 +190,8 @@ const state: State = {
   wrongChain: null,
   funded: null,
   viewsKey: '',
+  keyMode: 'service',
+  browser: emptyBrowser(),
 };
 
 /// Tells the page's other tabs that something changed (a grant, a mint, a revoke): they read
@@ -225,6 +262,7 @@ function chainNow(): number {
 async function refresh(): Promise<void> {
   const { api, wallet, accountKind } = state;
   if (!api || !wallet) return;
+  if (state.keyMode === 'browser') return refreshBrowser();
   try {
     const account = await api.account(wallet.address, accountKind);
     const [sessions, audit] = await Promise.all([
@@ -358,6 +396,16 @@ async function connect(kind: 'injected' | 'development', silent = false): Promis
     showService();
     state.api = new Api(config.api_key);
     const owner = state.wallet.address;
+    state.keyMode = offersBrowserKeys(config) ? loadKeyMode(storage(), owner) : 'service';
+    if (state.keyMode === 'browser') {
+      // Keys in this browser: the session and the account from here and the chain, no `/v1`.
+      state.accountKind = 'smart';
+      state.offer7702 = false;
+      state.browser = emptyBrowser();
+      state.browser.session = await resumeNewest(config, storage(), owner);
+      await refresh();
+      return;
+    }
     state.smartAddress = (await state.api.account(owner)).address;
     // "Use my address" is offered when the wallet says it signs EIP-7702 authorizations and the
     // service serves such accounts; the owner's last choice holds (else a new smart account).
@@ -417,7 +465,7 @@ async function fundAccount(api: Api, config: Config): Promise<void> {
 /// account is a smart one (the service's paymaster serves EntryPoint v0.7; an EIP-7702 account,
 /// on v0.8, pays its own fees from the address's ETH).
 function sponsorOffered(): boolean {
-  return !!state.config?.paymaster && state.accountKind !== 'eip7702';
+  return !!state.config?.paymaster && state.accountKind !== 'eip7702' && state.keyMode !== 'browser';
 }
 
 /// Who pays the fees of the session being drafted: the choice, where there is one.
@@ -464,6 +512,8 @@ function focus(selector: string, within: ParentNode = document): boolean {
 
 /// Everything the page knew of the previous owner goes: a new account is a new page.
 function forgetOwner(): void {
+  state.browser = emptyBrowser();
+  state.keyMode = 'service';
   state.account = null;
   state.accountKind = 'smart';
   state.offer7702 = false;
@@ -891,7 +941,9 @@ function renderAccount(): void {
         h(
           'dd',
           { testid: 'sponsorship' },
-          !sponsorOffered()
+          state.keyMode === 'browser'
+            ? 'None for sessions whose keys live in this browser: the account pays their network fees from its ETH, within each session’s fee budget.'
+            : !sponsorOffered()
             ? 'This app pays the network fees of smart accounts only: your own address pays its fees from its ETH.'
             : state.sponsorship
             ? sponsorshipText(state.sponsorship)
@@ -1118,6 +1170,7 @@ function customForm(): Node[] {
 }
 
 function renderGrant(): void {
+  if (state.keyMode === 'browser' && state.wallet) return renderBrowserGrant();
   const { wallet, proposal } = state;
   const title = h('h2', { id: 'grant-title' }, 'Grant a session');
   if (!wallet) {
@@ -1247,6 +1300,7 @@ function renderGrant(): void {
   replace(
     $('grant'),
     title,
+    keyChoice(),
     presets,
     presetForm(),
     reviewing,
@@ -1277,6 +1331,7 @@ function feeEstimate(fees: Spec['fees'], proposal: Proposal): string {
 }
 
 function renderMint(): void {
+  if (state.keyMode === 'browser' && state.account) return renderBrowserMint();
   const title = h('h2', { id: 'mint-title' }, 'Mint');
   const session = mintSession();
   const { account, mint: m } = state;
@@ -1430,6 +1485,7 @@ function feeLine(fees: SessionInfo['chain']['fees'], limits: SessionInfo['chain'
 }
 
 function renderSessions(): void {
+  if (state.keyMode === 'browser' && state.account) return renderBrowserSessions();
   const title = h('h2', { id: 'sessions-title' }, 'Sessions');
   if (!state.account) {
     replace($('sessions'), title, h('p', { class: 'hint' }, 'The sessions you grant appear here, with what each has left; you can revoke any of them.'));
@@ -1650,6 +1706,10 @@ function eventText(e: AuditEvent): string {
 
 function renderActivity(): void {
   const title = h('h2', { id: 'activity-title' }, 'Activity');
+  if (state.keyMode === 'browser' && state.account) {
+    replace($('activity'), title, h('p', { class: 'hint', testid: 'activity-browser' }, 'The service’s log lists the sessions whose keys it holds; sessions with their keys in this browser act without it (their record is on chain).'));
+    return;
+  }
   if (!state.account) {
     replace($('activity'), title, h('p', { class: 'hint' }, 'What your sessions did — grants, mints, refusals, revocations — is listed here.'));
     return;
@@ -1686,6 +1746,342 @@ function renderActivity(): void {
 
 /// Every second: countdowns tick from the chain's clock (no re-render, so focus stays put); when
 /// a session's state changes with time (it expires), its card and the Mint panel render again.
+// ------------------------------------------------------------------ keys in this browser
+
+/// "Keys in this browser" vs "Keys in the service", when the service hands the page what the
+/// first needs (`valet up --bundler alto`): radio buttons, the owner's choice checked.
+function keyChoice(): HTMLElement | null {
+  const { wallet, config } = state;
+  if (!wallet || !offersBrowserKeys(config)) return null;
+  const b = state.browser;
+  const locked = state.proposing || state.approving || state.mint.busy || state.connecting || b.minting || b.revoking;
+  const option = (mode: KeyMode, title: string, text: string) =>
+    h(
+      'label',
+      { class: 'choice' },
+      h('input', {
+        type: 'radio',
+        name: 'key-mode',
+        value: mode,
+        testid: `key-mode-${mode}`,
+        checked: state.keyMode === mode,
+        disabled: locked,
+        onchange: () => void chooseKeyMode(mode),
+      }),
+      h('span', {}, h('strong', {}, title), `: ${text}`),
+    );
+  return h(
+    'fieldset',
+    { class: 'account-choice', testid: 'key-choice' },
+    h('legend', {}, 'Where the session key lives'),
+    option('service', 'Keys in the service', 'the Valet service holds the session key and acts through it.'),
+    option(
+      'browser',
+      'Keys in this browser',
+      'this page holds the key (encrypted in this browser, unreadable by script) and sends your actions to the network itself; the service never sees them.',
+    ),
+  );
+}
+
+/// The owner chose where keys live: remembered for this owner, and the page connects again in
+/// that mode (no prompt).
+async function chooseKeyMode(mode: KeyMode): Promise<void> {
+  const { wallet } = state;
+  if (!wallet || mode === state.keyMode) return;
+  saveKeyMode(storage(), wallet.address, mode);
+  forgetOwner();
+  state.wallet = wallet;
+  renderAll();
+  await connect(wallet.kind, true);
+  focus(`[data-testid=key-mode-${mode}]`, $('grant'));
+}
+
+/// The account from the chain, and what the session has left (`remaining()`): no `/v1`.
+async function refreshBrowser(): Promise<void> {
+  const { config, wallet } = state;
+  if (!config || !wallet) return;
+  try {
+    const account = await accountFromChain(config, wallet.address);
+    const session = state.browser.session;
+    const left = session ? await session.remaining() : null;
+    if (state.wallet !== wallet || state.keyMode !== 'browser') return;
+    state.account = account;
+    state.smartAddress = account.address;
+    state.sessions = [];
+    state.events = [];
+    state.browser.left = left;
+    if (left) state.clockOffset = Math.max(0, left.validUntil - left.secondsLeft - Math.floor(Date.now() / 1000));
+    showBanner(null);
+  } catch (e) {
+    showBanner(`Could not read the account from the chain: ${message(e)}`);
+  }
+  renderAll();
+}
+
+/// Proposes the demo's minting session with a fresh key here. On the devnet the faucet first
+/// gives the account ETH for its fees and the owner ETH to send a revocation (the last the
+/// service is asked for, before the grant).
+async function browserReview(): Promise<void> {
+  const { api, config, wallet } = state;
+  if (!api || !config || !wallet || state.proposing) return;
+  state.grantError = null;
+  state.granted = null;
+  state.browser.proposal = null;
+  state.proposing = true;
+  renderGrant();
+  try {
+    if (config.faucet && state.smartAddress) {
+      await api.fund(state.smartAddress, true);
+      await api.fund(wallet.address, true);
+    }
+    state.browser.proposal = await proposeMint(config, wallet.address);
+  } catch (e) {
+    unreachable(e);
+    state.grantError = e instanceof ApiError ? said(e) : message(e);
+  } finally {
+    state.proposing = false;
+    renderGrant();
+    focus(state.browser.proposal ? '[data-testid=approve]' : '[data-testid=grant-error]', $('grant'));
+  }
+}
+
+/// One signature from the wallet: the session is granted, its key kept in IndexedDB.
+async function browserApprove(): Promise<void> {
+  const { wallet } = state;
+  const proposal = state.browser.proposal;
+  if (!wallet || !proposal || state.approving) return;
+  state.approving = true;
+  state.grantError = null;
+  renderAll();
+  let granted = false;
+  try {
+    const signature = await wallet.signTypedData(proposal.typedData as unknown as TypedData);
+    state.browser.session = await grantMint(storage(), proposal, signature);
+    state.browser.proposal = null;
+    state.browser.mintError = null;
+    state.browser.mintResult = null;
+    state.browser.revokeNote = null;
+    state.granted = 'Granted. Its key lives in this browser: minting needs no further signature.';
+    granted = true;
+    await refreshBrowser();
+  } catch (e) {
+    state.grantError = message(e);
+  } finally {
+    state.approving = false;
+    renderAll();
+    if (!(granted && focus('[data-testid=mint]', $('mint')))) focus(granted ? '[data-testid=granted]' : '[data-testid=grant-error]', $('grant'));
+  }
+}
+
+/// Mints from this page: valet-core checks the call against the session first (a refusal is
+/// shown with its reason and nothing is sent), then the bundler includes it.
+async function browserMint(): Promise<void> {
+  const { config } = state;
+  const b = state.browser;
+  if (!config || !b.session || b.minting) return;
+  b.mintResult = null;
+  b.mintError = null;
+  const quantity = (state.mint.fields.quantity ?? '').trim();
+  if (!/^\d+$/.test(quantity) || Number(quantity) < 1) {
+    b.mintError = `Quantity: “${quantity}” is not a whole number of at least 1`;
+    renderMint();
+    return;
+  }
+  b.minting = true;
+  renderMint();
+  try {
+    const done = await mintThrough(b.session, config, BigInt(quantity));
+    b.mintResult = `Minted ${quantity} NFT${quantity === '1' ? '' : 's'} in transaction ${short(done.transactionHash)}.`;
+  } catch (e) {
+    b.mintError = e instanceof Refused ? `Refused, nothing was sent: ${e.reason}` : `Not minted: ${message(e)}`;
+  } finally {
+    b.minting = false;
+    await refreshBrowser();
+    focus('[data-testid=mint]:not([disabled])', $('mint'));
+  }
+}
+
+/// The owner's revocation: signed in the wallet, sent by the wallet (it pays the fee).
+async function browserRevoke(): Promise<void> {
+  const { wallet } = state;
+  const b = state.browser;
+  const session = b.session;
+  if (!wallet || !session || b.revoking) return;
+  b.revoking = true;
+  b.revokeNote = null;
+  renderSessions();
+  try {
+    const send = wallet.sendTransaction;
+    if (!send) throw new Error('this wallet cannot send transactions: use one that can to revoke on chain');
+    const signature = await wallet.signTypedData(session.revocation().typedData as unknown as TypedData);
+    const hash = await session.revoke(signature, { sendTransaction: (tx) => send(tx) });
+    b.revokeNote = { error: false, text: `Revoked on chain in transaction ${short(hash)}. Its key is gone from this browser.` };
+  } catch (e) {
+    b.revokeNote = { error: true, text: `Not revoked: ${message(e)}` };
+  } finally {
+    b.revoking = false;
+    await refreshBrowser();
+    const card = document.querySelector<HTMLElement>('[data-testid=session]');
+    if (card) focus('[data-testid=revoke-note]', card);
+  }
+}
+
+function renderBrowserGrant(): void {
+  const proposal = state.browser.proposal;
+  const busy = state.proposing || state.approving;
+  replace(
+    $('grant'),
+    h('h2', { id: 'grant-title' }, 'Grant a session'),
+    keyChoice(),
+    h('p', { class: 'hint' }, 'With keys in this browser the page grants the demo’s NFT minting session: mint up to 5 at a time, 10 times, for an hour.'),
+    proposal
+      ? h(
+          'div',
+          { class: 'proposal', testid: 'grant-summary', 'aria-live': 'polite' },
+          h('h3', {}, 'You are about to allow'),
+          h('ul', {}, proposal.summary.map((line) => h('li', {}, line))),
+          proposal.warnings.length > 0 &&
+            h('div', { class: 'warnings', testid: 'grant-warnings', role: 'note' }, h('ul', {}, proposal.warnings.map((w) => h('li', {}, w)))),
+          h(
+            'p',
+            { class: 'who-acts', testid: 'grant-account' },
+            'For your smart account ',
+            h('code', { title: proposal.record.account }, short(proposal.record.account)),
+            '. The session key was made in this browser and never leaves it; approving asks your wallet for one signature (no transaction, no fee).',
+          ),
+          h(
+            'div',
+            { class: 'actions' },
+            h('button', { class: 'primary', testid: 'approve', onclick: browserApprove, disabled: busy }, state.approving ? 'Waiting for your signature…' : 'Approve with one signature'),
+            h(
+              'button',
+              {
+                class: 'ghost',
+                testid: 'cancel',
+                disabled: busy,
+                onclick: () => {
+                  state.browser.proposal = null;
+                  renderGrant();
+                },
+              },
+              'Cancel',
+            ),
+          ),
+        )
+      : h('div', { class: 'actions' }, h('button', { class: 'primary', testid: 'review', onclick: browserReview, disabled: busy }, state.proposing ? 'Preparing…' : 'Review what it allows')),
+    state.grantError && h('p', { class: 'error', role: 'alert', testid: 'grant-error', tabindex: '-1' }, state.grantError),
+    state.granted && h('p', { class: 'ok', role: 'status', testid: 'granted' }, state.granted),
+  );
+}
+
+function renderBrowserMint(): void {
+  const title = h('h2', { id: 'mint-title' }, 'Mint');
+  const b = state.browser;
+  if (!b.session) {
+    replace($('mint'), title, h('p', { class: 'hint', testid: 'mint-none' }, 'Grant an NFT minting session first: its key lives in this browser.'));
+    return;
+  }
+  const usable = b.left ? b.left.standing === 'enabled' || b.left.standing === 'not_enabled' : true;
+  const lines = b.left && remainingLines(b.left);
+  replace(
+    $('mint'),
+    title,
+    h(
+      'p',
+      { class: 'session-line' },
+      'Through session ',
+      h('code', { title: b.session.id }, short(b.session.id)),
+      ', its key in this browser',
+      usable ? ' — no wallet prompt.' : '.',
+    ),
+    h('dl', { class: 'facts' }, h('dt', {}, 'Uses'), h('dd', { testid: 'uses-left' }, lines?.uses ?? '…')),
+    h(
+      'form',
+      {
+        class: 'mint-form',
+        onsubmit: (e: Event) => {
+          e.preventDefault();
+          if (!b.minting) void browserMint();
+        },
+      },
+      h(
+        'label',
+        { class: 'field small', for: 'mint-quantity' },
+        h('span', {}, 'Quantity'),
+        h('input', {
+          id: 'mint-quantity',
+          testid: 'mint-quantity',
+          value: state.mint.fields.quantity ?? '',
+          inputmode: 'numeric',
+          autocomplete: 'off',
+          oninput: (e: Event) => (state.mint.fields.quantity = (e.target as HTMLInputElement).value),
+        }),
+      ),
+      h('button', { class: 'primary', type: 'submit', testid: 'mint', disabled: b.minting }, b.minting ? 'Minting…' : 'Mint'),
+    ),
+    h(
+      'div',
+      { 'aria-live': 'polite' },
+      b.minting &&
+        h(
+          'p',
+          { class: 'progress', testid: 'mint-progress', role: 'status' },
+          h('span', { class: 'spinner', 'aria-hidden': 'true' }),
+          'This page checks the call against the session, signs with the key kept here, and waits for the bundler to include it…',
+        ),
+      b.mintResult && h('div', { class: 'ok', testid: 'mint-result', role: 'status' }, h('p', {}, b.mintResult)),
+    ),
+    b.mintError && h('p', { class: 'error', role: 'alert', testid: 'mint-error' }, b.mintError),
+  );
+}
+
+function renderBrowserSessions(): void {
+  const title = h('h2', { id: 'sessions-title' }, 'Sessions');
+  const b = state.browser;
+  if (!b.session) {
+    replace($('sessions'), title, h('p', { class: 'hint' }, 'No session with its key in this browser yet.'));
+    return;
+  }
+  const left = b.left;
+  const lines = left && remainingLines(left);
+  const badge = !left ? 'active' : left.standing === 'revoked' || left.standing === 'voided' ? 'revoked' : left.secondsLeft === 0 ? 'expired' : 'active';
+  replace(
+    $('sessions'),
+    title,
+    h(
+      'div',
+      { class: 'session-list' },
+      h(
+        'article',
+        { class: `session ${badge}`, testid: 'session', 'data-session-id': b.session.id, 'data-state': badge, 'data-keys': 'browser' },
+        h('header', {}, h('h3', {}, 'Mint NFTs (key in this browser)'), h('span', { class: `badge ${badge}`, testid: 'session-status' }, badge)),
+        h(
+          'dl',
+          { class: 'facts' },
+          h('dt', {}, 'Id'),
+          h('dd', {}, h('code', { title: b.session.id }, short(b.session.id, 6))),
+          h('dt', {}, 'Uses'),
+          h('dd', { testid: 'session-uses' }, lines?.uses ?? '…'),
+          h('dt', {}, 'Fees'),
+          h('dd', { testid: 'session-fees' }, lines?.fees ?? '…'),
+          h('dt', {}, 'Time'),
+          h('dd', { testid: 'session-expiry' }, left ? expiry(left.validUntil, chainNow()) : '…'),
+          h('dt', {}, 'On chain'),
+          h('dd', { testid: 'session-onchain' }, lines?.standing ?? '…'),
+        ),
+        badge !== 'revoked' &&
+          h(
+            'button',
+            { class: 'danger', testid: 'revoke', disabled: b.revoking, onclick: () => void browserRevoke() },
+            b.revoking ? 'Revoking…' : 'Revoke',
+          ),
+        b.revokeNote &&
+          h('p', { class: b.revokeNote.error ? 'error' : 'ok', role: b.revokeNote.error ? 'alert' : 'status', testid: 'revoke-note', tabindex: '-1' }, b.revokeNote.text),
+      ),
+    ),
+  );
+}
+
 function tick(): void {
   for (const el of document.querySelectorAll<HTMLElement>('[data-valid-until]')) {
     el.textContent = expiry(Number(el.dataset.validUntil), chainNow());
@@ -1703,6 +2099,8 @@ function tick(): void {
 
 /// Reads the account again unless an action of this tab is under way (it reads when done).
 function refreshIfIdle(): void {
+  const b = state.browser;
+  if (b.minting || b.revoking || state.proposing) return;
   if (state.wallet && !state.mint.busy && state.revoking.size === 0 && !state.approving) void refresh();
 }
 

@@ -46,6 +46,9 @@ export interface Wallet {
   /// Signs an EIP-7702 authorization (one wallet prompt), as a 65-byte hex signature r ‖ s ‖ v;
   /// absent when the wallet does not say it can.
   signAuthorization?(delegation: Delegation): Promise<Hex>;
+  /// Sends a transaction from the owner's address (one wallet prompt; the owner pays its fee);
+  /// absent for the development wallet.
+  sendTransaction?(tx: { to: Address; data: Hex }): Promise<Hex>;
 }
 
 /// A wallet refusal or failure, in words a user can act on.
@@ -103,6 +106,13 @@ export async function connectInjected(provider: Eip1193Provider, chainId: number
         return authorizationSignature(answer, delegation);
       },
     }),
+    async sendTransaction(tx) {
+      try {
+        return (await provider.request({ method: 'eth_sendTransaction', params: [{ from: address, to: tx.to, data: tx.data }] })) as Hex;
+      } catch (e) {
+        throw walletError(e, 'send the transaction');
+      }
+    },
     async signTypedData(data) {
       try {
         // Typed data with its EIP712Domain type, as eth_signTypedData_v4 expects.

@@ -183,10 +183,12 @@ describe('the dApp in Chromium: one grant, sponsored mints without prompts, refu
     if (!existsSync(join(webDist, 'index.html'))) {
       throw new Error(`no built dApp at ${webDist}: run \`npm run build\` in web/`);
     }
-    // This file's own screenshots (numbered) go; other files' (states.test.ts: `state-…`, eip7702.test.ts: `eip7702-…`) stay.
+    // This file's own screenshots (numbered) go; other files' (states.test.ts: `state-…`, eip7702.test.ts: `eip7702-…`,
+    // browser-keys.test.ts: `browser-keys-…`) stay.
     mkdirSync(screenshotDir, { recursive: true });
     for (const file of readdirSync(screenshotDir)) {
-      if (!file.startsWith('state-') && !file.startsWith('eip7702-')) rmSync(join(screenshotDir, file), { recursive: true, force: true });
+      const others = ['state-', 'eip7702-', 'browser-keys-'];
+      if (!others.some((prefix) => file.startsWith(prefix))) rmSync(join(screenshotDir, file), { recursive: true, force: true });
     }
     service = await startValet({ web: webDist });
     try {

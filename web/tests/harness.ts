@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { type BrowserContext, type Page, chromium } from 'playwright-core';
-import { type Address, type Hex, type TypedDataDefinition, isAddressEqual, isHex, toHex } from 'viem';
+import { type Address, type Hex, type TypedDataDefinition, createWalletClient, defineChain, http, isAddressEqual, isHex, toHex } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -92,10 +92,11 @@ export const valetBin = process.env.VALET_BIN ?? join(repoRoot, 'target', 'debug
 
 /**
  * Starts `valet up --json --port 0` on a fresh data dir and waits for its one JSON line.
- * `web` is the directory of the built dApp it should serve (omit to start the API alone).
+ * `web` is the directory of the built dApp it should serve (omit to start the API alone);
+ * `bundler: 'alto'` runs the devnet's Alto too (what keys kept in the browser send through).
  */
 export async function startValet(
-  options: { web?: string; bin?: string; startupTimeoutMs?: number } = {},
+  options: { web?: string; bin?: string; startupTimeoutMs?: number; bundler?: 'alto' } = {},
 ): Promise<ValetService> {
   const bin = options.bin ?? valetBin;
   if (!existsSync(bin)) {
@@ -106,6 +107,7 @@ export async function startValet(
   const logTail = (lines = 40) => (existsSync(logPath) ? tail(readFileSync(logPath, 'utf8'), lines) : '');
   const args = ['up', '--json', '--port', '0', '--data-dir', dataDir];
   if (options.web !== undefined) args.push('--web', options.web);
+  if (options.bundler !== undefined) args.push('--bundler', options.bundler);
 
   const logFd = openSync(logPath, 'a');
   const child = spawn(bin, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', logFd] });
@@ -375,6 +377,11 @@ export interface TestWalletOptions {
    * nothing for the chain and `wallet_signAuthorization` is unsupported (4200).
    */
   eip7702?: boolean;
+  /**
+   * The node it sends transactions through (`eth_sendTransaction`, signed with its key; its
+   * account pays the fee). Without it, `eth_sendTransaction` is unsupported (4200).
+   */
+  rpcUrl?: string;
 }
 
 /**
@@ -397,7 +404,11 @@ export class TestWallet {
     options: TestWalletOptions = {},
   ) {
     this.eip7702 = options.eip7702 ?? true;
+    this.rpcUrl = options.rpcUrl;
   }
+
+  /** Where `eth_sendTransaction` goes, if anywhere. */
+  readonly rpcUrl: string | undefined;
 
   /** Another account, as a user switching accounts in the wallet; tells `page` (accountsChanged). */
   async switchAccount(page: Page): Promise<Address> {
@@ -477,6 +488,9 @@ export class TestWallet {
       case 'wallet_signAuthorization':
         if (!this.eip7702) break;
         return this.signAuthorization(params);
+      case 'eth_sendTransaction':
+        if (!this.rpcUrl) break;
+        return this.sendTransaction(params);
     }
     throw new ProviderRpcError(4200, `The test wallet does not support ${method}`);
   }
@@ -515,6 +529,26 @@ export class TestWallet {
       s: signed.s,
       yParity: toHex(signed.yParity ?? 0),
     };
+  }
+
+  /** `[{ from, to, data?, value? }]` → the transaction's hash, sent through `rpcUrl`. */
+  private sendTransaction([request]: unknown[]): Promise<Hex> {
+    const { from, to, data, value } = (request ?? {}) as Record<string, unknown>;
+    this.expectOwnAddress(from);
+    if (typeof to !== 'string' || !isHex(to) || to.length !== 42) throw new ProviderRpcError(-32602, 'eth_sendTransaction: to must be an address');
+    const url = this.rpcUrl as string;
+    const chain = defineChain({
+      id: this.chainId,
+      name: `chain ${this.chainId}`,
+      nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
+      rpcUrls: { default: { http: [url] } },
+    });
+    const client = createWalletClient({ account: this.account, chain, transport: http(url) });
+    return client.sendTransaction({
+      to,
+      data: typeof data === 'string' && isHex(data) ? data : undefined,
+      value: typeof value === 'string' && isHex(value) ? BigInt(value) : undefined,
+    });
   }
 
   private signTypedData([from, json]: unknown[]): Promise<Hex> {
