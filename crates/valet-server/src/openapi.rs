@@ -14,6 +14,12 @@ fn body(schema: Value) -> Value {
     json!({ "required": true, "content": { "application/json": { "schema": schema } } })
 }
 
+/// A JSON-RPC endpoint's body: whatever comes (none, not JSON, not a request) is answered with
+/// HTTP 200 and a JSON-RPC error saying what is wrong, as JSON-RPC servers do.
+fn json_rpc_body() -> Value {
+    json!({ "required": false, "content": { "application/json": { "schema": {} } } })
+}
+
 fn session_id_param() -> Value {
     json!({ "name": "id", "in": "path", "required": true, "schema": { "$ref": "#/components/schemas/SessionId" } })
 }
@@ -252,10 +258,10 @@ pub fn document() -> Value {
                 "requestBody": body(json!({ "type": "object", "properties": { "address": { "$ref": "#/components/schemas/Address" }, "eth": { "type": "boolean", "default": true } }, "required": ["address"], "additionalProperties": false })),
                 "responses": errors(json!({ "200": json_response("Funded (or already had enough)", json!({ "type": "object" })) }), &[("400", "Malformed, or the zero address"), ("401", "Unauthorized"), ("409", "Not a development chain"), ("422", "The chain refused the transfer"), ("503", "The node failed")]) } },
             "/rpc": { "post": { "summary": "The devnet's node, on the dApp's origin (valet up only): one JSON-RPC 2.0 request, its read methods only; always a JSON-RPC result or error", "security": [],
-                "requestBody": body(json!({ "type": "object" })),
+                "requestBody": json_rpc_body(),
                 "responses": { "200": json_response("A JSON-RPC answer", json!({ "type": "object" })), "404": error_response("Not a devnet") } } },
             "/bundler": { "post": { "summary": "The devnet's ERC-4337 bundler, on the dApp's origin (valet up only): one JSON-RPC 2.0 request; always a JSON-RPC result or error", "security": [],
-                "requestBody": body(json!({ "type": "object" })),
+                "requestBody": json_rpc_body(),
                 "responses": { "200": json_response("A JSON-RPC answer", json!({ "type": "object" })), "404": error_response("Not a devnet") } } },
             "/config.json": { "get": { "summary": "The dApp's configuration (when the service serves the dApp)", "security": [],
                 "responses": { "200": json_response("Configuration", json!({ "type": "object" })), "404": error_response("The dApp is not served") } } },
