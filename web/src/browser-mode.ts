@@ -129,11 +129,20 @@ export async function grantMint(storage: Storage | undefined, proposal: Proposal
   return session;
 }
 
-/// The owner's newest session granted in this browser, its key loaded from IndexedDB.
+/// The owner's newest session granted in this browser whose key is still here (a revoked
+/// session's key is forgotten; site data may have been cleared), loaded from IndexedDB.
 export async function resumeNewest(config: Config, storage: Storage | undefined, owner: Address): Promise<BrowserSession | null> {
-  const record = savedRecords(storage, owner).find((r) => r.deployment.chainId === config.chain_id);
-  if (!record) return null;
-  return resume(await browserContext(config), record, 'indexeddb');
+  const records = savedRecords(storage, owner).filter((r) => r.deployment.chainId === config.chain_id);
+  if (records.length === 0) return null;
+  const ctx = await browserContext(config);
+  for (const record of records) {
+    try {
+      return await resume(ctx, record, 'indexeddb');
+    } catch {
+      // No key for it here: the next one.
+    }
+  }
+  return null;
 }
 
 const NFT_ABI = parseAbi(['function mint(address to, uint256 quantity)']);

@@ -2,9 +2,9 @@
 // the owner signs once; three mints follow with no prompt, signed in the page with a key kept in
 // IndexedDB and sent by the page to Alto through its own origin (`/bundler`); a reload keeps the
 // session; a mint beyond it is refused in the page with the exact reason and never sent; the owner
-// revokes (a signature and a transaction from the wallet) and the next mint is refused. The chain
-// agrees at every step, and between the grant and the revocation the page asks the service's API
-// (`/v1/…`) nothing. Screenshots go to target/web-e2e/screenshots/ (prefixed `browser-keys-`).
+// revokes (a signature and a transaction from the wallet) and the next mint is refused; after a
+// reload the revoked session is gone with its key. The chain agrees at every step, and between
+// the grant and the revocation the page asks the service's API (`/v1/…`) nothing. Screenshots go to target/web-e2e/screenshots/ (prefixed `browser-keys-`).
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
@@ -224,5 +224,12 @@ describe('keys in this browser: grant once, mint with no prompt through Alto, re
     expect(error).toMatch(/revoked/);
     expect(toBundler(from, 'eth_sendUserOperation')).toEqual([]);
     expect(await nftBalance()).toBe(6n);
+  });
+
+  step('a reload after the revocation: the session is gone with its key, the page works on', 'reloaded-after-revoke', async () => {
+    await page.reload();
+    await untilText('mint-none', (t) => t.includes('in this browser'), 'no session left');
+    expect(await page.getByTestId('key-mode-browser').isChecked()).toBe(true);
+    await untilText('nft-count', (t) => t === '6', 'the NFTs, from the chain');
   });
 });
