@@ -12,5 +12,7 @@
 //   const { typedData } = session.revocation();
 //   await session.revoke(await wallet.signTypedData(typedData), relayer);
 //   // later, another page: resume(context, session.record, 'indexeddb')
+// Sponsored: `paymaster: { url, context? }` (context or `execute`) sends each operation through an ERC-7677
+// service (stub before estimating, final after); its refusal throws `PaymasterRefused`, nothing sent.
 export * from './keys';
 export * from './session';

@@ -75,6 +75,100 @@ export class OperationFailed extends Error {
   }
 }
 
+/// An ERC-7677 paymaster service that pays a session's operations: its URL (credentials in it,
+/// `http://user:API_KEY@host/…`, are sent as Basic authorization, never in errors) and the
+/// context it is given with every request.
+export interface PaymasterService {
+  url: string;
+  context?: unknown;
+}
+
+/// The paymaster service's refusal (ERC-7677 error: a budget exceeded, not sponsored, …), in its
+/// own words; nothing was sent to the bundler.
+export class PaymasterRefused extends Error {
+  constructor(
+    message: string,
+    readonly method: string,
+    readonly code?: number,
+    readonly data?: unknown,
+  ) {
+    super(message);
+    this.name = 'PaymasterRefused';
+  }
+}
+
+/// Paymaster fields as ERC-7677 answers them.
+interface PaymasterFields {
+  paymaster: Address;
+  paymasterData: Hex;
+  paymasterVerificationGasLimit?: Hex;
+  paymasterPostOpGasLimit?: Hex;
+  isFinal?: boolean;
+}
+
+/// Calls `method` of the ERC-7677 service with `[op, entryPoint, chainId, context]`.
+async function paymasterCall(
+  service: PaymasterService,
+  method: 'pm_getPaymasterStubData' | 'pm_getPaymasterData',
+  op: RpcUserOperation,
+  entryPoint: Address,
+  chainId: number,
+): Promise<PaymasterFields> {
+  // fetch() refuses URLs with credentials: they go in an Authorization header instead.
+  const url = new URL(service.url);
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (url.username || url.password) {
+    const credentials = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+    headers.authorization = `Basic ${btoa(credentials)}`;
+    url.username = '';
+    url.password = '';
+  }
+  const where = `${url.origin}${url.pathname}`;
+  const params = [op, entryPoint, toHex(chainId), service.context ?? null];
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+    });
+  } catch (error) {
+    throw new PaymasterRefused(
+      `paymaster ${where} unreachable (${method}): ${error instanceof Error ? error.message : error}`,
+      method,
+    );
+  }
+  const text = await response.text();
+  let body: { result?: PaymasterFields; error?: { code?: number; message?: string; data?: unknown } };
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new PaymasterRefused(`paymaster ${where} answered ${method} with HTTP ${response.status}: ${text.slice(0, 200)}`, method);
+  }
+  if (body.error) {
+    throw new PaymasterRefused(body.error.message ?? `paymaster error ${body.error.code}`, method, body.error.code, body.error.data);
+  }
+  const fields = body.result;
+  if (!response.ok || !fields || typeof fields.paymaster !== 'string') {
+    throw new PaymasterRefused(`paymaster ${where} answered ${method} with HTTP ${response.status}: ${text.slice(0, 200)}`, method);
+  }
+  return fields;
+}
+
+/// Sets `fields` on `op`; gas limits the paymaster leaves out stay as they are.
+function applyPaymaster(op: RpcUserOperation, fields: PaymasterFields): void {
+  op.paymaster = fields.paymaster;
+  op.paymasterData = fields.paymasterData ?? '0x';
+  if (fields.paymasterVerificationGasLimit !== undefined) {
+    op.paymasterVerificationGasLimit = toHex(BigInt(fields.paymasterVerificationGasLimit));
+  }
+  if (fields.paymasterPostOpGasLimit !== undefined) {
+    op.paymasterPostOpGasLimit = toHex(BigInt(fields.paymasterPostOpGasLimit));
+  }
+  op.paymasterVerificationGasLimit ??= '0x0';
+  op.paymasterPostOpGasLimit ??= '0x0';
+}
+
 /// One call of an operation.
 export interface Call {
   target: Address;
@@ -109,6 +203,8 @@ export interface Context {
   pollMs?: number;
   /// How long to wait for one (ms).
   timeoutMs?: number;
+  /// An ERC-7677 paymaster service paying every operation (see `execute` to override it).
+  paymaster?: PaymasterService;
 }
 
 /// A proposed session: what the owner reads and signs.
@@ -253,6 +349,10 @@ interface RpcUserOperation {
   preVerificationGas: Hex;
   maxFeePerGas: Hex;
   maxPriorityFeePerGas: Hex;
+  paymaster?: Address;
+  paymasterVerificationGasLimit?: Hex;
+  paymasterPostOpGasLimit?: Hex;
+  paymasterData?: Hex;
   signature: Hex;
 }
 
@@ -314,27 +414,37 @@ export class BrowserSession {
 
   /// Executes `calls` as one operation of this session (a batch when there are several) and
   /// waits for it to be included. A call outside the session throws `Refused` with the exact
-  /// reason before anything is sent.
-  async execute(args: { calls: Call[] }): Promise<{ userOpHash: Hex; transactionHash: Hex; counters: CountersAfter }> {
+  /// reason before anything is sent. With a paymaster (`args.paymaster`, else the context's;
+  /// `null`: none) the operation is sponsored through ERC-7677: its stub fields before gas
+  /// estimation, its final ones after; a refusal of the service throws `PaymasterRefused` with
+  /// its message, and nothing is sent.
+  async execute(args: {
+    calls: Call[];
+    paymaster?: PaymasterService | null;
+  }): Promise<{ userOpHash: Hex; transactionHash: Hex; counters: CountersAfter; paymaster?: Address }> {
     const { bundler } = this.context;
     const { entryPoint } = this.record.deployment;
-    let { op, counters } = await this.prepare(args.calls);
+    const paymaster = args.paymaster === undefined ? this.context.paymaster : (args.paymaster ?? undefined);
+    let { op, counters } = await this.prepare(args.calls, paymaster);
     let userOpHash: Hex;
     try {
       userOpHash = (await bundler.request({ method: 'eth_sendUserOperation', params: [op, entryPoint] })) as Hex;
     } catch (error) {
       // Deployed by someone else since it was built (AA10): built again, without initCode.
       if (!op.factory || !String(error instanceof Error ? error.message : error).includes('AA10')) throw error;
-      ({ op, counters } = await this.prepare(args.calls));
+      ({ op, counters } = await this.prepare(args.calls, paymaster));
       userOpHash = (await bundler.request({ method: 'eth_sendUserOperation', params: [op, entryPoint] })) as Hex;
     }
     const receipt = await this.receipt(userOpHash);
-    return { userOpHash, transactionHash: receipt.receipt.transactionHash, counters };
+    return { userOpHash, transactionHash: receipt.receipt.transactionHash, counters, paymaster: op.paymaster };
   }
 
   /// The signed operation of `calls`, and the counters after it; `Refused` if the validator
   /// would refuse it.
-  private async prepare(calls: Call[]): Promise<{ op: RpcUserOperation; counters: CountersAfter }> {
+  private async prepare(
+    calls: Call[],
+    paymaster?: PaymasterService,
+  ): Promise<{ op: RpcUserOperation; counters: CountersAfter }> {
     const { core, publicClient, bundler } = this.context;
     const { deployment, account, packed, id, grant } = this.record;
     const execution = {
@@ -344,7 +454,10 @@ export class BrowserSession {
     const callData = core.encodeExecution(execution);
     const [{ counters, deployed }, { now }] = await Promise.all([this.chainState(), clock(publicClient)]);
     const enable = counters.state === 'none';
-    const judge = (gas: { accountGasLimits?: Hex; preVerificationGas?: string; gasFees?: Hex }, indices?: number[]) => {
+    const judge = (
+      gas: { accountGasLimits?: Hex; preVerificationGas?: string; gasFees?: Hex; paymasterAndData?: Hex },
+      indices?: number[],
+    ) => {
       const verdict = core.evaluate({
         session: packed,
         account,
@@ -365,8 +478,10 @@ export class BrowserSession {
       return verdict;
     };
     // First pass: the calls with a nominal fee of 1 wei, so a session that may not pay fees is
-    // refused before estimating; it also picks each call's permission.
-    const { indices } = judge({ preVerificationGas: '0x1', gasFees: toHex(1n, { size: 32 }) });
+    // refused before estimating; it also picks each call's permission. With a paymaster, the
+    // calls alone (free): the fee rule waits for the paymaster's fields.
+    const nominal = { preVerificationGas: '0x1', gasFees: toHex(1n, { size: 32 }) };
+    const { indices } = judge(paymaster ? {} : nominal);
 
     const nonce = await publicClient.readContract({
       address: deployment.entryPoint,
@@ -396,13 +511,51 @@ export class BrowserSession {
       maxPriorityFeePerGas: toHex(fees.maxPriorityFeePerGas),
       signature: core.stubSignature(packed, now, indices, enable ? grant : undefined),
     };
+    // Fields the paymaster says are final already: kept as they are, whatever the estimate.
+    let finalFields: PaymasterFields | undefined;
+    if (paymaster) {
+      const stub = await paymasterCall(paymaster, 'pm_getPaymasterStubData', op, deployment.entryPoint, deployment.chainId);
+      applyPaymaster(op, stub);
+      if (stub.isFinal) finalFields = stub;
+      // The fee rule, now that the paymaster is known and before estimating: a session that
+      // lists other paymasters refuses this one here.
+      const packedStub = core.packUserOperation(op, deployment.entryPoint, deployment.chainId).packed;
+      judge({ ...nominal, paymasterAndData: packedStub.paymasterAndData }, indices);
+    }
     const estimate = (await bundler.request({
       method: 'eth_estimateUserOperationGas',
       params: [op, deployment.entryPoint],
-    })) as { callGasLimit: Hex; verificationGasLimit: Hex; preVerificationGas: Hex };
+    })) as {
+      callGasLimit: Hex;
+      verificationGasLimit: Hex;
+      preVerificationGas: Hex;
+      paymasterVerificationGasLimit?: Hex | null;
+      paymasterPostOpGasLimit?: Hex | null;
+    };
     op.callGasLimit = toHex(BigInt(estimate.callGasLimit));
     op.verificationGasLimit = toHex(BigInt(estimate.verificationGasLimit));
     op.preVerificationGas = toHex(BigInt(estimate.preVerificationGas));
+    if (paymaster) {
+      // Paymaster gas limits the estimate leaves out stay the paymaster's own.
+      if (estimate.paymasterVerificationGasLimit) {
+        op.paymasterVerificationGasLimit = toHex(BigInt(estimate.paymasterVerificationGasLimit));
+      }
+      if (estimate.paymasterPostOpGasLimit) {
+        op.paymasterPostOpGasLimit = toHex(BigInt(estimate.paymasterPostOpGasLimit));
+      }
+      // The final fields for the estimated operation, before the key signs: the userOpHash
+      // covers paymasterAndData.
+      applyPaymaster(
+        op,
+        finalFields ?? (await paymasterCall(paymaster, 'pm_getPaymasterData', op, deployment.entryPoint, deployment.chainId)),
+      );
+      if (BigInt(op.paymasterVerificationGasLimit ?? '0x0') === 0n) {
+        throw new PaymasterRefused(
+          'no paymasterVerificationGasLimit: neither the paymaster nor the gas estimate set one',
+          'pm_getPaymasterData',
+        );
+      }
+    }
 
     // Second pass: the operation as it will be signed, its fees against the session's budget.
     const { packed: packedOp, hash } = core.packUserOperation(op, deployment.entryPoint, deployment.chainId);
@@ -411,6 +564,7 @@ export class BrowserSession {
         accountGasLimits: packedOp.accountGasLimits,
         preVerificationGas: String(packedOp.preVerificationGas),
         gasFees: packedOp.gasFees,
+        paymasterAndData: packedOp.paymasterAndData,
       },
       indices,
     );
