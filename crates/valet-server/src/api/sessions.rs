@@ -683,6 +683,10 @@ async fn group_json(service: &Service, row: &SessionRow) -> Result<Value, ApiErr
 
 pub(crate) async fn session_json(service: &Service, row: &SessionRow, session: &Session) -> Result<Value, ApiError> {
     let account: Address = row_account(row)?.address;
+    // What the service recorded is read before the chain is asked: a revocation recorded as
+    // included was mined before it was recorded, so the chain read after it shows it too — read
+    // the other way round, one answer could say "included" beside a state read just before.
+    let onchain_revocation = onchain_revocation(service, &row.id).await?;
     // A session on a chain this service does not serve (any more) is shown, without its chain's
     // state, as not usable here: the others of a list stay readable.
     let status = match service.valet_of(row) {
@@ -712,7 +716,7 @@ pub(crate) async fn session_json(service: &Service, row: &SessionRow, session: &
         "usable": usable,
         "reason": reason,
         "chain": status,
-        "onchain_revocation": onchain_revocation(service, &row.id).await?,
+        "onchain_revocation": onchain_revocation,
     }))
 }
 
