@@ -179,7 +179,7 @@ const state: State = {
   proposalDelegates: false,
   grantError: null,
   granted: null,
-  mint: { busy: false, result: null, error: null, fields: { quantity: '1' }, heldBefore: new Set(), quantity: 0 },
+  mint: emptyMint(),
   revoking: new Set(),
   actions: new Map(),
   revokeNotes: new Map(),
@@ -481,15 +481,7 @@ async function chooseAccount(kind: AccountKind): Promise<void> {
   if (state.proposing || state.approving || state.mint.busy) return;
   saveChoice(storage(), wallet.address, kind);
   state.accountKind = kind;
-  state.proposal = null;
-  state.proposalFees = null;
-  state.proposalDelegates = false;
-  state.grantError = null;
-  state.granted = null;
-  state.funded = null;
-  state.mint = { busy: false, result: null, error: null, fields: { quantity: '1' }, heldBefore: new Set(), quantity: 0 };
-  state.actions.clear();
-  state.revokeNotes.clear();
+  forgetShown();
   renderAll();
   try {
     await fundAccount(api, config);
@@ -518,17 +510,28 @@ function forgetOwner(): void {
   state.accountKind = 'smart';
   state.offer7702 = false;
   state.smartAddress = null;
-  state.proposalDelegates = false;
   state.sessions = [];
   state.events = [];
+  forgetShown();
+}
+
+/// What the page showed of the account it acted for goes: a proposal made for it, results,
+/// notes (another owner, or the owner chose the other account).
+function forgetShown(): void {
   state.proposal = null;
   state.proposalFees = null;
+  state.proposalDelegates = false;
   state.grantError = null;
   state.granted = null;
   state.funded = null;
-  state.mint = { busy: false, result: null, error: null, fields: { quantity: '1' }, heldBefore: new Set(), quantity: 0 };
+  state.mint = emptyMint();
   state.actions.clear();
   state.revokeNotes.clear();
+}
+
+/// The mint panel before anything was minted.
+function emptyMint(): MintState {
+  return { busy: false, result: null, error: null, fields: { quantity: '1' }, heldBefore: new Set(), quantity: 0 };
 }
 
 /// The injected wallet's events: another account (or none), another network.

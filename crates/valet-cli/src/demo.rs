@@ -53,6 +53,18 @@ struct Story {
 }
 
 impl Story {
+    /// A story told as text (a progress spinner on a terminal) or, with `json`, as one document.
+    fn new(json: bool, first_op: &'static str) -> Self {
+        Self {
+            labels: Labels::default(),
+            json,
+            steps: Vec::new(),
+            refusals: Vec::new(),
+            progress: std::io::IsTerminal::is_terminal(&std::io::stdout()),
+            first_op,
+        }
+    }
+
     fn say(&self, line: impl AsRef<str>) {
         if !self.json {
             println!("{}", line.as_ref());
@@ -174,14 +186,7 @@ const ALTO_PERIOD_WAIT: u64 = 25;
 /// Runs the story; `alto` sends everything through the Alto bundler instead of direct submission.
 pub(crate) async fn run(json: bool, alto: bool, sponsored: bool) -> anyhow::Result<()> {
     let started = Instant::now();
-    let mut story = Story {
-        labels: Labels::default(),
-        json,
-        steps: Vec::new(),
-        refusals: Vec::new(),
-        progress: std::io::IsTerminal::is_terminal(&std::io::stdout()),
-        first_op: "deployed the account",
-    };
+    let mut story = Story::new(json, "deployed the account");
     let via = if alto { "the Alto bundler" } else { "direct submission (a relayer calls handleOps)" };
     story.say(format!("Starting a local devnet (anvil, EntryPoint v0.7, Valet contracts), submitting through {via}…"));
     let bar = story.spinner("starting".into());
@@ -507,14 +512,7 @@ pub(crate) async fn run_multichain(json: bool, alto: bool, chains: usize) -> any
         bail!("--chains {chains}: the demo runs on 2 to {} chains", DEMO_CHAIN_IDS.len());
     }
     let started = Instant::now();
-    let mut story = Story {
-        labels: Labels::default(),
-        json,
-        steps: Vec::new(),
-        refusals: Vec::new(),
-        progress: std::io::IsTerminal::is_terminal(&std::io::stdout()),
-        first_op: "deployed the account",
-    };
+    let mut story = Story::new(json, "deployed the account");
     let ids = &DEMO_CHAIN_IDS[..chains];
     story.say(format!(
         "Starting {chains} local devnets (anvil with the chain ids of {}), EntryPoint v0.7 and Valet on each…",
@@ -653,14 +651,7 @@ async fn submitter_7702(devnet: &Devnet) -> anyhow::Result<Arc<dyn valet_client:
 /// operation first; the eleventh mint and a mint of six are refused with their reasons.
 pub(crate) async fn run_eip7702(json: bool, alto: bool) -> anyhow::Result<()> {
     let started = Instant::now();
-    let mut story = Story {
-        labels: Labels::default(),
-        json,
-        steps: Vec::new(),
-        refusals: Vec::new(),
-        progress: std::io::IsTerminal::is_terminal(&std::io::stdout()),
-        first_op: "delegated and activated the EOA",
-    };
+    let mut story = Story::new(json, "delegated and activated the EOA");
     let via = if alto { "the Alto bundler" } else { "direct submission (a relayer calls handleOps)" };
     story.say(format!(
         "Starting a local devnet (anvil with Prague, EntryPoint v0.8, Valet's EIP-7702 account), submitting through \

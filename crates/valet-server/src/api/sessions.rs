@@ -176,27 +176,13 @@ pub(crate) async fn propose(
             valet.delegation(&account).await?
         }
     };
-    let tokens = spec
-        .limits
-        .iter()
-        .filter_map(|l| l.token.as_deref())
-        .filter_map(|t| valet_client::abi::resolve_address(t, &names).ok())
-        .collect::<Vec<_>>();
-    let labels = token_labels(&service, &names, &tokens).await;
+    let labels = spec_labels(&service, &spec, &names).await;
     // The fresh session key: made on a stack wiped after every poll, and boxed before it leaves
     // it, so that it is in one place (wiped when the proposal is dropped).
     let proposal = Wiping::new(async { valet.propose(&account, &spec, &names, &labels).await.map(Box::new) })
         .await
-        .map_err(|e| match e {
-            ClientError::Core(c) => ApiError::bad(c.to_string()),
-            other => other.into(),
-        })?;
-    let functions: Vec<Option<String>> = spec
-        .functions()
-        .map_err(|e| ApiError::bad(e.to_string()))?
-        .iter()
-        .map(|f| f.as_ref().map(Function::signature_with_names))
-        .collect();
+        .map_err(proposal_error)?;
+    let functions = spec_functions(&spec)?;
     let deployment = valet.deployment();
     let typed_data =
         eip712::grant_typed_data(&proposal.session, account.address, deployment.validator, valet.chain_id())
@@ -258,6 +244,40 @@ pub(crate) async fn propose(
     ok(StatusCode::CREATED, answer)
 }
 
+/// The labels a spec's summary and refusals use: the names given, and the tokens its limits
+/// name (their symbols and decimals, read from the chain).
+async fn spec_labels(
+    service: &Service,
+    spec: &SessionSpec,
+    names: &BTreeMap<String, Address>,
+) -> valet_core::spec::Labels {
+    let tokens = spec
+        .limits
+        .iter()
+        .filter_map(|l| l.token.as_deref())
+        .filter_map(|t| valet_client::abi::resolve_address(t, names).ok())
+        .collect::<Vec<_>>();
+    token_labels(service, names, &tokens).await
+}
+
+/// Each permission's function as the spec names it (with its argument names), as stored.
+fn spec_functions(spec: &SessionSpec) -> Result<Vec<Option<String>>, ApiError> {
+    Ok(spec
+        .functions()
+        .map_err(|e| ApiError::bad(e.to_string()))?
+        .iter()
+        .map(|f| f.as_ref().map(Function::signature_with_names))
+        .collect())
+}
+
+/// A proposal the client could not make: the spec's fault (400) or the chain's.
+fn proposal_error(e: ClientError) -> ApiError {
+    match e {
+        ClientError::Core(c) => ApiError::bad(c.to_string()),
+        other => other.into(),
+    }
+}
+
 /// `POST /v1/sessions` with `chains`: a session proposed on each chain (the same owner and salt,
 /// so the same account address wherever the factory is Valet's), combined into one multichain
 /// grant the owner signs once; one row per chain, sharing the grant's digest as `grant_group`.
@@ -277,13 +297,7 @@ async fn propose_multichain(
         accounts.push(valet.account(owner, salt).await?);
         valets.push(valet);
     }
-    let tokens = spec
-        .limits
-        .iter()
-        .filter_map(|l| l.token.as_deref())
-        .filter_map(|t| valet_client::abi::resolve_address(t, names).ok())
-        .collect::<Vec<_>>();
-    let labels = token_labels(service, names, &tokens).await;
+    let labels = spec_labels(service, spec, names).await;
     // The fresh session keys, one per chain: made on a stack wiped after every poll, and kept in
     // the boxed proposal (wiped when it is dropped).
     let proposal = Wiping::new(async {
@@ -294,16 +308,8 @@ async fn propose_multichain(
         valet_client::MultichainProposal::new(proposals).map(Box::new)
     })
     .await
-    .map_err(|e| match e {
-        ClientError::Core(c) => ApiError::bad(c.to_string()),
-        other => other.into(),
-    })?;
-    let functions: Vec<Option<String>> = spec
-        .functions()
-        .map_err(|e| ApiError::bad(e.to_string()))?
-        .iter()
-        .map(|f| f.as_ref().map(Function::signature_with_names))
-        .collect();
+    .map_err(proposal_error)?;
+    let functions = spec_functions(spec)?;
     let typed_data = proposal.typed_data()?;
     let grant_id = proposal.digest.to_string();
     let mut rows = Vec::with_capacity(proposal.proposals.len());
